@@ -1,0 +1,1 @@
+"""App-layer constructs: namespace, RabbitMQ broker, queue workers."""

@@ -1,0 +1,15 @@
+"""Environment configuration: YAML files validated by a typed schema."""
+
+from burrow.config.loader import deep_merge, environment_names, load_environment, load_environments
+from burrow.config.schema import EnvironmentConfig, Image, Resources, Tier
+
+__all__ = [
+    "EnvironmentConfig",
+    "Image",
+    "Resources",
+    "Tier",
+    "deep_merge",
+    "environment_names",
+    "load_environment",
+    "load_environments",
+]

@@ -1,0 +1,143 @@
+"""Load environments: `default.yaml` deep-merged with `<name>.yaml`, then validated.
+
+Every mistake becomes one `ConfigError` whose message names the file, the key
+path, the bad value and what is allowed, before anything is synthesized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from burrow.config.schema import ENVIRONMENT_NAME, EnvironmentConfig
+from burrow.errors import ConfigError
+
+DEFAULTS_FILE = "default.yaml"
+_INJECTED_KEYS = ("name",)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `override` into a copy of `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping (an empty file is an empty mapping)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def environment_names(env_dir: Path) -> list[str]:
+    """The environments defined in `env_dir`: every `<name>.yaml` beside `default.yaml`, sorted."""
+    if not env_dir.is_dir():
+        raise ConfigError(f"{env_dir}: environments folder not found")
+    return sorted(p.stem for p in env_dir.glob("*.yaml") if p.name != DEFAULTS_FILE)
+
+
+def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if not isinstance(data, Mapping) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return "<missing>"
+    return data
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
+    loc = tuple(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; unknown keys are never ignored)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    return loc, message
+
+
+def format_validation_error(
+    exc: ValidationError, merged: Mapping[str, Any], override: Mapping[str, Any], files: tuple[Path, Path]
+) -> str:
+    """One line per problem: file, key path, bad value, what is allowed."""
+    defaults_file, env_file = files
+    lines = []
+    for error in exc.errors():
+        loc, message = _describe(error)
+        key = ".".join(str(p) for p in loc) or "<top level>"
+        source = env_file if error["type"] == "missing" or _has_path(override, loc) else defaults_file
+        value = _value_at(merged, loc)
+        shown = "" if error["type"] == "missing" or not loc else f" = {value!r}"
+        lines.append(f"{source}: {key}{shown}: {message}")
+    return "\n".join(lines)
+
+
+def load_environment(name: str, env_dir: Path) -> EnvironmentConfig:
+    """Load and validate one environment. Raises `ConfigError` with a readable message."""
+    if not ENVIRONMENT_NAME.match(name):
+        raise ConfigError(
+            f"environment name {name!r} is invalid: use 2-12 lowercase letters and digits, starting with a letter"
+        )
+    env_file = env_dir / f"{name}.yaml"
+    defaults_file = env_dir / DEFAULTS_FILE
+    if not env_file.exists():
+        known = ", ".join(environment_names(env_dir)) or "none"
+        raise ConfigError(f"{env_file}: file not found; known environments: {known}")
+    defaults = read_yaml_mapping(defaults_file)
+    override = read_yaml_mapping(env_file)
+    for key in _INJECTED_KEYS:
+        for source, data in ((defaults_file, defaults), (env_file, override)):
+            if key in data:
+                raise ConfigError(f"{source}: {key}: not allowed here; it comes from the file name")
+    merged = deep_merge(defaults, override)
+    merged["name"] = name
+    merged.setdefault("namespace", f"burrow-{name}")
+    try:
+        return EnvironmentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, merged, override, (defaults_file, env_file))) from None
+
+
+def load_environments(env_dir: Path, names: list[str] | None = None) -> list[EnvironmentConfig]:
+    """Load `names` (default: every environment in `env_dir`), reporting all broken files at once."""
+    chosen = names if names else environment_names(env_dir)
+    configs, problems = [], []
+    for name in chosen:
+        try:
+            configs.append(load_environment(name, env_dir))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return configs

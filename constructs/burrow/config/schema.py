@@ -1,0 +1,293 @@
+"""The typed schema of an environment.
+
+`environments/default.yaml` deep-merged with `environments/<name>.yaml` must
+validate against `EnvironmentConfig`. Every model forbids unknown keys, so a
+typo is an error instead of a silently ignored setting. Code reads these
+models, never raw dicts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+# Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
+# and EKS offers. Adding one here is a deliberate, reviewed step.
+SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
+
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+
+
+class Model(BaseModel):
+    """Base for every configuration model: immutable, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(str, Enum):
+    """How strict the guardrails are for an environment."""
+
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ResourceAmounts(Model):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Resources(Model):
+    """Container requests and limits; both are always set (no unbounded pods)."""
+
+    requests: ResourceAmounts
+    limits: ResourceAmounts
+
+
+class Image(Model):
+    """A container image reference. A tag is required and never `latest`; a digest pins it."""
+
+    registry: str = Field(min_length=1)
+    repository: str = Field(min_length=1)
+    tag: str = Field(min_length=1)
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @field_validator("tag")
+    @classmethod
+    def _no_latest(cls, tag: str) -> str:
+        if tag == "latest":
+            raise ValueError("the mutable tag 'latest' is not allowed; use a version tag or a digest")
+        return tag
+
+    @property
+    def reference(self) -> str:
+        """`registry/repository:tag`, or `…@sha256:…` when a digest is configured."""
+        base = f"{self.registry}/{self.repository}"
+        return f"{base}@{self.digest}" if self.digest else f"{base}:{self.tag}"
+
+
+class ExistingClusterConfig(Model):
+    """A cluster that already exists (kind, minikube, …), reached through a kubeconfig context."""
+
+    kubeconfig_path: str = "~/.kube/config"
+    context: str = Field(min_length=1)
+
+
+class NodeGroupConfig(Model):
+    """An EKS managed node group. Every field is explicit so a re-plan after apply is empty."""
+
+    instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[0-9a-z]+$")]] = Field(
+        min_length=1
+    )
+    ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "BOTTLEROCKET_x86_64"] = (
+        "AL2023_x86_64_STANDARD"
+    )
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    disk_size_gib: int = Field(default=50, ge=20, le=2000)
+    min_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+    desired_size: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NodeGroupConfig:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size ({self.min_size}) exceeds max_size ({self.max_size})")
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                f"desired_size ({self.desired_size}) must lie between min_size ({self.min_size}) "
+                f"and max_size ({self.max_size})"
+            )
+        return self
+
+
+class EksClusterConfig(Model):
+    """An EKS cluster created by Burrow's cluster layer."""
+
+    endpoint_public_access: bool = False
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        default_factory=lambda: ["api", "audit", "authenticator"]
+    )
+    node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
+
+
+class ClusterConfig(Model):
+    """How the environment's cluster comes to exist: `existing` (kubeconfig) or `eks` (Burrow makes it).
+
+    Both sections may be present (defaults carry `eks`); `provider` picks the one used.
+    """
+
+    provider: Literal["existing", "eks"]
+    existing: ExistingClusterConfig | None = None
+    eks: EksClusterConfig | None = None
+
+    @model_validator(mode="after")
+    def _selected_section(self) -> ClusterConfig:
+        if getattr(self, self.provider) is None:
+            raise ValueError(f"provider {self.provider!r} needs a 'cluster.{self.provider}' section")
+        return self
+
+
+class AwsConfig(Model):
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "eu-west-1"
+
+
+class StateConfig(Model):
+    """Where Terraform keeps each stack's state.
+
+    `local` for `dev`; `s3` (with S3-native lock files) for cloud environments.
+    """
+
+    backend: Literal["local", "s3"] = "local"
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> StateConfig:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("backend 's3' needs 'bucket' (the state bucket's name)")
+        return self
+
+
+class NetworkConfig(Model):
+    vpc_cidr: str = "10.0.0.0/16"
+    availability_zones: int = Field(default=2, ge=2, le=6)
+    subnet_prefix_length: int = Field(default=20, ge=16, le=28)
+    nat: Literal["single", "per_az"] = "single"
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network in CIDR notation ({exc})") from None
+        if net.prefixlen > 24:
+            raise ValueError("the VPC needs at least a /24")
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> NetworkConfig:
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
+        needed = 2 * self.availability_zones
+        available = 2 ** (self.subnet_prefix_length - vpc.prefixlen) if self.subnet_prefix_length > vpc.prefixlen else 0
+        if available < needed:
+            raise ValueError(
+                f"{needed} subnets of /{self.subnet_prefix_length} (public and private per zone) "
+                f"do not fit in {self.vpc_cidr}"
+            )
+        return self
+
+
+class RegistryConfig(Model):
+    """ECR repositories for Burrow's own images."""
+
+    keep_images: int = Field(default=30, ge=1, le=1000)
+
+
+class ChartAddOnConfig(Model):
+    enabled: bool = True
+
+
+class AddOnsConfig(Model):
+    metrics_server: ChartAddOnConfig = ChartAddOnConfig()
+    keda: ChartAddOnConfig = ChartAddOnConfig()
+
+
+class PersistenceConfig(Model):
+    enabled: bool = False
+    size: Quantity = "8Gi"
+    storage_class: str | None = None
+
+
+class RabbitMqConfig(Model):
+    """RabbitMQ from the Bitnami chart."""
+
+    chart_repository: str = "oci://registry-1.docker.io/bitnamicharts"
+    chart_version: str = "16.0.14"
+    image: Image
+    replicas: int = Field(default=1, ge=1, le=7)
+    username: DnsLabel = "burrow"
+    persistence: PersistenceConfig = PersistenceConfig()
+    resources: Resources
+
+    @field_validator("replicas")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("a RabbitMQ cluster needs an odd number of nodes (1, 3, 5, 7) to keep a quorum")
+        return value
+
+
+class MessagingConfig(Model):
+    """Names both services agree on. The consumer declares them; the producer publishes to them."""
+
+    exchange: str = Field(default="burrow.events", min_length=1)
+    queue: str = Field(default="burrow.work", min_length=1)
+    routing_key: str = Field(default="work", min_length=1)
+
+
+class WorkerConfig(Model):
+    image: Image
+    replicas: int = Field(default=1, ge=1, le=100)
+    resources: Resources
+
+
+class ProducerConfig(WorkerConfig):
+    publish_rate: float = Field(default=1.0, ge=0, le=10000, description="messages per second; 0 disables")
+
+
+class ConsumerConfig(WorkerConfig):
+    prefetch: int = Field(default=10, ge=1, le=1000)
+
+
+class AppsConfig(Model):
+    producer: ProducerConfig
+    consumer: ConsumerConfig
+
+
+class KubernetesConfig(Model):
+    version: str
+
+    @field_validator("version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED_KUBERNETES_VERSIONS:
+            raise ValueError(f"supported versions are {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+        return value
+
+
+class EnvironmentConfig(Model):
+    """One environment, after `default.yaml` and its own file are merged."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,11}$")]
+    tier: Tier
+    namespace: DnsLabel
+    kubernetes: KubernetesConfig
+    cluster: ClusterConfig
+    aws: AwsConfig = AwsConfig()
+    state: StateConfig = StateConfig()
+    network: NetworkConfig = NetworkConfig()
+    registry: RegistryConfig = RegistryConfig()
+    addons: AddOnsConfig = AddOnsConfig()
+    rabbitmq: RabbitMqConfig
+    messaging: MessagingConfig = MessagingConfig()
+    apps: AppsConfig
+
+    @property
+    def on_aws(self) -> bool:
+        """True when the environment's cluster is EKS, i.e. it has AWS common and cluster layers."""
+        return self.cluster.provider == "eks"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvironmentConfig:
+        if self.on_aws and self.state.backend != "s3":
+            raise ValueError("an EKS environment keeps its state in S3: set state.backend to 's3'")
+        return self
+
+
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")

@@ -1,0 +1,57 @@
+"""Build one environment's stacks. AWS bindings load only for environments that run on AWS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from constructs import Construct
+
+from burrow.app.rabbitmq import MANAGED_VALUES
+from burrow.config.helm_values import chart_values
+from burrow.config.schema import EnvironmentConfig
+from burrow.errors import ConfigError
+from burrow.spi import ClusterInfo, KubeconfigCluster
+from burrow.stacks.addons import AddOnsLayer, configured_addons
+from burrow.stacks.app import AppLayer
+from burrow.stacks.base import BurrowStack
+
+
+@dataclass(frozen=True)
+class EnvironmentStacks:
+    """The stacks of one environment, in deploy order."""
+
+    env: EnvironmentConfig
+    stacks: tuple[BurrowStack, ...]
+    app: AppLayer
+
+
+def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
+    """The `ExistingCluster` provider: a cluster someone else made, reached by kubeconfig context."""
+    existing = env.cluster.existing
+    if existing is None:
+        raise ConfigError(f"environment {env.name}: cluster.existing is required for provider 'existing'")
+    return KubeconfigCluster(
+        kubeconfig_path=existing.kubeconfig_path, context=existing.context, version=env.kubernetes.version
+    )
+
+
+def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Path) -> EnvironmentStacks:
+    """Create `<env>-common`, `<env>-cluster` (AWS only), `<env>-addons` and `<env>-app`."""
+    rabbitmq_values = chart_values(helm_dir / "rabbitmq", env.name, MANAGED_VALUES)
+    stacks: list[BurrowStack] = []
+    if env.on_aws:
+        from burrow.stacks.aws import ClusterLayer, CommonLayer  # noqa: PLC0415 - keeps AWS off the dev path
+
+        common = CommonLayer(scope, env)
+        cluster_layer = ClusterLayer(scope, env, network=common.network)
+        stacks += [common, cluster_layer]
+        cluster = cluster_layer.cluster_info
+    else:
+        cluster = existing_cluster(env)
+    addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env))
+    app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
+    # KEDA's CRDs must exist before the app's objects that use them are applied.
+    app.add_dependency(addons)
+    stacks += [addons, app]
+    return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app)

@@ -1,0 +1,26 @@
+"""Errors Burrow raises for a user's mistake.
+
+They carry a complete sentence for the user; the command-line entry points print
+that sentence and exit non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class BurrowError(Exception):
+    """Base class for every error that is the user's to fix, not a bug in Burrow."""
+
+
+class ConfigError(BurrowError):
+    """An environment file (or a values file it points at) is missing or invalid."""
+
+
+class PropsError(BurrowError):
+    """A construct was given props that cannot work; raised in its constructor."""
+
+    def __init__(self, path: str, field: str, value: object, allowed: str) -> None:
+        self.path = path
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{path}: {field}={value!r} is invalid: {allowed}")

@@ -1,0 +1,108 @@
+"""The small interfaces the cluster layer plugs into (EKS Blueprints' shape).
+
+A cluster provider (`EksCluster`, `ExistingCluster`) makes or finds a cluster
+and hands back a `ClusterInfo`. Anything that talks to the cluster (add-ons,
+the app layer) asks that `ClusterInfo` to configure the kubernetes and helm
+providers in *its own* stack, so the cluster always exists before a stack that
+talks to it is planned, and cdktf turns the cloud values into cross-stack
+references.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf import Fn, TerraformStack
+from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
+from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
+from constructs import Construct
+
+EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
+
+
+@dataclass(frozen=True)
+class KubernetesProviders:
+    """The providers one stack uses to talk to a cluster."""
+
+    kubernetes: KubernetesProvider
+    helm: HelmProvider
+
+
+class ClusterInfo(ABC):
+    """What a stack needs to talk to a cluster. Returned by every cluster provider."""
+
+    #: Kubernetes minor version of the cluster, e.g. "1.33".
+    version: str
+    #: True when the cluster runs in more than one availability zone (zone spreading makes sense).
+    multi_zone: bool
+
+    @abstractmethod
+    def connection(self) -> dict[str, Any]:
+        """Provider connection settings (`host`, `config_path`, …) shared by kubernetes and helm.
+
+        An `exec_args` entry means: authenticate with `aws <exec_args>` (a short-lived token).
+        """
+
+    def configure_providers(self, stack: TerraformStack) -> KubernetesProviders:
+        """Create the kubernetes and helm providers in `stack`, authenticated to this cluster."""
+        settings = self.connection()
+        exec_args = settings.pop("exec_args", None)
+        k8s_exec = helm_exec = None
+        if exec_args:
+            k8s_exec = KubernetesProviderExec(api_version=EXEC_API_VERSION, command="aws", args=exec_args)
+            helm_exec = HelmProviderKubernetesExec(api_version=EXEC_API_VERSION, command="aws", args=exec_args)
+        providers = KubernetesProviders(
+            kubernetes=KubernetesProvider(stack, "kubernetes", exec=k8s_exec, **settings),
+            helm=HelmProvider(stack, "helm", kubernetes=HelmProviderKubernetes(exec=helm_exec, **settings)),
+        )
+        stack._burrow_providers = providers  # noqa: SLF001 - one well-known attribute per stack
+        return providers
+
+    @staticmethod
+    def providers_of(scope: Construct) -> KubernetesProviders:
+        """The providers a stack configured earlier with `configure_providers`."""
+        stack = TerraformStack.of(scope)
+        found = getattr(stack, "_burrow_providers", None)
+        if found is None:
+            raise LookupError(
+                f"{stack.node.path}: no Kubernetes providers; call cluster.configure_providers(stack) first"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class KubeconfigCluster(ClusterInfo):
+    """A cluster reached through a kubeconfig context (kind, minikube, any existing cluster)."""
+
+    kubeconfig_path: str
+    context: str
+    version: str
+    multi_zone: bool = False
+
+    def connection(self) -> dict[str, Any]:
+        return {"config_path": self.kubeconfig_path, "config_context": self.context}
+
+
+@dataclass(frozen=True)
+class TokenCluster(ClusterInfo):
+    """A cluster reached by endpoint, CA and a short-lived token from `aws eks get-token`.
+
+    `endpoint`, `certificate_authority` and `name` are usually tokens from another
+    stack; cdktf wires them as cross-stack references. No kubeconfig file is needed.
+    """
+
+    name: str
+    endpoint: str
+    certificate_authority: str
+    region: str
+    version: str
+    multi_zone: bool = True
+
+    def connection(self) -> dict[str, Any]:
+        return {
+            "host": self.endpoint,
+            "cluster_ca_certificate": Fn.base64decode(self.certificate_authority),
+            "exec_args": ["eks", "get-token", "--cluster-name", self.name, "--region", self.region],
+        }

@@ -1,0 +1,1 @@
+"""Whole layers (L3): one Terraform stack per environment and layer."""

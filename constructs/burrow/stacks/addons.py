@@ -1,0 +1,35 @@
+"""`AddOnsLayer`: the cluster-wide add-ons, planned only after the cluster exists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from constructs import Construct
+
+from burrow.addons.base import ClusterAddOn
+from burrow.addons.keda import keda
+from burrow.addons.metrics_server import metrics_server
+from burrow.config.schema import EnvironmentConfig
+from burrow.spi import ClusterInfo
+from burrow.stacks.base import BurrowStack
+
+
+def configured_addons(env: EnvironmentConfig) -> list[ClusterAddOn]:
+    """The add-ons an environment's configuration turns on, in install order."""
+    chosen = []
+    if env.addons.metrics_server.enabled:
+        chosen.append(metrics_server())
+    if env.addons.keda.enabled:
+        chosen.append(keda())
+    return chosen
+
+
+class AddOnsLayer(BurrowStack):
+    """The `<env>-addons` stack: each add-on's `deploy` against `cluster`, whichever provider made it."""
+
+    def __init__(
+        self, scope: Construct, env: EnvironmentConfig, *, cluster: ClusterInfo, addons: Sequence[ClusterAddOn]
+    ) -> None:
+        super().__init__(scope, env, "addons")
+        cluster.configure_providers(self)
+        self.addons = {addon.name: addon.deploy(self, cluster) for addon in addons}
