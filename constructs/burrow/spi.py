@@ -51,7 +51,7 @@ class ClusterInfo(ABC):
         exec_args = settings.pop("exec_args", None)
         k8s_exec = helm_exec = None
         if exec_args:
-            k8s_exec = KubernetesProviderExec(api_version=EXEC_API_VERSION, command="aws", args=exec_args)
+            k8s_exec = [KubernetesProviderExec(api_version=EXEC_API_VERSION, command="aws", args=exec_args)]
             helm_exec = HelmProviderKubernetesExec(api_version=EXEC_API_VERSION, command="aws", args=exec_args)
         providers = KubernetesProviders(
             kubernetes=KubernetesProvider(stack, "kubernetes", exec=k8s_exec, **settings),

@@ -1,0 +1,1 @@
+"""Cluster providers: `EksCluster` (AWS, in burrow.cluster.eks) and existing clusters (burrow.spi.KubeconfigCluster)."""

@@ -1,0 +1,189 @@
+"""`EksCluster`: the EKS cluster provider. Returns a `TokenCluster` that other stacks use to connect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from cdktf import Fn
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
+    DataAwsIamPolicyDocument,
+    DataAwsIamPolicyDocumentStatement,
+    DataAwsIamPolicyDocumentStatementCondition,
+    DataAwsIamPolicyDocumentStatementPrincipals,
+)
+from cdktf_cdktf_provider_aws.eks_addon import EksAddon
+from cdktf_cdktf_provider_aws.eks_cluster import (
+    EksCluster as EksClusterResource,
+)
+from cdktf_cdktf_provider_aws.eks_cluster import (
+    EksClusterAccessConfig,
+    EksClusterEncryptionConfig,
+    EksClusterEncryptionConfigProvider,
+    EksClusterVpcConfig,
+)
+from cdktf_cdktf_provider_aws.eks_node_group import EksNodeGroup, EksNodeGroupScalingConfig, EksNodeGroupUpdateConfig
+from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvider
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from constructs import Construct
+
+from burrow.config.schema import EksClusterConfig
+from burrow.spi import TokenCluster
+
+MANAGED_POLICY = "arn:aws:iam::aws:policy/"
+CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+# EKS-managed add-ons the app layer relies on (RabbitMQ volumes need the EBS CSI driver).
+CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+
+
+def service_trust_policy(service: str) -> str:
+    """A trust policy that lets one AWS service assume the role."""
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+class EksCluster(Construct):
+    """An EKS cluster with encrypted Secrets, managed node groups in private subnets, IRSA and
+    the core add-ons.
+
+    Escape hatches: `cluster`, `node_groups`, `oidc_provider`, `cluster_role`, `node_role`, `kms_key`.
+    `info` is the `ClusterInfo` other stacks use to talk to the cluster.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        kubernetes_version: str,
+        region: str,
+        config: EksClusterConfig,
+        subnet_ids: Sequence[str],
+    ) -> None:
+        super().__init__(scope, id)
+        self.kms_key = KmsKey(
+            self,
+            "secrets-key",
+            description=f"Encrypts Kubernetes Secrets of EKS cluster {name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+        )
+        self.cluster_role, cluster_policies = self._role(
+            "cluster-role", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES
+        )
+        self.cluster = EksClusterResource(
+            self,
+            "cluster",
+            name=name,
+            version=kubernetes_version,
+            role_arn=self.cluster_role.arn,
+            enabled_cluster_log_types=list(config.log_types),
+            access_config=EksClusterAccessConfig(authentication_mode="API"),
+            vpc_config=EksClusterVpcConfig(
+                subnet_ids=list(subnet_ids),
+                endpoint_private_access=True,
+                endpoint_public_access=config.endpoint_public_access,
+                public_access_cidrs=list(config.public_access_cidrs) or None,
+            ),
+            encryption_config=EksClusterEncryptionConfig(
+                resources=["secrets"], provider=EksClusterEncryptionConfigProvider(key_arn=self.kms_key.arn)
+            ),
+            depends_on=cluster_policies,
+        )
+        self.node_role, node_policies = self._role("node-role", f"{name}-node", "ec2.amazonaws.com", NODE_POLICIES)
+        self.node_groups = {
+            group_name: EksNodeGroup(
+                self,
+                f"nodes-{group_name}",
+                cluster_name=self.cluster.name,
+                node_group_name=group_name,
+                node_role_arn=self.node_role.arn,
+                subnet_ids=list(subnet_ids),
+                instance_types=list(group.instance_types),
+                ami_type=group.ami_type,
+                capacity_type=group.capacity_type,
+                disk_size=group.disk_size_gib,
+                scaling_config=EksNodeGroupScalingConfig(
+                    min_size=group.min_size, max_size=group.max_size, desired_size=group.desired_size
+                ),
+                update_config=EksNodeGroupUpdateConfig(max_unavailable=1),
+                depends_on=node_policies,
+            )
+            for group_name, group in config.node_groups.items()
+        }
+        issuer = self.cluster.identity.get(0).oidc.get(0).issuer
+        self.oidc_provider = IamOpenidConnectProvider(
+            self, "oidc", url=issuer, client_id_list=["sts.amazonaws.com"]
+        )
+        nodes = list(self.node_groups.values())
+        for addon in CORE_ADDONS:
+            EksAddon(
+                self,
+                f"addon-{addon}",
+                cluster_name=self.cluster.name,
+                addon_name=addon,
+                resolve_conflicts_on_update="OVERWRITE",
+                depends_on=nodes if addon == "coredns" else None,
+            )
+        EksAddon(
+            self,
+            "addon-aws-ebs-csi-driver",
+            cluster_name=self.cluster.name,
+            addon_name="aws-ebs-csi-driver",
+            service_account_role_arn=self._irsa_role("ebs-csi-role", f"{name}-ebs-csi", issuer).arn,
+            resolve_conflicts_on_update="OVERWRITE",
+            depends_on=nodes,
+        )
+        self.info = TokenCluster(
+            name=self.cluster.name,
+            endpoint=self.cluster.endpoint,
+            certificate_authority=self.cluster.certificate_authority.get(0).data,
+            region=region,
+            version=kubernetes_version,
+        )
+
+    def _role(
+        self, id: str, name: str, service: str, policies: Sequence[str]
+    ) -> tuple[IamRole, list[IamRolePolicyAttachment]]:
+        """A role for an AWS service with its managed policies (dependents wait for the attachments)."""
+        role = IamRole(self, id, name=name, assume_role_policy=service_trust_policy(service))
+        attachments = [
+            IamRolePolicyAttachment(self, f"{id}-{policy}", role=role.name, policy_arn=MANAGED_POLICY + policy)
+            for policy in policies
+        ]
+        return role, attachments
+
+    def _irsa_role(self, id: str, name: str, issuer: str) -> IamRole:
+        """A role only the EBS CSI controller's service account can assume, through the cluster's OIDC provider."""
+        host = Fn.replace(issuer, "https://", "")
+        trust = DataAwsIamPolicyDocument(
+            self,
+            f"{id}-trust",
+            statement=[
+                DataAwsIamPolicyDocumentStatement(
+                    actions=["sts:AssumeRoleWithWebIdentity"],
+                    principals=[
+                        DataAwsIamPolicyDocumentStatementPrincipals(
+                            type="Federated", identifiers=[self.oidc_provider.arn]
+                        )
+                    ],
+                    condition=[
+                        DataAwsIamPolicyDocumentStatementCondition(
+                            test="StringEquals", variable=f"{host}:sub", values=[EBS_CSI_SERVICE_ACCOUNT]
+                        ),
+                        DataAwsIamPolicyDocumentStatementCondition(
+                            test="StringEquals", variable=f"{host}:aud", values=["sts.amazonaws.com"]
+                        ),
+                    ],
+                )
+            ],
+        )
+        role = IamRole(self, id, name=name, assume_role_policy=trust.json)
+        IamRolePolicyAttachment(self, f"{id}-policy", role=role.name, policy_arn=MANAGED_POLICY + EBS_CSI_POLICY)
+        return role

@@ -1,0 +1,1 @@
+"""Common-layer constructs (AWS): state storage, container registries, network."""
