@@ -1,0 +1,1 @@
+"""What Burrow's producer and consumer share: settings, broker connection, health, metrics, logs."""

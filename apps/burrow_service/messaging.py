@@ -1,0 +1,153 @@
+"""The broker side both services share: connection, topology, reconnects, readiness state.
+
+pika connections are not thread-safe. Only the messaging thread (the main thread)
+touches pika objects; the HTTP thread reads `BrokerState`, a small lock-protected
+snapshot that the messaging thread publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError
+
+from burrow_service import metrics
+from burrow_service.settings import Settings
+
+log = logging.getLogger("burrow.messaging")
+
+# Quorum queues replicate across broker nodes and are RabbitMQ 4's durable default;
+# a poison message that keeps failing is dead-lettered after this many deliveries.
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str
+
+
+class BrokerState:
+    """What the messaging thread knows about the broker, readable from any thread."""
+
+    def __init__(self, needs_subscription: bool) -> None:
+        self._lock = threading.Lock()
+        self._needs_subscription = needs_subscription
+        self._connected = False
+        self._subscribed = False
+        self._reason = "connecting to the broker"
+
+    def update(self, *, connected: bool, subscribed: bool = False, reason: str = "") -> None:
+        with self._lock:
+            self._connected, self._subscribed, self._reason = connected, subscribed, reason
+
+    def readiness(self) -> Readiness:
+        with self._lock:
+            if not self._connected:
+                return Readiness(False, self._reason or "broker connection is down")
+            if self._needs_subscription and not self._subscribed:
+                return Readiness(False, self._reason or "not subscribed to the queue")
+            return Readiness(True, "")
+
+
+class Backoff:
+    """Bounded exponential backoff with full jitter: a uniform delay up to min(cap, base * 2**n)."""
+
+    def __init__(self, base: float = 0.25, cap: float = 15.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return max(0.05, random.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def connection_parameters(settings: Settings) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(
+        host=settings.host,
+        port=settings.port,
+        virtual_host=settings.vhost,
+        credentials=pika.PlainCredentials(settings.username, settings.password),
+        heartbeat=30,
+        blocked_connection_timeout=60,
+        connection_attempts=1,
+        socket_timeout=5,
+        client_properties={"connection_name": f"burrow-{settings.queue}"},
+    )
+
+
+def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
+    """Exchange, durable quorum work queue, and its dead-letter exchange and queue (idempotent)."""
+    channel.exchange_declare(settings.exchange, exchange_type="direct", durable=True)
+    channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
+    channel.queue_declare(settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(settings.dead_letter_queue, settings.dead_letter_exchange)
+    channel.queue_declare(
+        settings.queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": settings.dead_letter_exchange,
+            "x-delivery-limit": DELIVERY_LIMIT,
+        },
+    )
+    channel.queue_bind(settings.queue, settings.exchange, routing_key=settings.routing_key)
+
+
+class Service(ABC):
+    """A service with one broker session at a time, re-established after any failure."""
+
+    role: str
+    needs_subscription: bool = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = BrokerState(self.needs_subscription)
+        self.stopping = threading.Event()
+        self.labels = {"queue": settings.queue}
+        metrics.register_queue(settings.queue)
+
+    @abstractmethod
+    def run_session(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        """Work until `stopping` is set (then drain) or the connection fails (raise)."""
+
+    def run(self) -> None:
+        """The messaging thread: connect, work, and reconnect with backoff until stopped."""
+        backoff = Backoff()
+        connected_gauge = metrics.CONNECTED.labels(**self.labels)
+        while not self.stopping.is_set():
+            connection = None
+            try:
+                connection = pika.BlockingConnection(connection_parameters(self.settings))
+                channel = connection.channel()
+                declare_topology(channel, self.settings)
+                backoff.reset()
+                connected_gauge.set(1)
+                self.state.update(connected=True)
+                log.info("broker connected", extra={"host": self.settings.host, "role": self.role})
+                self.run_session(connection, channel)
+            except (AMQPError, OSError) as exc:
+                reason = f"broker unavailable: {type(exc).__name__}"
+                self.state.update(connected=False, reason=reason)
+                connected_gauge.set(0)
+                metrics.RECONNECTS.labels(**self.labels).inc()
+                delay = backoff.next_delay()
+                log.warning("broker connection lost", extra={"reason": reason, "retry_in": round(delay, 2)})
+                self.stopping.wait(delay)
+            finally:
+                connected_gauge.set(0)
+                self.state.update(connected=False, reason="shutting down" if self.stopping.is_set() else "reconnecting")
+                if connection is not None and connection.is_open:
+                    try:
+                        connection.close()
+                    except (AMQPError, OSError):
+                        pass

@@ -1,0 +1,111 @@
+"""Settings from environment variables, the contract the app layer's Deployments fill in.
+
+A missing or malformed variable stops the service at start with one line naming
+it (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Variables the Kubernetes Deployment sets for every worker (checked against the synthesized
+# Deployments by Burrow's tests). Secrets come from the broker's Secret, never inline.
+COMMON_VARIABLES = (
+    "HTTP_PORT",
+    "SHUTDOWN_TIMEOUT",
+    "RABBITMQ_HOST",
+    "RABBITMQ_PORT",
+    "RABBITMQ_VHOST",
+    "RABBITMQ_USERNAME",
+    "RABBITMQ_PASSWORD",
+    "RABBITMQ_EXCHANGE",
+    "RABBITMQ_QUEUE",
+    "RABBITMQ_ROUTING_KEY",
+)
+SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD")
+ROLE_VARIABLES = {"producer": ("PUBLISH_RATE",), "consumer": ("PREFETCH_COUNT",)}
+
+
+class SettingsError(Exception):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_port: int
+    shutdown_timeout: float
+    host: str
+    port: int
+    vhost: str
+    username: str
+    password: str
+    exchange: str
+    queue: str
+    routing_key: str
+    publish_rate: float
+    prefetch: int
+    work_seconds: float
+    max_message_bytes: int
+    processed_log: str | None
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}.dead"
+
+    def __repr__(self) -> str:  # never print the password
+        return f"Settings(host={self.host!r}, port={self.port}, queue={self.queue!r})"
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: str | None, allowed: str) -> T:
+    raw = env.get(name, default)
+    if raw is None or raw == "":
+        raise SettingsError(f"{name} is not set ({allowed})")
+    try:
+        return parse(raw)
+    except ValueError:
+        shown = "<hidden>" if name in SECRET_VARIABLES else repr(raw)
+        raise SettingsError(f"{name}={shown} is invalid ({allowed})") from None
+
+
+def _bounded(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if not low <= value <= high:  # type: ignore[operator]
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting; raise `SettingsError` naming the first bad variable."""
+    env = os.environ if env is None else env
+    text = str
+    return Settings(
+        http_port=_read(env, "HTTP_PORT", _bounded(int, 1, 65535), "5000", "a port number 1-65535"),
+        shutdown_timeout=_read(env, "SHUTDOWN_TIMEOUT", _bounded(float, 1, 600), "20", "seconds, 1-600"),
+        host=_read(env, "RABBITMQ_HOST", text, None, "the broker's host name"),
+        port=_read(env, "RABBITMQ_PORT", _bounded(int, 1, 65535), "5672", "a port number 1-65535"),
+        vhost=_read(env, "RABBITMQ_VHOST", text, "/", "a virtual host name"),
+        username=_read(env, "RABBITMQ_USERNAME", text, None, "the broker user"),
+        password=_read(env, "RABBITMQ_PASSWORD", text, None, "the broker password"),
+        exchange=_read(env, "RABBITMQ_EXCHANGE", text, "burrow.events", "an exchange name"),
+        queue=_read(env, "RABBITMQ_QUEUE", text, "burrow.work", "a queue name"),
+        routing_key=_read(env, "RABBITMQ_ROUTING_KEY", text, "work", "a routing key"),
+        publish_rate=_read(env, "PUBLISH_RATE", _bounded(float, 0, 100000), "1", "messages per second, 0-100000"),
+        prefetch=_read(env, "PREFETCH_COUNT", _bounded(int, 1, 1000), "10", "an integer 1-1000"),
+        work_seconds=_read(env, "WORK_SECONDS", _bounded(float, 0, 60), "0", "seconds of simulated work, 0-60"),
+        max_message_bytes=_read(
+            env, "MAX_MESSAGE_BYTES", _bounded(int, 128, 16 * 1024 * 1024), str(1024 * 1024), "bytes, 128-16777216"
+        ),
+        processed_log=env.get("PROCESSED_LOG") or None,
+    )

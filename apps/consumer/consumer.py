@@ -1,0 +1,144 @@
+"""Burrow's consumer: processes messages from a durable quorum queue, at least once.
+
+Manual acks after processing; a message that cannot be parsed or validated is
+rejected without requeue into the dead-letter queue and logged once; a message
+seen before (by id) is acknowledged without being processed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pika  # noqa: E402
+from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
+from pika.spec import Basic, BasicProperties  # noqa: E402
+
+from burrow_service import metrics  # noqa: E402
+from burrow_service.messaging import Service  # noqa: E402
+from burrow_service.runtime import main  # noqa: E402
+from burrow_service.settings import Settings  # noqa: E402
+
+log = logging.getLogger("burrow.consumer")
+
+SEEN_IDS_KEPT = 100_000
+
+
+class InvalidMessage(ValueError):
+    """The message can never be processed; it belongs in the dead-letter queue."""
+
+
+def parse_message(body: bytes, max_bytes: int) -> dict[str, Any]:
+    """A message is a JSON object with a string `id`, an ISO 8601 `created_at` and a `payload`."""
+    if len(body) > max_bytes:
+        raise InvalidMessage(f"body of {len(body)} bytes exceeds {max_bytes}")
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise InvalidMessage("not a JSON object")
+    missing = [key for key in ("id", "created_at", "payload") if key not in message]
+    if missing:
+        raise InvalidMessage(f"missing keys {missing}")
+    if not isinstance(message["id"], str) or not 0 < len(message["id"]) <= 128:
+        raise InvalidMessage("'id' must be a non-empty string of at most 128 characters")
+    try:
+        datetime.fromisoformat(str(message["created_at"]))
+    except ValueError:
+        raise InvalidMessage("'created_at' is not an ISO 8601 timestamp") from None
+    return message
+
+
+class SeenIds:
+    """Ids already processed: the newest `limit` in memory, optionally persisted to a log file."""
+
+    def __init__(self, log_path: str | None, limit: int = SEEN_IDS_KEPT) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._file = None
+        if log_path:
+            path = Path(log_path)
+            if path.exists():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        self._remember(json.loads(line)["id"])
+            self._file = path.open("a", encoding="utf-8")
+
+    def __contains__(self, message_id: str) -> bool:
+        return message_id in self._ids
+
+    def _remember(self, message_id: str) -> None:
+        self._ids[message_id] = None
+        if len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+    def record(self, message: dict[str, Any]) -> None:
+        """Record that `message` was processed (durably, before it is acknowledged)."""
+        self._remember(message["id"])
+        if self._file is not None:
+            self._file.write(json.dumps({"id": message["id"], "pid": os.getpid()}) + "\n")
+            self._file.flush()
+
+
+class Consumer(Service):
+    role = "consumer"
+    needs_subscription = True
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.seen = SeenIds(settings.processed_log)
+
+    def handle(self, channel: BlockingChannel, method: Basic.Deliver, _props: BasicProperties, body: bytes) -> None:
+        if self.stopping.is_set():
+            # Shutting down: take no new work; the broker hands this message to another consumer.
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        labels = self.labels
+        metrics.CONSUMED.labels(**labels).inc()
+        try:
+            message = parse_message(body, self.settings.max_message_bytes)
+        except InvalidMessage as exc:
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            metrics.DEAD_LETTERED.labels(**labels).inc()
+            log.warning("message dead-lettered", extra={"reason": str(exc), "bytes": len(body)})
+            return
+        if message["id"] in self.seen:
+            channel.basic_ack(method.delivery_tag)
+            metrics.DUPLICATES.labels(**labels).inc()
+            return
+        with metrics.PROCESSING.labels(**labels).time():
+            self.process(message)
+        self.seen.record(message)
+        channel.basic_ack(method.delivery_tag)
+        metrics.ACKED.labels(**labels).inc()
+
+    def process(self, message: dict[str, Any]) -> None:
+        """The work itself. Here: simulated work of WORK_SECONDS."""
+        if self.settings.work_seconds:
+            time.sleep(self.settings.work_seconds)
+
+    def run_session(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        channel.basic_qos(prefetch_count=self.settings.prefetch)
+        tag = channel.basic_consume(self.settings.queue, self.handle, auto_ack=False)
+        self.state.update(connected=True, subscribed=True)
+        while not self.stopping.is_set():
+            connection.process_data_events(time_limit=0.25)
+        # Stop taking work. The message being handled has been acked when process_data_events
+        # returned; deliveries prefetched but not handled go back to the queue on cancel/close.
+        self.state.update(connected=True, subscribed=False, reason="shutting down")
+        channel.basic_cancel(tag)
+        channel.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main("consumer", Consumer))

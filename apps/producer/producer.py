@@ -1,0 +1,187 @@
+"""Burrow's producer: publishes JSON messages at a configured rate and on `POST /publish`.
+
+Messages are persistent and published with confirms and `mandatory`; one that is
+returned, nacked or cut off by a connection loss is retried (the consumer drops
+duplicates by id), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pika  # noqa: E402
+from flask import Flask, Response, request  # noqa: E402
+from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
+from pika.exceptions import NackError, UnroutableError  # noqa: E402
+
+from burrow_service import metrics  # noqa: E402
+from burrow_service.messaging import Service  # noqa: E402
+from burrow_service.runtime import main  # noqa: E402
+from burrow_service.web import json_response  # noqa: E402
+
+log = logging.getLogger("burrow.producer")
+
+MAX_BODY_BYTES = 1024 * 1024
+PUBLISH_WAIT_SECONDS = 5.0
+ALLOWED_KEYS = {"id", "payload"}
+
+
+@dataclass
+class Outgoing:
+    """A message waiting to be confirmed; `confirmed` is set by the messaging thread."""
+
+    message: dict[str, Any]
+    confirmed: threading.Event = field(default_factory=threading.Event)
+
+
+def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": message_id or str(uuid.uuid4()),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "payload": payload,
+    }
+
+
+def parse_publish_body(raw: bytes) -> dict[str, Any]:
+    """Validate a `POST /publish` body: a JSON object with `payload` and an optional string `id`."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    unknown = sorted(set(body) - ALLOWED_KEYS)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; allowed: id, payload")
+    if "payload" not in body:
+        raise ValueError("'payload' is required")
+    message_id = body.get("id")
+    if message_id is not None and not (isinstance(message_id, str) and 0 < len(message_id) <= 128):
+        raise ValueError("'id' must be a non-empty string of at most 128 characters")
+    return new_message(body["payload"], message_id)
+
+
+class Producer(Service):
+    role = "producer"
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.outbox: queue.Queue[Outgoing] = queue.Queue()
+        self._retry: Outgoing | None = None  # the message whose confirm a failure cut off
+        self._next_tick = time.monotonic()
+
+    def submit(self, message: dict[str, Any]) -> Outgoing:
+        """Hand a message to the messaging thread (safe from any thread)."""
+        item = Outgoing(message)
+        self.outbox.put(item)
+        return item
+
+    def _due_message(self) -> Outgoing | None:
+        rate = self.settings.publish_rate
+        if rate <= 0 or self.stopping.is_set():
+            return None
+        now = time.monotonic()
+        if now < self._next_tick:
+            return None
+        # Never build up a burst after a pause (an outage): fall behind at most one second.
+        self._next_tick = max(self._next_tick, now - 1.0) + 1.0 / rate
+        return Outgoing(new_message({"source": "schedule"}))
+
+    def _next(self, timeout: float) -> Outgoing | None:
+        if self._retry is not None:
+            return self._retry
+        scheduled = self._due_message()
+        if scheduled is not None:
+            return scheduled
+        try:
+            return self.outbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _publish(self, channel: BlockingChannel, item: Outgoing) -> bool:
+        self._retry = item
+        labels = self.labels
+        metrics.PUBLISHED.labels(**labels).inc()
+        try:
+            channel.basic_publish(
+                self.settings.exchange,
+                self.settings.routing_key,
+                json.dumps(item.message).encode(),
+                pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=item.message["id"],
+                ),
+                mandatory=True,
+            )
+        except (UnroutableError, NackError) as exc:
+            metrics.PUBLISH_FAILED.labels(**labels).inc()
+            log.warning("publish not accepted; will retry", extra={"id": item.message["id"], "reason": type(exc).__name__})
+            return False
+        metrics.CONFIRMED.labels(**labels).inc()
+        self._retry = None
+        item.confirmed.set()
+        return True
+
+    def run_session(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        channel.confirm_delivery()
+        try:
+            while not self.stopping.is_set():
+                item = self._next(timeout=0.05)
+                if item is None:
+                    connection.process_data_events(0)
+                elif not self._publish(channel, item):
+                    connection.sleep(0.5)
+        except BaseException:
+            if self._retry is not None:
+                metrics.PUBLISH_FAILED.labels(**self.labels).inc()
+            raise
+        self._drain(connection, channel)
+
+    def _drain(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        """After SIGTERM: confirm what was already accepted, within the shutdown timeout."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while time.monotonic() < deadline:
+            item = self._retry
+            if item is None:
+                try:
+                    item = self.outbox.get_nowait()
+                except queue.Empty:
+                    return
+            if not self._publish(channel, item):
+                connection.sleep(0.2)
+        log.error("shutdown timeout: messages left unpublished", extra={"left": self.outbox.qsize()})
+
+
+def add_routes(app: Flask, service: Producer) -> None:
+    @app.post("/publish")
+    def publish() -> Response:
+        if service.stopping.is_set():
+            return json_response({"error": "shutting down"}, 503)
+        raw = request.get_data(cache=False)
+        if len(raw) > MAX_BODY_BYTES:
+            return json_response({"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, 413)
+        try:
+            message = parse_publish_body(raw)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        item = service.submit(message)
+        if item.confirmed.wait(PUBLISH_WAIT_SECONDS):
+            return json_response({"id": message["id"], "status": "confirmed"}, 201)
+        return json_response({"id": message["id"], "status": "queued"}, 202)
+
+
+if __name__ == "__main__":
+    sys.exit(main("producer", Producer, add_routes))

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from tests.support.broker import Broker, ensure_broker
+from tests.support.services import ServiceProcess
+
+
+@pytest.fixture(scope="session")
+def broker() -> Broker:
+    return ensure_broker()
+
+
+@pytest.fixture
+def topology(broker: Broker) -> Iterator[dict[str, str]]:
+    """Fresh exchange and queue names for one test; deleted afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "RABBITMQ_EXCHANGE": f"test.events.{suffix}",
+        "RABBITMQ_QUEUE": f"test.work.{suffix}",
+        "RABBITMQ_ROUTING_KEY": "work",
+    }
+    yield names
+    with open_channel(broker) as channel:
+        queue = names["RABBITMQ_QUEUE"]
+        for q in (queue, f"{queue}.dead"):
+            channel.queue_delete(q)
+        for ex in (names["RABBITMQ_EXCHANGE"], f"{queue}.dlx"):
+            channel.exchange_delete(ex)
+
+
+class open_channel:
+    def __init__(self, broker: Broker) -> None:
+        self.params = pika.ConnectionParameters(
+            broker.host, broker.port, broker.vhost, pika.PlainCredentials(broker.username, broker.password)
+        )
+
+    def __enter__(self):
+        self.connection = pika.BlockingConnection(self.params)
+        return self.connection.channel()
+
+    def __exit__(self, *exc) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def start(broker: Broker, topology: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start a service process against the real broker; every one is stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def _start(role: str, **env: str) -> ServiceProcess:
+        service = ServiceProcess(role, {**broker.env(), **topology, **env}, tmp_path)
+        started.append(service)
+        return service
+
+    yield _start
+    for service in started:
+        service.close()
+
+
+def processed_ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def queue_depth(broker: Broker, queue: str) -> int:
+    with open_channel(broker) as channel:
+        return channel.queue_declare(queue, passive=True).method.message_count

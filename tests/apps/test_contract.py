@@ -1,0 +1,109 @@
+"""The HTTP contract and configuration errors of both services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.services import APPS, wait_until
+
+ROLES = ("producer", "consumer")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_health_is_exactly_up_and_ready_follows_the_broker(start, role):
+    service = start(role, PUBLISH_RATE="0")
+    service.wait_ready()
+    health = service.get("/health")
+    assert health.status_code == 200
+    assert health.content == b'{"status": "UP!"}'
+    assert health.headers["Content-Type"] == "application/json"
+    ready = service.get("/ready")
+    assert (ready.status_code, ready.json()) == (200, {"status": "READY"})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_metrics_are_prometheus_text_with_connection_state(start, role):
+    service = start(role, PUBLISH_RATE="0")
+    service.wait_ready()
+    response = service.get("/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert service.metric("burrow_broker_connected") == 1.0
+    for name in ("burrow_messages_published_total", "burrow_messages_acked_total", "burrow_message_processing_seconds_count"):
+        assert name in response.text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_health_stays_up_and_ready_fails_while_the_broker_is_unreachable(start, role):
+    service = start(role, RABBITMQ_PORT="1", PUBLISH_RATE="0")
+    wait_until(lambda: service.ready_status() is not None, 20, "HTTP up")
+    assert service.get("/health").status_code == 200
+    ready = service.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "NOT READY"
+    assert "broker" in ready.json()["reason"]
+
+
+def run_with_env(role: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "PUBLISH_", "PREFETCH_"))}
+    return subprocess.run(
+        [sys.executable, str(APPS / role / f"{role}.py")],
+        env={**clean, **env, "PYTHONPATH": str(APPS)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+BASE = {"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWORD": "secret-value"}
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "expected"),
+    [
+        ("producer", {"RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWORD": "p"}, "RABBITMQ_HOST is not set"),
+        ("consumer", {**BASE, "RABBITMQ_PORT": "amqp"}, "RABBITMQ_PORT='amqp' is invalid"),
+        ("consumer", {**BASE, "PREFETCH_COUNT": "0"}, "PREFETCH_COUNT='0' is invalid (an integer 1-1000)"),
+        ("producer", {**BASE, "PUBLISH_RATE": "fast"}, "PUBLISH_RATE='fast' is invalid"),
+        ("producer", {**BASE, "HTTP_PORT": "70000"}, "HTTP_PORT='70000' is invalid"),
+    ],
+)
+def test_bad_configuration_exits_with_one_line_naming_the_variable(role, env, expected):
+    result = run_with_env(role, env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "secret-value" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (json.dumps({"id": "a"}).encode(), "'payload' is required"),
+        (json.dumps({"payload": 1, "extra": True}).encode(), "unknown keys ['extra']"),
+        (json.dumps({"payload": 1, "id": 7}).encode(), "'id' must be a non-empty string"),
+    ],
+)
+def test_bad_publish_bodies_get_400_and_publish_nothing(start, body, reason):
+    producer = start("producer", PUBLISH_RATE="0")
+    producer.wait_ready()
+    response = producer.post("/publish", body)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert producer.metric("burrow_messages_published_total") == 0
+
+
+def test_oversized_publish_body_gets_413(start):
+    producer = start("producer", PUBLISH_RATE="0")
+    producer.wait_ready()
+    response = producer.post("/publish", json.dumps({"payload": "x" * (1024 * 1024)}).encode())
+    assert response.status_code == 413
+    assert producer.metric("burrow_messages_published_total") == 0
