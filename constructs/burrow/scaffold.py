@@ -1,0 +1,47 @@
+"""`make new-env NAME=<name>`: create environments/<name>.yaml from the template, then validate it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from burrow.config.loader import load_environment
+from burrow.config.schema import ENVIRONMENT_NAME
+from burrow.errors import ConfigError
+
+TEMPLATE = Path("templates") / "environment.yaml.tmpl"
+
+
+def scaffold(name: str, env_dir: Path) -> Path:
+    """Write `<env_dir>/<name>.yaml` from the template; refuse a bad name or an existing file."""
+    if not ENVIRONMENT_NAME.match(name):
+        raise ConfigError(
+            f"environment name {name!r} is invalid: use 2-12 lowercase letters and digits, starting with a letter"
+        )
+    target = env_dir / f"{name}.yaml"
+    if target.exists():
+        raise ConfigError(f"{target}: already exists; edit it instead")
+    target.write_text((env_dir / TEMPLATE).read_text(encoding="utf-8").replace("{name}", name), encoding="utf-8")
+    try:
+        load_environment(name, env_dir)
+    except ConfigError:
+        target.unlink()
+        raise
+    return target
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m burrow.scaffold <name>", file=sys.stderr)
+        return 2
+    try:
+        path = scaffold(argv[0], Path("environments"))
+    except ConfigError as exc:
+        print(f"burrow: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {path}; `make synth ENV={argv[0]}` synthesizes it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
