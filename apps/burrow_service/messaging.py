@@ -7,6 +7,7 @@ snapshot that the messaging thread publishes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -147,7 +148,5 @@ class Service(ABC):
                 connected_gauge.set(0)
                 self.state.update(connected=False, reason="shutting down" if self.stopping.is_set() else "reconnecting")
                 if connection is not None and connection.is_open:
-                    try:
+                    with contextlib.suppress(AMQPError, OSError):
                         connection.close()
-                    except (AMQPError, OSError):
-                        pass

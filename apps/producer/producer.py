@@ -15,21 +15,20 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pika  # noqa: E402
-from flask import Flask, Response, request  # noqa: E402
-from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
-from pika.exceptions import NackError, UnroutableError  # noqa: E402
-
 from burrow_service import metrics  # noqa: E402
 from burrow_service.messaging import Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.web import json_response  # noqa: E402
+from flask import Flask, Response, request  # noqa: E402
+from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
+from pika.exceptions import NackError, UnroutableError  # noqa: E402
 
 log = logging.getLogger("burrow.producer")
 
@@ -49,7 +48,7 @@ class Outgoing:
 def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
     return {
         "id": message_id or str(uuid.uuid4()),
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "payload": payload,
     }
 

@@ -69,5 +69,10 @@ __all__ = [
     "build_environment",
     "load_environment",
     "load_environments",
-    *_AWS_NAMES,
+    "CommonLayer",
+    "ClusterLayer",
+    "EksCluster",
+    "Network",
+    "StateStorage",
+    "ContainerRegistry",
 ]

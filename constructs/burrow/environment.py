@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from constructs import Construct
-
 from burrow.app.rabbitmq import MANAGED_VALUES
 from burrow.config.helm_values import chart_values
 from burrow.config.schema import EnvironmentConfig
@@ -15,6 +13,7 @@ from burrow.spi import ClusterInfo, KubeconfigCluster
 from burrow.stacks.addons import AddOnsLayer, configured_addons
 from burrow.stacks.app import AppLayer
 from burrow.stacks.base import BurrowStack
+from constructs import Construct
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cdktf import TerraformStack
+
 from constructs import Construct
 
 T = TypeVar("T", bound=Construct)

@@ -17,6 +17,7 @@ from typing import Any
 from cdktf import Fn, TerraformStack
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
+
 from constructs import Construct
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"

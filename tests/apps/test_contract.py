@@ -107,3 +107,21 @@ def test_oversized_publish_body_gets_413(start):
     response = producer.post("/publish", json.dumps({"payload": "x" * (1024 * 1024)}).encode())
     assert response.status_code == 413
     assert producer.metric("burrow_messages_published_total") == 0
+
+
+def test_images_install_exactly_the_versions_the_tests_run():
+    import re
+    import tomllib
+
+    from tests.support.services import ROOT
+
+    pipfile = tomllib.loads((ROOT / "Pipfile").read_text())["packages"]
+    pins = dict(line.split("==") for line in (APPS / "requirements.txt").read_text().splitlines() if "==" in line and not line.startswith("#"))
+    assert pins, "apps/requirements.txt pins nothing"
+    for name, version in pins.items():
+        assert pipfile[name] == f"=={version}", name
+    for role in ROLES:
+        dockerfile = (APPS / role / "Dockerfile").read_text()
+        assert "-r requirements.txt" in dockerfile
+        assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
+        assert "STOPSIGNAL SIGTERM" in dockerfile and "EXPOSE 5000" in dockerfile

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdktf_cdktf_provider_helm.release import Release
-from constructs import Construct
 
 from burrow.k8s.release import to_yaml
 from burrow.spi import ClusterInfo
+from constructs import Construct
 
 
 class ClusterAddOn(ABC):

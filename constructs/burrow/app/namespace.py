@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
-from constructs import Construct
 
 from burrow.k8s.objects import MANAGED_BY
 from burrow.spi import ClusterInfo
+from constructs import Construct
 
 PSA_LEVEL = "restricted"
 

@@ -14,7 +14,6 @@ from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
-from constructs import Construct
 from pydantic import Field
 
 from burrow.app.namespace import AppNamespace
@@ -24,6 +23,7 @@ from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
 from burrow.k8s.release import to_yaml
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
+from constructs import Construct
 
 AMQP_PORT = 5672
 USERNAME_KEY = "rabbitmq-username"

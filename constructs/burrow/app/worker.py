@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from constructs import Construct
 from pydantic import Field, model_validator
 
 from burrow.app.namespace import AppNamespace
@@ -19,6 +18,7 @@ from burrow.config.schema import Image, MessagingConfig, Model, Resources
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.release import KubernetesObjects
+from constructs import Construct
 
 HTTP_PORT = 5000
 LIVENESS_PATH = "/health"

@@ -15,9 +15,9 @@ from cdktf_cdktf_provider_aws.route_table import RouteTable
 from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
-from constructs import Construct
 
 from burrow.config.schema import NetworkConfig
+from constructs import Construct
 
 ANYWHERE = "0.0.0.0/0"
 

@@ -10,28 +10,26 @@ with the stack as a cdktf asset, so the synthesized stack is self-contained.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cdktf import AssetType, ITerraformDependable, TerraformAsset
-from cdktf_cdktf_provider_helm.release import Release
-from constructs import Construct
-
 from burrow.k8s.objects import K8sObject
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
+from cdktf import AssetType, ITerraformDependable, TerraformAsset
+from cdktf_cdktf_provider_helm.release import Release
+
+from constructs import Construct
 
 _CHART_ASSET_ID = "burrow-objects-chart"
 
 
 def object_chart_dir() -> Path:
     """Burrow's generic object chart: `helm/burrow-objects` in a checkout, packaged data when installed."""
-    checkout = Path(__file__).resolve().parents[3] / "helm" / "burrow-objects"
-    if checkout.is_dir():
-        return checkout
-    return Path(str(resources.files("burrow._chart")))
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_chart"
+    return installed if installed.is_dir() else package.parents[1] / "helm" / "burrow-objects"
 
 
 def _chart_asset(scope: Construct) -> TerraformAsset:

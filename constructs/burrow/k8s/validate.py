@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import kubernetes_validate
-from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
-
 from burrow.k8s.objects import K8sObject
+from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
 
 def object_id(obj: K8sObject) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from constructs import Construct
-
 from burrow.addons.base import ClusterAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
+from constructs import Construct
 
 
 def configured_addons(env: EnvironmentConfig) -> list[ClusterAddOn]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from constructs import Construct
-
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
+from constructs import Construct
 
 
 class AppLayer(BurrowStack):

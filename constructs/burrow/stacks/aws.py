@@ -10,7 +10,6 @@ import os
 
 from cdktf import LocalBackend, TerraformOutput
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
-from constructs import Construct
 
 from burrow.cluster.eks import EksCluster
 from burrow.common.network import Network
@@ -19,6 +18,7 @@ from burrow.common.state import StateStorage
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
+from constructs import Construct
 
 IMAGES = ("producer", "consumer")
 BOOTSTRAP_VARIABLE = "BURROW_BOOTSTRAP"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cdktf import LocalBackend, S3Backend, TerraformStack
-from constructs import Construct
 
 from burrow.config.schema import EnvironmentConfig
+from constructs import Construct
 
 
 class BurrowStack(TerraformStack):
