@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pika  # noqa: E402
 from burrow_service import metrics  # noqa: E402
+from burrow_service.message import check_id, decode_object  # noqa: E402
 from burrow_service.messaging import Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.settings import Settings  # noqa: E402
@@ -41,20 +42,14 @@ def parse_message(body: bytes, max_bytes: int) -> dict[str, Any]:
     if len(body) > max_bytes:
         raise InvalidMessage(f"body of {len(body)} bytes exceeds {max_bytes}")
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise InvalidMessage("not a JSON object")
-    missing = [key for key in ("id", "created_at", "payload") if key not in message]
-    if missing:
-        raise InvalidMessage(f"missing keys {missing}")
-    if not isinstance(message["id"], str) or not 0 < len(message["id"]) <= 128:
-        raise InvalidMessage("'id' must be a non-empty string of at most 128 characters")
-    try:
+        message = decode_object(body)
+        missing = [key for key in ("id", "created_at", "payload") if key not in message]
+        if missing:
+            raise ValueError(f"missing keys {missing}")
+        check_id(message["id"])
         datetime.fromisoformat(str(message["created_at"]))
-    except ValueError:
-        raise InvalidMessage("'created_at' is not an ISO 8601 timestamp") from None
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
     return message
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pika  # noqa: E402
 from burrow_service import metrics  # noqa: E402
+from burrow_service.message import check_id, decode_object  # noqa: E402
 from burrow_service.messaging import Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.web import json_response  # noqa: E402
@@ -55,21 +56,14 @@ def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
 
 def parse_publish_body(raw: bytes) -> dict[str, Any]:
     """Validate a `POST /publish` body: a JSON object with `payload` and an optional string `id`."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
+    body = decode_object(raw)
     unknown = sorted(set(body) - ALLOWED_KEYS)
     if unknown:
         raise ValueError(f"unknown keys {unknown}; allowed: id, payload")
     if "payload" not in body:
         raise ValueError("'payload' is required")
     message_id = body.get("id")
-    if message_id is not None and not (isinstance(message_id, str) and 0 < len(message_id) <= 128):
-        raise ValueError("'id' must be a non-empty string of at most 128 characters")
-    return new_message(body["payload"], message_id)
+    return new_message(body["payload"], None if message_id is None else check_id(message_id))
 
 
 class Producer(Service):

@@ -39,10 +39,8 @@ def baseline(broker) -> float:
     for i in range(N):
         body = json.dumps({"id": str(i), "created_at": "2026-01-01T00:00:00+00:00", "payload": {}}).encode()
         channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
-    received = 0
-    for method, _props, _body in channel.consume(queue, auto_ack=False):
+    for received, (method, _props, _body) in enumerate(channel.consume(queue, auto_ack=False), start=1):
         channel.basic_ack(method.delivery_tag)
-        received += 1
         if received == N:
             break
     elapsed = time.perf_counter() - start

@@ -8,7 +8,7 @@ from typing import Any
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
-from burrow.config.schema import EnvironmentConfig
+from burrow.config.schema import EnvironmentConfig, WorkerConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -35,34 +35,19 @@ class AppLayer(BurrowStack):
             props=RabbitMqBrokerProps(**env.rabbitmq.model_dump(), values=list(rabbitmq_values)),
         )
         apps = env.apps
-        self.producer = QueueWorker(
-            self,
-            "producer",
-            namespace=self.namespace,
-            broker=self.broker,
-            props=QueueWorkerProps(
-                role="producer",
-                image=apps.producer.image,
-                replicas=apps.producer.replicas,
-                resources=apps.producer.resources,
-                messaging=env.messaging,
-                settings={"PUBLISH_RATE": str(apps.producer.publish_rate)},
-            ),
+        self.producer = self._worker(env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)})
+        self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
+
+    def _worker(self, env: EnvironmentConfig, role: str, config: WorkerConfig, settings: dict[str, str]) -> QueueWorker:
+        props = QueueWorkerProps(
+            role=role,
+            image=config.image,
+            replicas=config.replicas,
+            resources=config.resources,
+            messaging=env.messaging,
+            settings=settings,
         )
-        self.consumer = QueueWorker(
-            self,
-            "consumer",
-            namespace=self.namespace,
-            broker=self.broker,
-            props=QueueWorkerProps(
-                role="consumer",
-                image=apps.consumer.image,
-                replicas=apps.consumer.replicas,
-                resources=apps.consumer.resources,
-                messaging=env.messaging,
-                settings={"PREFETCH_COUNT": str(apps.consumer.prefetch)},
-            ),
-        )
+        return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props)
 
     @property
     def workers(self) -> tuple[QueueWorker, ...]:
