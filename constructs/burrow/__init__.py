@@ -4,8 +4,7 @@ Layers (L3 stacks): `CommonLayer`, `ClusterLayer` (AWS), `AddOnsLayer`, `AppLaye
 Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `KubernetesObjects`.
 Cluster providers: `KubeconfigCluster` (an existing cluster), `EksCluster` (AWS).
 
-Names that need the AWS provider bindings (slow to import) load on first use, so a
-stack that does not touch AWS never imports them.
+Every name loads its module on first use: `import burrow` imports no provider binding.
 """
 
 from __future__ import annotations
@@ -13,20 +12,34 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from burrow.addons.base import ClusterAddOn, HelmAddOn
-from burrow.app.namespace import AppNamespace
-from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
-from burrow.app.worker import QueueWorker, QueueWorkerProps
-from burrow.config import EnvironmentConfig, Image, Resources, Tier, load_environment, load_environments
-from burrow.environment import EnvironmentStacks, build_environment
-from burrow.errors import BurrowError, ConfigError, PropsError
-from burrow.k8s.release import KubernetesObjects
-from burrow.spi import ClusterInfo, KubeconfigCluster, TokenCluster
-from burrow.stacks.addons import AddOnsLayer
-from burrow.stacks.app import AppLayer
-from burrow.stacks.base import BurrowStack
-
-_AWS_NAMES = {
+# Every public name and the module that defines it. Modules load on first use, so
+# `import burrow` is cheap and a stack that does not touch AWS never loads its bindings.
+_EXPORTS = {
+    "ClusterAddOn": "burrow.addons.base",
+    "HelmAddOn": "burrow.addons.base",
+    "AppNamespace": "burrow.app.namespace",
+    "RabbitMqBroker": "burrow.app.rabbitmq",
+    "RabbitMqBrokerProps": "burrow.app.rabbitmq",
+    "QueueWorker": "burrow.app.worker",
+    "QueueWorkerProps": "burrow.app.worker",
+    "EnvironmentConfig": "burrow.config.schema",
+    "Image": "burrow.config.schema",
+    "Resources": "burrow.config.schema",
+    "Tier": "burrow.config.schema",
+    "load_environment": "burrow.config.loader",
+    "load_environments": "burrow.config.loader",
+    "EnvironmentStacks": "burrow.environment",
+    "build_environment": "burrow.environment",
+    "BurrowError": "burrow.errors",
+    "ConfigError": "burrow.errors",
+    "PropsError": "burrow.errors",
+    "KubernetesObjects": "burrow.k8s.release",
+    "ClusterInfo": "burrow.spi",
+    "KubeconfigCluster": "burrow.spi",
+    "TokenCluster": "burrow.spi",
+    "AddOnsLayer": "burrow.stacks.addons",
+    "AppLayer": "burrow.stacks.app",
+    "BurrowStack": "burrow.stacks.base",
     "CommonLayer": "burrow.stacks.aws",
     "ClusterLayer": "burrow.stacks.aws",
     "EksCluster": "burrow.cluster.eks",
@@ -35,44 +48,15 @@ _AWS_NAMES = {
     "ContainerRegistry": "burrow.common.registry",
 }
 
+__all__ = [*_EXPORTS]  # noqa: PLE0604
+
 
 def __getattr__(name: str) -> Any:
-    module = _AWS_NAMES.get(name)
+    module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'burrow' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [
-    "AddOnsLayer",
-    "AppLayer",
-    "AppNamespace",
-    "BurrowError",
-    "BurrowStack",
-    "ClusterAddOn",
-    "ClusterInfo",
-    "ConfigError",
-    "EnvironmentConfig",
-    "EnvironmentStacks",
-    "HelmAddOn",
-    "Image",
-    "KubeconfigCluster",
-    "KubernetesObjects",
-    "PropsError",
-    "QueueWorker",
-    "QueueWorkerProps",
-    "RabbitMqBroker",
-    "RabbitMqBrokerProps",
-    "Resources",
-    "Tier",
-    "TokenCluster",
-    "build_environment",
-    "load_environment",
-    "load_environments",
-    "CommonLayer",
-    "ClusterLayer",
-    "EksCluster",
-    "Network",
-    "StateStorage",
-    "ContainerRegistry",
-]
+def __dir__() -> list[str]:
+    return __all__

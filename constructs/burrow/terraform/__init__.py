@@ -1,0 +1,1 @@
+"""Terraform tooling: provider mirror discovery, `make validate`, and the AWS emulator rehearsal."""
