@@ -22,11 +22,13 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint diff deploy new-env bench bench-apps clean
+.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
 	@echo "make test                the whole test suite (needs a RabbitMQ; starts one if it can)"
+	@echo "make validate            terraform init + validate of every stack whose providers install here"
+	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
 	@echo "make diff ENV=qa         cdktf diff of one environment's stacks"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
 	@echo "make new-env NAME=perf   scaffold environments/perf.yaml from the template"
@@ -52,6 +54,13 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+
+validate: synth
+	PYTHONPATH=constructs $(PY) -m burrow.terraform.validate cdktf.out
+
+e2e-aws: install
+	@test -n "$(ENV)" || { echo "usage: make e2e-aws ENV=<environment>"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow.terraform.emulator "$(ENV)"
 
 diff deploy: install
 	@test -n "$(ENV)" || { echo "usage: make $@ ENV=<environment>"; exit 2; }

@@ -1,6 +1,50 @@
+"""Shared fixtures. Every environment is synthesized once per test session (bindings are slow to import)."""
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE", "enabled")
+
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import ROOT
+
+ENVIRONMENTS = ("dev", "qa", "uat", "preprod", "prod")
+
+
+@dataclass
+class Synthesized:
+    outdir: Path
+    stacks: dict[str, dict]
+    built: list  # burrow.environment.EnvironmentStacks
+
+    def stack(self, name: str) -> dict:
+        return self.stacks[name]
+
+    def objects(self, env: str) -> list[dict]:
+        from burrow.synth import environment_objects
+
+        return next(environment_objects(b) for b in self.built if b.env.name == env)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory) -> Synthesized:
+    from burrow.config.loader import load_environments
+    from burrow.synth import build_app
+    from cdktf import App
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    app = App(outdir=str(outdir))
+    built = build_app(app, load_environments(ROOT / "environments", list(ENVIRONMENTS)), ROOT / "helm")
+    app.synth()
+    stacks = {
+        path.parent.name: json.loads(path.read_text()) for path in sorted((outdir / "stacks").glob("*/cdk.tf.json"))
+    }
+    return Synthesized(outdir, stacks, built)

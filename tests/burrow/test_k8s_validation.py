@@ -7,7 +7,7 @@ import copy
 import pytest
 from burrow.k8s.validate import validate_objects
 
-from tests.burrow.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENTS
 
 
 def version_of(synthesized, env: str) -> str:

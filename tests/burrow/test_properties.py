@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from tests.burrow.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENTS
 from tests.support.services import ROOT
 
 CLOUD = [env for env in ENVIRONMENTS if env != "dev"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.burrow.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENTS
 
 CLOUD_LAYERS = ("common", "cluster", "addons", "app")
 EXPECTED_STACKS = sorted(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from cdktf import LocalBackend, TerraformOutput
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from cdktf import TerraformOutput
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 
 from burrow.cluster.eks import EksCluster
 from burrow.common.network import Network
@@ -22,24 +22,45 @@ from constructs import Construct
 
 IMAGES = ("producer", "consumer")
 BOOTSTRAP_VARIABLE = "BURROW_BOOTSTRAP"
+EMULATOR_VARIABLE = "BURROW_AWS_ENDPOINT"
+EMULATED_SERVICES = ("ec2", "ecr", "eks", "iam", "kms", "s3", "sts")
 
 
 def cluster_name(env: EnvironmentConfig) -> str:
     return f"burrow-{env.name}"
 
 
-class AwsStack(BurrowStack):
-    """A Burrow stack with the AWS provider, every resource tagged with project and environment."""
+def emulator_endpoint() -> str | None:
+    """The AWS API emulator's URL in a rehearsal (`make e2e-aws`), else None (real AWS)."""
+    return os.environ.get(EMULATOR_VARIABLE) or None
 
-    def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str) -> None:
-        super().__init__(scope, env, layer)
+
+class AwsStack(BurrowStack):
+    """A Burrow stack with the AWS provider, every resource tagged with project and environment.
+
+    In an emulator rehearsal (`BURROW_AWS_ENDPOINT` set) the provider talks only to that
+    endpoint with dummy credentials, and state is local, shared between the stacks by path.
+    """
+
+    def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str, *, local_state: bool = False) -> None:
+        endpoint = emulator_endpoint()
+        super().__init__(scope, env, layer, local_state=local_state or endpoint is not None)
+        tags = [AwsProviderDefaultTags(tags={"Project": "burrow", "Environment": env.name, "ManagedBy": "burrow"})]
+        if endpoint is None:
+            self.aws = AwsProvider(self, "aws", region=env.aws.region, default_tags=tags)
+            return
         self.aws = AwsProvider(
             self,
             "aws",
             region=env.aws.region,
-            default_tags=[
-                AwsProviderDefaultTags(tags={"Project": "burrow", "Environment": env.name, "ManagedBy": "burrow"})
-            ],
+            default_tags=tags,
+            access_key="emulator",
+            secret_key="emulator",  # noqa: S106 - the emulator accepts any credentials
+            skip_credentials_validation=True,
+            skip_metadata_api_check="true",
+            skip_requesting_account_id=True,
+            s3_use_path_style=True,
+            endpoints=[AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
         )
 
 
@@ -52,9 +73,7 @@ class CommonLayer(AwsStack):
     """
 
     def __init__(self, scope: Construct, env: EnvironmentConfig) -> None:
-        super().__init__(scope, env, "common")
-        if os.environ.get(BOOTSTRAP_VARIABLE) == "1":
-            LocalBackend(self, path=f"terraform.{env.name}-common.tfstate")
+        super().__init__(scope, env, "common", local_state=os.environ.get(BOOTSTRAP_VARIABLE) == "1")
         self.state = StateStorage(self, "state", bucket_name=env.state.bucket)
         self.registries = {
             image: ContainerRegistry(self, f"registry-{image}", name=f"burrow/{image}", keep_images=env.registry.keep_images)

@@ -11,16 +11,19 @@ from constructs import Construct
 class BurrowStack(TerraformStack):
     """A stack named `<env>-<layer>` whose state lives where the environment says.
 
-    `local` state for `dev`; S3 with S3-native lock files (`use_lockfile`) elsewhere,
-    one key per stack: `<env>/<layer>.tfstate`.
+    `local` state for `dev` (or when `local_state` is asked for: a bootstrap, an emulator
+    rehearsal); S3 with S3-native lock files (`use_lockfile`) elsewhere, one key per stack:
+    `<env>/<layer>.tfstate`. Local state files sit in their stack's folder under a path every
+    sibling stack resolves the same way, so cross-stack references work with local state too.
     """
 
-    def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str) -> None:
-        super().__init__(scope, f"{env.name}-{layer}")
+    def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str, *, local_state: bool = False) -> None:
+        name = f"{env.name}-{layer}"
+        super().__init__(scope, name)
         self.env = env
         self.layer = layer
-        if env.state.backend == "s3":
+        if local_state or env.state.backend == "local":
+            LocalBackend(self, path=f"../{name}/terraform.{name}.tfstate")
+        else:
             S3Backend(self, bucket=env.state.bucket, key=f"{env.name}/{layer}.tfstate", region=env.aws.region, encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
-        else:
-            LocalBackend(self, path=f"terraform.{env.name}-{layer}.tfstate")

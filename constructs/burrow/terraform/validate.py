@@ -55,10 +55,12 @@ def run_terraform(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess
 
 def diagnostics(output: str) -> str:
     report = json.loads(output)
-    return "; ".join(
-        f"{d['severity']}: {d['summary']}" + (f" ({d['range']['filename']}:{d['range']['start']['line']})" if d.get("range") else "")
-        for d in report.get("diagnostics", [])
-    )
+    problems = []
+    for d in report.get("diagnostics", []):
+        where = f" ({d['range']['filename']}:{d['range']['start']['line']})" if d.get("range") else ""
+        detail = f": {d['detail']}" if d.get("detail") else ""
+        problems.append(f"{d['severity']}: {d['summary']}{detail}{where}")
+    return "; ".join(problems)
 
 
 def validate_stack(stack_dir: Path, env: dict[str, str], mirror: ProviderMirror | None) -> StackResult:

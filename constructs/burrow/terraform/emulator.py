@@ -1,0 +1,296 @@
+"""`make e2e-aws ENV=<env>`: rehearse an environment's AWS layers against a local AWS API emulator.
+
+It starts moto's server on a loopback port, synthesizes the environment with the AWS
+provider pointed at it (only in this mode), then for `<env>-common` and `<env>-cluster`:
+apply, a second `terraform plan -detailed-exitcode` that must report no changes, and
+destroy; finally the emulator must hold exactly what it held before (nothing left behind).
+
+Where moto cannot represent AWS faithfully, `EMULATOR_GAPS` says which resource and why.
+That table is the only place the rehearsal departs from what `make synth` produces.
+
+Usage: python -m burrow.terraform.emulator <env> [--keep]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from burrow.terraform.cli import TerraformUnavailable, find_mirror
+from burrow.terraform.validate import run_terraform, terraform_env
+
+ROOT = Path(__file__).resolve().parents[3]
+LAYERS = ("common", "cluster")
+REGION_VARIABLE_DEFAULT = "eu-west-1"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One way the emulator differs from AWS, and what the rehearsal does about it."""
+
+    resource_type: str
+    reason: str
+    drop: bool = False  # the emulator has no API for it: leave the resource out
+    ignore: tuple[str, ...] = ()  # attributes the emulator does not store: ignore their drift
+    allow_destroy: bool = False  # lift prevent_destroy so the rehearsal can clean up
+
+
+EMULATOR_GAPS = (
+    Gap("aws_eks_addon", "moto has no EKS add-on API (CreateAddon answers 404)", drop=True),
+    Gap("aws_eks_cluster", "moto does not store or return access_config", ignore=("access_config",)),
+    Gap(
+        "aws_eks_node_group",
+        "moto returns an empty remote_access block, no update_config, and its own version/release",
+        ignore=("remote_access", "update_config", "version", "release_version", "labels", "tags"),
+    ),
+    Gap(
+        "aws_s3_bucket_policy",
+        "moto enforces bucket policies but never sees aws:SecureTransport as true, so the "
+        "TLS-only deny would refuse every request, the state backend's included",
+        drop=True,
+    ),
+    Gap(
+        "aws_s3_bucket",
+        "the rehearsal destroys the state bucket, which prevent_destroy forbids for real",
+        allow_destroy=True,
+    ),
+)
+
+
+def apply_gaps(stack_json: dict) -> list[str]:
+    """Adjust one synthesized stack for the emulator; return what was changed, for the log."""
+    resources = stack_json.get("resource", {})
+    notes = []
+    for gap in EMULATOR_GAPS:
+        if gap.resource_type not in resources:
+            continue
+        if gap.drop:
+            dropped = resources.pop(gap.resource_type)
+            notes.append(f"left out {len(dropped)} {gap.resource_type}: {gap.reason}")
+            continue
+        for resource in resources[gap.resource_type].values():
+            lifecycle = resource.setdefault("lifecycle", {})
+            if gap.ignore:
+                lifecycle["ignore_changes"] = sorted(set(lifecycle.get("ignore_changes", [])) | set(gap.ignore))
+            if gap.allow_destroy:
+                lifecycle["prevent_destroy"] = False
+        notes.append(f"adjusted {gap.resource_type}: {gap.reason}")
+    return notes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Emulator:
+    """moto's server on a loopback port, with AWS managed policies loaded (EKS roles attach them)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        moto = Path(sys.executable).with_name("moto_server")
+        env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+        self.process = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.close()
+        raise TerraformUnavailable(f"moto_server did not listen on {self.url}")
+
+    def client(self, service: str, region: str):
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session(aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name=region)
+        return session.client(service, endpoint_url=self.url, config=Config(s3={"addressing_style": "path"}))
+
+    def inventory(self, region: str) -> dict[str, list[str]]:
+        """What the emulator holds of every kind Burrow creates (ids, sorted)."""
+        def client(name: str):
+            return self.client(name, region)
+
+        ec2, iam, eks, kms = client("ec2"), client("iam"), client("eks"), client("kms")
+        live_keys = [
+            k["KeyId"]
+            for k in kms.list_keys()["Keys"]
+            if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] != "PendingDeletion"
+        ]
+        listings: dict[str, Callable[[], list[str]]] = {
+            "vpcs": lambda: [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]],
+            "subnets": lambda: [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]],
+            "internet_gateways": lambda: [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]],
+            "nat_gateways": lambda: [
+                n["NatGatewayId"] for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] != "deleted"
+            ],
+            "elastic_ips": lambda: [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
+            "route_tables": lambda: [r["RouteTableId"] for r in ec2.describe_route_tables()["RouteTables"]],
+            "buckets": lambda: [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
+            "ecr_repositories": lambda: [r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]],
+            "iam_roles": lambda: [r["RoleName"] for r in iam.list_roles()["Roles"]],
+            "oidc_providers": lambda: [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]],
+            "eks_clusters": lambda: eks.list_clusters()["clusters"],
+            "kms_keys": lambda: live_keys,
+        }
+        return {kind: sorted(listing()) for kind, listing in listings.items()}
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def step(message: str) -> None:
+    print(f"e2e-aws: {message}", flush=True)
+
+
+def synthesize(env_name: str, outdir: Path, endpoint: str) -> None:
+    env = {
+        **os.environ,
+        "BURROW_ENV": env_name,
+        "BURROW_AWS_ENDPOINT": endpoint,
+        "CDKTF_OUTDIR": str(outdir),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"synth failed:\n{result.stderr[-3000:]}")
+
+
+def terraform(args: list[str], stack_dir: Path, env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    result = run_terraform([*args, "-no-color", "-input=false"], stack_dir, env)
+    if result.returncode not in (0, 2) or (result.returncode == 2 and "-detailed-exitcode" not in args):
+        raise RuntimeError(f"{what} failed for {stack_dir.name}:\n{(result.stdout + result.stderr)[-4000:]}")
+    return result
+
+
+def emulator_s3_backend(bucket: str, key: str, region: str, endpoint: str) -> dict:
+    """The S3 backend of a cloud environment (state bucket, S3 lock file), pointed at the emulator."""
+    return {
+        "terraform": {
+            "backend": {
+                "s3": {
+                    "bucket": bucket,
+                    "key": key,
+                    "region": region,
+                    "encrypt": True,
+                    "use_lockfile": True,
+                    "endpoints": {"s3": endpoint, "sts": endpoint, "iam": endpoint},
+                    "use_path_style": True,
+                    "access_key": "emulator",
+                    "secret_key": "emulator",
+                    "skip_credentials_validation": True,
+                    "skip_requesting_account_id": True,
+                    "skip_metadata_api_check": True,
+                    "skip_region_validation": True,
+                }
+            }
+        }
+    }
+
+
+def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, bucket: str, region: str) -> None:
+    """The documented first deploy: `<env>-common` applied with local state moves its state into the
+    bucket it just created, plans empty from there, and (for the clean-up) moves back."""
+    key = f"{stack.name.rsplit('-', 1)[0]}/common.tfstate"
+    override = stack / "backend_override.tf.json"
+    override.write_text(json.dumps(emulator_s3_backend(bucket, key, region, emulator.url), indent=2))
+    step(f"{stack.name}: bootstrap - migrate local state into s3://{bucket}/{key}")
+    terraform(["init", "-migrate-state", "-force-copy"], stack, tf_env, "init -migrate-state")
+    s3 = emulator.client("s3", region)
+    if "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=key):
+        raise RuntimeError(f"bootstrap: no state object s3://{bucket}/{key} after the migration")
+    plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
+    if plan.returncode != 0:
+        raise RuntimeError(f"bootstrap: plan from the S3 state is not empty:\n{plan.stdout[-3000:]}")
+    override.unlink()
+    terraform(["init", "-migrate-state", "-force-copy"], stack, tf_env, "init -migrate-state (back to local)")
+    versions = s3.list_object_versions(Bucket=bucket)
+    for entry in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+    step(f"{stack.name}: bootstrap passed (state lived in its own bucket, plan empty)")
+
+
+def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None) -> None:
+    """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto."""
+    emulator = Emulator()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
+            outdir = Path(tmp)
+            step(f"emulator on {emulator.url}; synthesizing {env_name}")
+            before = emulator.inventory(region)
+            synthesize(env_name, outdir, emulator.url)
+            tf_env = terraform_env(outdir, find_mirror())
+            stacks = [outdir / "stacks" / f"{env_name}-{layer}" for layer in LAYERS]
+            for stack in stacks:
+                path = stack / "cdk.tf.json"
+                config = json.loads(path.read_text())
+                for note in apply_gaps(config):
+                    step(f"{stack.name}: {note}")
+                path.write_text(json.dumps(config, indent=2))
+            for stack in stacks:
+                step(f"{stack.name}: init + apply")
+                terraform(["init"], stack, tf_env, "init")
+                terraform(["apply", "-auto-approve"], stack, tf_env, "apply")
+                if stack.name.endswith("-common") and state_bucket:
+                    rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region)
+            for stack in stacks:
+                step(f"{stack.name}: re-plan must be empty")
+                plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
+                if plan.returncode != 0:
+                    raise RuntimeError(f"{stack.name}: re-plan after apply is not empty:\n{plan.stdout[-4000:]}")
+            for stack in reversed(stacks):
+                step(f"{stack.name}: destroy")
+                terraform(["destroy", "-auto-approve"], stack, tf_env, "destroy")
+            after = emulator.inventory(region)
+            left = {kind: sorted(set(after[kind]) - set(before[kind])) for kind in after}
+            left = {kind: ids for kind, ids in left.items() if ids}
+            if left:
+                raise RuntimeError(f"destroy left resources behind in the emulator: {left}")
+            step(f"{env_name}: apply -> empty re-plan -> destroy passed; emulator holds nothing of ours")
+    finally:
+        emulator.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m burrow.terraform.emulator <env>", file=sys.stderr)
+        return 2
+    try:
+        from burrow.config.loader import load_environment
+
+        env = load_environment(argv[0], ROOT / "environments")
+        if not env.on_aws:
+            print(f"e2e-aws: environment {env.name} has no AWS layers", file=sys.stderr)
+            return 2
+        rehearse(env.name, env.aws.region, env.state.bucket)
+    except Exception as exc:  # noqa: BLE001 - report any failure as one clear message
+        print(f"e2e-aws: FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
