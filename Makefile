@@ -42,7 +42,13 @@ $(VENV)/.synced: Pipfile Pipfile.lock
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-install: $(VENV)/.synced node_modules/.package-lock.json
+# checkov pins dependencies that clash with the Pipfile's, so it gets its own virtualenv.
+.venv-checkov/.installed: tests/checkov/requirements.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q -r tests/checkov/requirements.txt
+	@touch $@
+
+install: $(VENV)/.synced node_modules/.package-lock.json .venv-checkov/.installed
 
 synth: install
 	@rm -rf cdktf.out

@@ -34,6 +34,7 @@ _EXPORTS = {
     "ConfigError": "burrow.errors",
     "PropsError": "burrow.errors",
     "KubernetesObjects": "burrow.k8s.release",
+    "Guardrails": "burrow.policy.guardrails",
     "ClusterInfo": "burrow.spi",
     "KubeconfigCluster": "burrow.spi",
     "TokenCluster": "burrow.spi",

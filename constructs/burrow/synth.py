@@ -69,6 +69,14 @@ def export_objects(built: EnvironmentStacks, outdir: Path) -> Path:
     return target
 
 
+def guardrail_report(error: str) -> str:
+    """The violations from cdktf's validation error, one per line, without the jsii stack trace."""
+    lines = [line.strip() for line in error.splitlines() if "guardrail violation:" in line]
+    return "synth refused by guardrails:\n" + "\n".join(
+        "  " + line.split("guardrail violation: ", 1)[1] for line in lines
+    ) + "\nFix the configuration, or waive a rule in guardrails.waivers with a reason."
+
+
 def main(root: Path) -> int:
     """Synthesize the environments in `BURROW_ENV` (default: all) into cdktf's output folder."""
     names = selected_environments(os.environ.get(ENV_VARIABLE))
@@ -83,7 +91,19 @@ def main(root: Path) -> int:
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    app.synth()
+    from burrow.policy.guardrails import guardrails_of  # noqa: PLC0415
+
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        if "guardrail violation" not in str(exc):
+            raise
+        print(f"burrow: {guardrail_report(str(exc))}", file=sys.stderr)
+        return 2
+    stacks = [stack for env in built for stack in env.stacks]
+    for guardrails in guardrails_of(stacks):
+        for finding, reason in guardrails.waived:
+            print(f"WAIVED {finding} -- reason: {reason}")
     outdir = Path(app.outdir)
     for env in built:
         for stack in env.stacks:

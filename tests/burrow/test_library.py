@@ -17,14 +17,15 @@ TEAM_STACK = textwrap.dedent(
     import json, sys
     from cdktf import App, TerraformStack
     import burrow
-    from burrow import (AppNamespace, Image, KubeconfigCluster, QueueWorker, QueueWorkerProps,
-                        RabbitMqBroker, RabbitMqBrokerProps, Resources)
+    from burrow import (AppNamespace, Guardrails, Image, KubeconfigCluster, QueueWorker, QueueWorkerProps,
+                        RabbitMqBroker, RabbitMqBrokerProps, Resources, Tier)
 
     class OrdersStack(TerraformStack):
         def __init__(self, scope, id):
             super().__init__(scope, id)
             KubeconfigCluster(kubeconfig_path="~/.kube/config", context="kind-orders",
                               version="1.33").configure_providers(self)
+            Guardrails.configure(self, Tier.DEVELOPMENT)  # a sandbox: one broker, no persistence
             ns = AppNamespace(self, "ns", name="orders")
             size = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"},
                                              "limits": {"cpu": "500m", "memory": "256Mi"}})
@@ -47,7 +48,7 @@ def check_team_output(outdir, printed: str) -> dict:
     result = json.loads(printed.strip().splitlines()[-1])
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
-    assert set(releases) == {"orders-mq", "consumer"}
+    assert set(releases) == {"orders-mq", "orders-mq-network", "orders-network-defaults", "consumer"}
     env = {e["name"]: e for e in result["objects"][1]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
     assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
@@ -128,3 +129,14 @@ def test_worker_props_refuse_a_grace_period_shorter_than_the_drain():
                 "termination_grace_seconds": 30,
             }
         )
+
+
+def test_pyproject_packages_every_burrow_subpackage():
+    import tomllib
+
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        "burrow" + ".".join(["", *p.parent.relative_to(ROOT / "constructs" / "burrow").parts]).rstrip(".")
+        for p in (ROOT / "constructs" / "burrow").rglob("__init__.py")
+    }
+    assert on_disk <= declared, f"add to pyproject.toml: {sorted(on_disk - declared)}"

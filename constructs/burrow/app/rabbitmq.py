@@ -19,20 +19,40 @@ from pydantic import Field
 from burrow.app.namespace import AppNamespace
 from burrow.config.schema import RabbitMqConfig
 from burrow.errors import PropsError
+from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
-from burrow.k8s.release import to_yaml
+from burrow.k8s.release import KubernetesObjects, to_yaml
+from burrow.policy.guardrails import Guardrails
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
 
 AMQP_PORT = 5672
+AMQPS_PORT = 5671
+METRICS_PORT = 9419
+CLUSTER_PORTS = (4369, 25672)  # epmd and Erlang distribution between broker pods
+API_SERVER_PORTS = (443, 6443)  # Kubernetes peer discovery asks the API server for its peers
+URI_KEY = "rabbitmq-amqp-uri"  # full AMQP URI with credentials, for KEDA's TriggerAuthentication
 USERNAME_KEY = "rabbitmq-username"
 PASSWORD_KEY = "rabbitmq-password"  # the Bitnami chart's default key for auth.existingPasswordSecret
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"  # the chart's default key for auth.existingErlangSecret
 
 # Chart values Burrow derives from the typed props; a values file may not set them,
 # so each setting has exactly one home.
-MANAGED_VALUES = ("image", "replicaCount", "auth", "persistence", "resources", "global")
+MANAGED_VALUES = (
+    "image",
+    "replicaCount",
+    "auth",
+    "persistence",
+    "resources",
+    "global",
+    "pdb",
+    "podAntiAffinityPreset",
+    "topologySpreadConstraints",
+    "memoryHighWatermark",
+    "metrics",
+    "networkPolicy",
+)
 
 
 class RabbitMqBrokerProps(RabbitMqConfig):
@@ -44,6 +64,12 @@ class RabbitMqBrokerProps(RabbitMqConfig):
 
     release_name: str = Field(default="rabbitmq", pattern=r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
     values: Sequence[Mapping[str, Any]] = ()
+    #: Spread brokers over availability zones (set when the cluster spans several).
+    zone_spread: bool = False
+    #: Namespace allowed to scrape the broker's metrics; None: metrics stay internal, no ServiceMonitor.
+    monitoring_namespace: str | None = None
+    #: Namespace of the KEDA operator, allowed to read queue depth over AMQP.
+    keda_namespace: str | None = "keda"
 
 
 def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
@@ -63,6 +89,7 @@ class RabbitMqBroker(Construct):
 
     def __init__(self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps) -> None:
         super().__init__(scope, id)
+        Guardrails.of(self)
         for index, doc in enumerate(props.values):
             clash = managed_keys_in(doc)
             if clash:
@@ -88,6 +115,7 @@ class RabbitMqBroker(Construct):
                 USERNAME_KEY: props.username,
                 PASSWORD_KEY: self.password.result,
                 ERLANG_COOKIE_KEY: self.erlang_cookie.result,
+                URI_KEY: f"amqp://{props.username}:{self.password.result}@{self.host}:{AMQP_PORT}/",
             },
             type="Opaque",
             provider=providers.kubernetes,
@@ -110,6 +138,53 @@ class RabbitMqBroker(Construct):
             provider=providers.helm,
             depends_on=[self.secret],
         )
+        self.network = KubernetesObjects(
+            self,
+            "network",
+            release_name=f"{props.release_name}-network",
+            namespace=self.namespace,
+            objects=[self.network_policy()],
+            depends_on=[namespace.resource],
+        )
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """The labels the chart puts on broker pods."""
+        return {"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/instance": self.props.release_name}
+
+    @property
+    def client_labels(self) -> dict[str, str]:
+        """Pods with these labels may reach the broker over AMQP (QueueWorker adds them to its pods)."""
+        return {"burrow.dev/rabbitmq-client": self.props.release_name}
+
+    @property
+    def amqp_ports(self) -> tuple[int, ...]:
+        return (AMQP_PORT, AMQPS_PORT) if self.props.tls else (AMQP_PORT,)
+
+    def network_policy(self) -> dict[str, Any]:
+        """Who may talk to the brokers: clients and KEDA over AMQP, the brokers among themselves,
+        the monitoring namespace on the metrics port; brokers may reach each other and the API server."""
+        ingress = [
+            {"from": [k8s.peer_pods(self.client_labels)], "ports": k8s.tcp_ports(*self.amqp_ports)},
+            {"from": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)},
+        ]
+        if self.props.keda_namespace:
+            ingress.append({"from": [k8s.peer_namespace(self.props.keda_namespace)], "ports": k8s.tcp_ports(AMQP_PORT)})
+        if self.props.monitoring_namespace:
+            ingress.append(
+                {"from": [k8s.peer_namespace(self.props.monitoring_namespace)], "ports": k8s.tcp_ports(METRICS_PORT)}
+            )
+        egress = [
+            {"to": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)},
+            {"ports": k8s.tcp_ports(*API_SERVER_PORTS)},
+        ]
+        return k8s.network_policy(
+            f"{self.props.release_name}-broker", self.namespace, self.pod_labels, ingress=ingress, egress=egress
+        )
+
+    def uri_secret_ref(self) -> tuple[str, str]:
+        """(secret name, key) of the AMQP URI with credentials, for clients that take one string."""
+        return self.secret_name, URI_KEY
 
     @property
     def host(self) -> str:
@@ -144,18 +219,41 @@ class RabbitMqBroker(Construct):
         persistence: dict[str, Any] = {"enabled": props.persistence.enabled, "size": props.persistence.size}
         if props.persistence.storage_class:
             persistence["storageClass"] = props.persistence.storage_class
-        return {
+        auth: dict[str, Any] = {
+            "username": props.username,
+            "existingPasswordSecret": self.secret_name,
+            "existingErlangSecret": self.secret_name,
+        }
+        if props.tls:
+            auth["tls"] = {"enabled": True, "autoGenerated": True, "failIfNoPeerCert": False}
+        values: dict[str, Any] = {
             # The chart refuses images outside its own repository unless this is set; Burrow
             # always names its image explicitly (bitnamilegacy by default, or a mirror).
             "global": {"security": {"allowInsecureImages": True}},
             "image": image,
             "replicaCount": props.replicas,
-            "auth": {
-                "username": props.username,
-                "existingPasswordSecret": self.secret_name,
-                "existingErlangSecret": self.secret_name,
-            },
+            "auth": auth,
             "persistence": persistence,
             "resources": props.resources.model_dump(),
+            "memoryHighWatermark": {"enabled": True, "type": "relative", "value": props.memory_high_watermark},
+            "podAntiAffinityPreset": props.anti_affinity,
+            # Burrow builds the broker's NetworkPolicy itself (see network_policy).
+            "networkPolicy": {"enabled": False},
+            "metrics": {
+                "enabled": True,
+                "serviceMonitor": {"default": {"enabled": props.monitoring_namespace is not None}},
+            },
         }
+        if props.replicas >= 3:
+            values["pdb"] = {"create": True, "maxUnavailable": 1}
+        if props.zone_spread and props.replicas > 1:
+            values["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "DoNotSchedule" if props.anti_affinity == "hard" else "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": self.pod_labels},
+                }
+            ]
+        return values
 

@@ -14,10 +14,18 @@ from pydantic import Field, model_validator
 
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker
-from burrow.config.schema import Image, MessagingConfig, Model, Resources
+from burrow.config.schema import (
+    CpuAutoscalingConfig,
+    Image,
+    MessagingConfig,
+    Model,
+    QueueAutoscalingConfig,
+    Resources,
+)
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.release import KubernetesObjects
+from burrow.policy.guardrails import Guardrails
 from constructs import Construct
 
 HTTP_PORT = 5000
@@ -43,6 +51,15 @@ class QueueWorkerProps(Model):
     termination_grace_seconds: int = Field(default=30, ge=2, le=3600)
     #: The application that the worker belongs to (app.kubernetes.io/part-of).
     part_of: str = "burrow"
+    #: CPU autoscaling (HorizontalPodAutoscaler) or queue-depth autoscaling (KEDA ScaledObject on the
+    #: worker's queue); `replicas` is the minimum. default: a fixed `replicas`
+    autoscaling: CpuAutoscalingConfig | QueueAutoscalingConfig | None = None
+    #: Refuse to schedule two pods on one node (or zone) rather than prefer not to. default: soft
+    hard_spread: bool = False
+    #: Spread pods over availability zones too (set when the cluster spans several).
+    zone_spread: bool = False
+    #: Namespace allowed to scrape /metrics; None: only the worker's own namespace reaches it.
+    monitoring_namespace: str | None = None
 
     @model_validator(mode="after")
     def _grace_exceeds_drain(self) -> QueueWorkerProps:
@@ -71,6 +88,7 @@ class QueueWorker(Construct):
         props: QueueWorkerProps,
     ) -> None:
         super().__init__(scope, id)
+        Guardrails.of(self)
         reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging)))
         if reserved:
             raise PropsError(self.node.path, "settings", reserved, "these variables are set from the broker")
@@ -94,14 +112,32 @@ class QueueWorker(Construct):
             startup=k8s.HttpProbe(LIVENESS_PATH, period_seconds=2, failure_threshold=30),
         )
         ns = namespace.name
+        pod_labels = {**labels, **broker.client_labels}
+        scaling = props.autoscaling if props.autoscaling and props.autoscaling.enabled else None
         self.deployment = k8s.deployment(
-            self.name, ns, labels, props.replicas, container, props.termination_grace_seconds
+            self.name,
+            ns,
+            pod_labels,
+            None if scaling else props.replicas,
+            container,
+            props.termination_grace_seconds,
+            spread=k8s.topology_spread(labels, props.hard_spread, props.zone_spread),
         )
-        self.objects = (
+        objects = [
             k8s.service_account(self.name, ns, labels),
             self.deployment,
             k8s.service(self.name, ns, labels, HTTP_PORT),
-        )
+            self.network_policy(ns, labels, broker),
+        ]
+        if props.replicas >= 2:
+            objects.append(k8s.pod_disruption_budget(self.name, ns, labels))
+        if isinstance(scaling, CpuAutoscalingConfig):
+            objects.append(
+                k8s.cpu_autoscaler(self.name, ns, labels, props.replicas, scaling.max_replicas, scaling.target_cpu_percent)
+            )
+        elif isinstance(scaling, QueueAutoscalingConfig):
+            objects.extend(self.queue_autoscaler(ns, labels, broker, scaling))
+        self.objects = tuple(objects)
         self.release = KubernetesObjects(
             self,
             "objects",
@@ -110,6 +146,58 @@ class QueueWorker(Construct):
             objects=self.objects,
             depends_on=[namespace.resource, broker.release],
         ).release
+
+    def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
+        """The worker may reach its broker over AMQP; its HTTP port is open to its own namespace and
+        to the monitoring namespace."""
+        sources = [{"podSelector": {}}]
+        if self.props.monitoring_namespace:
+            sources.append(k8s.peer_namespace(self.props.monitoring_namespace))
+        return k8s.network_policy(
+            self.name,
+            namespace,
+            k8s.selector_for(labels),
+            ingress=[{"from": sources, "ports": k8s.tcp_ports(HTTP_PORT)}],
+            egress=[{"to": [k8s.peer_pods(broker.pod_labels)], "ports": k8s.tcp_ports(*broker.amqp_ports)}],
+        )
+
+    def queue_autoscaler(
+        self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker, scaling: QueueAutoscalingConfig
+    ) -> list[k8s.K8sObject]:
+        """A KEDA ScaledObject on the worker's queue depth, authenticated through a Secret reference."""
+        secret, key = broker.uri_secret_ref()
+        auth_name = f"{self.name}-rabbitmq"
+        trigger_auth = {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "TriggerAuthentication",
+            "metadata": k8s.metadata(auth_name, namespace, labels),
+            "spec": {"secretTargetRef": [{"parameter": "host", "name": secret, "key": key}]},
+        }
+        scaled = {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": k8s.metadata(self.name, namespace, labels),
+            "spec": {
+                "scaleTargetRef": {"name": self.name},
+                "minReplicaCount": self.props.replicas,
+                "maxReplicaCount": scaling.max_replicas,
+                "pollingInterval": scaling.polling_interval_seconds,
+                "cooldownPeriod": scaling.cooldown_seconds,
+                "triggers": [
+                    {
+                        "type": "rabbitmq",
+                        "metadata": {
+                            "protocol": "amqp",
+                            "queueName": self.props.messaging.queue,
+                            "mode": "QueueLength",
+                            "value": str(scaling.queue_length),
+                        },
+                        "authenticationRef": {"name": auth_name},
+                    }
+                ],
+            },
+        }
+        return [trigger_auth, scaled]
 
     @staticmethod
     def broker_env(broker: RabbitMqBroker, messaging: MessagingConfig) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from cdktf import Fn
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
     DataAwsIamPolicyDocument,
     DataAwsIamPolicyDocumentStatement,
@@ -41,6 +42,18 @@ EBS_CSI_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:ebs-csi-controller-
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 
 
+def key_policy(account_id: str) -> str:
+    """The account administers and uses the key through IAM (EKS's cluster role gets use via IAM)."""
+    statement = {
+        "Sid": "AccountAdministersThroughIam",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def service_trust_policy(service: str) -> str:
     """A trust policy that lets one AWS service assume the role."""
     statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
@@ -67,12 +80,14 @@ class EksCluster(Construct):
         subnet_ids: Sequence[str],
     ) -> None:
         super().__init__(scope, id)
+        account = DataAwsCallerIdentity(self, "account")
         self.kms_key = KmsKey(
             self,
             "secrets-key",
             description=f"Encrypts Kubernetes Secrets of EKS cluster {name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
+            policy=key_policy(account.account_id),
         )
         self.cluster_role, cluster_policies = self._role(
             "cluster-role", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES

@@ -6,7 +6,11 @@ import ipaddress
 from dataclasses import dataclass
 
 from cdktf import Fn
-from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
+    DataAwsAvailabilityZones,
+    DataAwsAvailabilityZonesFilter,
+)
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.eip import Eip
 from cdktf_cdktf_provider_aws.internet_gateway import InternetGateway
 from cdktf_cdktf_provider_aws.nat_gateway import NatGateway
@@ -47,9 +51,18 @@ class Network(Construct):
     Escape hatches: `vpc`, `public_subnets`, `private_subnets`, `nat_gateways`.
     """
 
-    def __init__(self, scope: Construct, id: str, *, name: str, config: NetworkConfig, cluster_name: str) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, name: str, config: NetworkConfig, cluster_name: str, region: str
+    ) -> None:
         super().__init__(scope, id)
-        zones = DataAwsAvailabilityZones(self, "zones", state="available")
+        # Pin the zones by name, so the set never grows by itself when AWS adds a zone.
+        zone_names = [f"{region}{chr(ord('a') + i)}" for i in range(config.availability_zones)]
+        zones = DataAwsAvailabilityZones(
+            self,
+            "zones",
+            state="available",
+            filter=[DataAwsAvailabilityZonesFilter(name="zone-name", values=zone_names)],
+        )
         self.vpc = Vpc(
             self,
             "vpc",
@@ -58,6 +71,8 @@ class Network(Construct):
             enable_dns_support=True,
             tags={"Name": name},
         )
+        # The VPC's default security group allows nothing: every workload gets an explicit one.
+        DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{name}-default-deny"})
         gateway = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": name})
         public_routes = RouteTable(self, "public-routes", vpc_id=self.vpc.id, tags={"Name": f"{name}-public"})
         Route(self, "public-default", route_table_id=public_routes.id, destination_cidr_block=ANYWHERE, gateway_id=gateway.id)

@@ -6,6 +6,13 @@ import json
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+)
 from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
 from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
 from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
@@ -46,10 +53,13 @@ class StateStorage(Construct):
     """Versioned, encrypted, private, TLS-only state bucket that Terraform refuses to destroy.
 
     Locking uses S3-native lock files (`use_lockfile`), so no DynamoDB table is needed.
+    Old state versions expire after `noncurrent_days` (the current one never does).
     Escape hatch: `bucket`.
     """
 
-    def __init__(self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90
+    ) -> None:
         super().__init__(scope, id)
         self.bucket = S3Bucket(
             self,
@@ -86,3 +96,21 @@ class StateStorage(Construct):
             restrict_public_buckets=True,
         )
         S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=tls_only_policy(bucket_name))
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="expire-old-state-versions",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_days)
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
+                    ],
+                )
+            ],
+        )

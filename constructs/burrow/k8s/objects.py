@@ -95,7 +95,7 @@ class ContainerSpec:
         container: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": "Always",  # the registry checks pull credentials on every start
             "ports": [{"name": "http", "containerPort": self.port, "protocol": "TCP"}],
             "env": env,
             "resources": {k: dict(v) for k, v in self.resources.items()},
@@ -133,37 +133,42 @@ def deployment(
     name: str,
     namespace: str,
     labels: Mapping[str, str],
-    replicas: int,
+    replicas: int | None,
     container: ContainerSpec,
     termination_grace_seconds: int,
+    spread: Sequence[dict[str, Any]] = (),
 ) -> K8sObject:
-    """A Deployment that rolls without downtime (maxUnavailable 0) and runs hardened pods."""
+    """A Deployment that rolls without downtime (maxUnavailable 0) and runs hardened pods.
+
+    `replicas` is None when an autoscaler owns the count (a release must not reset it).
+    """
+    spec: dict[str, Any] = {} if replicas is None else {"replicas": replicas}
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": name,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": termination_grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "fsGroup": APP_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container.render()],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+    }
+    if spread:
+        pod_spec["topologySpreadConstraints"] = list(spread)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(name, namespace, labels),
         "spec": {
-            "replicas": replicas,
+            **spec,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector_for(labels)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "serviceAccountName": name,
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": termination_grace_seconds,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": APP_UID,
-                        "runAsGroup": APP_UID,
-                        "fsGroup": APP_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container.render()],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                },
-            },
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
     }
 
@@ -180,3 +185,87 @@ def service(name: str, namespace: str, labels: Mapping[str, str], port: int) -> 
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
+
+
+def topology_spread(labels: Mapping[str, str], hard: bool, zones: bool) -> list[dict[str, Any]]:
+    """Spread pods over nodes (and zones): `hard` refuses to schedule rather than stack them."""
+    keys = ["kubernetes.io/hostname"] + (["topology.kubernetes.io/zone"] if zones else [])
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_for(labels)},
+        }
+        for key in keys
+    ]
+
+
+def pod_disruption_budget(name: str, namespace: str, labels: Mapping[str, str]) -> K8sObject:
+    """At most one pod of the workload down for voluntary disruptions (drains, upgrades)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(name, namespace, labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_for(labels)}},
+    }
+
+
+def cpu_autoscaler(
+    name: str, namespace: str, labels: Mapping[str, str], minimum: int, maximum: int, cpu_percent: int
+) -> K8sObject:
+    """A HorizontalPodAutoscaler (autoscaling/v2) on average CPU utilisation."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(name, namespace, labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": minimum,
+            "maxReplicas": maximum,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_percent}},
+                }
+            ],
+        },
+    }
+
+
+def network_policy(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    *,
+    ingress: Sequence[dict[str, Any]] | None = None,
+    egress: Sequence[dict[str, Any]] | None = None,
+) -> K8sObject:
+    """A NetworkPolicy for the pods matching `pod_labels` (all pods when empty).
+
+    A direction given (even as an empty list) is isolated and allows only its rules.
+    """
+    types = [kind for kind, rules in (("Ingress", ingress), ("Egress", egress)) if rules is not None]
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": dict(pod_labels)} if pod_labels else {}, "policyTypes": types}
+    if ingress is not None:
+        spec["ingress"] = list(ingress)
+    if egress is not None:
+        spec["egress"] = list(egress)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(name, namespace, MANAGED_BY),
+        "spec": spec,
+    }
+
+
+def peer_pods(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": dict(labels)}}
+
+
+def peer_namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def tcp_ports(*ports: int | str) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]

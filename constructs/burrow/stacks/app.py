@@ -8,7 +8,8 @@ from typing import Any
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
-from burrow.config.schema import EnvironmentConfig, WorkerConfig
+from burrow.config.schema import ConsumerConfig, EnvironmentConfig, ProducerConfig, Tier
+from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -27,18 +28,32 @@ class AppLayer(BurrowStack):
     ) -> None:
         super().__init__(scope, env, "app")
         cluster.configure_providers(self)
+        self.guardrails = Guardrails.configure(self, env.tier, env.guardrails.waivers)
+        if env.guardrails.waivers:
+            # Reviewers see every waiver, with its reason, in the synthesized stack and its diff.
+            self.add_override("//.burrow_guardrail_waivers", [w.model_dump() for w in env.guardrails.waivers])
+        self.cluster = cluster
+        self.monitoring_namespace = env.monitoring.namespace if env.monitoring.enabled else None
         self.namespace = AppNamespace(self, "namespace", name=env.namespace)
         self.broker = RabbitMqBroker(
             self,
             "rabbitmq",
             namespace=self.namespace,
-            props=RabbitMqBrokerProps(**env.rabbitmq.model_dump(), values=list(rabbitmq_values)),
+            props=RabbitMqBrokerProps(
+                **env.rabbitmq.model_dump(),
+                values=list(rabbitmq_values),
+                zone_spread=cluster.multi_zone,
+                monitoring_namespace=self.monitoring_namespace,
+                keda_namespace="keda" if env.addons.keda.enabled else None,
+            ),
         )
         apps = env.apps
         self.producer = self._worker(env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)})
         self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
 
-    def _worker(self, env: EnvironmentConfig, role: str, config: WorkerConfig, settings: dict[str, str]) -> QueueWorker:
+    def _worker(
+        self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str]
+    ) -> QueueWorker:
         props = QueueWorkerProps(
             role=role,
             image=config.image,
@@ -46,6 +61,10 @@ class AppLayer(BurrowStack):
             resources=config.resources,
             messaging=env.messaging,
             settings=settings,
+            autoscaling=config.autoscaling,
+            hard_spread=env.tier == Tier.PRODUCTION,
+            zone_spread=self.cluster.multi_zone,
+            monitoring_namespace=self.monitoring_namespace,
         )
         return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props)
 

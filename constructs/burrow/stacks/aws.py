@@ -80,7 +80,12 @@ class CommonLayer(AwsStack):
             for image in IMAGES
         }
         self.network = Network(
-            self, "network", name=f"burrow-{env.name}", config=env.network, cluster_name=cluster_name(env)
+            self,
+            "network",
+            name=f"burrow-{env.name}",
+            config=env.network,
+            cluster_name=cluster_name(env),
+            region=env.aws.region,
         )
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)

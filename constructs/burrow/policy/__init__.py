@@ -1,0 +1,1 @@
+"""Synth-time policy: guardrails per tier, applied as cdktf Aspects."""

@@ -1,0 +1,161 @@
+"""Guardrails refuse an unsafe configuration at synth, one message per violation; waivers need reasons."""
+
+from __future__ import annotations
+
+import pytest
+from burrow import (
+    AppNamespace,
+    Guardrails,
+    Image,
+    KubeconfigCluster,
+    PropsError,
+    QueueWorker,
+    QueueWorkerProps,
+    RabbitMqBroker,
+    RabbitMqBrokerProps,
+    Resources,
+    Tier,
+)
+from burrow.config.loader import load_environment
+from burrow.config.schema import Waiver
+from burrow.policy.guardrails import RULE_IDS
+from burrow.stacks.app import AppLayer
+from burrow.synth import guardrail_report
+from cdktf import App, TerraformStack
+
+from tests.support.services import ROOT
+
+CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
+SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+
+
+def env(name: str, **changes):
+    config = load_environment(name, ROOT / "environments")
+    for section, update in changes.items():
+        current = getattr(config, section)
+        config = config.model_copy(update={section: current.model_copy(update=update) if isinstance(update, dict) else update})
+    return config
+
+
+def synth_error(app: App, tmp_path) -> str | None:
+    app_outdir = app.outdir
+    try:
+        app.synth()
+    except RuntimeError as exc:
+        return str(exc)
+    assert app_outdir
+    return None
+
+
+def app_layer(tmp_path, config) -> tuple[App, AppLayer]:
+    app = App(outdir=str(tmp_path))
+    return app, AppLayer(app, config, cluster=CLUSTER)
+
+
+def violations(error: str | None) -> list[str]:
+    assert error is not None, "synth should have been refused"
+    return [line.strip() for line in guardrail_report(error).splitlines()[1:-1]]
+
+
+def test_shipped_environments_pass_and_prod_reports_its_waiver(tmp_path):
+    app, layer = app_layer(tmp_path, env("prod"))
+    assert synth_error(app, tmp_path) is None
+    waived = {(finding.rule, finding.path) for finding, _ in layer.guardrails.waived}
+    assert waived == {("image-digest", "prod-app/producer"), ("image-digest", "prod-app/consumer")}
+    assert all("no digest to pin" in reason for _, reason in layer.guardrails.waived)
+
+
+@pytest.mark.parametrize(
+    ("rabbitmq", "rule", "advice"),
+    [
+        ({"replicas": 1}, "rabbitmq-replicas", "run 3 RabbitMQ replicas (rabbitmq.replicas is 1)"),
+        ({"persistence": {"enabled": False, "size": "8Gi"}}, "rabbitmq-persistence", "turn on rabbitmq.persistence.enabled"),
+        ({"anti_affinity": "soft"}, "rabbitmq-anti-affinity", "set rabbitmq.anti_affinity: hard"),
+    ],
+)
+def test_production_broker_rules(tmp_path, rabbitmq, rule, advice):
+    config = env("prod")
+    update = {k: (config.rabbitmq.persistence.model_copy(update=v) if k == "persistence" else v) for k, v in rabbitmq.items()}
+    app, _ = app_layer(tmp_path, config.model_copy(update={"rabbitmq": config.rabbitmq.model_copy(update=update)}))
+    assert violations(synth_error(app, tmp_path)) == [f"prod-app: prod-app/rabbitmq: [{rule}] {advice}"]
+
+
+def test_image_digest_rule_without_the_waiver(tmp_path):
+    config = env("prod", guardrails={"waivers": []})
+    app, _ = app_layer(tmp_path, config)
+    found = violations(synth_error(app, tmp_path))
+    assert len(found) == 2
+    assert found[0].startswith("prod-app: prod-app/producer: [image-digest] container producer: pin image")
+
+
+def test_staging_needs_two_replicas_and_a_pdb(tmp_path):
+    config = env("qa")
+    consumer = config.apps.consumer.model_copy(update={"replicas": 1})
+    app, _ = app_layer(tmp_path, config.model_copy(update={"apps": config.apps.model_copy(update={"consumer": consumer})}))
+    assert violations(synth_error(app, tmp_path)) == [
+        "qa-app: qa-app/consumer: [workload-replicas] run at least 2 replicas (replicas is 1)",
+        "qa-app: qa-app/consumer: [workload-pdb] add a PodDisruptionBudget (replicas >= 2 creates one)",
+    ]
+
+
+def team_stack(tmp_path, tier: Tier | None, default_deny: bool = True):
+    app = App(outdir=str(tmp_path))
+    stack = TerraformStack(app, "team")
+    CLUSTER.configure_providers(stack)
+    if tier is not None:
+        Guardrails.configure(stack, tier)
+    namespace = AppNamespace(stack, "ns", name="team", default_deny=default_deny)
+    broker = RabbitMqBroker(
+        stack, "mq", namespace=namespace, props=RabbitMqBrokerProps(image=Image(registry="r", repository="rabbitmq", tag="4"), resources=SIZE)
+    )
+    worker = QueueWorker(
+        stack,
+        "worker",
+        namespace=namespace,
+        broker=broker,
+        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=SIZE),
+    )
+    return app, worker
+
+
+def test_another_teams_stack_gets_production_checks_by_default(tmp_path):
+    app, _ = team_stack(tmp_path, tier=None)
+    rules = {line.split("[")[1].split("]")[0] for line in violations(synth_error(app, tmp_path))}
+    assert rules == {"image-digest", "rabbitmq-replicas", "rabbitmq-persistence", "rabbitmq-anti-affinity"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "rule"),
+    [
+        (lambda c, w: c["resources"].pop("limits"), "workload-resources"),
+        (lambda c, w: c.pop("livenessProbe"), "workload-probes"),
+        (lambda c, w: c["securityContext"].update(privileged=True), "workload-security"),
+        (lambda c, w: c.update(image="r/w:latest"), "image-tag"),
+        (lambda c, w: setattr(w, "objects", tuple(o for o in w.objects if o["kind"] != "NetworkPolicy")), "workload-network-policy"),
+    ],
+)
+def test_edits_through_escape_hatches_are_still_checked(tmp_path, edit, rule):
+    app, worker = team_stack(tmp_path, tier=Tier.STAGING)
+    edit(worker.deployment["spec"]["template"]["spec"]["containers"][0], worker)
+    found = violations(synth_error(app, tmp_path))
+    assert any(f"team/worker: [{rule}]" in line for line in found), found
+
+
+def test_namespace_without_default_deny_is_refused_from_staging(tmp_path):
+    app, _ = team_stack(tmp_path, tier=Tier.STAGING, default_deny=False)
+    found = violations(synth_error(app, tmp_path))
+    assert "team: team/ns: [namespace-default-deny] keep the namespace's default-deny NetworkPolicy (default_deny=True)" in found
+
+
+def test_development_tier_allows_a_single_unpersisted_broker(tmp_path):
+    app, _ = team_stack(tmp_path, tier=Tier.DEVELOPMENT)
+    assert synth_error(app, tmp_path) is None
+
+
+def test_a_waiver_needs_a_known_rule_and_a_reason():
+    stack = TerraformStack(App(), "team")
+    with pytest.raises(PropsError, match="known rules: workload-resources"):
+        Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="no-such-rule", reason="x" * 30)])
+    with pytest.raises(ValueError, match="at least 20 characters"):
+        Waiver(rule="image-digest", reason="because")
+    assert "image-digest" in RULE_IDS
