@@ -22,7 +22,8 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean
+.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean \
+	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
@@ -33,6 +34,7 @@ help:
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
 	@echo "make new-env NAME=perf   scaffold environments/perf.yaml from the template"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
+	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
 $(VENV)/.synced: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "pipenv==$(PIPENV_VERSION)"
@@ -42,13 +44,14 @@ $(VENV)/.synced: Pipfile Pipfile.lock
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# checkov pins dependencies that clash with the Pipfile's, so it gets its own virtualenv.
-.venv-checkov/.installed: tests/checkov/requirements.txt
-	$(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/pip install -q -r tests/checkov/requirements.txt
+# The scanners (checkov, check-jsonschema) pin dependencies that clash with the Pipfile's,
+# so they get their own virtualenv.
+.venv-tools/.installed: tests/tools/requirements.txt
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/pip install -q -r tests/tools/requirements.txt
 	@touch $@
 
-install: $(VENV)/.synced node_modules/.package-lock.json .venv-checkov/.installed
+install: $(VENV)/.synced node_modules/.package-lock.json .venv-tools/.installed
 
 synth: install
 	@rm -rf cdktf.out
@@ -68,9 +71,10 @@ e2e-aws: install
 	@test -n "$(ENV)" || { echo "usage: make e2e-aws ENV=<environment>"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow.terraform.emulator "$(ENV)"
 
+RELEASE ?=
 diff deploy: install
-	@test -n "$(ENV)" || { echo "usage: make $@ ENV=<environment>"; exit 2; }
-	BURROW_ENV=$(ENV) npx cdktf $@ '$(ENV)-*'
+	@test -n "$(ENV)" || { echo "usage: make $@ ENV=<environment> [RELEASE=release.json]"; exit 2; }
+	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf $@ '$(ENV)-*' $(if $(filter deploy,$@),--auto-approve,)
 
 new-env: install
 	@test -n "$(NAME)" || { echo "usage: make new-env NAME=<environment>"; exit 2; }
@@ -81,6 +85,69 @@ bench: install
 
 bench-apps: install
 	$(PY) tests/bench/bench_apps.py
+
+# --- delivery (the GitHub workflows call only these) ---------------------------------------
+BASE ?= origin/main
+changed-envs: install
+	@rm -rf .cache/base && git worktree add -f --detach .cache/base $(BASE) >/dev/null
+	@cd .cache/base && CDKTF_OUTDIR=../base.out ../../$(PY) main.py >/dev/null
+	@rm -rf cdktf.out && $(PY) main.py >/dev/null
+	@PYTHONPATH=constructs $(PY) -m burrow.delivery.changed .cache/base.out cdktf.out
+	@git worktree remove -f .cache/base
+
+pr-comment: install
+	@test -n "$(ENV)" -a -n "$(FILE)" || { echo "usage: make pr-comment ENV=<env> FILE=<diff>"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow.delivery.comment "$(ENV)" "$(FILE)"
+
+REGISTRY ?=
+TAG ?= $(shell git rev-parse --short=12 HEAD)
+TRIVY_IMAGE := aquasec/trivy:0.57.1
+images:
+	@test -n "$(REGISTRY)" || { echo "usage: make images REGISTRY=<registry> [TAG=<tag>]"; exit 2; }
+	for svc in producer consumer; do \
+	  docker buildx build apps -f apps/$$svc/Dockerfile --tag $(REGISTRY)/burrow/$$svc:$(TAG) \
+	    --sbom=true --provenance=mode=max --cache-from type=gha,scope=$$svc --cache-to type=gha,mode=max,scope=$$svc \
+	    --push || exit 1; \
+	done
+
+scan-images:
+	@test -n "$(REGISTRY)" || { echo "usage: make scan-images REGISTRY=<registry> [TAG=<tag>]"; exit 2; }
+	for svc in producer consumer; do \
+	  docker run --rm -v $$HOME/.docker:/root/.docker:ro $(TRIVY_IMAGE) image --exit-code 1 \
+	    --severity CRITICAL --ignore-unfixed $(REGISTRY)/burrow/$$svc:$(TAG) || exit 1; \
+	done
+
+release: install
+	@test -n "$(REGISTRY)" || { echo "usage: make release REGISTRY=<registry> [TAG=<tag>]"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow.delivery.release record "$(REGISTRY)" "$(TAG)" release.json
+
+smoke: install
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment>"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow.delivery.smoke "$(ENV)"
+
+# Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
+pr-diffs: install
+	@mkdir -p .cache; for env in $$($(MAKE) -s --no-print-directory changed-envs BASE=$(BASE)); do \
+	  echo "== $$env"; \
+	  BURROW_ENV=$$env npx cdktf diff "$$env-*" > .cache/diff-$$env.txt 2>&1; status=$$?; \
+	  cat .cache/diff-$$env.txt; \
+	  PYTHONPATH=constructs $(PY) -m burrow.delivery.comment "$$env" .cache/diff-$$env.txt || exit 1; \
+	  [ $$status -eq 0 ] || exit $$status; \
+	done
+
+# Creates or updates the GitHub environments (approvals for preprod and prod) from
+# .github/environments.json; needs the gh CLI authenticated as a repository admin.
+github-environments: install
+	PYTHONPATH=constructs $(PY) -m burrow.delivery.environments .github/environments.json
+
+# The dev cluster's kubeconfig, from the deploy workflow's DEV_KUBECONFIG secret.
+dev-kubeconfig:
+	@test -n "$$KUBECONFIG_CONTENT" || { echo "KUBECONFIG_CONTENT is empty"; exit 2; }
+	@mkdir -p $$HOME/.kube && umask 077 && printf '%s\n' "$$KUBECONFIG_CONTENT" > $$HOME/.kube/config
+
+# Fails when a tracked file changed or appeared during the run (e.g. a regenerated snapshot).
+check-clean:
+	@if git status --porcelain --untracked-files=all | grep .; then echo "files changed during CI: commit them in the PR"; exit 1; fi
 
 clean:
 	rm -rf cdktf.out .pytest_cache

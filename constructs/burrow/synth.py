@@ -16,6 +16,7 @@ import yaml
 
 from burrow.config.loader import load_environments
 from burrow.config.schema import EnvironmentConfig
+from burrow.delivery.release import RELEASE_VARIABLE, apply_release, load_release
 from burrow.errors import BurrowError
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ def main(root: Path) -> int:
         # Configuration is validated before cdktf or any provider binding is imported:
         # a mistake is reported in a fraction of a second and nothing is written.
         configs = load_environments(root / "environments", names)
+        release_file = os.environ.get(RELEASE_VARIABLE)
+        if release_file:
+            # A deploy pins the images recorded when they were built (build once, deploy many).
+            release = load_release(Path(release_file))
+            configs = [apply_release(env, release) for env in configs]
         from cdktf import App  # noqa: PLC0415
 
         app = App()

@@ -17,7 +17,7 @@ import yaml
 from tests.support.services import ROOT
 
 SKIPS = yaml.safe_load((ROOT / "tests" / "checkov" / "skips.yaml").read_text())
-CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".venv-checkov" / "bin" / "checkov"))
+CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".venv-tools" / "bin" / "checkov"))
 PRODUCTION = ("preprod", "prod")
 
 

@@ -10,12 +10,14 @@ import json
 import pytest
 from burrow.terraform.cli import find_mirror, provider_address
 from burrow.terraform.emulator import EMULATOR_GAPS, apply_gaps, rehearse
-from burrow.terraform.validate import validate_all
+from burrow.terraform.validate import registry_mode, validate_all
 
 AWS = "registry.terraform.io/hashicorp/aws"
 
 
 def test_the_provider_mirror_is_discovered_with_the_aws_provider():
+    if registry_mode():
+        pytest.skip("this runner installs providers from the public registry (BURROW_TF_REGISTRY=1)")
     mirror = find_mirror()
     assert mirror is not None, "no terraform-provider-* mirror found on this machine"
     assert "5.100.0" in mirror.providers[AWS]
@@ -31,8 +33,11 @@ def test_provider_addresses_expand_like_terraform():
 
 
 def test_every_aws_stack_validates_and_the_rest_are_listed(synthesized):
-    results = {r.stack: r for r in validate_all(synthesized.outdir, require_mirror=True)}
+    results = {r.stack: r for r in validate_all(synthesized.outdir, require_mirror=not registry_mode())}
     aws_stacks = {s for s in synthesized.stacks if s.endswith(("-common", "-cluster"))}
+    if registry_mode():  # every provider installs: every stack is validated
+        assert {s for s, r in results.items() if r.status == "valid"} == set(synthesized.stacks)
+        return
     assert {s for s, r in results.items() if r.status == "valid"} == aws_stacks
     not_validated = {s for s, r in results.items() if r.status == "not validated"}
     assert not_validated == set(synthesized.stacks) - aws_stacks
@@ -45,7 +50,7 @@ def test_validation_reports_an_invalid_stack(synthesized, tmp_path):
     config = json.loads((synthesized.outdir / "stacks" / "qa-common" / "cdk.tf.json").read_text())
     next(iter(config["resource"]["aws_vpc"].values()))["cidr_blocks"] = "10.0.0.0/16"  # no such argument
     (broken / "cdk.tf.json").write_text(json.dumps(config, indent=2))
-    [result] = validate_all(tmp_path, require_mirror=True)
+    [result] = validate_all(tmp_path, require_mirror=not registry_mode())
     assert result.status == "invalid"
     assert "cidr_blocks" in result.detail
 

@@ -1,0 +1,1 @@
+"""Delivery helpers the pipeline calls through make: changed environments, PR comments, releases."""

@@ -1,0 +1,57 @@
+"""The delivery helpers: changed environments, release pinning, PR comments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from burrow.config.loader import load_environment
+from burrow.delivery.changed import changed_environments
+from burrow.delivery.comment import body, marker
+from burrow.delivery.release import Release, apply_release, load_release
+from burrow.errors import ConfigError
+
+from tests.support.services import ROOT
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def write_stack(outdir, name: str, content: dict) -> None:
+    path = outdir / "stacks" / name / "cdk.tf.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(content))
+
+
+def test_changed_environments_are_those_with_a_different_stack(tmp_path):
+    base, head = tmp_path / "base", tmp_path / "head"
+    write_stack(base, "qa-app", {"a": 1})
+    write_stack(head, "qa-app", {"a": 1})
+    write_stack(base, "prod-app", {"a": 1})
+    write_stack(head, "prod-app", {"a": 2})
+    write_stack(head, "perf-app", {"a": 1})
+    assert changed_environments(base, head) == ["perf", "prod"]
+
+
+def test_a_release_pins_both_services_by_digest():
+    release = Release.model_validate(
+        {"images": {s: {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com", "repository": f"burrow/{s}", "digest": DIGEST} for s in ("producer", "consumer")}}
+    )
+    env = apply_release(load_environment("prod", ROOT / "environments"), release)
+    assert env.apps.producer.image.reference == f"123.dkr.ecr.eu-west-1.amazonaws.com/burrow/producer@{DIGEST}"
+    assert env.apps.consumer.image.digest == DIGEST
+
+
+def test_a_broken_release_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps({"images": {"producer": {"registry": "r", "repository": "p", "digest": "latest"}}}))
+    with pytest.raises(ConfigError, match="release.json: not a valid release"):
+        load_release(path)
+    with pytest.raises(ConfigError, match="release file not found"):
+        load_release(tmp_path / "missing.json")
+
+
+def test_pr_comment_starts_with_its_environment_marker_and_stays_under_the_limit():
+    text = body("qa", "x" * 70000)
+    assert text.startswith(marker("qa"))
+    assert len(text) < 65536
+    assert "cut" in text
