@@ -48,7 +48,7 @@ def check_team_output(outdir, printed: str) -> dict:
     result = json.loads(printed.strip().splitlines()[-1])
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
-    assert set(releases) == {"orders-mq", "orders-mq-network", "orders-network-defaults", "consumer"}
+    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "consumer"}
     env = {e["name"]: e for e in result["objects"][1]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
     assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"

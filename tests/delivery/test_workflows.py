@@ -121,4 +121,4 @@ def test_pull_requests_run_the_checks_and_comment_diffs():
     runs = [s["run"].split()[1] for _, s in steps(workflow) if "run" in s]
     assert runs == ["test", "synth", "validate", "check-clean", "pr-diffs"]
     assert workflow["jobs"]["diff"]["permissions"]["pull-requests"] == "write"
-    assert workflow["jobs"]["test"]["services"]["rabbitmq"]["ports"] == ["5672:5672"]
+    assert workflow["jobs"]["test"]["services"]["rabbitmq"]["ports"] == ["5672:5672", "15692:15692"]

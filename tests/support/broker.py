@@ -23,6 +23,7 @@ class Broker:
     password: str
     vhost: str
     controllable: bool  # rabbitmqctl can stop and start this broker
+    metrics_url: str = "http://127.0.0.1:15692"  # RabbitMQ's Prometheus plugin
 
     def env(self) -> dict[str, str]:
         return {
@@ -70,10 +71,14 @@ def ensure_broker() -> Broker:
             unquote(parsed.password or "guest"),
             vhost,
             controllable=False,
+            metrics_url=os.environ.get("RABBITMQ_METRICS_URL", "http://127.0.0.1:15692"),
         )
     controllable = shutil.which("rabbitmqctl") is not None
     if not port_open("127.0.0.1", 5672):
         start_local_broker()
+    if controllable and not port_open("127.0.0.1", 15692):
+        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_prometheus"], check=True, capture_output=True, timeout=120)
+        wait_for_port("127.0.0.1", 15692, 60)
     return Broker("127.0.0.1", 5672, "guest", "guest", "/", controllable=controllable)
 
 

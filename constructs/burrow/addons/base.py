@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdktf import ITerraformDependable
+from cdktf_cdktf_provider_helm.provider import HelmProvider
 from cdktf_cdktf_provider_helm.release import Release
 
 from burrow.k8s.release import to_yaml
@@ -37,8 +39,13 @@ class HelmAddOn(ClusterAddOn):
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
-        Release(
-            holder,
+        self.release(holder, ClusterInfo.providers_of(scope).helm)
+        return holder
+
+    def release(self, scope: Construct, helm: HelmProvider, depends_on: Sequence[ITerraformDependable] = ()) -> Release:
+        """The chart's helm_release under `scope` (for add-ons that add resources around it)."""
+        return Release(
+            scope,
             "release",
             name=self.name,
             namespace=self.namespace,
@@ -51,6 +58,6 @@ class HelmAddOn(ClusterAddOn):
             cleanup_on_fail=True,
             wait=True,
             max_history=10,
-            provider=ClusterInfo.providers_of(scope).helm,
+            provider=helm,
+            depends_on=list(depends_on) or None,
         )
-        return holder

@@ -22,6 +22,7 @@ from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
 from burrow.k8s.release import KubernetesObjects, to_yaml
+from burrow.monitoring.rules import broker_alerts, prometheus_rule
 from burrow.policy.guardrails import Guardrails
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
@@ -70,6 +71,8 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     monitoring_namespace: str | None = None
     #: Namespace of the KEDA operator, allowed to read queue depth over AMQP.
     keda_namespace: str | None = "keda"
+    #: Ship the broker's PrometheusRule (node down, partition, memory and disk alarms).
+    alerts: bool = False
 
 
 def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
@@ -138,12 +141,23 @@ class RabbitMqBroker(Construct):
             provider=providers.helm,
             depends_on=[self.secret],
         )
-        self.network = KubernetesObjects(
+        objects = [self.network_policy()]
+        if props.alerts:
+            objects.append(
+                prometheus_rule(
+                    f"{props.release_name}-broker",
+                    self.namespace,
+                    MANAGED_BY,
+                    "burrow.rabbitmq",
+                    broker_alerts(props.release_name, self.namespace, props.replicas),
+                )
+            )
+        self.objects = KubernetesObjects(
             self,
-            "network",
-            release_name=f"{props.release_name}-network",
+            "objects",
+            release_name=f"{props.release_name}-objects",
             namespace=self.namespace,
-            objects=[self.network_policy()],
+            objects=objects,
             depends_on=[namespace.resource],
         )
 
@@ -181,6 +195,18 @@ class RabbitMqBroker(Construct):
         return k8s.network_policy(
             f"{self.props.release_name}-broker", self.namespace, self.pod_labels, ingress=ingress, egress=egress
         )
+
+    def _service_monitors(self) -> dict[str, Any]:
+        """The chart's ServiceMonitors: the aggregated endpoint, and per-queue depth and consumers."""
+        monitored = self.props.monitoring_namespace is not None
+        return {
+            "default": {"enabled": monitored},
+            "detailed": {
+                "enabled": monitored,
+                "family": ["queue_coarse_metrics", "queue_consumer_count"],
+                "vhost": ["/"],
+            },
+        }
 
     def uri_secret_ref(self) -> tuple[str, str]:
         """(secret name, key) of the AMQP URI with credentials, for clients that take one string."""
@@ -239,10 +265,7 @@ class RabbitMqBroker(Construct):
             "podAntiAffinityPreset": props.anti_affinity,
             # Burrow builds the broker's NetworkPolicy itself (see network_policy).
             "networkPolicy": {"enabled": False},
-            "metrics": {
-                "enabled": True,
-                "serviceMonitor": {"default": {"enabled": props.monitoring_namespace is not None}},
-            },
+            "metrics": {"enabled": True, "serviceMonitor": self._service_monitors()},
         }
         if props.replicas >= 3:
             values["pdb"] = {"create": True, "maxUnavailable": 1}

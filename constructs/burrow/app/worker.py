@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker
 from burrow.config.schema import (
+    AlertThresholds,
     CpuAutoscalingConfig,
     Image,
     MessagingConfig,
@@ -25,6 +26,8 @@ from burrow.config.schema import (
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.release import KubernetesObjects
+from burrow.monitoring.objects import service_monitor
+from burrow.monitoring.rules import Alert, consumer_alerts, producer_alerts, prometheus_rule, workload_alerts
 from burrow.policy.guardrails import Guardrails
 from constructs import Construct
 
@@ -58,8 +61,10 @@ class QueueWorkerProps(Model):
     hard_spread: bool = False
     #: Spread pods over availability zones too (set when the cluster spans several).
     zone_spread: bool = False
-    #: Namespace allowed to scrape /metrics; None: only the worker's own namespace reaches it.
+    #: Namespace allowed to scrape /metrics (and a ServiceMonitor for it); None: no monitoring.
     monitoring_namespace: str | None = None
+    #: Alert thresholds; set, the worker ships its PrometheusRule (restarts, not ready, role alerts).
+    alerts: AlertThresholds | None = None
 
     @model_validator(mode="after")
     def _grace_exceeds_drain(self) -> QueueWorkerProps:
@@ -137,6 +142,10 @@ class QueueWorker(Construct):
             )
         elif isinstance(scaling, QueueAutoscalingConfig):
             objects.extend(self.queue_autoscaler(ns, labels, broker, scaling))
+        if props.monitoring_namespace:
+            objects.append(service_monitor(self.name, ns, labels))
+        if props.alerts:
+            objects.append(prometheus_rule(self.name, ns, labels, f"burrow.{self.name}", self.alert_rules(ns)))
         self.objects = tuple(objects)
         self.release = KubernetesObjects(
             self,
@@ -146,6 +155,17 @@ class QueueWorker(Construct):
             objects=self.objects,
             depends_on=[namespace.resource, broker.release],
         ).release
+
+    def alert_rules(self, namespace: str) -> list[Alert]:
+        """What to alert on for this worker: restarts and readiness always, then its role's own."""
+        thresholds = self.props.alerts
+        assert thresholds is not None
+        alerts = workload_alerts(self.name, namespace, thresholds)
+        if self.props.role == "producer":
+            alerts += producer_alerts(self.name, namespace)
+        else:
+            alerts += consumer_alerts(self.name, namespace, self.props.messaging.queue, thresholds)
+        return alerts
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
         """The worker may reach its broker over AMQP; its HTTP port is open to its own namespace and

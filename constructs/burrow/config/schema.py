@@ -297,10 +297,49 @@ class GuardrailsConfig(Model):
     waivers: list[Waiver] = Field(default_factory=list)
 
 
+class AlertThresholds(Model):
+    """When Burrow's alerts fire. Durations are minutes."""
+
+    queue_depth: int = Field(default=1000, ge=1, description="ready messages on the work queue")
+    queue_depth_minutes: int = Field(default=10, ge=1, le=1440)
+    dead_letter_minutes: int = Field(default=15, ge=1, le=1440, description="window in which any new dead letter alerts")
+    restarts: int = Field(default=3, ge=1, le=100, description="container restarts within 30 minutes")
+    not_ready_minutes: int = Field(default=5, ge=1, le=1440)
+
+
+class SecretKeyRef(Model):
+    name: DnsLabel
+    key: str = Field(min_length=1)
+
+
+class AlertReceiver(Model):
+    """Where this environment's alerts go: a webhook whose URL lives in a Secret the team creates
+    in the app namespace (never in the configuration or the synthesized JSON)."""
+
+    name: DnsLabel
+    webhook_url_secret: SecretKeyRef
+    send_resolved: bool = True
+
+
+class LokiConfig(Model):
+    enabled: bool = False
+    retention: str = Field(default="168h", pattern=r"^[0-9]+[hd]$")
+    storage_size: Quantity = "20Gi"
+
+
 class MonitoringConfig(Model):
-    #: Scrape the services and RabbitMQ (ServiceMonitors) and allow the monitoring namespace in.
+    """kube-prometheus-stack (and optionally Loki) in the add-ons stack; ServiceMonitors,
+    PrometheusRules and a Grafana dashboard next to the workloads."""
+
     enabled: bool = False
     namespace: DnsLabel = "monitoring"
+    retention: str = Field(default="15d", pattern=r"^[0-9]+[hdw]$")
+    storage_size: Quantity = "50Gi"
+    storage_class: str | None = None
+    prometheus_resources: Resources | None = None
+    loki: LokiConfig = LokiConfig()
+    alerts: AlertThresholds = AlertThresholds()
+    receiver: AlertReceiver | None = None
 
 
 class AppsConfig(Model):

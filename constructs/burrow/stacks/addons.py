@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from burrow.addons.base import ClusterAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
+from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
@@ -20,6 +21,10 @@ def configured_addons(env: EnvironmentConfig) -> list[ClusterAddOn]:
         chosen.append(metrics_server())
     if env.addons.keda.enabled:
         chosen.append(keda())
+    if env.monitoring.enabled:
+        chosen.append(MonitoringAddOn(env.monitoring))
+        if env.monitoring.loki.enabled:
+            chosen += [loki(env.monitoring), promtail(env.monitoring)]
     return chosen
 
 

@@ -9,6 +9,10 @@ from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
 from burrow.config.schema import ConsumerConfig, EnvironmentConfig, ProducerConfig, Tier
+from burrow.k8s.objects import MANAGED_BY
+from burrow.k8s.release import KubernetesObjects
+from burrow.monitoring.dashboard import dashboard
+from burrow.monitoring.objects import alertmanager_config, dashboard_config_map
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
@@ -45,11 +49,29 @@ class AppLayer(BurrowStack):
                 zone_spread=cluster.multi_zone,
                 monitoring_namespace=self.monitoring_namespace,
                 keda_namespace="keda" if env.addons.keda.enabled else None,
+                alerts=env.monitoring.enabled,
             ),
         )
         apps = env.apps
         self.producer = self._worker(env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)})
         self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
+        self.monitoring = self._monitoring(env) if env.monitoring.enabled else None
+
+    def _monitoring(self, env: EnvironmentConfig) -> KubernetesObjects:
+        """The stack's dashboard and, when a receiver is configured, where its alerts go."""
+        labels = {**MANAGED_BY, "app.kubernetes.io/part-of": "burrow"}
+        board = dashboard(env.namespace, env.messaging.queue, self.consumer.name, self.broker.props.release_name)
+        objects = [dashboard_config_map("burrow-dashboard", env.namespace, labels, board)]
+        if env.monitoring.receiver:
+            objects.append(alertmanager_config(env.namespace, labels, env.monitoring.receiver))
+        return KubernetesObjects(
+            self,
+            "monitoring",
+            release_name="burrow-monitoring",
+            namespace=env.namespace,
+            objects=objects,
+            depends_on=[self.namespace.resource],
+        )
 
     def _worker(
         self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str]
@@ -65,6 +87,7 @@ class AppLayer(BurrowStack):
             hard_spread=env.tier == Tier.PRODUCTION,
             zone_spread=self.cluster.multi_zone,
             monitoring_namespace=self.monitoring_namespace,
+            alerts=env.monitoring.alerts if env.monitoring.enabled else None,
         )
         return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props)
 

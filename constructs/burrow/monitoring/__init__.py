@@ -1,0 +1,1 @@
+"""Monitoring built from code: ServiceMonitors, PrometheusRules, the Grafana dashboard, alert routing."""

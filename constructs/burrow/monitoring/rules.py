@@ -1,0 +1,175 @@
+"""Alerts as code. Each construct that owns a workload brings the alerts about it.
+
+Expressions only use metrics that exist: the services' own (`burrow_*`, checked against a
+real scrape in the tests), RabbitMQ's Prometheus plugin (`rabbitmq_*`), kube-state-metrics
+(`kube_*`) and Prometheus' own `up`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from burrow.config.schema import AlertThresholds
+from burrow.k8s.objects import K8sObject, metadata
+
+RUNBOOK_BASE = "README.md#alerts"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    minutes: int
+    severity: str  # "critical" pages, "warning" tickets
+    summary: str
+    runbook: str
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": f"{self.minutes}m",
+            "labels": {"severity": self.severity},
+            "annotations": {
+                "summary": self.summary,
+                "runbook": self.runbook,
+                "runbook_url": f"{RUNBOOK_BASE}-{self.name.lower()}",
+            },
+        }
+
+
+def selector(**labels: str) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def prometheus_rule(name: str, namespace: str, labels: Mapping[str, str], group: str, alerts: Sequence[Alert]) -> K8sObject:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata(name, namespace, labels),
+        "spec": {"groups": [{"name": group, "rules": [alert.render() for alert in alerts]}]},
+    }
+
+
+def workload_alerts(name: str, namespace: str, thresholds: AlertThresholds) -> list[Alert]:
+    """Alerts every Burrow workload gets: restarts, pods not ready (its /ready failing)."""
+    deployment = selector(namespace=namespace, deployment=name)
+    container = selector(namespace=namespace, container=name)
+    title = name.capitalize()
+    return [
+        Alert(
+            f"Burrow{title}Restarting",
+            f"sum by (pod) (increase(kube_pod_container_status_restarts_total{container}[30m])) >= {thresholds.restarts}",
+            5,
+            "warning",
+            f"{name} pods in {namespace} restarted {thresholds.restarts}+ times in 30 minutes",
+            f"kubectl -n {namespace} describe pod -l app.kubernetes.io/name={name}; read the previous container's "
+            "logs (kubectl logs --previous). OOMKilled: raise the memory limit; failing liveness: the process hangs.",
+        ),
+        Alert(
+            f"Burrow{title}NotReady",
+            f"(kube_deployment_spec_replicas{deployment} - kube_deployment_status_replicas_available{deployment}) > 0",
+            thresholds.not_ready_minutes,
+            "critical",
+            f"{name} in {namespace} has pods whose /ready fails",
+            f"/ready fails while the broker connection is down. Check the broker (RabbitMQ alerts), then "
+            f"kubectl -n {namespace} logs deploy/{name} for 'broker connection lost'.",
+        ),
+    ]
+
+
+def producer_alerts(name: str, namespace: str) -> list[Alert]:
+    return [
+        Alert(
+            "BurrowPublishConfirmsFailing",
+            f"sum(rate(burrow_messages_publish_failed_total{selector(namespace=namespace)}[5m])) > 0",
+            5,
+            "warning",
+            f"{name} in {namespace}: publishes are returned, nacked or cut off (they are retried)",
+            "Returned: the exchange has no bound queue (is the consumer's topology declared?). Nacked: the "
+            "broker refuses (memory or disk alarm). Cut off: connection losses, see RabbitMQ alerts.",
+        )
+    ]
+
+
+def consumer_alerts(name: str, namespace: str, queue: str, thresholds: AlertThresholds) -> list[Alert]:
+    queue_labels = selector(namespace=namespace, queue=queue)
+    dead_labels = selector(namespace=namespace, queue=f"{queue}.dead")
+    return [
+        Alert(
+            "BurrowConsumersAbsent",
+            f"sum(rabbitmq_detailed_queue_consumers{queue_labels}) == 0 "
+            f"and sum(rabbitmq_detailed_queue_messages_ready{queue_labels}) > 0",
+            5,
+            "critical",
+            f"queue {queue} in {namespace} has messages and no consumer",
+            f"kubectl -n {namespace} get deploy,scaledobject {name}; the consumer may be crash-looping or "
+            "scaled to zero. Messages are safe in the quorum queue until it returns.",
+        ),
+        Alert(
+            "BurrowQueueBacklog",
+            f"sum(rabbitmq_detailed_queue_messages_ready{queue_labels}) > {thresholds.queue_depth}",
+            thresholds.queue_depth_minutes,
+            "warning",
+            f"queue {queue} in {namespace} holds more than {thresholds.queue_depth} ready messages",
+            "Is KEDA at maxReplicaCount (raise apps.consumer.autoscaling.max_replicas)? Is processing slower "
+            "(dashboard: processing time)? Is the producer publishing faster than planned?",
+        ),
+        Alert(
+            "BurrowDeadLetters",
+            f"sum(increase(burrow_messages_dead_lettered_total{selector(namespace=namespace)}[{thresholds.dead_letter_minutes}m])) > 0 "
+            f"or sum(delta(rabbitmq_detailed_queue_messages{dead_labels}[{thresholds.dead_letter_minutes}m])) > 0",
+            1,
+            "warning",
+            f"messages are being dead-lettered into {queue}.dead in {namespace}",
+            f"The consumer logs each one once ('message dead-lettered' with the reason). Inspect {queue}.dead "
+            "in the management UI; fix the producer, then shovel the messages back or drop them.",
+        ),
+    ]
+
+
+def broker_alerts(release: str, namespace: str, replicas: int) -> list[Alert]:
+    broker = selector(namespace=namespace)
+    alerts = [
+        Alert(
+            "RabbitMQNodeDown",
+            f"up{selector(namespace=namespace, service=release)} == 0",
+            2,
+            "critical",
+            f"a RabbitMQ node of {release} in {namespace} is not answering",
+            f"kubectl -n {namespace} get pods -l app.kubernetes.io/instance={release}; quorum queues keep "
+            "serving while a majority of nodes is up.",
+        ),
+        Alert(
+            "RabbitMQMemoryAlarm",
+            f"max(rabbitmq_alarms_memory_used_watermark{broker}) > 0",
+            1,
+            "critical",
+            f"RabbitMQ in {namespace} hit its memory high watermark and blocks publishers",
+            "Consumers are behind or gone (see BurrowQueueBacklog); raise rabbitmq.resources.limits.memory "
+            "or drain the backlog.",
+        ),
+        Alert(
+            "RabbitMQDiskAlarm",
+            f"max(rabbitmq_alarms_free_disk_space_watermark{broker}) > 0",
+            1,
+            "critical",
+            f"RabbitMQ in {namespace} is low on disk and blocks publishers",
+            "Grow the volume (rabbitmq.persistence.size) or drain queues.",
+        ),
+    ]
+    if replicas > 1:
+        alerts.append(
+            Alert(
+                "RabbitMQPartitioned",
+                f"count(rabbitmq_identity_info{broker}) < {replicas}",
+                5,
+                "critical",
+                f"fewer than {replicas} RabbitMQ nodes of {release} are running (partition or node loss)",
+                "With pause_minority the minority side stops itself. Check node connectivity and the "
+                "nodes' logs; the paused side rejoins when the partition heals.",
+            )
+        )
+    return alerts
