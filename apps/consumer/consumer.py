@@ -91,30 +91,49 @@ class Consumer(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.seen = SeenIds(settings.processed_log)
+        # Acknowledge in batches (multiple=True): one frame per batch instead of one per message.
+        # Every message is processed and recorded before its batch is acknowledged.
+        self.ack_batch = max(1, settings.prefetch // 2)
+        self._unacked_tag: int | None = None
+        self._unacked = 0
+        self._consumed, self._acked, self._duplicates, self._dead = (
+            m.labels(**self.labels) for m in (metrics.CONSUMED, metrics.ACKED, metrics.DUPLICATES, metrics.DEAD_LETTERED)
+        )
+        self._processing = metrics.PROCESSING.labels(**self.labels)
+
+    def _ack(self, channel: BlockingChannel, tag: int) -> None:
+        self._unacked_tag, self._unacked = tag, self._unacked + 1
+        if self._unacked >= self.ack_batch:
+            self.flush_acks(channel)
+
+    def flush_acks(self, channel: BlockingChannel) -> None:
+        """Acknowledge every processed message up to the last one."""
+        if self._unacked_tag is not None:
+            channel.basic_ack(self._unacked_tag, multiple=True)
+            self._acked.inc(self._unacked)
+            self._unacked_tag, self._unacked = None, 0
 
     def handle(self, channel: BlockingChannel, method: Basic.Deliver, _props: BasicProperties, body: bytes) -> None:
         if self.stopping.is_set():
             # Shutting down: take no new work; the broker hands this message to another consumer.
             channel.basic_nack(method.delivery_tag, requeue=True)
             return
-        labels = self.labels
-        metrics.CONSUMED.labels(**labels).inc()
+        self._consumed.inc()
         try:
             message = parse_message(body, self.settings.max_message_bytes)
         except InvalidMessage as exc:
             channel.basic_reject(method.delivery_tag, requeue=False)
-            metrics.DEAD_LETTERED.labels(**labels).inc()
+            self._dead.inc()
             log.warning("message dead-lettered", extra={"reason": str(exc), "bytes": len(body)})
             return
         if message["id"] in self.seen:
-            channel.basic_ack(method.delivery_tag)
-            metrics.DUPLICATES.labels(**labels).inc()
+            self._duplicates.inc()
+            self._ack(channel, method.delivery_tag)
             return
-        with metrics.PROCESSING.labels(**labels).time():
+        with self._processing.time():
             self.process(message)
         self.seen.record(message)
-        channel.basic_ack(method.delivery_tag)
-        metrics.ACKED.labels(**labels).inc()
+        self._ack(channel, method.delivery_tag)
 
     def process(self, message: dict[str, Any]) -> None:
         """The work itself. Here: simulated work of WORK_SECONDS."""
@@ -127,8 +146,10 @@ class Consumer(Service):
         self.state.update(connected=True, subscribed=True)
         while not self.stopping.is_set():
             connection.process_data_events(time_limit=0.25)
+            self.flush_acks(channel)
         # Stop taking work. The message being handled has been acked when process_data_events
         # returned; deliveries prefetched but not handled go back to the queue on cancel/close.
+        self.flush_acks(channel)
         self.state.update(connected=True, subscribed=False, reason="shutting down")
         channel.basic_cancel(tag)
         channel.close()

@@ -74,6 +74,9 @@ class Producer(Service):
         self.outbox: queue.Queue[Outgoing] = queue.Queue()
         self._retry: Outgoing | None = None  # the message whose confirm a failure cut off
         self._next_tick = time.monotonic()
+        self._published, self._confirmed, self._failed = (
+            m.labels(**self.labels) for m in (metrics.PUBLISHED, metrics.CONFIRMED, metrics.PUBLISH_FAILED)
+        )
 
     def submit(self, message: dict[str, Any]) -> Outgoing:
         """Hand a message to the messaging thread (safe from any thread)."""
@@ -105,8 +108,7 @@ class Producer(Service):
 
     def _publish(self, channel: BlockingChannel, item: Outgoing) -> bool:
         self._retry = item
-        labels = self.labels
-        metrics.PUBLISHED.labels(**labels).inc()
+        self._published.inc()
         try:
             channel.basic_publish(
                 self.settings.exchange,
@@ -120,10 +122,10 @@ class Producer(Service):
                 mandatory=True,
             )
         except (UnroutableError, NackError) as exc:
-            metrics.PUBLISH_FAILED.labels(**labels).inc()
+            self._failed.inc()
             log.warning("publish not accepted; will retry", extra={"id": item.message["id"], "reason": type(exc).__name__})
             return False
-        metrics.CONFIRMED.labels(**labels).inc()
+        self._confirmed.inc()
         self._retry = None
         item.confirmed.set()
         return True
@@ -139,7 +141,7 @@ class Producer(Service):
                     connection.sleep(0.5)
         except BaseException:
             if self._retry is not None:
-                metrics.PUBLISH_FAILED.labels(**self.labels).inc()
+                self._failed.inc()
             raise
         self._drain(connection, channel)
 

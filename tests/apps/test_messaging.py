@@ -34,7 +34,7 @@ def test_every_published_message_arrives_exactly_once_in_effect(start, tmp_path)
     processed = processed_ids(log)
     assert sorted(processed) == sorted(ids)
     assert producer.metric("burrow_messages_confirmed_total") == N
-    assert consumer.metric("burrow_messages_acked_total") == N
+    wait_until(lambda: consumer.metric("burrow_messages_acked_total") == N, 10, "acknowledgements flushed")
 
 
 def test_scheduled_publishing_at_the_configured_rate_reaches_the_consumer(start, tmp_path):
@@ -147,7 +147,7 @@ def test_poison_messages_go_to_the_dead_letter_queue_and_the_consumer_keeps_goin
     wait_until(lambda: queue_depth(broker, dead_queue) == len(POISON), 30, "poison in the dead-letter queue")
     wait_until(lambda: set(good) <= set(processed_ids(log)), 30, "good messages still processed")
     assert consumer.metric("burrow_messages_dead_lettered_total") == len(POISON)
-    assert queue_depth(broker, topology["RABBITMQ_QUEUE"]) == 0
+    wait_until(lambda: queue_depth(broker, topology["RABBITMQ_QUEUE"]) == 0, 10, "work queue drained and acknowledged")
     dead_lettered_logs = [line for line in consumer.logs().splitlines() if "message dead-lettered" in line]
     assert len(dead_lettered_logs) == len(POISON), "each poison message is logged exactly once"
     assert all(json.loads(line)["level"] == "warning" for line in dead_lettered_logs)
