@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pika
@@ -47,6 +48,11 @@ class BrokerState:
     def update(self, *, connected: bool, subscribed: bool = False, reason: str = "") -> None:
         with self._lock:
             self._connected, self._subscribed, self._reason = connected, subscribed, reason
+
+    @property
+    def connected(self) -> bool:
+        with self._lock:
+            return self._connected
 
     def readiness(self) -> Readiness:
         with self._lock:
@@ -104,6 +110,27 @@ def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
     channel.queue_bind(settings.queue, settings.exchange, routing_key=settings.routing_key)
 
 
+class LaneStates:
+    """The readiness of several broker connections: ready only when every one is."""
+
+    def __init__(self, states: list[BrokerState]) -> None:
+        self.states = states
+
+    @property
+    def connected(self) -> bool:
+        return all(state.connected for state in self.states)
+
+    def readiness(self) -> Readiness:
+        for state in self.states:
+            readiness = state.readiness()
+            if not readiness.ready:
+                return readiness
+        return Readiness(True, "")
+
+
+Session = Callable[[pika.BlockingConnection, BlockingChannel], None]
+
+
 class Service(ABC):
     """A service with one broker session at a time, re-established after any failure."""
 
@@ -112,7 +139,7 @@ class Service(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.state = BrokerState(self.needs_subscription)
+        self.state: BrokerState | LaneStates = BrokerState(self.needs_subscription)
         self.stopping = threading.Event()
         self.labels = {"queue": settings.queue}
         metrics.register_queue(settings.queue)
@@ -123,8 +150,16 @@ class Service(ABC):
 
     def run(self) -> None:
         """The messaging thread: connect, work, and reconnect with backoff until stopped."""
+        assert isinstance(self.state, BrokerState)
+        self.run_connection(self.state, self.run_session)
+
+    def _publish_connected(self) -> None:
+        metrics.CONNECTED.labels(**self.labels).set(1 if self.state.connected else 0)
+
+    def run_connection(self, state: BrokerState, session: Session) -> None:
+        """One broker connection, owned by the calling thread: connect, run `session`, and
+        reconnect with backoff after any failure, until stopped."""
         backoff = Backoff()
-        connected_gauge = metrics.CONNECTED.labels(**self.labels)
         while not self.stopping.is_set():
             connection = None
             try:
@@ -132,21 +167,21 @@ class Service(ABC):
                 channel = connection.channel()
                 declare_topology(channel, self.settings)
                 backoff.reset()
-                connected_gauge.set(1)
-                self.state.update(connected=True)
+                state.update(connected=True)
+                self._publish_connected()
                 log.info("broker connected", extra={"host": self.settings.host, "role": self.role})
-                self.run_session(connection, channel)
+                session(connection, channel)
             except (AMQPError, OSError) as exc:
                 reason = f"broker unavailable: {type(exc).__name__}"
-                self.state.update(connected=False, reason=reason)
-                connected_gauge.set(0)
+                state.update(connected=False, reason=reason)
+                self._publish_connected()
                 metrics.RECONNECTS.labels(**self.labels).inc()
                 delay = backoff.next_delay()
                 log.warning("broker connection lost", extra={"reason": reason, "retry_in": round(delay, 2)})
                 self.stopping.wait(delay)
             finally:
-                connected_gauge.set(0)
-                self.state.update(connected=False, reason="shutting down" if self.stopping.is_set() else "reconnecting")
+                state.update(connected=False, reason="shutting down" if self.stopping.is_set() else "reconnecting")
+                self._publish_connected()
                 if connection is not None and connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):
                         connection.close()

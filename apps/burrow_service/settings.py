@@ -48,6 +48,7 @@ class Settings:
     queue: str
     routing_key: str
     publish_rate: float
+    publish_connections: int
     prefetch: int
     work_seconds: float
     max_message_bytes: int
@@ -102,6 +103,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue=_read(env, "RABBITMQ_QUEUE", text, "burrow.work", "a queue name"),
         routing_key=_read(env, "RABBITMQ_ROUTING_KEY", text, "work", "a routing key"),
         publish_rate=_read(env, "PUBLISH_RATE", _bounded(float, 0, 100000), "1", "messages per second, 0-100000"),
+        publish_connections=_read(
+            env, "PUBLISH_CONNECTIONS", _bounded(int, 1, 16), "4", "broker connections publishing in parallel, 1-16"
+        ),
         prefetch=_read(env, "PREFETCH_COUNT", _bounded(int, 1, 1000), "10", "an integer 1-1000"),
         work_seconds=_read(env, "WORK_SECONDS", _bounded(float, 0, 60), "0", "seconds of simulated work, 0-60"),
         max_message_bytes=_read(

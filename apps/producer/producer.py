@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pika  # noqa: E402
 from burrow_service import metrics  # noqa: E402
 from burrow_service.message import check_id, decode_object  # noqa: E402
-from burrow_service.messaging import Service  # noqa: E402
+from burrow_service.messaging import BrokerState, LaneStates, Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.web import json_response  # noqa: E402
 from flask import Flask, Response, request  # noqa: E402
@@ -34,6 +34,7 @@ from pika.exceptions import NackError, UnroutableError  # noqa: E402
 log = logging.getLogger("burrow.producer")
 
 MAX_BODY_BYTES = 1024 * 1024
+OUTBOX_LIMIT = 10_000  # accepted but unpublished messages; beyond it POST /publish answers 503
 PUBLISH_WAIT_SECONDS = 5.0
 ALLOWED_KEYS = {"id", "payload"}
 
@@ -66,38 +67,59 @@ def parse_publish_body(raw: bytes) -> dict[str, Any]:
     return new_message(body["payload"], None if message_id is None else check_id(message_id))
 
 
+@dataclass
+class Lane:
+    """One publishing connection: its readiness, and the message a failure cut off (retried first)."""
+
+    index: int
+    state: BrokerState = field(default_factory=lambda: BrokerState(needs_subscription=False))
+    retry: Outgoing | None = None
+
+
 class Producer(Service):
+    """Publishes over `PUBLISH_CONNECTIONS` connections in parallel, each owned by one thread.
+
+    With publisher confirms each connection has one message in flight at a time; several
+    connections keep the broker busy while each waits for its confirm.
+    """
+
     role = "producer"
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.outbox: queue.Queue[Outgoing] = queue.Queue()
-        self._retry: Outgoing | None = None  # the message whose confirm a failure cut off
+        self.outbox: queue.Queue[Outgoing] = queue.Queue(maxsize=OUTBOX_LIMIT)
+        self.lanes = [Lane(i) for i in range(settings.publish_connections)]
+        self.state = LaneStates([lane.state for lane in self.lanes])
+        self._schedule = threading.Lock()
         self._next_tick = time.monotonic()
         self._published, self._confirmed, self._failed = (
             m.labels(**self.labels) for m in (metrics.PUBLISHED, metrics.CONFIRMED, metrics.PUBLISH_FAILED)
         )
 
-    def submit(self, message: dict[str, Any]) -> Outgoing:
-        """Hand a message to the messaging thread (safe from any thread)."""
+    def submit(self, message: dict[str, Any]) -> Outgoing | None:
+        """Hand a message to the publishing threads (safe from any thread); None when the outbox is full."""
         item = Outgoing(message)
-        self.outbox.put(item)
+        try:
+            self.outbox.put(item, timeout=1.0)
+        except queue.Full:
+            return None
         return item
 
     def _due_message(self) -> Outgoing | None:
         rate = self.settings.publish_rate
         if rate <= 0 or self.stopping.is_set():
             return None
-        now = time.monotonic()
-        if now < self._next_tick:
-            return None
-        # Never build up a burst after a pause (an outage): fall behind at most one second.
-        self._next_tick = max(self._next_tick, now - 1.0) + 1.0 / rate
+        with self._schedule:
+            now = time.monotonic()
+            if now < self._next_tick:
+                return None
+            # Never build up a burst after a pause (an outage): fall behind at most one second.
+            self._next_tick = max(self._next_tick, now - 1.0) + 1.0 / rate
         return Outgoing(new_message({"source": "schedule"}))
 
-    def _next(self, timeout: float) -> Outgoing | None:
-        if self._retry is not None:
-            return self._retry
+    def _next(self, lane: Lane, timeout: float) -> Outgoing | None:
+        if lane.retry is not None:
+            return lane.retry
         scheduled = self._due_message()
         if scheduled is not None:
             return scheduled
@@ -106,8 +128,8 @@ class Producer(Service):
         except queue.Empty:
             return None
 
-    def _publish(self, channel: BlockingChannel, item: Outgoing) -> bool:
-        self._retry = item
+    def _publish(self, channel: BlockingChannel, lane: Lane, item: Outgoing) -> bool:
+        lane.retry = item
         self._published.inc()
         try:
             channel.basic_publish(
@@ -126,36 +148,51 @@ class Producer(Service):
             log.warning("publish not accepted; will retry", extra={"id": item.message["id"], "reason": type(exc).__name__})
             return False
         self._confirmed.inc()
-        self._retry = None
+        lane.retry = None
         item.confirmed.set()
         return True
 
-    def run_session(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+    def run(self) -> None:
+        """One thread per lane; this thread runs the first and waits for the others."""
+        threads = [
+            threading.Thread(target=self._run_lane, args=(lane,), name=f"publisher-{lane.index}", daemon=True)
+            for lane in self.lanes[1:]
+        ]
+        for thread in threads:
+            thread.start()
+        self._run_lane(self.lanes[0])
+        for thread in threads:
+            thread.join(self.settings.shutdown_timeout + 5)
+
+    def _run_lane(self, lane: Lane) -> None:
+        self.run_connection(lane.state, lambda connection, channel: self.run_session(connection, channel, lane))
+
+    def run_session(self, connection: pika.BlockingConnection, channel: BlockingChannel, lane: Lane) -> None:
         channel.confirm_delivery()
         try:
             while not self.stopping.is_set():
-                item = self._next(timeout=0.05)
+                item = self._next(lane, timeout=0.05)
                 if item is None:
                     connection.process_data_events(0)
-                elif not self._publish(channel, item):
+                elif not self._publish(channel, lane, item):
                     connection.sleep(0.5)
         except BaseException:
-            if self._retry is not None:
+            if lane.retry is not None:
                 self._failed.inc()
             raise
-        self._drain(connection, channel)
+        self._drain(connection, channel, lane)
 
-    def _drain(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+    def _drain(self, connection: pika.BlockingConnection, channel: BlockingChannel, lane: Lane) -> None:
         """After SIGTERM: confirm what was already accepted, within the shutdown timeout."""
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while time.monotonic() < deadline:
-            item = self._retry
+            item = lane.retry
             if item is None:
                 try:
                     item = self.outbox.get_nowait()
                 except queue.Empty:
                     return
-            if not self._publish(channel, item):
+            if not self._publish(channel, lane, item):
                 connection.sleep(0.2)
         log.error("shutdown timeout: messages left unpublished", extra={"left": self.outbox.qsize()})
 
@@ -173,6 +210,8 @@ def add_routes(app: Flask, service: Producer) -> None:
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
         item = service.submit(message)
+        if item is None:
+            return json_response({"error": "too many messages waiting to be published; retry later"}, 503)
         if item.confirmed.wait(PUBLISH_WAIT_SECONDS):
             return json_response({"id": message["id"], "status": "confirmed"}, 201)
         return json_response({"id": message["id"], "status": "queued"}, 202)
