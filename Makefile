@@ -74,7 +74,7 @@ e2e-aws: install
 RELEASE ?=
 diff deploy: install
 	@test -n "$(ENV)" || { echo "usage: make $@ ENV=<environment> [RELEASE=release.json]"; exit 2; }
-	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf $@ '$(ENV)-*' $(if $(filter deploy,$@),--auto-approve,)
+	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf $@ '$(ENV)-*' $(if $(and $(filter deploy,$@),$(CI)),--auto-approve,)
 
 new-env: install
 	@test -n "$(NAME)" || { echo "usage: make new-env NAME=<environment>"; exit 2; }
