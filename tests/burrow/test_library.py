@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 from tests.support.services import ROOT
 
@@ -140,3 +141,39 @@ def test_pyproject_packages_every_burrow_subpackage():
         for p in (ROOT / "constructs" / "burrow").rglob("__init__.py")
     }
     assert on_disk <= declared, f"add to pyproject.toml: {sorted(on_disk - declared)}"
+
+
+def test_escape_hatch_edits_before_synth_are_delivered(tmp_path):
+    from burrow import (
+        AppNamespace,
+        Guardrails,
+        Image,
+        KubeconfigCluster,
+        QueueWorker,
+        QueueWorkerProps,
+        RabbitMqBroker,
+        RabbitMqBrokerProps,
+        Resources,
+        Tier,
+    )
+    from cdktf import App, TerraformStack
+
+    app = App(outdir=str(tmp_path))
+    stack = TerraformStack(app, "team")
+    KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
+    Guardrails.configure(stack, Tier.DEVELOPMENT)
+    size = Resources.model_validate({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+    ns = AppNamespace(stack, "ns", name="team")
+    broker = RabbitMqBroker(stack, "mq", namespace=ns, props=RabbitMqBrokerProps(image=Image(registry="r", repository="q", tag="4"), resources=size))
+    worker = QueueWorker(
+        stack, "w", namespace=ns, broker=broker,
+        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=size),
+    )
+    worker.deployment["metadata"]["annotations"] = {"team.example/owner": "orders"}
+    worker.objects = (*worker.objects, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra", "namespace": "team"}, "data": {"a": "b"}})
+    app.synth()
+    stack_json = json.loads((tmp_path / "stacks" / "team" / "cdk.tf.json").read_text())
+    [release] = [r for r in stack_json["resource"]["helm_release"].values() if r["name"] == "consumer"]
+    delivered = yaml.safe_load(release["values"][0])["objects"]
+    assert delivered[-1]["metadata"]["name"] == "extra"
+    assert next(o for o in delivered if o["kind"] == "Deployment")["metadata"]["annotations"] == {"team.example/owner": "orders"}

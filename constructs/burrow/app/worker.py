@@ -80,7 +80,8 @@ class QueueWorker(Construct):
     """A producer or consumer Deployment wired to `broker`, with its Service and ServiceAccount.
 
     Escape hatches: `objects` (the Kubernetes objects, native shape), `deployment`
-    (the Deployment object) and `release` (the object chart's helm_release).
+    (the Deployment object), `delivery` (their object release) and `release` (its
+    helm_release). Edits made before synth are delivered and checked by the guardrails.
     """
 
     def __init__(
@@ -146,15 +147,24 @@ class QueueWorker(Construct):
             objects.append(service_monitor(self.name, ns, labels))
         if props.alerts:
             objects.append(prometheus_rule(self.name, ns, labels, f"burrow.{self.name}", self.alert_rules(ns)))
-        self.objects = tuple(objects)
-        self.release = KubernetesObjects(
+        self.delivery = KubernetesObjects(
             self,
             "objects",
             release_name=self.name,
             namespace=ns,
-            objects=self.objects,
+            objects=objects,
             depends_on=[namespace.resource, broker.release],
-        ).release
+        )
+        self.release = self.delivery.release
+
+    @property
+    def objects(self) -> tuple[k8s.K8sObject, ...]:
+        """The worker's Kubernetes objects, as they will be delivered (escape hatch: assignable)."""
+        return self.delivery.objects
+
+    @objects.setter
+    def objects(self, value: tuple[k8s.K8sObject, ...]) -> None:
+        self.delivery.objects = tuple(value)
 
     def alert_rules(self, namespace: str) -> list[Alert]:
         """What to alert on for this worker: restarts and readiness always, then its role's own."""

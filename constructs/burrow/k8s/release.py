@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jsii
 import yaml
 from burrow.k8s.objects import K8sObject
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
-from cdktf import AssetType, ITerraformDependable, TerraformAsset
+from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset
 from cdktf_cdktf_provider_helm.release import Release
 
 from constructs import Construct
@@ -46,11 +47,22 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
 
 
+@jsii.implements(IStringProducer)
+class _ObjectsValues:
+    """Renders the release's values at synth time, so later edits to `objects` are delivered."""
+
+    def __init__(self, owner: KubernetesObjects) -> None:
+        self._owner = owner
+
+    def produce(self, _context: IResolveContext) -> str:
+        return to_yaml({"objects": list(self._owner.objects)})
+
+
 class KubernetesObjects(Construct):
     """A Helm release of Burrow's object chart carrying `objects`.
 
-    Escape hatches: `objects` (what is delivered, in native shape) and `release`
-    (the underlying `helm_release`, for overrides).
+    Escape hatches: `objects` (what is delivered, in native shape; replace it or edit the
+    dicts in place before synth) and `release` (the underlying `helm_release`, for overrides).
     """
 
     def __init__(
@@ -72,7 +84,7 @@ class KubernetesObjects(Construct):
             name=release_name,
             namespace=namespace,
             chart=_chart_asset(self).path,
-            values=[to_yaml({"objects": list(self.objects)})],
+            values=[Lazy.string_value(_ObjectsValues(self))],
             atomic=True,
             cleanup_on_fail=True,
             wait=True,
