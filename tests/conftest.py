@@ -36,9 +36,10 @@ class Synthesized:
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> Synthesized:
+    from cdktf import App
+
     from burrow.config.loader import load_environments
     from burrow.synth import build_app
-    from cdktf import App
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     app = App(outdir=str(outdir))

@@ -20,13 +20,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pika  # noqa: E402
+from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
+from pika.spec import Basic, BasicProperties  # noqa: E402
+
 from burrow_service import metrics  # noqa: E402
 from burrow_service.message import check_id, decode_object  # noqa: E402
 from burrow_service.messaging import Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.settings import Settings  # noqa: E402
-from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
-from pika.spec import Basic, BasicProperties  # noqa: E402
 
 log = logging.getLogger("burrow.consumer")
 

@@ -22,14 +22,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pika  # noqa: E402
+from flask import Flask, Response, request  # noqa: E402
+from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
+from pika.exceptions import NackError, UnroutableError  # noqa: E402
+
 from burrow_service import metrics  # noqa: E402
 from burrow_service.message import check_id, decode_object  # noqa: E402
 from burrow_service.messaging import BrokerState, LaneStates, Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.web import json_response  # noqa: E402
-from flask import Flask, Response, request  # noqa: E402
-from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
-from pika.exceptions import NackError, UnroutableError  # noqa: E402
 
 log = logging.getLogger("burrow.producer")
 

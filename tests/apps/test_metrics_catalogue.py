@@ -7,9 +7,9 @@ from __future__ import annotations
 import promql_parser
 import pytest
 import requests
-from burrow.monitoring.objects import expressions
 from prometheus_client.parser import text_string_to_metric_families
 
+from burrow.monitoring.objects import expressions
 from tests.conftest import ENVIRONMENTS
 
 # kube-state-metrics names the rules use (stable metrics of kube-state-metrics v2; its docs list them).

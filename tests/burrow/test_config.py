@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from burrow.config.helm_values import chart_values
 from burrow.config.loader import deep_merge, load_environment
 from burrow.errors import ConfigError
-
 from tests.support.services import ROOT
 
 
@@ -126,9 +126,10 @@ def test_cli_reports_a_bad_environment_without_a_traceback_and_writes_nothing(tm
 
 
 def test_new_env_scaffold_synthesizes_at_once(env_dir, tmp_path):
+    from cdktf import App
+
     from burrow.scaffold import scaffold
     from burrow.synth import build_app
-    from cdktf import App
 
     path = scaffold("perf", env_dir)
     assert path.read_text().count("burrow-perf-tfstate") == 1

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from cdktf import App, TerraformStack
+
 from burrow import (
-    AppNamespace,
     Guardrails,
-    Image,
-    KubeconfigCluster,
     PropsError,
-    QueueWorker,
-    QueueWorkerProps,
-    RabbitMqBroker,
-    RabbitMqBrokerProps,
-    Resources,
     Tier,
 )
 from burrow.config.loader import load_environment
@@ -21,12 +15,8 @@ from burrow.config.schema import Waiver
 from burrow.policy.guardrails import RULE_IDS
 from burrow.stacks.app import AppLayer
 from burrow.synth import guardrail_report
-from cdktf import App, TerraformStack
-
 from tests.support.services import ROOT
-
-CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
-SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+from tests.support.team import CLUSTER, team_stack
 
 
 def env(name: str, **changes):
@@ -96,26 +86,6 @@ def test_staging_needs_two_replicas_and_a_pdb(tmp_path):
         "qa-app: qa-app/consumer: [workload-replicas] run at least 2 replicas (replicas is 1)",
         "qa-app: qa-app/consumer: [workload-pdb] add a PodDisruptionBudget (replicas >= 2 creates one)",
     ]
-
-
-def team_stack(tmp_path, tier: Tier | None, default_deny: bool = True):
-    app = App(outdir=str(tmp_path))
-    stack = TerraformStack(app, "team")
-    CLUSTER.configure_providers(stack)
-    if tier is not None:
-        Guardrails.configure(stack, tier)
-    namespace = AppNamespace(stack, "ns", name="team", default_deny=default_deny)
-    broker = RabbitMqBroker(
-        stack, "mq", namespace=namespace, props=RabbitMqBrokerProps(image=Image(registry="r", repository="rabbitmq", tag="4"), resources=SIZE)
-    )
-    worker = QueueWorker(
-        stack,
-        "worker",
-        namespace=namespace,
-        broker=broker,
-        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=SIZE),
-    )
-    return app, worker
 
 
 def test_another_teams_stack_gets_production_checks_by_default(tmp_path):

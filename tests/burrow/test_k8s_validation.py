@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from burrow.k8s.validate import validate_objects
 
+from burrow.k8s.validate import validate_objects
 from tests.conftest import ENVIRONMENTS
 
 
@@ -38,6 +38,7 @@ def test_validation_catches_a_wrong_type(synthesized):
 
 def test_exported_yaml_holds_the_same_objects(synthesized, tmp_path):
     import yaml
+
     from burrow.synth import export_objects
 
     built = next(b for b in synthesized.built if b.env.name == "prod")

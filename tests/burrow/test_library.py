@@ -94,6 +94,8 @@ def test_the_installed_package_works_outside_the_repository(tmp_path):
 
 
 def test_bad_props_fail_in_the_constructor_with_the_construct_path():
+    from cdktf import App, TerraformStack
+
     from burrow import (
         AppNamespace,
         Image,
@@ -103,7 +105,6 @@ def test_bad_props_fail_in_the_constructor_with_the_construct_path():
         RabbitMqBrokerProps,
         Resources,
     )
-    from cdktf import App, TerraformStack
 
     stack = TerraformStack(App(), "team")
     KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
@@ -117,8 +118,9 @@ def test_bad_props_fail_in_the_constructor_with_the_construct_path():
 
 
 def test_worker_props_refuse_a_grace_period_shorter_than_the_drain():
-    from burrow import QueueWorkerProps
     from pydantic import ValidationError
+
+    from burrow import QueueWorkerProps
 
     with pytest.raises(ValidationError, match="must exceed drain_seconds"):
         QueueWorkerProps.model_validate(
@@ -144,31 +146,10 @@ def test_pyproject_packages_every_burrow_subpackage():
 
 
 def test_escape_hatch_edits_before_synth_are_delivered(tmp_path):
-    from burrow import (
-        AppNamespace,
-        Guardrails,
-        Image,
-        KubeconfigCluster,
-        QueueWorker,
-        QueueWorkerProps,
-        RabbitMqBroker,
-        RabbitMqBrokerProps,
-        Resources,
-        Tier,
-    )
-    from cdktf import App, TerraformStack
+    from burrow import Tier
+    from tests.support.team import team_stack
 
-    app = App(outdir=str(tmp_path))
-    stack = TerraformStack(app, "team")
-    KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
-    Guardrails.configure(stack, Tier.DEVELOPMENT)
-    size = Resources.model_validate({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
-    ns = AppNamespace(stack, "ns", name="team")
-    broker = RabbitMqBroker(stack, "mq", namespace=ns, props=RabbitMqBrokerProps(image=Image(registry="r", repository="q", tag="4"), resources=size))
-    worker = QueueWorker(
-        stack, "w", namespace=ns, broker=broker,
-        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=size),
-    )
+    app, worker = team_stack(tmp_path, Tier.DEVELOPMENT)
     worker.deployment["metadata"]["annotations"] = {"team.example/owner": "orders"}
     worker.objects = (*worker.objects, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra", "namespace": "team"}, "data": {"a": "b"}})
     app.synth()

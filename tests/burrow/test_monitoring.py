@@ -6,13 +6,13 @@ import json
 
 import pytest
 import yaml
+from cdktf import App
+
 from burrow.config.loader import load_environment
 from burrow.config.schema import AlertReceiver
 from burrow.spi import KubeconfigCluster
 from burrow.stacks.app import AppLayer
 from burrow.synth import environment_objects
-from cdktf import App
-
 from tests.burrow.test_properties import rabbitmq_values
 from tests.conftest import ENVIRONMENTS
 from tests.support.services import ROOT

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from burrow.config.loader import load_environment
 from burrow.delivery.changed import changed_environments
 from burrow.delivery.comment import body, marker
 from burrow.delivery.release import Release, apply_release, load_release
 from burrow.errors import ConfigError
-
 from tests.support.services import ROOT
 
 DIGEST = "sha256:" + "ab" * 32

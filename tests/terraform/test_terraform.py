@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from burrow.terraform.cli import find_mirror, provider_address
 from burrow.terraform.emulator import EMULATOR_GAPS, apply_gaps, rehearse
 from burrow.terraform.validate import registry_mode, validate_all
@@ -70,7 +71,6 @@ def test_emulator_gaps_are_named_with_reasons_and_touch_nothing_else(synthesized
 @pytest.mark.parametrize("env", ["qa", "prod"])
 def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator(env, capsys):
     from burrow.config.loader import load_environment
-
     from tests.support.services import ROOT
 
     config = load_environment(env, ROOT / "environments")

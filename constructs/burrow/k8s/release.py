@@ -15,12 +15,12 @@ from typing import Any
 
 import jsii
 import yaml
-from burrow.k8s.objects import K8sObject
-from burrow.scope import stack_singleton
-from burrow.spi import ClusterInfo
 from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset
 from cdktf_cdktf_provider_helm.release import Release
 
+from burrow.k8s.objects import K8sObject
+from burrow.scope import stack_singleton
+from burrow.spi import ClusterInfo
 from constructs import Construct
 
 _CHART_ASSET_ID = "burrow-objects-chart"

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import kubernetes_validate
-from burrow.k8s.objects import K8sObject
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
+
+from burrow.k8s.objects import K8sObject
 
 
 def object_id(obj: K8sObject) -> str:

@@ -1,0 +1,47 @@
+"""Another team's stack built from Burrow's constructs, for tests of what such a team gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdktf import App, TerraformStack
+
+from burrow import (
+    AppNamespace,
+    Guardrails,
+    Image,
+    KubeconfigCluster,
+    QueueWorker,
+    QueueWorkerProps,
+    RabbitMqBroker,
+    RabbitMqBrokerProps,
+    Resources,
+    Tier,
+)
+
+CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
+SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+
+
+def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tuple[App, QueueWorker]:
+    """Stack `team`: namespace, broker and a consumer; `tier` None keeps the guardrails' default."""
+    app = App(outdir=str(outdir))
+    stack = TerraformStack(app, "team")
+    CLUSTER.configure_providers(stack)
+    if tier is not None:
+        Guardrails.configure(stack, tier)
+    namespace = AppNamespace(stack, "ns", name="team", default_deny=default_deny)
+    broker = RabbitMqBroker(
+        stack,
+        "mq",
+        namespace=namespace,
+        props=RabbitMqBrokerProps(image=Image(registry="r", repository="rabbitmq", tag="4"), resources=SIZE),
+    )
+    worker = QueueWorker(
+        stack,
+        "worker",
+        namespace=namespace,
+        broker=broker,
+        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=SIZE),
+    )
+    return app, worker
