@@ -8,13 +8,15 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.support.broker import Broker, ensure_broker
+from tests.support.broker import Broker, broker_session
 from tests.support.services import ServiceProcess
 
 
 @pytest.fixture(scope="session")
-def broker() -> Broker:
-    return ensure_broker()
+def broker() -> Iterator[Broker]:
+    """A real broker with a vhost of this session's own (see tests/support/broker.py)."""
+    with broker_session() as session:
+        yield session
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from burrow.monitoring.objects import expressions
+from tests.apps.conftest import open_channel
 from tests.conftest import ENVIRONMENTS
+from tests.support.services import wait_until
 
 # kube-state-metrics names the rules use (stable metrics of kube-state-metrics v2; its docs list them).
 KUBE_STATE_METRICS = {
@@ -20,7 +22,7 @@ KUBE_STATE_METRICS = {
     "kube_horizontalpodautoscaler_status_desired_replicas",
 }
 PROMETHEUS_OWN = {"up"}
-DETAILED = "/metrics/detailed?vhost=%2F&family=queue_coarse_metrics&family=queue_consumer_count"
+DETAILED_FAMILIES = "&family=queue_coarse_metrics&family=queue_consumer_count"
 
 
 def sample_names(text: str) -> set[str]:
@@ -54,13 +56,28 @@ def app_metric_names(start) -> set[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def rabbitmq_metric_names(broker) -> set[str]:
-    names = set()
-    for path in ("/metrics", DETAILED):
-        response = requests.get(broker.metrics_url + path, timeout=10)
-        assert response.status_code == 200, f"RabbitMQ's Prometheus plugin is not reachable at {broker.metrics_url}"
-        names |= sample_names(response.text)
+@pytest.fixture
+def rabbitmq_metric_names(broker, topology) -> set[str]:
+    """RabbitMQ's metric names, with a queue of this test's own in the session's vhost: per-queue
+    metrics exist only while a queue does, so the test makes one rather than rely on leftovers."""
+    probe = f"{topology['RABBITMQ_QUEUE']}.probe"
+    with open_channel(broker) as channel:
+        channel.queue_declare(probe, durable=True, arguments={"x-queue-type": "quorum"})
+    names: set[str] = set()
+
+    def scrape() -> bool:
+        for url in (broker.metrics_url + "/metrics", broker.detailed_metrics_url + DETAILED_FAMILIES):
+            response = requests.get(url, timeout=10)
+            assert response.status_code == 200, f"RabbitMQ's Prometheus plugin is not reachable at {broker.metrics_url}"
+            names.update(sample_names(response.text))
+        return any(name.startswith("rabbitmq_detailed_queue_") for name in names)
+
+    try:
+        # The broker emits queue statistics every few seconds (collect_statistics_interval).
+        wait_until(scrape, 30, "per-queue metrics of the probe queue", interval=1)
+    finally:
+        with open_channel(broker) as channel:
+            channel.queue_delete(probe)
     return names
 
 

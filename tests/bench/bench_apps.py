@@ -21,7 +21,7 @@ import pika
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.broker import ensure_broker  # noqa: E402
+from tests.support.broker import broker_session  # noqa: E402
 from tests.support.services import ServiceProcess, wait_until  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "5000"))
@@ -73,9 +73,9 @@ def through_services(broker) -> float:
 
 
 def main() -> int:
-    broker = ensure_broker()
-    raw = baseline(broker)
-    services = through_services(broker)
+    with broker_session() as broker:
+        raw = baseline(broker)
+        services = through_services(broker)
     print(f"raw pika baseline   {raw:8.0f} msg/s   ({N} messages, confirms + acks)")
     print(f"producer->consumer  {services:8.0f} msg/s   (separate processes, confirms + acks)")
     ratio = services / raw

@@ -1,18 +1,29 @@
-"""A real RabbitMQ for the tests: RABBITMQ_URL, else 127.0.0.1:5672, else the Debian rabbitmq-server.
+"""A real RabbitMQ for the tests, never a mock, and never state left by someone else.
 
-Never a mock. When none can be had the tests fail (they do not skip): `.ci/run`
-requires the broker.
+`broker_session()` yields a `Broker` for one test session:
+- `RABBITMQ_URL` names a broker (`.ci/run` starts a dedicated node and names it; with
+  `BURROW_RABBITMQ_NODE_HOME` the tests may also stop and start that node);
+- otherwise a dedicated node is started for the session (`tests/support/rabbitmq_node.py`)
+  and removed afterwards.
+On a broker the tests control, the session gets a vhost of its own, created empty and deleted
+at the end, so nothing another run or test left behind can change an outcome. When no broker
+can be had the tests fail (they do not skip).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import unquote, urlparse
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
+
+from tests.support.rabbitmq_node import RabbitMqNode
 
 
 @dataclass(frozen=True)
@@ -22,8 +33,12 @@ class Broker:
     username: str
     password: str
     vhost: str
-    controllable: bool  # rabbitmqctl can stop and start this broker
-    metrics_url: str = "http://127.0.0.1:15692"  # RabbitMQ's Prometheus plugin
+    node: RabbitMqNode | None  # set when the tests may stop and start the broker
+    metrics_url: str  # RabbitMQ's Prometheus plugin
+
+    @property
+    def controllable(self) -> bool:
+        return self.node is not None
 
     def env(self) -> dict[str, str]:
         return {
@@ -34,11 +49,17 @@ class Broker:
             "RABBITMQ_VHOST": self.vhost,
         }
 
+    @property
+    def detailed_metrics_url(self) -> str:
+        """Per-queue metrics of this session's vhost only."""
+        return f"{self.metrics_url}/metrics/detailed?vhost={quote(self.vhost, safe='')}"
+
     def restart(self, down_seconds: float = 2.0) -> None:
         """Stop the broker application (every connection drops), wait, start it again."""
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
+        assert self.node is not None, "this broker is not controlled by the tests"
+        self.node.ctl("stop_app")
         time.sleep(down_seconds)
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=60)
+        self.node.ctl("start_app")
         wait_for_port(self.host, self.port, 60)
 
 
@@ -59,35 +80,49 @@ def wait_for_port(host: str, port: int, seconds: float) -> None:
     raise RuntimeError(f"nothing listens on {host}:{port} after {seconds:.0f} s")
 
 
-def ensure_broker() -> Broker:
+def _from_url(url: str, node: RabbitMqNode | None, metrics_url: str) -> Broker:
+    parsed = urlparse(url)
+    vhost = unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+    return Broker(
+        parsed.hostname or "127.0.0.1",
+        parsed.port or 5672,
+        unquote(parsed.username or "guest"),
+        unquote(parsed.password or "guest"),
+        vhost,
+        node,
+        metrics_url,
+    )
+
+
+@contextmanager
+def _own_vhost(broker: Broker) -> Iterator[Broker]:
+    """The same broker with a fresh, empty vhost for this session, deleted afterwards."""
+    if broker.node is None:
+        yield broker
+        return
+    vhost = f"burrow-test-{uuid.uuid4().hex[:10]}"
+    broker.node.ctl("add_vhost", vhost)
+    broker.node.ctl("set_permissions", "-p", vhost, broker.username, ".*", ".*", ".*")
+    try:
+        yield Broker(broker.host, broker.port, broker.username, broker.password, vhost, broker.node, broker.metrics_url)
+    finally:
+        broker.node.ctl("delete_vhost", vhost)
+
+
+@contextmanager
+def broker_session() -> Iterator[Broker]:
     url = os.environ.get("RABBITMQ_URL")
     if url:
-        parsed = urlparse(url)
-        vhost = unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
-        return Broker(
-            parsed.hostname or "127.0.0.1",
-            parsed.port or 5672,
-            unquote(parsed.username or "guest"),
-            unquote(parsed.password or "guest"),
-            vhost,
-            controllable=False,
-            metrics_url=os.environ.get("RABBITMQ_METRICS_URL", "http://127.0.0.1:15692"),
-        )
-    controllable = shutil.which("rabbitmqctl") is not None
-    if not port_open("127.0.0.1", 5672):
-        start_local_broker()
-    if controllable and not port_open("127.0.0.1", 15692):
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_prometheus"], check=True, capture_output=True, timeout=120)
-        wait_for_port("127.0.0.1", 15692, 60)
-    return Broker("127.0.0.1", 5672, "guest", "guest", "/", controllable=controllable)
-
-
-def start_local_broker() -> None:
-    if shutil.which("rabbitmq-server") is None:
-        if os.geteuid() != 0:
-            raise RuntimeError("no RabbitMQ broker: set RABBITMQ_URL, start one on 127.0.0.1:5672, or run as root")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "rabbitmq-server"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    subprocess.Popen(["rabbitmq-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port("127.0.0.1", 5672, 90)
-    subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=90)
+        home = os.environ.get("BURROW_RABBITMQ_NODE_HOME")
+        node = RabbitMqNode.load(Path(home)) if home else None
+        metrics = os.environ.get("RABBITMQ_METRICS_URL") or (node.metrics_url if node else "http://127.0.0.1:15692")
+        with _own_vhost(_from_url(url, node, metrics)) as broker:
+            yield broker
+        return
+    node = RabbitMqNode.create(Path(tempfile.mkdtemp(prefix="burrow-rabbitmq-")))
+    try:
+        node.start()
+        with _own_vhost(_from_url(node.url, node, node.metrics_url)) as broker:
+            yield broker
+    finally:
+        node.stop()
