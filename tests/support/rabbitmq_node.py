@@ -12,6 +12,7 @@ directly, not through the wrapper that switches to the machine's shared `rabbitm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -142,10 +143,8 @@ class RabbitMqNode:
         except (RuntimeError, subprocess.TimeoutExpired):
             pid_file = Path(self.home) / "rabbitmq.pid"
             if pid_file.exists():
-                try:
+                with contextlib.suppress(ValueError, ProcessLookupError):
                     os.kill(int(pid_file.read_text().strip()), 9)
-                except (ValueError, ProcessLookupError):
-                    pass
         shutil.rmtree(self.home, ignore_errors=True)
 
 
