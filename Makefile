@@ -18,11 +18,13 @@ export JSII_RUNTIME_PACKAGE_CACHE := enabled
 export CHECKPOINT_DISABLE := 1
 
 VENV := .venv
+# Where synth writes (cdktf's own variable); tests point it at a temporary folder.
+OUT := $(or $(CDKTF_OUTDIR),cdktf.out)
 PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean \
+.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean verify-charts \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
 help:
@@ -30,7 +32,7 @@ help:
 	@echo "make test                the whole test suite (needs a RabbitMQ; starts one if it can)"
 	@echo "make validate            terraform init + validate of every stack whose providers install here"
 	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
-	@echo "make diff ENV=qa         cdktf diff of one environment's stacks"
+	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
 	@echo "make new-env NAME=perf   scaffold environments/perf.yaml from the template"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
@@ -51,34 +53,43 @@ node_modules/.package-lock.json: package.json package-lock.json
 	.venv-tools/bin/pip install -q -r tests/tools/requirements.txt
 	@touch $@
 
-install: $(VENV)/.synced node_modules/.package-lock.json .venv-tools/.installed
+# What synthesis and the cdktf CLI need; the scanners' virtualenv is only for `make test`.
+install: $(VENV)/.synced node_modules/.package-lock.json
 
-synth: install
-	@rm -rf cdktf.out
-	BURROW_ENV=$(ENV) $(PY) main.py
+# Synthesis needs only the Python environment (the cdktf CLI is for diff and deploy).
+synth: $(VENV)/.synced
+	@rm -rf $(OUT)
+	BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py
 
-lint: install
+lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check constructs apps tests main.py
 	$(VENV)/bin/hadolint apps/producer/Dockerfile apps/consumer/Dockerfile
 
-test: install lint
+test: install .venv-tools/.installed lint
 	$(PY) -m pytest
 
 validate: synth
-	PYTHONPATH=constructs $(PY) -m burrow.terraform.validate cdktf.out
+	PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.validate $(OUT)
 
 e2e-aws: install
 	@test -n "$(ENV)" || { echo "usage: make e2e-aws ENV=<environment>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow.terraform.emulator "$(ENV)"
+	PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.emulator "$(ENV)"
 
 RELEASE ?=
-diff deploy: install
-	@test -n "$(ENV)" || { echo "usage: make $@ ENV=<environment> [RELEASE=release.json]"; exit 2; }
-	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf $@ '$(ENV)-*' $(if $(and $(filter deploy,$@),$(CI)),--auto-approve,)
+# The plan of every stack of one environment, dependencies first (cdktf diff takes one stack only).
+diff: $(VENV)/.synced
+	@test -n "$(ENV)" || { echo "usage: make diff ENV=<environment> [RELEASE=release.json]"; exit 2; }
+	@rm -rf $(OUT)
+	@BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.diff $(OUT) $(ENV)
+
+deploy: install
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment> [RELEASE=release.json]"; exit 2; }
+	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy '$(ENV)-*' $(if $(CI),--auto-approve,)
 
 new-env: install
 	@test -n "$(NAME)" || { echo "usage: make new-env NAME=<environment>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow.scaffold "$(NAME)"
+	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)"
 
 bench: install
 	$(PY) tests/bench/bench_synth.py
@@ -92,12 +103,12 @@ changed-envs: install
 	@rm -rf .cache/base && git worktree add -f --detach .cache/base $(BASE) >/dev/null
 	@cd .cache/base && CDKTF_OUTDIR=../base.out ../../$(PY) main.py >/dev/null
 	@rm -rf cdktf.out && $(PY) main.py >/dev/null
-	@PYTHONPATH=constructs $(PY) -m burrow.delivery.changed .cache/base.out cdktf.out
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.changed .cache/base.out cdktf.out
 	@git worktree remove -f .cache/base
 
 pr-comment: install
 	@test -n "$(ENV)" -a -n "$(FILE)" || { echo "usage: make pr-comment ENV=<env> FILE=<diff>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow.delivery.comment "$(ENV)" "$(FILE)"
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.comment "$(ENV)" "$(FILE)"
 
 REGISTRY ?=
 TAG ?= $(shell git rev-parse --short=12 HEAD)
@@ -119,26 +130,26 @@ scan-images:
 
 release: install
 	@test -n "$(REGISTRY)" || { echo "usage: make release REGISTRY=<registry> [TAG=<tag>]"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow.delivery.release record "$(REGISTRY)" "$(TAG)" release.json
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.release record "$(REGISTRY)" "$(TAG)" release.json
 
 smoke: install
 	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow.delivery.smoke "$(ENV)"
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)"
 
 # Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
 pr-diffs: install
 	@mkdir -p .cache; for env in $$($(MAKE) -s --no-print-directory changed-envs BASE=$(BASE)); do \
 	  echo "== $$env"; \
-	  BURROW_ENV=$$env npx cdktf diff "$$env-*" > .cache/diff-$$env.txt 2>&1; status=$$?; \
+	  $(MAKE) -s --no-print-directory diff ENV=$$env > .cache/diff-$$env.txt 2>&1; status=$$?; \
 	  cat .cache/diff-$$env.txt; \
-	  PYTHONPATH=constructs $(PY) -m burrow.delivery.comment "$$env" .cache/diff-$$env.txt || exit 1; \
+	  PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.comment "$$env" .cache/diff-$$env.txt || exit 1; \
 	  [ $$status -eq 0 ] || exit $$status; \
 	done
 
 # Creates or updates the GitHub environments (approvals for preprod and prod) from
 # .github/environments.json; needs the gh CLI authenticated as a repository admin.
 github-environments: install
-	PYTHONPATH=constructs $(PY) -m burrow.delivery.environments .github/environments.json
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.environments .github/environments.json
 
 # The dev cluster's kubeconfig, from the deploy workflow's DEV_KUBECONFIG secret.
 dev-kubeconfig:

@@ -4,8 +4,12 @@
 It only wires configuration to Burrow's stacks; all resource logic lives in constructs/burrow.
 """
 
+import os
 import sys
 from pathlib import Path
+
+# jsii prints a banner about Node 20 on every run; Burrow states its Node requirement in the README.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "constructs"))

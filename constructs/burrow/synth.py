@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from burrow.config.loader import load_environments
+from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release
 from burrow.config.schema import EnvironmentConfig
-from burrow.delivery.release import RELEASE_VARIABLE, apply_release, load_release
 from burrow.errors import BurrowError
 
 if TYPE_CHECKING:
-    from cdktf import App
+    from cdktf import App, TerraformStack
 
     from burrow.environment import EnvironmentStacks
 
@@ -34,11 +35,55 @@ def selected_environments(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-def build_app(app: App, configs: Sequence[EnvironmentConfig], helm_dir: Path) -> list[EnvironmentStacks]:
-    """Build the stacks of every (already validated) environment into `app`."""
+def _quiet(_message: str) -> None:
+    """No progress report (tests and library use)."""
+
+
+def build_app(
+    app: App, configs: Sequence[EnvironmentConfig], helm_dir: Path, progress: Callable[[str], None] = _quiet
+) -> list[EnvironmentStacks]:
+    """Build the stacks of every (already validated) environment into `app`, reporting progress."""
+    started = time.perf_counter()
     from burrow.environment import build_environment  # noqa: PLC0415 - cdktf loads after config is valid
 
-    return [build_environment(app, env, helm_dir=helm_dir) for env in configs]
+    progress(f"loaded the kubernetes, helm and random provider bindings in {time.perf_counter() - started:.1f} s")
+    if any(env.on_aws for env in configs):
+        started = time.perf_counter()
+        import burrow.stacks.aws  # noqa: F401, PLC0415 - timed here, so the wait is explained, not silent
+
+        progress(f"loaded the AWS provider bindings in {time.perf_counter() - started:.1f} s")
+    built = []
+    for env in configs:
+        started = time.perf_counter()
+        built.append(build_environment(app, env, helm_dir=helm_dir))
+        progress(f"{env.name}: built {len(built[-1].stacks)} stacks in {time.perf_counter() - started:.1f} s")
+    return built
+
+
+def stacks_of(app: App) -> list[TerraformStack]:
+    from cdktf import TerraformStack  # noqa: PLC0415
+
+    return [child for child in app.node.children if isinstance(child, TerraformStack)]
+
+
+def synthesize(app: App) -> None:
+    """`app.synth()` for stacks that use Burrow's constructs.
+
+    When Burrow's guardrails refuse a stack, this prints Burrow's report on stderr (one line
+    per violation, with the rule and what to change) and exits with status 2, instead of the
+    jsii error with a Node.js stack trace that `app.synth()` raises. Anything else is raised
+    unchanged.
+    """
+    from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
+
+    try:
+        app.synth()
+    except Exception:
+        found = violations_in(stacks_of(app))
+        if not found:
+            raise
+        print(f"burrow: {guardrail_report(found)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def environment_objects(built: EnvironmentStacks) -> list[dict]:
@@ -70,12 +115,9 @@ def export_objects(built: EnvironmentStacks, outdir: Path) -> Path:
     return target
 
 
-def guardrail_report(error: str) -> str:
-    """The violations from cdktf's validation error, one per line, without the jsii stack trace."""
-    lines = [line.strip() for line in error.splitlines() if "guardrail violation:" in line]
-    return "synth refused by guardrails:\n" + "\n".join(
-        "  " + line.split("guardrail violation: ", 1)[1] for line in lines
-    ) + "\nFix the configuration, or waive a rule in guardrails.waivers with a reason."
+def progress(message: str) -> None:
+    """Progress of `make synth` on stderr, so twenty seconds of loading never look like a hang."""
+    print(f"burrow: {message}", file=sys.stderr, flush=True)
 
 
 def main(root: Path) -> int:
@@ -90,22 +132,21 @@ def main(root: Path) -> int:
             # A deploy pins the images recorded when they were built (build once, deploy many).
             release = load_release(Path(release_file))
             configs = [apply_release(env, release) for env in configs]
+        progress(f"configuration valid: {', '.join(env.name for env in configs)}")
+        started = time.perf_counter()
         from cdktf import App  # noqa: PLC0415
 
         app = App()
-        built = build_app(app, configs, root / "helm")
+        progress(f"started cdktf in {time.perf_counter() - started:.1f} s")
+        built = build_app(app, configs, root / "helm", progress)
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2
     from burrow.policy.guardrails import guardrails_of  # noqa: PLC0415
 
-    try:
-        app.synth()
-    except RuntimeError as exc:
-        if "guardrail violation" not in str(exc):
-            raise
-        print(f"burrow: {guardrail_report(str(exc))}", file=sys.stderr)
-        return 2
+    started = time.perf_counter()
+    synthesize(app)
+    progress(f"synthesized {sum(len(env.stacks) for env in built)} stacks in {time.perf_counter() - started:.1f} s")
     stacks = [stack for env in built for stack in env.stacks]
     for guardrails in guardrails_of(stacks):
         for finding, reason in guardrails.waived:

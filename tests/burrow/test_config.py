@@ -128,8 +128,8 @@ def test_cli_reports_a_bad_environment_without_a_traceback_and_writes_nothing(tm
 def test_new_env_scaffold_synthesizes_at_once(env_dir, tmp_path):
     from cdktf import App
 
-    from burrow.scaffold import scaffold
     from burrow.synth import build_app
+    from burrow_tools.scaffold import scaffold
 
     path = scaffold("perf", env_dir)
     assert path.read_text().count("burrow-perf-tfstate") == 1

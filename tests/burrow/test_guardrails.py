@@ -12,9 +12,9 @@ from burrow import (
 )
 from burrow.config.loader import load_environment
 from burrow.config.schema import Waiver
-from burrow.policy.guardrails import RULE_IDS
+from burrow.policy.guardrails import RULE_IDS, guardrail_report, violations_in
 from burrow.stacks.app import AppLayer
-from burrow.synth import guardrail_report
+from burrow.synth import stacks_of
 from tests.support.services import ROOT
 from tests.support.team import CLUSTER, team_stack
 
@@ -28,12 +28,15 @@ def env(name: str, **changes):
 
 
 def synth_error(app: App, tmp_path) -> str | None:
-    app_outdir = app.outdir
+    """The guardrails' report when synth is refused, else None (and the stacks were written)."""
     try:
         app.synth()
     except RuntimeError as exc:
-        return str(exc)
-    assert app_outdir
+        found = violations_in(stacks_of(app))
+        assert found, f"synth failed for another reason: {exc}"
+        assert all(f"guardrail violation: {finding}" in str(exc) for finding in found)
+        return guardrail_report(found)
+    assert list((tmp_path / "stacks").glob("*/cdk.tf.json")), "synth passed but wrote no stack"
     return None
 
 
@@ -42,9 +45,9 @@ def app_layer(tmp_path, config) -> tuple[App, AppLayer]:
     return app, AppLayer(app, config, cluster=CLUSTER)
 
 
-def violations(error: str | None) -> list[str]:
-    assert error is not None, "synth should have been refused"
-    return [line.strip() for line in guardrail_report(error).splitlines()[1:-1]]
+def violations(report: str | None) -> list[str]:
+    assert report is not None, "synth should have been refused"
+    return [line.strip() for line in report.splitlines()[1:-1]]
 
 
 def test_shipped_environments_pass_and_prod_reports_its_waiver(tmp_path):
@@ -58,9 +61,13 @@ def test_shipped_environments_pass_and_prod_reports_its_waiver(tmp_path):
 @pytest.mark.parametrize(
     ("rabbitmq", "rule", "advice"),
     [
-        ({"replicas": 1}, "rabbitmq-replicas", "run 3 RabbitMQ replicas (rabbitmq.replicas is 1)"),
-        ({"persistence": {"enabled": False, "size": "8Gi"}}, "rabbitmq-persistence", "turn on rabbitmq.persistence.enabled"),
-        ({"anti_affinity": "soft"}, "rabbitmq-anti-affinity", "set rabbitmq.anti_affinity: hard"),
+        ({"replicas": 1}, "rabbitmq-replicas", "run 3 RabbitMQ replicas (replicaCount is 1)"),
+        (
+            {"persistence": {"enabled": False, "size": "8Gi"}},
+            "rabbitmq-persistence",
+            "turn on rabbitmq.persistence.enabled (persistence.enabled is false)",
+        ),
+        ({"anti_affinity": "soft"}, "rabbitmq-anti-affinity", "set rabbitmq.anti_affinity: hard (podAntiAffinityPreset is soft)"),
     ],
 )
 def test_production_broker_rules(tmp_path, rabbitmq, rule, advice):
@@ -128,4 +135,42 @@ def test_a_waiver_needs_a_known_rule_and_a_reason():
         Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="no-such-rule", reason="x" * 30)])
     with pytest.raises(ValueError, match="at least 20 characters"):
         Waiver(rule="image-digest", reason="because")
-    assert "image-digest" in RULE_IDS
+    guardrails = Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="image-digest", reason="x" * 30)])
+    assert guardrails.waivers == {"image-digest": "x" * 30}
+
+
+def test_every_rule_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    assert [rule for rule in RULE_IDS if f"`{rule}`" not in readme] == []
+
+
+def test_a_privileged_replacement_of_the_deployment_is_refused(tmp_path):
+    """Swapping the delivered Deployment for a privileged copy through `worker.objects`."""
+    import copy
+
+    app, worker = team_stack(tmp_path, tier=Tier.STAGING)
+    replacement = copy.deepcopy(worker.deployment)
+    container = replacement["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"] = {"privileged": True, "allowPrivilegeEscalation": True}
+    worker.objects = tuple(replacement if o is worker.deployment else o for o in worker.objects)
+    found = violations(synth_error(app, tmp_path))
+    assert "team: team/worker: [workload-security] container consumer: must not be privileged" in found
+    assert "team: team/worker: [workload-security] container consumer: set allowPrivilegeEscalation: false" in found
+
+
+def test_an_in_place_replica_edit_is_refused(tmp_path):
+    app, worker = team_stack(tmp_path, tier=Tier.STAGING)
+    worker.deployment["spec"]["replicas"] = 1
+    assert violations(synth_error(app, tmp_path)) == [
+        "team: team/worker: [workload-replicas] run at least 2 replicas (replicas is 1)"
+    ]
+
+
+def test_a_broker_values_edit_through_the_release_is_refused(tmp_path):
+    """The broker's rules read the values its release renders with, not its props."""
+    app, _ = team_stack(tmp_path, tier=None)
+    stack = stacks_of(app)[0]
+    broker = stack.node.find_child("mq")
+    broker.release.values = [*broker.release.values_input, "replicaCount: 3\npodAntiAffinityPreset: hard\n"]
+    rules = {line.split("[")[1].split("]")[0] for line in violations(synth_error(app, tmp_path))}
+    assert rules == {"image-digest", "rabbitmq-persistence"}

@@ -6,72 +6,43 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
+import zipfile
 
 import pytest
 import yaml
 
+from burrow.k8s.release import terraform_unescape
 from tests.support.services import ROOT
 
-TEAM_STACK = textwrap.dedent(
-    """
-    import json, sys
-    from cdktf import App, TerraformStack
-    import burrow
-    from burrow import (AppNamespace, Guardrails, Image, KubeconfigCluster, QueueWorker, QueueWorkerProps,
-                        RabbitMqBroker, RabbitMqBrokerProps, Resources, Tier)
 
-    class OrdersStack(TerraformStack):
-        def __init__(self, scope, id):
-            super().__init__(scope, id)
-            KubeconfigCluster(kubeconfig_path="~/.kube/config", context="kind-orders",
-                              version="1.33").configure_providers(self)
-            Guardrails.configure(self, Tier.DEVELOPMENT)  # a sandbox: one broker, no persistence
-            ns = AppNamespace(self, "ns", name="orders")
-            size = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"},
-                                             "limits": {"cpu": "500m", "memory": "256Mi"}})
-            broker = RabbitMqBroker(self, "mq", namespace=ns, props=RabbitMqBrokerProps(
-                image=Image(registry="mirror.example", repository="rabbitmq", tag="4.1.3"),
-                resources=size, release_name="orders-mq"))
-            self.worker = QueueWorker(self, "worker", namespace=ns, broker=broker, props=QueueWorkerProps(
-                role="consumer", image=Image(registry="ghcr.io", repository="orders/worker", tag="1.2.3"),
-                resources=size))
-
-    app = App(outdir=sys.argv[1])
-    stack = OrdersStack(app, "orders")
-    app.synth()
-    print(json.dumps({"burrow": burrow.__file__, "objects": list(stack.worker.objects)}))
-    """
-)
+def readme_example() -> str:
+    """The README's "Using Burrow's constructs in your own stack" example, as printed."""
+    section = (ROOT / "README.md").read_text().split("## Using Burrow's constructs in your own stack", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def check_team_output(outdir, printed: str) -> dict:
-    result = json.loads(printed.strip().splitlines()[-1])
+def run_example(code: str, work, pythonpath: list[str]) -> subprocess.CompletedProcess:
+    work.mkdir(exist_ok=True)
+    (work / "orders_stack.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+    return subprocess.run([sys.executable, "orders_stack.py"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+
+
+def check_orders_stack(outdir) -> None:
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
     assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "consumer"}
-    env = {e["name"]: e for e in result["objects"][1]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    objects = yaml.safe_load(terraform_unescape(releases["consumer"]["values"][0]))["objects"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
     assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
     chart = releases["consumer"]["chart"]
     assert (outdir / "stacks" / "orders" / chart / "templates" / "objects.yaml").is_file()
-    return result
 
 
-def test_a_team_stack_uses_burrow_constructs_in_process(tmp_path):
-    namespace: dict = {}
-    script = TEAM_STACK.replace("app = App(outdir=sys.argv[1])", f"app = App(outdir={str(tmp_path)!r})")
-    from contextlib import redirect_stdout
-    from io import StringIO
-
-    out = StringIO()
-    with redirect_stdout(out):
-        exec(compile(script, "team_stack.py", "exec"), namespace)
-    check_team_output(tmp_path, out.getvalue())
-
-
-def test_the_installed_package_works_outside_the_repository(tmp_path):
-    """`pip install .` gives another team `import burrow`, object chart included."""
+def installed_burrow(tmp_path) -> list[str]:
+    """`pip install .` into a folder; the path list a team's interpreter sees (never the checkout)."""
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
@@ -79,18 +50,30 @@ def test_the_installed_package_works_outside_the_repository(tmp_path):
         capture_output=True,
         timeout=300,
     )
+    return [str(target), *(p for p in sys.path if "site-packages" in p)]
+
+
+def test_the_readme_example_runs_from_the_installed_package_outside_the_repository(tmp_path):
+    """`pip install .` gives another team `import burrow`, object chart included."""
     work = tmp_path / "team"
-    work.mkdir()
-    (work / "team_stack.py").write_text(TEAM_STACK)
-    # The team's interpreter sees the installed burrow and the dependencies, never the checkout.
-    deps = [p for p in sys.path if "site-packages" in p]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), *deps])}
-    result = subprocess.run(
-        [sys.executable, "team_stack.py", str(work / "out")], cwd=work, env=env, capture_output=True, text=True, timeout=300
-    )
+    result = run_example(readme_example(), work, installed_burrow(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = check_team_output(work / "out", result.stdout)
-    assert printed["burrow"].startswith(str(target))
+    check_orders_stack(work / "cdktf.out")
+
+
+def test_a_refused_team_stack_prints_burrows_report_not_a_stack_trace(tmp_path):
+    """The README's example without its tier line is held to production rules and refused."""
+    code = readme_example()
+    assert "Guardrails.configure(self, Tier.DEVELOPMENT)" in code
+    result = run_example(code.replace("Guardrails.configure(self, Tier.DEVELOPMENT)", "pass"), tmp_path / "team",
+                         [str(ROOT / "constructs"), *(p for p in sys.path if "site-packages" in p)])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "burrow: synth refused by guardrails:"
+    assert "  orders: orders/mq: [rabbitmq-replicas] run 3 RabbitMQ replicas (replicaCount is 1)" in lines
+    assert lines[-1].startswith("Fix the configuration")
+    assert "JavaScriptError" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "team" / "cdktf.out" / "stacks" / "orders" / "cdk.tf.json").exists()
 
 
 def test_bad_props_fail_in_the_constructor_with_the_construct_path():
@@ -134,15 +117,36 @@ def test_worker_props_refuse_a_grace_period_shorter_than_the_drain():
         )
 
 
-def test_pyproject_packages_every_burrow_subpackage():
-    import tomllib
+def test_the_wheel_holds_the_whole_library_and_none_of_the_tooling(tmp_path):
+    """What `pip install` ships: every module of constructs/burrow and the object chart; no tooling."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    [wheel] = tmp_path.glob("burrow-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    library = {f"burrow/{p.relative_to(ROOT / 'constructs' / 'burrow')}" for p in (ROOT / "constructs" / "burrow").rglob("*.py")}
+    assert "burrow/k8s/objects.py" in library and "burrow/policy/facts.py" in library
+    assert library - names == set(), "modules missing from the wheel: add their package to pyproject.toml"
+    assert {"burrow/_chart/Chart.yaml", "burrow/_chart/templates/objects.yaml"} <= names
+    shipped_packages = {name.split("/")[0] for name in names if not name.startswith("burrow-")}
+    assert shipped_packages == {"burrow"}
+    assert not [name for name in names if "/terraform/" in name or "/delivery/" in name or "burrow_tools" in name]
 
-    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    on_disk = {
-        "burrow" + ".".join(["", *p.parent.relative_to(ROOT / "constructs" / "burrow").parts]).rstrip(".")
-        for p in (ROOT / "constructs" / "burrow").rglob("__init__.py")
+
+def test_the_library_has_no_import_cycle_between_policy_and_constructs():
+    """Policy reads facts (burrow.policy.facts); it never imports the constructs it polices."""
+    import ast
+
+    policy = ROOT / "constructs" / "burrow" / "policy"
+    imported = {
+        node.module
+        for path in policy.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert on_disk <= declared, f"add to pyproject.toml: {sorted(on_disk - declared)}"
+    assert imported, "the policy package imports nothing?"
+    assert not [m for m in imported if m.startswith(("burrow.app", "burrow.stacks", "burrow.addons", "burrow.cluster"))]
 
 
 def test_escape_hatch_edits_before_synth_are_delivered(tmp_path):
@@ -155,6 +159,6 @@ def test_escape_hatch_edits_before_synth_are_delivered(tmp_path):
     app.synth()
     stack_json = json.loads((tmp_path / "stacks" / "team" / "cdk.tf.json").read_text())
     [release] = [r for r in stack_json["resource"]["helm_release"].values() if r["name"] == "consumer"]
-    delivered = yaml.safe_load(release["values"][0])["objects"]
+    delivered = yaml.safe_load(terraform_unescape(release["values"][0]))["objects"]
     assert delivered[-1]["metadata"]["name"] == "extra"
     assert next(o for o in delivered if o["kind"] == "Deployment")["metadata"]["annotations"] == {"team.example/owner": "orders"}

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from burrow.config.loader import load_environment
-from burrow.delivery.changed import changed_environments
-from burrow.delivery.comment import body, marker
-from burrow.delivery.release import Release, apply_release, load_release
+from burrow.config.release import Release, apply_release, load_release
 from burrow.errors import ConfigError
+from burrow_tools.delivery.changed import changed_environments
+from burrow_tools.delivery.comment import body, marker
 from tests.support.services import ROOT
 
 DIGEST = "sha256:" + "ab" * 32

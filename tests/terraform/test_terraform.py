@@ -6,12 +6,15 @@ These fail, never skip, when Terraform or the mirrored AWS provider is missing.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 
 import pytest
 
-from burrow.terraform.cli import find_mirror, provider_address
-from burrow.terraform.emulator import EMULATOR_GAPS, apply_gaps, rehearse
-from burrow.terraform.validate import registry_mode, validate_all
+from burrow_tools.terraform.cli import find_mirror, provider_address
+from burrow_tools.terraform.emulator import EMULATOR_GAPS, Emulator, apply_gaps, rehearse
+from burrow_tools.terraform.validate import registry_mode, validate_all
 
 AWS = "registry.terraform.io/hashicorp/aws"
 
@@ -77,4 +80,38 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     rehearse(env, config.aws.region, config.state.bucket)
     printed = capsys.readouterr().out
     assert f"{env}-common: bootstrap passed" in printed
+    assert f"review: {env}-common: no changes: No changes." in printed
+    assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
     assert "emulator holds nothing of ours" in printed
+
+
+def test_make_diff_plans_each_stack_in_order_and_names_what_it_cannot_plan(tmp_path):
+    """`make diff ENV=qa`, run as a user runs it, against the emulator: the common layer's plan is
+    shown; the cluster (whose inputs do not exist yet) and the Kubernetes stacks (whose providers
+    cannot be installed here) are named as not planned, and the command succeeds."""
+    from tests.support.services import ROOT
+
+    emulator = Emulator()
+    try:
+        env = {**os.environ, "BURROW_AWS_ENDPOINT": emulator.url, "CDKTF_OUTDIR": str(tmp_path / "out")}
+        result = subprocess.run(["make", "-s", "--no-print-directory", "diff", "ENV=qa"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=900)
+    finally:
+        emulator.close()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert re.findall(r"^== (\S+)$", out, re.M) == ["qa-common", "qa-cluster", "qa-addons", "qa-app"]
+    assert "+ resource \"aws_vpc\"" in out
+    summary = dict(re.findall(r"^  (qa-\w+)\s+(.+)$", out.split("Summary of qa:")[1], re.M))
+    assert re.fullmatch(r"changes\s+Plan: \d+ to add, 0 to change, 0 to destroy\.", summary["qa-common"])
+    assert summary["qa-cluster"].startswith("not planned  reads the outputs of qa-common, which has no state yet")
+    for stack in ("qa-addons", "qa-app"):
+        assert summary[stack].startswith("not planned  providers cannot be installed on this machine")
+
+
+def test_make_diff_without_an_environment_says_how_to_call_it():
+    from tests.support.services import ROOT
+
+    result = subprocess.run(["make", "-s", "--no-print-directory", "diff"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "usage: make diff ENV=<environment>" in result.stdout

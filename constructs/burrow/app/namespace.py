@@ -7,6 +7,7 @@ from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
+from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -58,3 +59,7 @@ class AppNamespace(Construct):
                 ],
                 depends_on=[self.resource],
             )
+
+    def policy_facts(self) -> PolicyFacts:
+        """What the guardrails check: the namespace's own policies, as delivered."""
+        return PolicyFacts("namespace", self.policies.objects if self.policies else ())

@@ -21,8 +21,9 @@ from burrow.config.schema import RabbitMqConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
-from burrow.k8s.release import KubernetesObjects, to_yaml
+from burrow.k8s.release import KubernetesObjects, release_values, to_yaml
 from burrow.monitoring.rules import broker_alerts, prometheus_rule
+from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
@@ -160,6 +161,10 @@ class RabbitMqBroker(Construct):
             objects=objects,
             depends_on=[namespace.resource],
         )
+
+    def policy_facts(self) -> PolicyFacts:
+        """What the guardrails check: the values the chart renders with (escape-hatch edits included)."""
+        return PolicyFacts("broker", self.objects.objects, release_values(self.release))
 
     @property
     def pod_labels(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ from burrow.k8s import objects as k8s
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.objects import service_monitor
 from burrow.monitoring.rules import Alert, consumer_alerts, producer_alerts, prometheus_rule, workload_alerts
+from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from constructs import Construct
 
@@ -156,6 +157,10 @@ class QueueWorker(Construct):
             depends_on=[namespace.resource, broker.release],
         )
         self.release = self.delivery.release
+
+    def policy_facts(self) -> PolicyFacts:
+        """What the guardrails check: the objects as delivered, after every escape-hatch edit."""
+        return PolicyFacts("workload", self.delivery.objects)
 
     @property
     def objects(self) -> tuple[k8s.K8sObject, ...]:

@@ -9,13 +9,14 @@ with the stack as a cdktf asset, so the synthesized stack is self-contained.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jsii
 import yaml
-from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset
+from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset, Token
 from cdktf_cdktf_provider_helm.release import Release
 
 from burrow.k8s.objects import K8sObject
@@ -42,9 +43,46 @@ def _chart_asset(scope: Construct) -> TerraformAsset:
     )
 
 
+# `${` and `%{` that do not start a cdktf token: Terraform would read them as an interpolation
+# or a directive, so literal text must carry them as `$${` and `%%{`.
+_TEMPLATE_START = re.compile(r"\$\{(?!TfToken\[)|%\{")
+
+
+def terraform_escape(text: str) -> str:
+    """Literal text as a Terraform string: `${` → `$${`, `%{` → `%%{` (cdktf tokens untouched).
+
+    Terraform reads every string in a stack as a template; a Grafana `${datasource}` left as is
+    fails `plan` with "Invalid reference". Every values document Burrow embeds goes through here.
+    """
+    return _TEMPLATE_START.sub(lambda match: match.group(0)[0] + match.group(0), text)
+
+
+def terraform_unescape(text: str) -> str:
+    """The text Terraform makes of a string without interpolations: `$${` → `${`, `%%{` → `%{`."""
+    return text.replace("$${", "${").replace("%%{", "%{")
+
+
 def to_yaml(doc: Mapping[str, Any]) -> str:
-    """A Helm values document as block YAML a reviewer can read, keys in the order given."""
-    return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+    """A Helm values document as block YAML a reviewer can read, keys in the order given,
+    escaped for Terraform (the helm provider receives the literal text)."""
+    return terraform_escape(yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False))
+
+
+def release_values(release: Release) -> dict[str, Any]:
+    """The values a `helm_release` renders with: its values documents merged in order (Helm's rule).
+
+    Documents that are still unresolved tokens (rendered later at synth) are not mappings yet
+    and are left out.
+    """
+    from burrow.config.loader import deep_merge  # noqa: PLC0415 - keeps config loading off the import path
+
+    merged: dict[str, Any] = {}
+    for document in release.values_input or []:
+        literal = terraform_unescape(document) if isinstance(document, str) else None
+        parsed = yaml.safe_load(literal) if literal and not Token.is_unresolved(document) else None
+        if isinstance(parsed, Mapping):
+            merged = deep_merge(merged, parsed)
+    return merged
 
 
 @jsii.implements(IStringProducer)

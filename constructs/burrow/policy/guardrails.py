@@ -1,7 +1,10 @@
-"""Synth-time guardrails: rules per tier, checked by a cdktf Aspect on every Burrow workload.
+"""Synth-time guardrails: rules per tier, checked by a cdktf Aspect on every construct that is `Policed`.
 
-Every Burrow construct that deploys something (`AppNamespace`, `RabbitMqBroker`, `QueueWorker`)
-puts its stack under guardrails, so another team's stack gets the same checks. A stack's tier
+Rules read what a construct *delivers* (`PolicyFacts`: its final objects and rendered chart
+values, after every escape-hatch edit), never the props it was given, and never import the
+construct classes. Every Burrow construct that deploys something (`AppNamespace`,
+`RabbitMqBroker`, `QueueWorker`) puts its stack under guardrails, so another team's stack
+gets the same checks. A stack's tier
 defaults to `production` (the safe choice); `Guardrails.configure` sets it and the waivers.
 A violation fails `synth` with one line per problem (stack, construct path, rule, what to change);
 a waived rule is reported with its written reason instead.
@@ -9,18 +12,22 @@ a waived rule is reported with its written reason instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jsii
 from cdktf import Aspects, IAspect, TerraformStack
 
 from burrow.config.schema import Tier, Waiver
+from burrow.k8s.pod_security import pod_specs, restricted_violations
+from burrow.policy.facts import Policed, PolicyFacts, Subject
 from constructs import Construct, IConstruct, IValidation
 
 STAGING_AND_UP = (Tier.STAGING, Tier.PRODUCTION)
 PRODUCTION = (Tier.PRODUCTION,)
 ALL_TIERS = tuple(Tier)
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 
 
 @dataclass(frozen=True)
@@ -40,101 +47,129 @@ class Rule:
 
     id: str
     tiers: tuple[Tier, ...]
-    applies_to: str  # "workload", "broker" or "namespace"
+    applies_to: Subject
     summary: str
-    check: Callable[[object], list[str]]
+    check: Callable[[PolicyFacts], list[str]]
 
 
-def _containers(worker) -> list[dict]:
-    return worker.deployment["spec"]["template"]["spec"]["containers"]
+def _pods(facts: PolicyFacts) -> list[dict]:
+    return [pod for obj in facts.objects for pod in pod_specs(obj)]
 
 
-def _kinds(worker) -> set[str]:
-    return {obj["kind"] for obj in worker.objects}
+def _containers(facts: PolicyFacts, init: bool = False) -> list[dict]:
+    keys = ("initContainers", "containers") if init else ("containers",)
+    return [c for pod in _pods(facts) for key in keys for c in pod.get(key) or []]
 
 
-def _resources(worker) -> list[str]:
+def _kinds(facts: PolicyFacts) -> set[str]:
+    return {obj.get("kind") for obj in facts.objects}
+
+
+def _resources(facts: PolicyFacts) -> list[str]:
     missing = []
-    for container in _containers(worker):
-        resources = container.get("resources", {})
+    for container in _containers(facts, init=True):
+        resources = container.get("resources") or {}
         for section in ("requests", "limits"):
             for amount in ("cpu", "memory"):
-                if amount not in resources.get(section, {}):
+                if amount not in (resources.get(section) or {}):
                     missing.append(f"container {container['name']}: set resources.{section}.{amount}")
     return missing
 
 
-def _probes(worker) -> list[str]:
+def _probes(facts: PolicyFacts) -> list[str]:
     return [
         f"container {c['name']}: add a {probe}"
-        for c in _containers(worker)
+        for c in _containers(facts)
         for probe in ("livenessProbe", "readinessProbe")
         if probe not in c
     ]
 
 
-def _security(worker) -> list[str]:
-    problems = []
-    pod = worker.deployment["spec"]["template"]["spec"]
-    for container in _containers(worker):
-        ctx = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-        if ctx.get("privileged"):
-            problems.append(f"container {container['name']}: must not be privileged")
-        if not ctx.get("runAsNonRoot") or ctx.get("runAsUser") == 0:
-            problems.append(f"container {container['name']}: must run as non-root (runAsNonRoot, a non-zero UID)")
-        if ctx.get("allowPrivilegeEscalation", True):
-            problems.append(f"container {container['name']}: set allowPrivilegeEscalation: false")
-    return problems
+def _security(facts: PolicyFacts) -> list[str]:
+    """The `restricted` Pod Security Standard, which Burrow's namespaces enforce."""
+    return [problem for pod in _pods(facts) for problem in restricted_violations(pod)]
 
 
-def _image_tag(worker) -> list[str]:
+def _untagged(image: str) -> bool:
+    return image.endswith(":latest") or (":" not in image.rsplit("/", 1)[-1] and "@" not in image)
+
+
+def _image_tag(facts: PolicyFacts) -> list[str]:
     return [
         f"container {c['name']}: image {c['image']} uses 'latest'; pin a version or digest"
-        for c in _containers(worker)
-        if c["image"].endswith(":latest") or (":" not in c["image"].rsplit("/", 1)[-1] and "@" not in c["image"])
+        for c in _containers(facts, init=True)
+        if _untagged(c["image"])
     ]
 
 
-def _image_digest(worker) -> list[str]:
+def _image_digest(facts: PolicyFacts) -> list[str]:
     return [
         f"container {c['name']}: pin image {c['image']} by digest (image.digest: sha256:…)"
-        for c in _containers(worker)
+        for c in _containers(facts, init=True)
         if "@sha256:" not in c["image"]
     ]
 
 
-def _replicas(worker) -> list[str]:
-    return [] if worker.props.replicas >= 2 else [f"run at least 2 replicas (replicas is {worker.props.replicas})"]
+def _replicas_of(facts: PolicyFacts) -> int:
+    """The replicas a workload keeps: its autoscaler's minimum, else the Deployment's count (default 1)."""
+    for obj in facts.objects:
+        if obj.get("kind") == "HorizontalPodAutoscaler":
+            return int(obj["spec"].get("minReplicas", 1))
+        if obj.get("kind") == "ScaledObject":
+            return int(obj["spec"].get("minReplicaCount", 0))
+    counts = [int((obj.get("spec") or {}).get("replicas", 1)) for obj in facts.objects if obj.get("kind") in WORKLOAD_KINDS]
+    return min(counts, default=0)
 
 
-def _pdb(worker) -> list[str]:
-    return [] if "PodDisruptionBudget" in _kinds(worker) else ["add a PodDisruptionBudget (replicas >= 2 creates one)"]
+def _replicas(facts: PolicyFacts) -> list[str]:
+    replicas = _replicas_of(facts)
+    return [] if replicas >= 2 else [f"run at least 2 replicas (replicas is {replicas})"]
 
 
-def _worker_network_policy(worker) -> list[str]:
-    return [] if "NetworkPolicy" in _kinds(worker) else ["add a NetworkPolicy for the workload"]
+def _pdb(facts: PolicyFacts) -> list[str]:
+    return [] if "PodDisruptionBudget" in _kinds(facts) else ["add a PodDisruptionBudget (replicas >= 2 creates one)"]
 
 
-def _namespace_default_deny(namespace) -> list[str]:
-    return [] if namespace.policies is not None else ["keep the namespace's default-deny NetworkPolicy (default_deny=True)"]
+def _worker_network_policy(facts: PolicyFacts) -> list[str]:
+    return [] if "NetworkPolicy" in _kinds(facts) else ["add a NetworkPolicy for the workload"]
 
 
-def _broker_replicas(broker) -> list[str]:
-    replicas = broker.props.replicas
-    return [] if replicas >= 3 else [f"run 3 RabbitMQ replicas (rabbitmq.replicas is {replicas})"]
+def _is_default_deny(obj: Mapping[str, Any]) -> bool:
+    spec = obj.get("spec") or {}
+    return (
+        obj.get("kind") == "NetworkPolicy"
+        and not (spec.get("podSelector") or {})
+        and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or [])
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
 
 
-def _broker_persistence(broker) -> list[str]:
-    return [] if broker.props.persistence.enabled else ["turn on rabbitmq.persistence.enabled"]
+def _namespace_default_deny(facts: PolicyFacts) -> list[str]:
+    if any(_is_default_deny(obj) for obj in facts.objects):
+        return []
+    return ["keep the namespace's default-deny NetworkPolicy (default_deny=True)"]
 
 
-def _broker_anti_affinity(broker) -> list[str]:
-    return [] if broker.props.anti_affinity == "hard" else ["set rabbitmq.anti_affinity: hard"]
+def _broker_replicas(facts: PolicyFacts) -> list[str]:
+    # A key nobody set falls back to the Bitnami chart's own default, as Helm would.
+    replicas = facts.chart_values.get("replicaCount", 1)
+    return [] if replicas >= 3 else [f"run 3 RabbitMQ replicas (replicaCount is {replicas})"]
+
+
+def _broker_persistence(facts: PolicyFacts) -> list[str]:
+    enabled = (facts.chart_values.get("persistence") or {}).get("enabled", True)
+    return [] if enabled else ["turn on rabbitmq.persistence.enabled (persistence.enabled is false)"]
+
+
+def _broker_anti_affinity(facts: PolicyFacts) -> list[str]:
+    preset = facts.chart_values.get("podAntiAffinityPreset", "soft")
+    return [] if preset == "hard" else [f"set rabbitmq.anti_affinity: hard (podAntiAffinityPreset is {preset})"]
 
 
 RULES = (
     Rule("workload-resources", ALL_TIERS, "workload", "requests and limits for CPU and memory", _resources),
-    Rule("workload-security", ALL_TIERS, "workload", "non-root, unprivileged, no privilege escalation", _security),
+    Rule("workload-security", ALL_TIERS, "workload", "the restricted Pod Security Standard", _security),
     Rule("image-tag", ALL_TIERS, "workload", "no `latest` or untagged images", _image_tag),
     Rule("workload-probes", STAGING_AND_UP, "workload", "liveness and readiness probes", _probes),
     Rule("workload-replicas", STAGING_AND_UP, "workload", "at least 2 replicas", _replicas),
@@ -149,27 +184,14 @@ RULES = (
 RULE_IDS = tuple(rule.id for rule in RULES)
 
 
-def _kind_of(node: IConstruct) -> str | None:
-    # Imported here: the constructs import this module to register themselves.
-    from burrow.app.namespace import AppNamespace
-    from burrow.app.rabbitmq import RabbitMqBroker
-    from burrow.app.worker import QueueWorker
-
-    for cls, kind in ((QueueWorker, "workload"), (RabbitMqBroker, "broker"), (AppNamespace, "namespace")):
-        if isinstance(node, cls):
-            return kind
-    return None
-
-
 @jsii.implements(IAspect)
 class _GuardrailAspect:
     def __init__(self, guardrails: Guardrails) -> None:
         self._guardrails = guardrails
 
     def visit(self, node: IConstruct) -> None:
-        kind = _kind_of(node)
-        if kind is not None:
-            self._guardrails.evaluate(node, kind)
+        if isinstance(node, Policed):
+            self._guardrails.evaluate(node.node.path, node.policy_facts())
 
 
 @jsii.implements(IValidation)
@@ -218,15 +240,15 @@ class Guardrails:
         guardrails.waivers = {w.rule: w.reason for w in waivers}
         return guardrails
 
-    def evaluate(self, node: IConstruct, kind: str) -> None:
-        path = node.node.path
+    def evaluate(self, path: str, facts: PolicyFacts) -> None:
+        """Check what the construct at `path` delivers against the rules of this stack's tier."""
         if path in self._seen:  # aspects may visit a node more than once
             return
         self._seen.add(path)
         for rule in RULES:
-            if rule.applies_to != kind or self.tier not in rule.tiers:
+            if rule.applies_to != facts.subject or self.tier not in rule.tiers:
                 continue
-            for message in rule.check(node):
+            for message in rule.check(facts):
                 finding = Finding(self.stack_name, path, rule.id, message)
                 if rule.id in self.waivers:
                     self.waived.append((finding, self.waivers[rule.id]))
@@ -236,3 +258,13 @@ class Guardrails:
 
 def guardrails_of(stacks: Iterable[TerraformStack]) -> list[Guardrails]:
     return [g for g in (getattr(stack, "_burrow_guardrails", None) for stack in stacks) if g is not None]
+
+
+def guardrail_report(violations: Sequence[Finding]) -> str:
+    """What a refused synth prints: one line per violation and what to do."""
+    lines = "".join(f"  {finding}\n" for finding in violations)
+    return f"synth refused by guardrails:\n{lines}Fix the configuration, or waive a rule in guardrails.waivers with a reason."
+
+
+def violations_in(stacks: Iterable[TerraformStack]) -> list[Finding]:
+    return [finding for guardrails in guardrails_of(stacks) for finding in guardrails.violations]

@@ -4,7 +4,7 @@ Cloud environments get their kubeconfig from `aws eks update-kubeconfig`; `dev` 
 configured kubeconfig context. The check runs inside each pod (`kubectl exec`), so it passes
 through the cluster without opening the namespace's NetworkPolicies.
 
-Usage: python -m burrow.delivery.smoke <env>
+Usage: python -m burrow_tools.delivery.smoke <env>
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 job that uses it wait for one of them. Deploys only come from `branch`. Needs the `gh` CLI,
 authenticated as a repository admin.
 
-Usage: python -m burrow.delivery.environments [.github/environments.json]
+Usage: python -m burrow_tools.delivery.environments [.github/environments.json]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which environments a change touches: compare two synth outputs stack by stack.
 
-Usage: python -m burrow.delivery.changed <base cdktf.out> <head cdktf.out>   (prints one env per line)
+Usage: python -m burrow_tools.delivery.changed <base cdktf.out> <head cdktf.out>   (prints one env per line)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def scaffold(name: str, env_dir: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m burrow.scaffold <name>", file=sys.stderr)
+        print("usage: python -m burrow_tools.scaffold <name>", file=sys.stderr)
         return 2
     try:
         path = scaffold(argv[0], Path("environments"))

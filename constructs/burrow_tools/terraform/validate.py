@@ -1,7 +1,7 @@
 """`make validate`: `terraform init` + `terraform validate` of every synthesized stack whose providers
 Terraform can install here. Stacks it cannot install providers for are listed by name, never passed.
 
-Usage: python -m burrow.terraform.validate [cdktf.out]
+Usage: python -m burrow_tools.terraform.validate [cdktf.out]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from burrow.terraform.cli import (
+from burrow_tools.terraform.cli import (
     ProviderMirror,
     TerraformUnavailable,
     find_mirror,

@@ -8,7 +8,7 @@ destroy; finally the emulator must hold exactly what it held before (nothing lef
 Where moto cannot represent AWS faithfully, `EMULATOR_GAPS` says which resource and why.
 That table is the only place the rehearsal departs from what `make synth` produces.
 
-Usage: python -m burrow.terraform.emulator <env> [--keep]
+Usage: python -m burrow_tools.terraform.emulator <env> [--keep]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from burrow.terraform.cli import TerraformUnavailable, find_mirror
-from burrow.terraform.validate import run_terraform, terraform_env
+from burrow_tools.terraform.cli import TerraformUnavailable, find_mirror
+from burrow_tools.terraform.diff import plan_environment
+from burrow_tools.terraform.validate import run_terraform, terraform_env
 
 ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ("common", "cluster")
@@ -239,6 +240,17 @@ def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, 
     step(f"{stack.name}: bootstrap passed (state lived in its own bucket, plan empty)")
 
 
+def rehearse_review(outdir: Path, env_name: str) -> None:
+    """`make diff`'s code path once the common layer exists: common plans empty, the cluster's plan
+    shows what it will create (it can read common's outputs now)."""
+    plans = {plan.stack: plan for plan in plan_environment(outdir, env_name, echo=lambda _text: None)}
+    common, cluster = plans[f"{env_name}-common"], plans[f"{env_name}-cluster"]
+    if common.status != "no changes" or cluster.status != "changes" or " to add" not in cluster.summary:
+        raise RuntimeError(f"review plans are wrong: {common.stack}: {common.summary}; {cluster.stack}: {cluster.summary}")
+    for plan in plans.values():
+        step(f"review: {plan.stack}: {plan.status}: {plan.summary}")
+
+
 def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None) -> None:
     """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto."""
     emulator = Emulator()
@@ -260,8 +272,10 @@ def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket:
                 step(f"{stack.name}: init + apply")
                 terraform(["init"], stack, tf_env, "init")
                 terraform(["apply", "-auto-approve"], stack, tf_env, "apply")
-                if stack.name.endswith("-common") and state_bucket:
-                    rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region)
+                if stack.name.endswith("-common"):
+                    if state_bucket:
+                        rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region)
+                    rehearse_review(outdir, env_name)
             for stack in stacks:
                 step(f"{stack.name}: re-plan must be empty")
                 plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
@@ -282,7 +296,7 @@ def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m burrow.terraform.emulator <env>", file=sys.stderr)
+        print("usage: python -m burrow_tools.terraform.emulator <env>", file=sys.stderr)
         return 2
     try:
         from burrow.config.loader import load_environment

@@ -1,6 +1,6 @@
 """Post one pull-request comment per environment, updated in place on every push.
 
-Usage: python -m burrow.delivery.comment <env> <diff file>
+Usage: python -m burrow_tools.delivery.comment <env> <diff file>
 Needs GITHUB_TOKEN, GITHUB_REPOSITORY and PR_NUMBER (the workflow sets them).
 """
 

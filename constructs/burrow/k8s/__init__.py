@@ -1,0 +1,1 @@
+"""Kubernetes objects in native shape, their delivery as Helm releases, and offline checks."""
