@@ -94,8 +94,25 @@ def test_configurations_that_cannot_work_fail_with_the_reason(env_dir, override,
 
 
 def test_invalid_yaml_names_the_line(env_dir):
-    write(env_dir, "qa", "tier: staging\nrabbitmq: [unclosed\n")
-    assert f"{env_dir / 'qa.yaml'}: line 3" in error_for(env_dir, "qa") or "not valid YAML" in error_for(env_dir, "qa")
+    write(env_dir, "qa", "tier: staging\nrabbitmq:\n  replicas: 3\n  image: {tag: x\nnetwork: {}\n")
+    error = error_for(env_dir, "qa")
+    assert error.startswith(f"{env_dir / 'qa.yaml'}: line 5, column 8: not valid YAML:"), error
+
+
+def test_a_storage_class_that_does_not_exist_is_refused(env_dir):
+    write(env_dir, "qa", (env_dir / "qa.yaml").read_text() + "monitoring: {storage_class: fast-ssd}\n")
+    assert error_for(env_dir, "qa") == (
+        f"{env_dir / 'qa.yaml'}: monitoring.storage_class = 'fast-ssd': no such StorageClass on this cluster; available: gp3"
+    )
+
+
+def test_brokers_that_cannot_all_be_scheduled_are_refused(env_dir):
+    text = (env_dir / "preprod.yaml").read_text().replace("min_size: 3, desired_size: 3", "min_size: 2, desired_size: 2")
+    write(env_dir, "preprod", text)
+    assert error_for(env_dir, "preprod") == (
+        f"{env_dir / 'preprod.yaml'}: rabbitmq.replicas = 3: 3 brokers with hard anti-affinity need 3 nodes, but the "
+        "node groups guarantee 2 (sum of cluster.eks.node_groups.*.min_size); raise min_size, or set anti_affinity: soft"
+    )
 
 
 def test_name_may_not_be_set_in_a_file(env_dir):

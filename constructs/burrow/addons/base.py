@@ -7,13 +7,43 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktf import ITerraformDependable
+from cdktf import ITerraformDependable, TerraformStack
 from cdktf_cdktf_provider_helm.provider import HelmProvider
 from cdktf_cdktf_provider_helm.release import Release
+from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 
+from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import to_yaml
+from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
+
+# Namespaces every cluster has; nobody creates or owns them.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "default")
+
+
+def owned_namespace(scope: Construct, name: str) -> NamespaceV1 | None:
+    """The stack's one `kubernetes_namespace_v1` for `name`, created on first use (None for system
+    namespaces). Every release in the namespace depends on it and never creates it itself, so a
+    namespace has exactly one owner and nothing races to create it."""
+    if name in SYSTEM_NAMESPACES:
+        return None
+    providers = ClusterInfo.providers_of(scope)
+    return stack_singleton(
+        scope,
+        f"namespace-{name}",
+        lambda stack, id: NamespaceV1(
+            stack, id, metadata=NamespaceV1Metadata(name=name, labels=dict(MANAGED_BY)), provider=providers.kubernetes
+        ),
+    )
+
+
+def release_of(scope: Construct, addon_name: str) -> Release | None:
+    """The helm_release of the add-on `addon_name` deployed earlier in `scope`'s stack, if any."""
+    holder = TerraformStack.of(scope).node.try_find_child(addon_name)
+    if holder is None:
+        return None
+    return next((node for node in holder.node.find_all() if isinstance(node, Release)), None)
 
 
 class ClusterAddOn(ABC):
@@ -36,6 +66,9 @@ class HelmAddOn(ClusterAddOn):
     version: str
     namespace: str
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: Add-ons installed before this one when the stack has them (Promtail after Loki, volumes after
+    #: their StorageClass, custom resources after the chart that installs their CRDs).
+    after: tuple[str, ...] = ()
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -43,13 +76,17 @@ class HelmAddOn(ClusterAddOn):
         return holder
 
     def release(self, scope: Construct, helm: HelmProvider, depends_on: Sequence[ITerraformDependable] = ()) -> Release:
-        """The chart's helm_release under `scope` (for add-ons that add resources around it)."""
+        """The chart's helm_release under `scope` (for add-ons that add resources around it),
+        after its namespace and the add-ons named in `after`."""
+        namespace = owned_namespace(scope, self.namespace)
+        earlier = [r for r in (release_of(scope, name) for name in self.after) if r is not None]
+        needs = [*([namespace] if namespace is not None else []), *earlier, *depends_on]
         return Release(
             scope,
             "release",
             name=self.name,
             namespace=self.namespace,
-            create_namespace=True,
+            create_namespace=False,
             repository=self.repository,
             chart=self.chart,
             version=self.version,
@@ -59,5 +96,5 @@ class HelmAddOn(ClusterAddOn):
             wait=True,
             max_history=10,
             provider=helm,
-            depends_on=list(depends_on) or None,
+            depends_on=needs or None,
         )

@@ -140,7 +140,7 @@ class RabbitMqBroker(Construct):
             timeout=900,
             max_history=10,
             provider=providers.helm,
-            depends_on=[self.secret],
+            depends_on=[namespace.resource, self.secret],
         )
         objects = [self.network_policy()]
         if props.alerts:

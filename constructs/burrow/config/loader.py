@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from burrow.config.checks import deployability_problems
 from burrow.config.schema import ENVIRONMENT_NAME, EnvironmentConfig
 from burrow.errors import ConfigError
 
@@ -122,9 +123,18 @@ def load_environment(name: str, env_dir: Path) -> EnvironmentConfig:
     merged["name"] = name
     merged.setdefault("namespace", f"burrow-{name}")
     try:
-        return EnvironmentConfig.model_validate(merged)
+        env = EnvironmentConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, merged, override, (defaults_file, env_file))) from None
+    problems = deployability_problems(env)
+    if problems:
+        raise ConfigError(
+            "\n".join(
+                f"{env_file if _has_path(override, key) else defaults_file}: {'.'.join(key)} = {value!r}: {message}"
+                for key, value, message in problems
+            )
+        )
+    return env
 
 
 def load_environments(env_dir: Path, names: list[str] | None = None) -> list[EnvironmentConfig]:

@@ -76,6 +76,8 @@ class ExistingClusterConfig(Model):
 
     kubeconfig_path: str = "~/.kube/config"
     context: str = Field(min_length=1)
+    #: StorageClasses the cluster has (kind and minikube ship `standard`); volumes may name only these.
+    storage_classes: list[DnsLabel] = Field(default_factory=list)
 
 
 class NodeGroupConfig(Model):

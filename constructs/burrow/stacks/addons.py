@@ -8,6 +8,7 @@ from burrow.addons.base import ClusterAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
+from burrow.addons.storage import EbsStorageClasses
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
@@ -16,7 +17,9 @@ from constructs import Construct
 
 def configured_addons(env: EnvironmentConfig) -> list[ClusterAddOn]:
     """The add-ons an environment's configuration turns on, in install order."""
-    chosen = []
+    chosen: list[ClusterAddOn] = []
+    if env.on_aws:
+        chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:
         chosen.append(metrics_server())
     if env.addons.keda.enabled:

@@ -1,0 +1,65 @@
+"""Checks across sections of a valid environment: will what it asks for actually run?
+
+They run in the loader, before anything is synthesized, and each problem names the key, its
+value and what would work (the loader adds the file):
+- every StorageClass the environment names exists: one Burrow creates (`gp3` on EKS, see
+  `burrow.addons.storage`) or one the existing cluster is configured to have;
+- brokers with hard anti-affinity fit on the nodes the cluster guarantees (the node groups'
+  minimum), so the last broker never stays Pending and the release never rolls back.
+"""
+
+from __future__ import annotations
+
+from burrow.config.schema import EnvironmentConfig
+
+GP3 = "gp3"
+# The StorageClasses Burrow's add-ons stack creates, per cluster provider.
+CREATED_STORAGE_CLASSES = {"eks": (GP3,), "existing": ()}
+
+Problem = tuple[tuple[str, ...], object, str]  # key path, value, what is allowed
+
+
+def available_storage_classes(env: EnvironmentConfig) -> tuple[str, ...]:
+    existing = env.cluster.existing.storage_classes if env.cluster.provider == "existing" and env.cluster.existing else []
+    return (*CREATED_STORAGE_CLASSES[env.cluster.provider], *existing)
+
+
+def guaranteed_nodes(env: EnvironmentConfig) -> int | None:
+    """Nodes the cluster always has (the node groups' min_size summed); None when unknown."""
+    if env.cluster.provider != "eks" or env.cluster.eks is None:
+        return None
+    return sum(group.min_size for group in env.cluster.eks.node_groups.values())
+
+
+def storage_problems(env: EnvironmentConfig) -> list[Problem]:
+    wanted = []
+    if env.rabbitmq.persistence.enabled and env.rabbitmq.persistence.storage_class:
+        wanted.append((("rabbitmq", "persistence", "storage_class"), env.rabbitmq.persistence.storage_class))
+    if env.monitoring.enabled and env.monitoring.storage_class:
+        wanted.append((("monitoring", "storage_class"), env.monitoring.storage_class))
+    available = available_storage_classes(env)
+    shown = ", ".join(available) or "none (leave it unset for the cluster's default class)"
+    return [
+        (key, name, f"no such StorageClass on this cluster; available: {shown}")
+        for key, name in wanted
+        if name not in available
+    ]
+
+
+def scheduling_problems(env: EnvironmentConfig) -> list[Problem]:
+    nodes = guaranteed_nodes(env)
+    replicas = env.rabbitmq.replicas
+    if nodes is None or env.rabbitmq.anti_affinity != "hard" or replicas <= nodes:
+        return []
+    return [
+        (
+            ("rabbitmq", "replicas"),
+            replicas,
+            f"{replicas} brokers with hard anti-affinity need {replicas} nodes, but the node groups guarantee "
+            f"{nodes} (sum of cluster.eks.node_groups.*.min_size); raise min_size, or set anti_affinity: soft",
+        )
+    ]
+
+
+def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
+    return storage_problems(env) + scheduling_problems(env)
