@@ -34,6 +34,7 @@ help:
 	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
+	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
 	@echo "make new-env NAME=perf   scaffold environments/perf.yaml from the template"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
@@ -86,6 +87,12 @@ diff: $(VENV)/.synced
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment> [RELEASE=release.json]"; exit 2; }
 	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy '$(ENV)-*' $(if $(CI),--auto-approve,)
+
+# The third-party charts at their pinned versions, rendered with the exact values Burrow passes.
+# Needs the chart repositories, or CHARTS_DIR with the charts (.tgz or unpacked sources).
+CHARTS_DIR ?=
+verify-charts: synth
+	PYTHONPATH=constructs $(PY) -m burrow_tools.charts $(OUT) $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
 
 new-env: install
 	@test -n "$(NAME)" || { echo "usage: make new-env NAME=<environment>"; exit 2; }

@@ -1,0 +1,167 @@
+"""`make verify-charts`: the third-party charts Burrow installs, checked with the exact values it passes.
+
+For every `helm_release` with a chart repository in the synthesized stacks (Bitnami RabbitMQ,
+metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …) the chart at its pinned version
+is taken from `CHARTS_DIR` (a `<chart>-<version>.tgz`, or an unpacked chart whose Chart.yaml
+names that chart and version, anywhere below it) or pulled with Helm from its repository. Then:
+- every values key Burrow sets must exist in the chart's own values.yaml (Helm silently ignores
+  an unknown key, so a typo never surfaces); keys below an empty mapping or list are free-form;
+- `helm template` with the release's name, namespace and values must succeed;
+- every rendered built-in object must pass strict schema validation for the environment's
+  Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`.
+
+Usage: python -m burrow_tools.charts <cdktf.out> [--charts-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from burrow.config.loader import load_environment
+from burrow.k8s.pod_security import pod_specs, restricted_violations
+from burrow.k8s.release import terraform_unescape
+from burrow.k8s.validate import object_id, validate_objects
+from burrow_tools.helm import helm_binary, run_helm
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ChartRelease:
+    stack: str
+    name: str
+    namespace: str
+    repository: str
+    chart: str
+    version: str
+    values: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)
+
+
+def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
+    import json
+
+    for stack_file in sorted((outdir / "stacks").glob("*/cdk.tf.json")):
+        stack = json.loads(stack_file.read_text())
+        for release in stack.get("resource", {}).get("helm_release", {}).values():
+            if not release.get("repository"):
+                continue  # Burrow's own object chart, checked by the Helm render tests
+            docs = [yaml.safe_load(terraform_unescape(v)) or {} for v in release.get("values") or []]
+            yield ChartRelease(stack_file.parent.name, release["name"], release["namespace"], release["repository"],
+                               release["chart"], release["version"], docs)
+
+
+def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
+    """Keys of `values` that the chart's defaults do not have (below an empty default anything goes)."""
+    if not isinstance(values, Mapping) or not isinstance(defaults, Mapping) or not defaults:
+        return []
+    found = []
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in defaults:
+            found.append(where)
+        else:
+            found += unknown_keys(value, defaults[key], where)
+    return found
+
+
+def chart_defaults(chart_dir: Path) -> dict[str, Any]:
+    """The chart's values.yaml, with each subchart's values under its name (and `global` free-form)."""
+    defaults = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {} if (chart_dir / "values.yaml").exists() else {}
+    for sub in sorted((chart_dir / "charts").glob("*/Chart.yaml")) if (chart_dir / "charts").is_dir() else []:
+        name = yaml.safe_load(sub.read_text())["name"]
+        defaults.setdefault(name, {}).update(chart_defaults(sub.parent))
+    defaults["global"] = {}
+    return defaults
+
+
+def find_local_chart(charts_dir: Path, chart: str, version: str, work: Path) -> Path | None:
+    archive = charts_dir / f"{chart}-{version}.tgz"
+    if archive.is_file():
+        with tarfile.open(archive) as tar:
+            tar.extractall(work, filter="data")
+        return work / chart
+    for chart_yaml in charts_dir.rglob("Chart.yaml"):
+        meta = yaml.safe_load(chart_yaml.read_text()) or {}
+        if meta.get("name") == chart and str(meta.get("version")) == version:
+            return chart_yaml.parent
+    return None
+
+
+def pull_chart(helm: str, release: ChartRelease, work: Path) -> Path:
+    if release.repository.startswith("oci://"):
+        args = ["pull", f"{release.repository.rstrip('/')}/{release.chart}"]
+    else:
+        args = ["pull", release.chart, "--repo", release.repository]
+    result = run_helm(helm, *args, "--version", release.version, "--untar", "--untardir", str(work))
+    if result.returncode != 0:
+        raise RuntimeError(f"helm pull failed: {result.stderr.strip()}")
+    return work / release.chart
+
+
+def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> None:
+    defaults = chart_defaults(chart_dir)
+    for index, doc in enumerate(release.values):
+        release.problems += [f"values[{index}]: unknown key {key}" for key in unknown_keys(doc, defaults)]
+    files = []
+    for index, doc in enumerate(release.values):
+        path = work / f"{release.stack}-{release.name}-{index}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        files += ["--values", str(path)]
+    rendered = run_helm(helm, "template", release.name, str(chart_dir), "--namespace", release.namespace,
+                        "--include-crds", *files)
+    if rendered.returncode != 0:
+        release.problems.append(f"helm template failed: {rendered.stderr.strip()[-1500:]}")
+        return
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    env = load_environment(release.stack.rsplit("-", 1)[0], ROOT / "environments")
+    release.problems += validate_objects(objects, env.kubernetes.version)
+    for obj in objects:
+        if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:
+            release.problems += [f"{object_id(obj)}: {p}" for pod in pod_specs(obj) for p in restricted_violations(pod)]
+
+
+def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="burrow-charts-") as tmp:
+        helm = helm_binary(Path(tmp) / "bin")
+        for release in chart_releases(outdir):
+            work = Path(tmp) / f"{release.stack}-{release.name}"
+            work.mkdir()
+            try:
+                chart_dir = find_local_chart(charts_dir, release.chart, release.version, work) if charts_dir else None
+                chart_dir = chart_dir or pull_chart(helm, release, work)
+                verify(release, chart_dir, helm, work)
+            except RuntimeError as exc:
+                release.problems.append(str(exc))
+            results.append(release)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="verify-charts")
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--charts-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    results = verify_all(args.outdir, args.charts_dir)
+    for release in results:
+        status = "ok" if not release.problems else "FAILED"
+        print(f"{status:<7} {release.stack:<16} {release.chart} {release.version}")
+        for problem in release.problems:
+            print(f"        {problem}")
+    failed = [r for r in results if r.problems]
+    print(f"\n{len(results) - len(failed)} of {len(results)} chart releases verified")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
