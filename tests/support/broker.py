@@ -13,7 +13,6 @@ can be had the tests fail (they do not skip).
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from tests.support.rabbitmq_node import RabbitMqNode
+from tests.support.rabbitmq_node import RabbitMqNode, port_open
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,6 @@ class Broker:
         time.sleep(down_seconds)
         self.node.ctl("start_app")
         wait_for_port(self.host, self.port, 60)
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def wait_for_port(host: str, port: int, seconds: float) -> None:
