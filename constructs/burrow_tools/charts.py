@@ -16,6 +16,7 @@ Usage: python -m burrow_tools.charts <cdktf.out> [--charts-dir DIR]
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tarfile
 import tempfile
@@ -48,8 +49,6 @@ class ChartRelease:
 
 
 def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
-    import json
-
     for stack_file in sorted((outdir / "stacks").glob("*/cdk.tf.json")):
         stack = json.loads(stack_file.read_text())
         for release in stack.get("resource", {}).get("helm_release", {}).values():
@@ -76,8 +75,9 @@ def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
 
 def chart_defaults(chart_dir: Path) -> dict[str, Any]:
     """The chart's values.yaml, with each subchart's values under its name (and `global` free-form)."""
-    defaults = yaml.safe_load((chart_dir / "values.yaml").read_text()) or {} if (chart_dir / "values.yaml").exists() else {}
-    for sub in sorted((chart_dir / "charts").glob("*/Chart.yaml")) if (chart_dir / "charts").is_dir() else []:
+    values_file = chart_dir / "values.yaml"
+    defaults = (yaml.safe_load(values_file.read_text()) or {}) if values_file.exists() else {}
+    for sub in sorted((chart_dir / "charts").glob("*/Chart.yaml")):
         name = yaml.safe_load(sub.read_text())["name"]
         defaults.setdefault(name, {}).update(chart_defaults(sub.parent))
     defaults["global"] = {}

@@ -19,6 +19,7 @@ import yaml
 from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset, Token
 from cdktf_cdktf_provider_helm.release import Release
 
+from burrow.config.loader import deep_merge
 from burrow.k8s.objects import K8sObject
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
@@ -74,8 +75,6 @@ def release_values(release: Release) -> dict[str, Any]:
     Documents that are still unresolved tokens (rendered later at synth) are not mappings yet
     and are left out.
     """
-    from burrow.config.loader import deep_merge  # noqa: PLC0415 - keeps config loading off the import path
-
     merged: dict[str, Any] = {}
     for document in release.values_input or []:
         literal = terraform_unescape(document) if isinstance(document, str) else None
