@@ -5,7 +5,8 @@ metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …) the chart at i
 is taken from `CHARTS_DIR` (a `<chart>-<version>.tgz`, or an unpacked chart whose Chart.yaml
 names that chart and version, anywhere below it) or pulled with Helm from its repository. Then:
 - every values key Burrow sets must exist in the chart's own values.yaml (Helm silently ignores
-  an unknown key, so a typo never surfaces); keys below an empty mapping or list are free-form;
+  an unknown key, so a typo never surfaces); keys below an empty mapping or list are free-form,
+  and an undeclared key the chart does read (the output changes without it) is noted, not failed;
 - `helm template` with the release's name, namespace and values must succeed;
 - every rendered built-in object must pass strict schema validation for the environment's
   Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -31,7 +33,7 @@ from burrow.config.loader import load_environment
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import object_id, validate_objects
-from burrow_tools.helm import helm_binary, run_helm
+from burrow_tools.helm import helm_binary, manifests, run_helm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +48,7 @@ class ChartRelease:
     version: str
     values: list[dict[str, Any]]
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
@@ -59,18 +62,30 @@ def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
                                release["chart"], release["version"], docs)
 
 
-def unknown_keys(values: Any, defaults: Any, path: str = "") -> list[str]:
-    """Keys of `values` that the chart's defaults do not have (below an empty default anything goes)."""
+def unknown_paths(values: Any, defaults: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of `values` that the chart's defaults do not have (below an empty default anything goes)."""
     if not isinstance(values, Mapping) or not isinstance(defaults, Mapping) or not defaults:
         return []
     found = []
     for key, value in values.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in defaults:
-            found.append(where)
-        else:
-            found += unknown_keys(value, defaults[key], where)
+        where = (*path, str(key))
+        found += [where] if key not in defaults else unknown_paths(value, defaults[key], where)
     return found
+
+
+def unknown_keys(values: Any, defaults: Any) -> list[str]:
+    return [".".join(path) for path in unknown_paths(values, defaults)]
+
+
+def without(values: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of `values` with the key at `path` removed."""
+    head, *rest = path
+    copy = dict(values)
+    if rest:
+        copy[head] = without(copy[head], tuple(rest))
+    else:
+        del copy[head]
+    return copy
 
 
 def chart_defaults(chart_dir: Path) -> dict[str, Any]:
@@ -108,21 +123,40 @@ def pull_chart(helm: str, release: ChartRelease, work: Path) -> Path:
     return work / release.chart
 
 
-def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> None:
-    defaults = chart_defaults(chart_dir)
-    for index, doc in enumerate(release.values):
-        release.problems += [f"values[{index}]: unknown key {key}" for key in unknown_keys(doc, defaults)]
+def render(helm: str, release: ChartRelease, chart_dir: Path, work: Path,
+           values: list[dict[str, Any]]) -> subprocess.CompletedProcess:
     files = []
-    for index, doc in enumerate(release.values):
+    for index, doc in enumerate(values):
         path = work / f"{release.stack}-{release.name}-{index}.yaml"
         path.write_text(yaml.safe_dump(doc))
         files += ["--values", str(path)]
-    rendered = run_helm(helm, "template", release.name, str(chart_dir), "--namespace", release.namespace,
-                        "--include-crds", *files)
+    return run_helm(helm, "template", release.name, str(chart_dir), "--namespace", release.namespace,
+                    "--include-crds", *files)
+
+
+def documents(output: str) -> set[str]:
+    return {doc.strip() for doc in output.split("\n---") if doc.strip()}
+
+
+def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> None:
+    rendered = render(helm, release, chart_dir, work, release.values)
     if rendered.returncode != 0:
         release.problems.append(f"helm template failed: {rendered.stderr.strip()[-1500:]}")
         return
-    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    # A key the chart's values.yaml does not declare may still be read (a map passed through
+    # with toYaml, say). It is a typo only if the output without it is the same: Helm ignored it.
+    # Documents that differ between two identical renders (generated secrets) prove nothing.
+    stable = documents(rendered.stdout) & documents(render(helm, release, chart_dir, work, release.values).stdout)
+    defaults = chart_defaults(chart_dir)
+    for index, doc in enumerate(release.values):
+        for path in unknown_paths(doc, defaults):
+            values = [without(doc, path) if i == index else other for i, other in enumerate(release.values)]
+            trial = render(helm, release, chart_dir, work, values)
+            if trial.returncode == 0 and stable <= documents(trial.stdout):
+                release.problems.append(f"values[{index}]: unknown key {'.'.join(path)}")
+            else:
+                release.notes.append(f"values[{index}]: {'.'.join(path)} is not in values.yaml but the chart reads it")
+    objects = manifests(rendered.stdout)
     env = load_environment(release.stack.rsplit("-", 1)[0], ROOT / "environments")
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:
@@ -156,8 +190,8 @@ def main(argv: list[str]) -> int:
     for release in results:
         status = "ok" if not release.problems else "FAILED"
         print(f"{status:<7} {release.stack:<16} {release.chart} {release.version}")
-        for problem in release.problems:
-            print(f"        {problem}")
+        for line in release.problems + release.notes:
+            print(f"        {line}")
     failed = [r for r in results if r.problems]
     print(f"\n{len(results) - len(failed)} of {len(results)} chart releases verified")
     return 1 if failed or not results else 0

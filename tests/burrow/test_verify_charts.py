@@ -73,3 +73,25 @@ def test_every_third_party_release_is_found_with_its_pin(synthesized):
 def test_unknown_keys_walks_nested_mappings():
     assert unknown_keys({"a": {"b": 1, "c": {"d": 1}}}, {"a": {"b": 0, "c": {"e": 0}}}) == ["a.c.d"]
     assert unknown_keys({"free": {"anything": 1}}, {"free": {}}) == []
+
+
+def test_an_undeclared_key_the_chart_reads_is_noted_not_failed(chart, helm, tmp_path):
+    (chart / "values.yaml").write_text(CHART["values.yaml"] + "config:\n  level: info\n")
+    (chart / "templates" / "config.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata:\n  config.yaml: {{ toYaml .Values.config | quote }}\n"
+    )
+    checked = release({"config": {"retention": "7d", "levle": "debug"}}, "tools")
+    verify(checked, chart, helm, tmp_path)
+    # both keys reach the ConfigMap through toYaml, so neither is ignored by Helm
+    assert checked.problems == []
+    assert checked.notes == ["values[0]: config.retention is not in values.yaml but the chart reads it",
+                             "values[0]: config.levle is not in values.yaml but the chart reads it"]
+
+
+def test_a_generated_secret_does_not_hide_an_ignored_key(chart, helm, tmp_path):
+    (chart / "templates" / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: demo}\nstringData: {password: {{ randAlphaNum 16 | quote }}}\n"
+    )
+    checked = release({"replica": 2}, "tools")
+    verify(checked, chart, helm, tmp_path)
+    assert checked.problems == ["values[0]: unknown key replica"]
