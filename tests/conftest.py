@@ -59,3 +59,12 @@ def helm(tmp_path_factory) -> str:
     binary = helm_binary(tmp_path_factory.mktemp("helm"))
     assert run_helm(binary, "version", "--short").stdout.startswith("v3.")
     return binary
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault scenarios' id counts, so a reader sees the figures and not only a pass."""
+    from tests.support.faults import RESULTS, results_table
+
+    if RESULTS:
+        terminalreporter.section("fault scenarios: ids counted")
+        terminalreporter.write_line(results_table(RESULTS))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPError
 
 from burrow_service import metrics
@@ -43,21 +44,37 @@ class BrokerState:
         self._needs_subscription = needs_subscription
         self._connected = False
         self._subscribed = False
+        self._blocked = ""
         self._reason = "connecting to the broker"
 
     def update(self, *, connected: bool, subscribed: bool = False, reason: str = "") -> None:
         with self._lock:
             self._connected, self._subscribed, self._reason = connected, subscribed, reason
+            if not connected:
+                self._blocked = ""
+
+    def set_blocked(self, reason: str) -> None:
+        """The broker blocked (reason) or unblocked ("") this connection's publishing."""
+        with self._lock:
+            self._blocked = reason
 
     @property
     def connected(self) -> bool:
         with self._lock:
             return self._connected
 
+    @property
+    def usable(self) -> bool:
+        """Connected and not blocked: a publish here can be confirmed."""
+        with self._lock:
+            return self._connected and not self._blocked
+
     def readiness(self) -> Readiness:
         with self._lock:
             if not self._connected:
                 return Readiness(False, self._reason or "broker connection is down")
+            if self._blocked:
+                return Readiness(False, f"broker blocks publishers: {self._blocked}")
             if self._needs_subscription and not self._subscribed:
                 return Readiness(False, self._reason or "not subscribed to the queue")
             return Readiness(True, "")
@@ -84,10 +101,16 @@ def connection_parameters(settings: Settings) -> pika.ConnectionParameters:
         port=settings.port,
         virtual_host=settings.vhost,
         credentials=pika.PlainCredentials(settings.username, settings.password),
-        heartbeat=30,
-        blocked_connection_timeout=60,
+        # A peer that stops answering without closing the socket is found by heartbeats: pika
+        # closes a connection that received nothing for heartbeat + 5 s, checked every
+        # heartbeat + 5 s, so at most 2 * (heartbeat + 5) s pass before /ready turns 503.
+        heartbeat=settings.heartbeat,
+        # TCP connect, then TCP + AMQP handshake: a listener that accepts and never answers.
+        socket_timeout=settings.connect_timeout,
+        stack_timeout=settings.handshake_timeout,
+        # A connection blocked by a resource alarm for longer than this is dropped and reopened.
+        blocked_connection_timeout=settings.blocked_timeout,
         connection_attempts=1,
-        socket_timeout=5,
         client_properties={"connection_name": f"burrow-{settings.queue}"},
     )
 
@@ -119,6 +142,10 @@ class LaneStates:
     @property
     def connected(self) -> bool:
         return all(state.connected for state in self.states)
+
+    @property
+    def usable(self) -> bool:
+        return any(state.usable for state in self.states)
 
     def readiness(self) -> Readiness:
         for state in self.states:
@@ -153,6 +180,11 @@ class Service(ABC):
         assert isinstance(self.state, BrokerState)
         self.run_connection(self.state, self.run_session)
 
+    def _blocked(self, state: BrokerState, reason: str) -> None:
+        state.set_blocked(reason)
+        metrics.BLOCKED.labels(**self.labels).set(1 if reason else 0)
+        log.warning("broker blocks publishing" if reason else "broker unblocked publishing", extra={"reason": reason})
+
     def _publish_connected(self) -> None:
         metrics.CONNECTED.labels(**self.labels).set(1 if self.state.connected else 0)
 
@@ -160,19 +192,29 @@ class Service(ABC):
         """One broker connection, owned by the calling thread: connect, run `session`, and
         reconnect with backoff after any failure, until stopped."""
         backoff = Backoff()
+        failure = ""
         while not self.stopping.is_set():
             connection = None
             try:
                 connection = pika.BlockingConnection(connection_parameters(self.settings))
+                # On the adapter underneath: BlockingConnection delivers its own callbacks only from
+                # process_data_events, never while a publish waits for its confirm, which is exactly
+                # when a blocked connection hangs. These run on this thread, inside pika's I/O loop.
+                connection._impl.add_on_connection_blocked_callback(
+                    lambda _conn, frame: self._blocked(state, frame.method.reason or "resource alarm"))
+                connection._impl.add_on_connection_unblocked_callback(lambda _conn, _frame: self._blocked(state, ""))
                 channel = connection.channel()
                 declare_topology(channel, self.settings)
                 backoff.reset()
+                failure = ""
                 state.update(connected=True)
                 self._publish_connected()
                 log.info("broker connected", extra={"host": self.settings.host, "role": self.role})
                 session(connection, channel)
-            except (AMQPError, OSError) as exc:
-                reason = f"broker unavailable: {type(exc).__name__}"
+            # AMQPConnectorException: pika raises a handshake timeout (a listener that accepts and
+            # never answers) raw from BlockingConnection(), outside its AMQPError hierarchy.
+            except (AMQPError, AMQPConnectorException, OSError) as exc:
+                reason = failure = f"broker unavailable: {type(exc).__name__}"
                 state.update(connected=False, reason=reason)
                 self._publish_connected()
                 metrics.RECONNECTS.labels(**self.labels).inc()
@@ -180,7 +222,8 @@ class Service(ABC):
                 log.warning("broker connection lost", extra={"reason": reason, "retry_in": round(delay, 2)})
                 self.stopping.wait(delay)
             finally:
-                state.update(connected=False, reason="shutting down" if self.stopping.is_set() else "reconnecting")
+                again = f"reconnecting to the broker (last: {failure})" if failure else "reconnecting to the broker"
+                state.update(connected=False, reason="shutting down" if self.stopping.is_set() else again)
                 self._publish_connected()
                 if connection is not None and connection.is_open:
                     with contextlib.suppress(AMQPError, OSError):

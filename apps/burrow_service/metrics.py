@@ -20,9 +20,13 @@ PROCESSING = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CONNECTED = Gauge("burrow_broker_connected", "1 while the broker connection and channel are open", ["queue"])
+BLOCKED = Gauge("burrow_broker_blocked", "1 while the broker blocks this service's publishing (resource alarm)", ["queue"])
+REJECTED = Counter(
+    "burrow_publish_rejected", "POST /publish answered 503: nothing was acknowledged, the client retries", ["queue", "reason"]
+)
 RECONNECTS = Counter("burrow_broker_reconnects", "Connection attempts after a failure", ["queue"])
 
-ALL = (PUBLISHED, CONFIRMED, PUBLISH_FAILED, CONSUMED, ACKED, DUPLICATES, DEAD_LETTERED, PROCESSING, CONNECTED, RECONNECTS)
+ALL = (PUBLISHED, CONFIRMED, PUBLISH_FAILED, CONSUMED, ACKED, DUPLICATES, DEAD_LETTERED, PROCESSING, CONNECTED, BLOCKED, RECONNECTS)
 
 
 def register_queue(queue: str) -> None:

@@ -37,7 +37,7 @@ def main(role: str, make_service: Callable[[Settings], Service], routes: Callabl
     if routes:
         routes(app, service)
     try:
-        server = HttpServer(app, settings.http_port).start()
+        server = HttpServer(app, settings.http_port, settings.http_threads).start()
     except OSError as exc:
         print(f"{role}: cannot listen on HTTP_PORT={settings.http_port}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class Settings:
     http_port: int
+    http_threads: int
     shutdown_timeout: float
     host: str
     port: int
@@ -47,6 +48,11 @@ class Settings:
     exchange: str
     queue: str
     routing_key: str
+    heartbeat: int
+    connect_timeout: float
+    handshake_timeout: float
+    blocked_timeout: float
+    publish_wait: float
     publish_rate: float
     publish_connections: int
     prefetch: int
@@ -93,6 +99,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     text = str
     return Settings(
         http_port=_read(env, "HTTP_PORT", _bounded(int, 1, 65535), "5000", "a port number 1-65535"),
+        http_threads=_read(env, "HTTP_THREADS", _bounded(int, 1, 64), "8", "HTTP worker threads, 1-64"),
         shutdown_timeout=_read(env, "SHUTDOWN_TIMEOUT", _bounded(float, 1, 600), "20", "seconds, 1-600"),
         host=_read(env, "RABBITMQ_HOST", text, None, "the broker's host name"),
         port=_read(env, "RABBITMQ_PORT", _bounded(int, 1, 65535), "5672", "a port number 1-65535"),
@@ -102,6 +109,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         exchange=_read(env, "RABBITMQ_EXCHANGE", text, "burrow.events", "an exchange name"),
         queue=_read(env, "RABBITMQ_QUEUE", text, "burrow.work", "a queue name"),
         routing_key=_read(env, "RABBITMQ_ROUTING_KEY", text, "work", "a routing key"),
+        heartbeat=_read(env, "RABBITMQ_HEARTBEAT", _bounded(int, 1, 600), "10", "AMQP heartbeat timeout in seconds, 1-600"),
+        connect_timeout=_read(
+            env, "RABBITMQ_CONNECT_TIMEOUT", _bounded(float, 0.5, 120), "5", "seconds to open the TCP connection, 0.5-120"
+        ),
+        handshake_timeout=_read(
+            env, "RABBITMQ_HANDSHAKE_TIMEOUT", _bounded(float, 1, 300), "10",
+            "seconds for TCP connect plus the AMQP handshake, 1-300",
+        ),
+        blocked_timeout=_read(
+            env, "RABBITMQ_BLOCKED_TIMEOUT", _bounded(float, 1, 3600), "60",
+            "seconds a connection may stay blocked by a resource alarm before it is dropped, 1-3600",
+        ),
+        publish_wait=_read(
+            env, "PUBLISH_WAIT_SECONDS", _bounded(float, 0.1, 60), "5",
+            "seconds POST /publish waits for the broker's confirm, 0.1-60",
+        ),
         publish_rate=_read(env, "PUBLISH_RATE", _bounded(float, 0, 100000), "1", "messages per second, 0-100000"),
         publish_connections=_read(
             env, "PUBLISH_CONNECTIONS", _bounded(int, 1, 16), "4", "broker connections publishing in parallel, 1-16"

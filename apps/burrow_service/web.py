@@ -49,8 +49,10 @@ def create_app(service: Service) -> Flask:
 class HttpServer:
     """waitress, a production WSGI server, on its own threads; `close` stops it."""
 
-    def __init__(self, app: Flask, port: int, host: str = "0.0.0.0") -> None:
-        self._server = create_server(app, host=host, port=port, threads=4, ident=None, clear_untrusted_proxy_headers=True)
+    def __init__(self, app: Flask, port: int, threads: int = 8, host: str = "0.0.0.0") -> None:
+        self._server = create_server(
+            app, host=host, port=port, threads=threads, ident=None, clear_untrusted_proxy_headers=True
+        )
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
 
     def start(self) -> HttpServer:

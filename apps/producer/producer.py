@@ -1,8 +1,15 @@
 """Burrow's producer: publishes JSON messages at a configured rate and on `POST /publish`.
 
-Messages are persistent and published with confirms and `mandatory`; one that is
-returned, nacked or cut off by a connection loss is retried (the consumer drops
-duplicates by id), never silently dropped.
+The publish contract: `POST /publish` answers 2xx only once the broker has confirmed the
+message (persistent, routed to the durable quorum queue). When the broker is unreachable,
+blocks publishers, or the confirm does not arrive within `PUBLISH_WAIT_SECONDS`, it answers
+503 with `Retry-After` and keeps nothing: the client retries with the same `id`, and the
+consumer recognises the duplicate if the first attempt did reach the queue after all.
+The producer holds no message that a client was told is accepted, so losing the pod
+(kill -9, OOM, eviction) loses nothing acknowledged.
+
+Scheduled messages (`PUBLISH_RATE`) were promised to nobody; one that is returned, nacked or
+cut off by a connection loss is retried on the next connection.
 """
 
 from __future__ import annotations
@@ -35,17 +42,25 @@ from burrow_service.web import json_response  # noqa: E402
 log = logging.getLogger("burrow.producer")
 
 MAX_BODY_BYTES = 1024 * 1024
-OUTBOX_LIMIT = 10_000  # accepted but unpublished messages; beyond it POST /publish answers 503
-PUBLISH_WAIT_SECONDS = 5.0
+HANDOFF_LIMIT = 1_000  # requests waiting for a publishing connection; beyond it POST /publish answers 503
 ALLOWED_KEYS = {"id", "payload"}
+# Why a POST /publish got 503, and when to retry (seconds).
+RETRY_AFTER = {"unavailable": 5, "blocked": 5, "timeout": 1, "busy": 1, "shutting_down": 1}
 
 
 @dataclass
 class Outgoing:
-    """A message waiting to be confirmed; `confirmed` is set by the messaging thread."""
+    """A message on its way to the broker.
+
+    `confirmed` is set by a publishing thread once the broker confirmed it. `abandoned` is set by
+    the HTTP thread when it stopped waiting (and answered 503): from then on nobody expects the
+    message, so a publishing thread drops it instead of taking or retrying it.
+    """
 
     message: dict[str, Any]
+    requested: bool = True  # False for scheduled messages, which are retried until confirmed
     confirmed: threading.Event = field(default_factory=threading.Event)
+    abandoned: bool = False
 
 
 def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
@@ -88,7 +103,7 @@ class Producer(Service):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.outbox: queue.Queue[Outgoing] = queue.Queue(maxsize=OUTBOX_LIMIT)
+        self.handoff: queue.Queue[Outgoing] = queue.Queue(maxsize=HANDOFF_LIMIT)
         self.lanes = [Lane(i) for i in range(settings.publish_connections)]
         self.state = LaneStates([lane.state for lane in self.lanes])
         self._schedule = threading.Lock()
@@ -96,15 +111,38 @@ class Producer(Service):
         self._published, self._confirmed, self._failed = (
             m.labels(**self.labels) for m in (metrics.PUBLISHED, metrics.CONFIRMED, metrics.PUBLISH_FAILED)
         )
+        for reason in RETRY_AFTER:
+            metrics.REJECTED.labels(reason=reason, **self.labels)
 
-    def submit(self, message: dict[str, Any]) -> Outgoing | None:
-        """Hand a message to the publishing threads (safe from any thread); None when the outbox is full."""
+    def unavailable(self) -> str | None:
+        """Why no publish can be confirmed now (a key of RETRY_AFTER), or None."""
+        if self.stopping.is_set():
+            return "shutting_down"
+        if not any(lane.state.connected for lane in self.lanes):
+            return "unavailable"
+        if not self.state.usable:
+            return "blocked"
+        return None
+
+    def publish_confirmed(self, message: dict[str, Any]) -> str | None:
+        """Publish `message` and wait for the broker's confirm (from any thread).
+
+        Returns None once confirmed, else why not (a key of RETRY_AFTER); then the message is
+        dropped, never published later on the producer's own initiative.
+        """
+        refused = self.unavailable()
+        if refused:
+            return refused
         item = Outgoing(message)
         try:
-            self.outbox.put(item, timeout=1.0)
+            self.handoff.put_nowait(item)
         except queue.Full:
+            return "busy"
+        if item.confirmed.wait(self.settings.publish_wait):
             return None
-        return item
+        item.abandoned = True
+        # It may have been confirmed between the wait's end and now: then it is accepted.
+        return None if item.confirmed.is_set() else (self.unavailable() or "timeout")
 
     def _due_message(self) -> Outgoing | None:
         rate = self.settings.publish_rate
@@ -116,18 +154,27 @@ class Producer(Service):
                 return None
             # Never build up a burst after a pause (an outage): fall behind at most one second.
             self._next_tick = max(self._next_tick, now - 1.0) + 1.0 / rate
-        return Outgoing(new_message({"source": "schedule"}))
+        return Outgoing(new_message({"source": "schedule"}), requested=False)
 
     def _next(self, lane: Lane, timeout: float) -> Outgoing | None:
-        if lane.retry is not None:
+        if lane.retry is not None and not lane.retry.abandoned:
             return lane.retry
+        lane.retry = None
+        if not lane.state.usable:  # blocked: leave requests to a lane that can publish
+            time.sleep(timeout)
+            return None
         scheduled = self._due_message()
         if scheduled is not None:
             return scheduled
-        try:
-            return self.outbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.handoff.get(timeout=left)
+            except queue.Empty:
+                return None
+            if not item.abandoned:
+                return item
+        return None
 
     def _publish(self, channel: BlockingChannel, lane: Lane, item: Outgoing) -> bool:
         lane.retry = item
@@ -184,38 +231,57 @@ class Producer(Service):
         self._drain(connection, channel, lane)
 
     def _drain(self, connection: pika.BlockingConnection, channel: BlockingChannel, lane: Lane) -> None:
-        """After SIGTERM: confirm what was already accepted, within the shutdown timeout."""
+        """After SIGTERM: finish the requests still waiting for a confirm, within the shutdown timeout."""
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while time.monotonic() < deadline:
             item = lane.retry
-            if item is None:
+            if item is None or item.abandoned:
                 try:
-                    item = self.outbox.get_nowait()
+                    item = self.handoff.get_nowait()
                 except queue.Empty:
                     return
+                if item.abandoned:
+                    continue
             if not self._publish(channel, lane, item):
                 connection.sleep(0.2)
-        log.error("shutdown timeout: messages left unpublished", extra={"left": self.outbox.qsize()})
 
 
 def add_routes(app: Flask, service: Producer) -> None:
+    rejected = {reason: metrics.REJECTED.labels(reason=reason, **service.labels) for reason in RETRY_AFTER}
+
     @app.post("/publish")
     def publish() -> Response:
-        if service.stopping.is_set():
-            return json_response({"error": "shutting down"}, 503)
-        raw = request.get_data(cache=False)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return json_response({"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, 413)
+        if request.mimetype != "application/json":
+            return json_response({"error": "Content-Type must be application/json"}, 415)
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:
             return json_response({"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, 413)
         try:
             message = parse_publish_body(raw)
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
-        item = service.submit(message)
-        if item is None:
-            return json_response({"error": "too many messages waiting to be published; retry later"}, 503)
-        if item.confirmed.wait(PUBLISH_WAIT_SECONDS):
+        refused = service.publish_confirmed(message)
+        if refused is None:
             return json_response({"id": message["id"], "status": "confirmed"}, 201)
-        return json_response({"id": message["id"], "status": "queued"}, 202)
+        rejected[refused].inc()
+        response = json_response(
+            {"id": message["id"], "status": "not accepted", "reason": REASONS[refused],
+             "retry": "send the same id again; a duplicate is recognised by the consumer"},
+            503,
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER[refused])
+        return response
+
+
+REASONS = {
+    "unavailable": "the broker is unreachable",
+    "blocked": "the broker blocks publishers (memory or disk alarm)",
+    "timeout": "the broker did not confirm the message in time",
+    "busy": "too many requests are waiting for the broker",
+    "shutting_down": "the producer is shutting down",
+}
 
 
 if __name__ == "__main__":

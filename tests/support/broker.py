@@ -61,6 +61,13 @@ class Broker:
         self.node.ctl("start_app")
         wait_for_port(self.host, self.port, 60)
 
+    def crash_and_restart(self, down_seconds: float = 2.0) -> None:
+        """SIGKILL the broker's VM mid-stream, wait, and boot it again from its data directory."""
+        assert self.node is not None, "this broker is not controlled by the tests"
+        self.node.kill()
+        time.sleep(down_seconds)
+        self.node.start()
+
 
 def wait_for_port(host: str, port: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,6 +135,15 @@ class RabbitMqNode:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"RabbitMQ node {self.nodename}: Prometheus plugin not listening")
             time.sleep(0.5)
+
+    def kill(self, seconds: float = 60) -> None:
+        """SIGKILL the node's Erlang VM: a crash, with no clean shutdown and nothing flushed on the way out."""
+        os.kill(int((Path(self.home) / "rabbitmq.pid").read_text().strip()), signal.SIGKILL)
+        deadline = time.monotonic() + seconds
+        while port_open("127.0.0.1", self.amqp_port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ node {self.nodename} still listens after SIGKILL")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         """Stop the node (if it runs) and remove everything it wrote."""

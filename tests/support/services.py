@@ -70,6 +70,11 @@ class ServiceProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL: no signal handler, no drain, nothing flushed (an OOM kill or a lost node)."""
+        self.process.kill()
+        self.process.wait(30)
+
     def logs(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
