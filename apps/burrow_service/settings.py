@@ -28,7 +28,7 @@ COMMON_VARIABLES = (
     "RABBITMQ_ROUTING_KEY",
 )
 SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD")
-ROLE_VARIABLES = {"producer": ("PUBLISH_RATE",), "consumer": ("PREFETCH_COUNT",)}
+ROLE_VARIABLES = {"producer": ("PUBLISH_RATE",), "consumer": ("PREFETCH_COUNT", "PROCESSED_LOG")}
 
 
 class SettingsError(Exception):
@@ -59,6 +59,7 @@ class Settings:
     work_seconds: float
     max_message_bytes: int
     processed_log: str | None
+    seen_ids: int
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -135,4 +136,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "MAX_MESSAGE_BYTES", _bounded(int, 128, 16 * 1024 * 1024), str(1024 * 1024), "bytes, 128-16777216"
         ),
         processed_log=env.get("PROCESSED_LOG") or None,
+        seen_ids=_read(
+            env, "DEDUP_WINDOW", _bounded(int, 1, 1_000_000), "100000",
+            "how many of the newest processed ids are recognised as duplicates, 1-1000000",
+        ),
     )

@@ -55,19 +55,40 @@ def parse_message(body: bytes, max_bytes: int) -> dict[str, Any]:
 
 
 class SeenIds:
-    """Ids already processed: the newest `limit` in memory, optionally persisted to a log file."""
+    """Ids already processed: the newest `limit` in memory, optionally kept in a log file.
+
+    What this recognises (and the README says the same): a redelivery of one of the last `limit`
+    ids processed by this consumer process, or by an earlier run that wrote the same
+    `PROCESSED_LOG`. In Kubernetes the log is on the pod's emptyDir, so it covers restarts of the
+    container (crash, OOM kill, liveness restart), not a new pod, and never another replica.
+    Each line is written and flushed before the message is acknowledged, so it survives the
+    process being killed (the kernel keeps it), though not the loss of the node's disk.
+    """
 
     def __init__(self, log_path: str | None, limit: int = SEEN_IDS_KEPT) -> None:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._limit = limit
+        self._path = Path(log_path) if log_path else None
         self._file = None
-        if log_path:
-            path = Path(log_path)
-            if path.exists():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        self._remember(json.loads(line)["id"])
-            self._file = path.open("a", encoding="utf-8")
+        self._lines = 0
+        if self._path:
+            text = self._path.read_text(encoding="utf-8") if self._path.exists() else ""
+            for line in text.splitlines():
+                message_id = self._read_line(line)
+                if message_id is not None:
+                    self._remember(message_id)
+                    self._lines += 1
+            self._file = self._path.open("a", encoding="utf-8")
+            if text and not text.endswith("\n"):
+                self._file.write("\n")  # end the cut line, so the next record starts a line of its own
+
+    @staticmethod
+    def _read_line(line: str) -> str | None:
+        """The id on one log line; None for a blank line or one cut short when a process was killed mid-write."""
+        try:
+            return json.loads(line)["id"]
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._ids
@@ -78,11 +99,28 @@ class SeenIds:
             self._ids.popitem(last=False)
 
     def record(self, message: dict[str, Any]) -> None:
-        """Record that `message` was processed (durably, before it is acknowledged)."""
+        """Record that `message` was processed (flushed to the log before it is acknowledged)."""
         self._remember(message["id"])
         if self._file is not None:
-            self._file.write(json.dumps({"id": message["id"], "pid": os.getpid()}) + "\n")
+            self._file.write(json.dumps({"id": message["id"], "pid": os.getpid(), "at": round(time.time(), 6)}) + "\n")
             self._file.flush()
+            self._lines += 1
+            if self._lines > 2 * self._limit:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the log with only the ids still remembered, so it never outgrows its volume."""
+        assert self._path is not None and self._file is not None
+        partial = self._path.with_suffix(".compacting")
+        with partial.open("w", encoding="utf-8") as out:
+            for message_id in self._ids:
+                out.write(json.dumps({"id": message_id}) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self._file.close()
+        os.replace(partial, self._path)
+        self._file = self._path.open("a", encoding="utf-8")
+        self._lines = len(self._ids)
 
 
 class Consumer(Service):
@@ -91,7 +129,7 @@ class Consumer(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.seen = SeenIds(settings.processed_log)
+        self.seen = SeenIds(settings.processed_log, settings.seen_ids)
         # Acknowledge in batches (multiple=True): one frame per batch instead of one per message.
         # Every message is processed and recorded before its batch is acknowledged.
         self.ack_batch = max(1, settings.prefetch // 2)

@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -85,11 +88,18 @@ def test_bad_configuration_exits_with_one_line_naming_the_variable(role, env, ex
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
+        (b"", "not valid JSON"),
         (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b'"just a string"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
         (b"[1, 2]", "must be a JSON object"),
         (json.dumps({"id": "a"}).encode(), "'payload' is required"),
         (json.dumps({"payload": 1, "extra": True}).encode(), "unknown keys ['extra']"),
         (json.dumps({"payload": 1, "id": 7}).encode(), "'id' must be a non-empty string"),
+        (json.dumps({"payload": 1, "id": ""}).encode(), "'id' must be a non-empty string"),
+        (json.dumps({"payload": 1, "id": "x" * 129}).encode(), "'id' must be a non-empty string"),
+        (json.dumps({"payload": 1, "id": ["a"]}).encode(), "'id' must be a non-empty string"),
     ],
 )
 def test_bad_publish_bodies_get_400_and_publish_nothing(start, body, reason):
@@ -106,7 +116,45 @@ def test_oversized_publish_body_gets_413(start):
     producer.wait_ready()
     response = producer.post("/publish", json.dumps({"payload": "x" * (1024 * 1024)}).encode())
     assert response.status_code == 413
+    two_mib = producer.post("/publish", json.dumps({"payload": "x" * (2 * 1024 * 1024)}).encode())
+    assert two_mib.status_code == 413, two_mib.text
     assert producer.metric("burrow_messages_published_total") == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_body_that_is_not_declared_json_gets_415(start, content_type):
+    producer = start("producer", PUBLISH_RATE="0")
+    producer.wait_ready()
+    response = producer.post("/publish", json.dumps({"payload": 1}).encode(), content_type=content_type)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+    assert producer.metric("burrow_messages_published_total") == 0
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_200_concurrent_requests_good_and_bad_are_all_answered_and_memory_stays_bounded(start):
+    producer = start("producer", PUBLISH_RATE="0")
+    producer.wait_ready()
+    bodies = [
+        json.dumps({"id": f"burst-{i}", "payload": {"i": i}}).encode() if i % 4 else b"[not json" for i in range(200)
+    ]
+    producer.post("/publish", bodies[1])  # warm up: imports and connection pools before the first reading
+    before = rss_kib(producer.process.pid)
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            answers = list(pool.map(lambda body: producer.post("/publish", body).status_code, bodies))
+        assert Counter(answers) == {201: 150, 400: 50}, Counter(answers)
+    huge = producer.post("/publish", b"[" + b"1," * (1024 * 1024) + b"1]")
+    assert huge.status_code == 413
+    after = rss_kib(producer.process.pid)
+    print(f"\nproducer RSS {before} KiB before, {after} KiB after 600 concurrent requests and a 2 MiB body")
+    assert after - before < 40 * 1024, f"RSS grew by {after - before} KiB"
 
 
 def test_images_install_exactly_the_versions_the_tests_run():

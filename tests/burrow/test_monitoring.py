@@ -19,7 +19,7 @@ from tests.support.services import ROOT
 
 MONITORED = [env for env in ENVIRONMENTS if env != "dev"]
 WORKER_ALERTS = {
-    "producer": {"BurrowProducerRestarting", "BurrowProducerNotReady", "BurrowPublishConfirmsFailing"},
+    "producer": {"BurrowProducerRestarting", "BurrowProducerNotReady", "BurrowPublishConfirmsFailing", "BurrowPublishRejected"},
     "consumer": {"BurrowConsumerRestarting", "BurrowConsumerNotReady", "BurrowConsumersAbsent", "BurrowQueueBacklog", "BurrowDeadLetters"},
 }
 

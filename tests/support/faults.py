@@ -109,8 +109,11 @@ class Ledger:
         self.processed = []
         for path in logs:
             if path.exists():
-                lines = path.read_text().splitlines()
-                self.processed += [json.loads(line)["id"] for line in lines if line.strip()]
+                for line in path.read_text().splitlines():
+                    try:
+                        self.processed.append(json.loads(line)["id"])
+                    except (ValueError, KeyError):
+                        continue  # blank, or cut short by a kill -9 mid-write
 
     @property
     def consumed(self) -> set[str]:

@@ -13,8 +13,10 @@ directly, not through the wrapper that switches to the machine's shared `rabbitm
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,10 +31,42 @@ STATE_FILE = "node.json"
 SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin",)  # Debian keeps the unwrapped scripts here
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks outgoing connections' local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(family) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if family == socket.AF_INET6 and exc.errno == errno.EAFNOSUPPORT:
+                    continue
+                return False
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port *below* the ephemeral range.
+
+    A node that restarts must get its ports back. A port from the ephemeral range can meanwhile
+    become the local port of any outgoing connection (a client reconnecting to the restarting
+    node, say), and the node then fails to listen (eaddrinuse): found by running the suite twice
+    against one node.
+    """
+    low, _ = ephemeral_ports()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free TCP port below {low}")
 
 
 def port_open(host: str, port: int) -> bool:

@@ -35,6 +35,10 @@ from constructs import Construct
 HTTP_PORT = 5000
 LIVENESS_PATH = "/health"
 READINESS_PATH = "/ready"
+# The consumer's processed-id log (duplicate recognition across container restarts) lives on an
+# emptyDir: it survives a crash or OOM kill of the container, not the pod's replacement.
+STATE_DIR = "/var/lib/burrow"
+PROCESSED_LOG = f"{STATE_DIR}/processed.jsonl"
 
 
 class QueueWorkerProps(Model):
@@ -102,6 +106,7 @@ class QueueWorker(Construct):
         self.props = props
         self.name = props.role
         labels = k8s.labels_for(self.name, props.part_of, props.role)
+        consumer = props.role == "consumer"
         container = k8s.ContainerSpec(
             name=self.name,
             image=props.image.reference,
@@ -111,8 +116,10 @@ class QueueWorker(Construct):
                 "HTTP_PORT": str(HTTP_PORT),
                 "SHUTDOWN_TIMEOUT": str(props.drain_seconds),
                 **self.broker_env(broker, props.messaging),
+                **({"PROCESSED_LOG": PROCESSED_LOG} if consumer else {}),
                 **props.settings,
             },
+            state_dir=STATE_DIR if consumer else None,
             secret_env=broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
             liveness=k8s.HttpProbe(LIVENESS_PATH, period_seconds=10, failure_threshold=3),
             readiness=k8s.HttpProbe(READINESS_PATH, period_seconds=5, failure_threshold=2),

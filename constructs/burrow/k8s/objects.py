@@ -89,6 +89,10 @@ class ContainerSpec:
     liveness: HttpProbe | None = None
     readiness: HttpProbe | None = None
     startup: HttpProbe | None = None
+    #: A writable directory on the pod's own disk (an emptyDir, `state_size` at most) that survives
+    #: container restarts but not the pod's deletion, eviction or node loss. None: only /tmp.
+    state_dir: str | None = None
+    state_size: str = "128Mi"
 
     def render(self) -> dict[str, Any]:
         env = [{"name": k, "value": v} for k, v in self.env.items()] + [s.render() for s in self.secret_env]
@@ -109,7 +113,8 @@ class ContainerSpec:
                 "capabilities": {"drop": ["ALL"]},
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+            + ([{"name": "state", "mountPath": self.state_dir}] if self.state_dir else []),
         }
         for key, probe in (("livenessProbe", self.liveness), ("readinessProbe", self.readiness)):
             if probe:
@@ -155,7 +160,8 @@ def deployment(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container.render()],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+        + ([{"name": "state", "emptyDir": {"sizeLimit": container.state_size}}] if container.state_dir else []),
     }
     if spread:
         pod_spec["topologySpreadConstraints"] = list(spread)

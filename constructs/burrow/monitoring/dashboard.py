@@ -58,6 +58,7 @@ def panels(namespace: str, queue: str, consumer: str, broker_release: str) -> li
                 ("published (confirmed)", f"sum(rate(burrow_messages_confirmed_total{ns}[5m]))"),
                 ("consumed (acked)", f"sum(rate(burrow_messages_acked_total{ns}[5m]))"),
                 ("publish failures", f"sum(rate(burrow_messages_publish_failed_total{ns}[5m]))"),
+                ("publish requests refused (503)", f"sum(rate(burrow_publish_rejected_total{ns}[5m]))"),
             ),
             unit="ops",
         ),

@@ -90,7 +90,17 @@ def producer_alerts(name: str, namespace: str) -> list[Alert]:
             f"{name} in {namespace}: publishes are returned, nacked or cut off (they are retried)",
             "Returned: the exchange has no bound queue (is the consumer's topology declared?). Nacked: the "
             "broker refuses (memory or disk alarm). Cut off: connection losses, see RabbitMQ alerts.",
-        )
+        ),
+        Alert(
+            "BurrowPublishRejected",
+            f"sum by (reason) (rate(burrow_publish_rejected_total{selector(namespace=namespace)}[5m])) > 0",
+            5,
+            "warning",
+            f"{name} in {namespace}: POST /publish answers 503 (see the reason label); clients must retry",
+            "Nothing was acknowledged, so nothing is lost, but clients are being turned away. unavailable: the "
+            "broker is unreachable; blocked: a memory or disk alarm, see RabbitMQ alerts; timeout: confirms "
+            "are slower than PUBLISH_WAIT_SECONDS; busy: more concurrent requests than the producer can hold.",
+        ),
     ]
 
 
