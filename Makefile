@@ -35,7 +35,7 @@ help:
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
-	@echo "make new-env NAME=perf   scaffold environments/perf.yaml from the template"
+	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
@@ -58,8 +58,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 install: $(VENV)/.synced node_modules/.package-lock.json
 
 # Synthesis needs only the Python environment (the cdktf CLI is for diff and deploy).
+# A fresh output folder, except local Terraform state (dev's, written there by `make deploy ENV=dev`):
+# removing it would make the next deploy create everything again beside what already runs.
 synth: $(VENV)/.synced
-	@rm -rf $(OUT)
+	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
+	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
 	BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py
 
 lint: $(VENV)/.synced
@@ -95,8 +98,8 @@ verify-charts: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.charts $(OUT) $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
 
 new-env: install
-	@test -n "$(NAME)" || { echo "usage: make new-env NAME=<environment>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)"
+	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)"
 
 bench: install
 	$(PY) tests/bench/bench_synth.py

@@ -48,7 +48,7 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
         cluster = cluster_layer.cluster_info
     else:
         cluster = existing_cluster(env)
-    addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env))
+    addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env, cluster))
     app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
     # KEDA's CRDs must exist before the app's objects that use them are applied.
     app.add_dependency(addons)

@@ -31,6 +31,23 @@ class KubernetesProviders:
     helm: HelmProvider
 
 
+@dataclass(frozen=True)
+class SecretsAccess:
+    """Where the cluster's External Secrets Operator reads the credentials Burrow generated.
+
+    `role_arn` is the IRSA role the operator's service account assumes (it may read only this
+    environment's secrets); `prefix` is their common name prefix in AWS Secrets Manager.
+    """
+
+    role_arn: str
+    region: str
+    prefix: str
+
+    def secret(self, key: str) -> str:
+        """The Secrets Manager name of one generated secret, e.g. `burrow/qa/rabbitmq`."""
+        return f"{self.prefix}/{key}"
+
+
 class ClusterInfo(ABC):
     """What a stack needs to talk to a cluster. Returned by every cluster provider."""
 
@@ -38,6 +55,8 @@ class ClusterInfo(ABC):
     version: str
     #: True when the cluster runs in more than one availability zone (zone spreading makes sense).
     multi_zone: bool
+    #: Credentials held outside Terraform state (cloud environments); None: Terraform generates them.
+    secrets: SecretsAccess | None
 
     @abstractmethod
     def connection(self) -> dict[str, Any]:
@@ -81,6 +100,7 @@ class KubeconfigCluster(ClusterInfo):
     context: str
     version: str
     multi_zone: bool = False
+    secrets: SecretsAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {"config_path": self.kubeconfig_path, "config_context": self.context}
@@ -100,6 +120,7 @@ class TokenCluster(ClusterInfo):
     region: str
     version: str
     multi_zone: bool = True
+    secrets: SecretsAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {

@@ -88,16 +88,22 @@ def unready_within(seconds: float, *services: ServiceProcess) -> dict[str, float
     return found
 
 
+def flowing(start, ledger: Ledger, prefix: str, first: int = 100, **env: str):
+    """A consumer (logging to the ledger), a producer and clients, with `first` ids acknowledged."""
+    consumer = start("consumer", PROCESSED_LOG=str(ledger.log), **env)
+    producer = start("producer", PUBLISH_RATE="0", **env)
+    consumer.wait_ready()
+    producer.wait_ready()
+    clients = Clients(ledger, producer.url, prefix).start()
+    grow(ledger, first, 30, "publishing")
+    return consumer, producer, clients
+
+
 @pytest.mark.parametrize("broker_state", ["broker-up", "broker-down"])
 def test_producer_kill9_with_requests_in_flight(start, controlled, broker_state, scenario):
     scenario.scenario = f"producer kill -9, {broker_state}"
     log = scenario.log
-    consumer = start("consumer", PROCESSED_LOG=str(log))
-    producer = start("producer", PUBLISH_RATE="0")
-    consumer.wait_ready()
-    producer.wait_ready()
-    clients = Clients(scenario, producer.url, "kill9").start()
-    grow(scenario, 100, 30, "publishing")
+    _consumer, producer, clients = flowing(start, scenario, "kill9")
     if broker_state == "broker-down":
         controlled.node.ctl("stop_app")
         unready_within(30, producer)
@@ -118,12 +124,7 @@ def test_producer_kill9_with_requests_in_flight(start, controlled, broker_state,
 def test_broker_kill9_mid_stream_and_restart(start, controlled, scenario):
     scenario.scenario = "broker kill -9 + restart"
     log = scenario.log
-    consumer = start("consumer", PROCESSED_LOG=str(log))
-    producer = start("producer", PUBLISH_RATE="0")
-    consumer.wait_ready()
-    producer.wait_ready()
-    clients = Clients(scenario, producer.url, "crash").start()
-    grow(scenario, 200, 30, "publishing")
+    consumer, producer, clients = flowing(start, scenario, "crash", first=200)
     controlled.crash_and_restart()
     producer.wait_ready(90)
     consumer.wait_ready(90)
@@ -151,13 +152,7 @@ def test_consumer_kill9_mid_batch_and_restart(start, controlled, scenario):
 def test_blackholed_connection_for_30s(start, controlled, proxy, scenario):
     scenario.scenario = "blackhole 30 s"
     log = scenario.log
-    via_proxy = {**FAST, "RABBITMQ_PORT": str(proxy.port)}
-    consumer = start("consumer", PROCESSED_LOG=str(log), **via_proxy)
-    producer = start("producer", PUBLISH_RATE="0", **via_proxy)
-    consumer.wait_ready()
-    producer.wait_ready()
-    clients = Clients(scenario, producer.url, "blackhole").start()
-    grow(scenario, 100, 30, "publishing")
+    consumer, producer, clients = flowing(start, scenario, "blackhole", **FAST, RABBITMQ_PORT=str(proxy.port))
     proxy.set_mode("blackhole")
     began = time.monotonic()
     detected = unready_within(DETECTION_BOUND + 2, producer, consumer)
@@ -198,12 +193,7 @@ def test_listener_that_accepts_and_never_answers(start, controlled, proxy, scena
 def test_memory_alarm_blocks_publishers(start, controlled, scenario):
     scenario.scenario = "memory alarm"
     log = scenario.log
-    consumer = start("consumer", PROCESSED_LOG=str(log))
-    producer = start("producer", PUBLISH_RATE="0", PUBLISH_WAIT_SECONDS="2")
-    consumer.wait_ready()
-    producer.wait_ready()
-    clients = Clients(scenario, producer.url, "alarm").start()
-    grow(scenario, 100, 30, "publishing")
+    consumer, producer, clients = flowing(start, scenario, "alarm", PUBLISH_WAIT_SECONDS="2")
     controlled.node.ctl("set_vm_memory_high_watermark", "0")
     try:
         unready_within(30, producer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from burrow.config.helm_values import chart_values
-from burrow.config.loader import deep_merge, load_environment
+from burrow.config.loader import deep_merge, load_environment, load_environments
 from burrow.errors import ConfigError
 from tests.support.services import ROOT
 
@@ -148,10 +150,10 @@ def test_new_env_scaffold_synthesizes_at_once(env_dir, tmp_path):
     from burrow.synth import build_app
     from burrow_tools.scaffold import scaffold
 
-    path = scaffold("perf", env_dir)
+    path = scaffold("perf", "210987654321", env_dir)
     assert path.read_text().count("burrow-perf-tfstate") == 1
     with pytest.raises(ConfigError, match="already exists"):
-        scaffold("perf", env_dir)
+        scaffold("perf", "210987654321", env_dir)
     app = App(outdir=str(tmp_path / "out"))
     build_app(app, [load_environment("perf", env_dir)], ROOT / "helm")
     app.synth()
@@ -161,3 +163,98 @@ def test_new_env_scaffold_synthesizes_at_once(env_dir, tmp_path):
         "perf-cluster",
         "perf-common",
     ]
+
+
+ACCOUNT = 'aws: {account_id: "210987654321"}\n'
+STATE = "state: {backend: s3, bucket: b-perf-tfstate}\n"
+
+
+def test_an_eks_environment_without_its_account_is_refused_naming_its_file(env_dir):
+    write(env_dir, "perf", STATE)
+    message = error_for(env_dir, "perf")
+    assert f"{env_dir / 'perf.yaml'}: aws.account_id = None: an EKS environment names its AWS account" in message
+
+
+@pytest.mark.parametrize("account", ["12345", "12345678901a", "1234567890123"])
+def test_a_malformed_account_id_names_the_value(env_dir, account):
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "{account}"}}\n')
+    message = error_for(env_dir, "perf")
+    assert f"perf.yaml: aws.account_id = '{account}': String should match pattern '^[0-9]{{12}}$'" in message
+
+
+def test_a_role_in_another_account_is_refused_unless_allowed(env_dir):
+    role = "arn:aws:iam::999999999999:role/deployer"
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}"}}\n')
+    message = error_for(env_dir, "perf")
+    assert f"perf.yaml: aws.role_arn = '{role}': the role is in account 999999999999, not the environment's" in message
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}", cross_account_role: true}}\n')
+    assert load_environment("perf", env_dir).aws.role_account == "999999999999"
+
+
+def test_an_external_id_without_a_role_is_refused(env_dir):
+    write(env_dir, "perf", STATE + 'aws: {account_id: "210987654321", external_id: "burrow-ci"}\n')
+    assert "external_id is only used with role_arn" in error_for(env_dir, "perf")
+
+
+def test_one_state_bucket_from_two_accounts_is_refused(env_dir):
+    write(env_dir, "perf", "state: {backend: s3, bucket: burrow-qa-tfstate}\n" + 'aws: {account_id: "111122223333"}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_environments(env_dir)
+    assert ("state.bucket = 'burrow-qa-tfstate' is used by environments in different AWS accounts "
+            "(111122223333: perf; 210987654321: qa)") in str(caught.value)
+
+
+def test_the_account_guard_and_role_reach_every_aws_provider_and_the_backend(env_dir, tmp_path):
+    from cdktf import App
+
+    from burrow.synth import build_app
+
+    role = "arn:aws:iam::210987654321:role/burrow-deployer"
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}", external_id: "ci-x1"}}\n')
+    app = App(outdir=str(tmp_path / "out"))
+    build_app(app, [load_environment("perf", env_dir)], ROOT / "helm")
+    app.synth()
+    for layer in ("common", "cluster"):
+        stack = json.loads((tmp_path / "out" / "stacks" / f"perf-{layer}" / "cdk.tf.json").read_text())
+        (aws,) = stack["provider"]["aws"]
+        assert aws["allowed_account_ids"] == ["210987654321"]
+        assert aws["assume_role"] == [{"role_arn": role, "external_id": "ci-x1", "session_name": "burrow-perf"}]
+        backend = stack["terraform"]["backend"]["s3"]
+        assert backend["allowed_account_ids"] == ["210987654321"]
+        assert backend["assume_role"] == {"role_arn": role, "external_id": "ci-x1", "session_name": "burrow-perf"}
+
+
+def test_make_new_env_as_the_readme_prints_it_and_without_an_account():
+    target = ROOT / "environments" / "perfx.yaml"
+    assert not target.exists()
+    try:
+        made = subprocess.run(["make", "-s", "new-env", "NAME=perfx", "ACCOUNT=210987654321"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert "created environments/perfx.yaml" in made.stdout
+        assert load_environment("perfx", ROOT / "environments").aws.account_id == "210987654321"
+    finally:
+        target.unlink(missing_ok=True)
+    refused = subprocess.run(["make", "-s", "new-env", "NAME=perfx"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2
+    assert "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>" in refused.stdout
+    assert not target.exists()
+
+
+def test_make_synth_starts_afresh_but_keeps_local_terraform_state(tmp_path):
+    """dev's state lives beside its stacks (`make deploy ENV=dev`); a later `make synth` must not
+    delete it, or the next deploy would try to create everything again."""
+    out = tmp_path / "out"
+    state = out / "stacks" / "dev-app" / "terraform.dev-app.tfstate"
+    stale = out / "stacks" / "gone-app" / "cdk.tf.json"
+    for path, text in ((state, '{"version": 4}'), (state.with_suffix(".tfstate.backup"), "{}"), (stale, "{}")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    result = subprocess.run(["make", "-s", "synth", "ENV=dev"], cwd=ROOT, env={**os.environ, "CDKTF_OUTDIR": str(out)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert state.read_text() == '{"version": 4}'
+    assert state.with_suffix(".tfstate.backup").exists()
+    assert not stale.parent.exists()
+    assert (out / "stacks" / "dev-app" / "cdk.tf.json").exists()

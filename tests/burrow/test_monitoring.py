@@ -10,6 +10,7 @@ from cdktf import App
 
 from burrow.config.loader import load_environment
 from burrow.config.schema import AlertReceiver
+from burrow.k8s.release import terraform_unescape
 from burrow.spi import KubeconfigCluster
 from burrow.stacks.app import AppLayer
 from burrow.synth import environment_objects
@@ -48,8 +49,14 @@ def test_the_monitoring_stack_is_installed_with_a_generated_grafana_password(syn
     values = yaml.safe_load(stack["values"][0])
     assert values["grafana"]["admin"]["existingSecret"] == "grafana-admin"
     assert "adminPassword" not in values["grafana"]
-    secret = next(iter(synthesized.stack(f"{env}-addons")["resource"]["kubernetes_secret_v1"].values()))
-    assert secret["data"]["admin-password"].startswith("${random_password.")
+    # Cloud environments: generated in Secrets Manager, delivered by External Secrets (never in state).
+    admin = next(r for r in synthesized.stack(f"{env}-addons")["resource"]["helm_release"].values()
+                 if r["name"] == "grafana-admin")
+    (external,) = yaml.safe_load(terraform_unescape(admin["values"][0]))["objects"]
+    assert external["kind"] == "ExternalSecret"
+    assert external["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/grafana"}}]
+    assert external["spec"]["target"]["template"]["data"] == {"admin-user": "admin", "admin-password": "{{ .admin_password }}"}
+    assert "random_password" not in synthesized.stack(f"{env}-addons")["resource"]
     assert values["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"] is False
     assert ("loki" in addons) == (env == "prod")
 

@@ -77,27 +77,51 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     from tests.support.services import ROOT
 
     config = load_environment(env, ROOT / "environments")
-    rehearse(env, config.aws.region, config.state.bucket)
+    rehearse(env, config.aws.region, config.state.bucket, config.aws.account_id)
     printed = capsys.readouterr().out
     assert f"{env}-common: bootstrap passed" in printed
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
+    assert re.search(rf"credentials: 3 values in 2 secrets \(burrow/{env}/grafana, burrow/{env}/rabbitmq\); none in", printed)
     assert "emulator holds nothing of ours" in printed
+
+
+def qa_account() -> str:
+    from burrow.config.loader import load_environment
+    from tests.support.services import ROOT
+
+    return load_environment("qa", ROOT / "environments").aws.account_id
+
+
+def make_diff_qa(emulated_account: str, tmp_path) -> subprocess.CompletedProcess:
+    """`make diff ENV=qa` as a user runs it, against an emulator whose callers are in `emulated_account`."""
+    from tests.support.services import ROOT
+
+    emulator = Emulator(emulated_account)
+    try:
+        env = {**os.environ, "BURROW_AWS_ENDPOINT": emulator.url, "CDKTF_OUTDIR": str(tmp_path / "out")}
+        return subprocess.run(["make", "-s", "--no-print-directory", "diff", "ENV=qa"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=900)
+    finally:
+        emulator.close()
+
+
+def test_credentials_of_another_account_are_refused_by_terraform(tmp_path):
+    """qa's configuration planned with credentials of the production account: Terraform's own
+    account guard stops it before anything is read or changed."""
+    other = "345678901234"
+    assert other != qa_account()
+    result = make_diff_qa(other, tmp_path)
+    assert result.returncode == 1
+    assert f"AWS account ID not allowed: {other}" in result.stdout + result.stderr
+    assert re.search(r"^  qa-common\s+failed", result.stdout, re.M)
 
 
 def test_make_diff_plans_each_stack_in_order_and_names_what_it_cannot_plan(tmp_path):
     """`make diff ENV=qa`, run as a user runs it, against the emulator: the common layer's plan is
     shown; the cluster (whose inputs do not exist yet) and the Kubernetes stacks (whose providers
     cannot be installed here) are named as not planned, and the command succeeds."""
-    from tests.support.services import ROOT
-
-    emulator = Emulator()
-    try:
-        env = {**os.environ, "BURROW_AWS_ENDPOINT": emulator.url, "CDKTF_OUTDIR": str(tmp_path / "out")}
-        result = subprocess.run(["make", "-s", "--no-print-directory", "diff", "ENV=qa"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=900)
-    finally:
-        emulator.close()
+    result = make_diff_qa(qa_account(), tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert re.findall(r"^== (\S+)$", out, re.M) == ["qa-common", "qa-cluster", "qa-addons", "qa-app"]

@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
+from burrow.addons.external_secrets import external_secret, store_ready
 from burrow.addons.storage import STORAGE_CLASSES
 from burrow.config.schema import MonitoringConfig
 from burrow.k8s.objects import MANAGED_BY
+from burrow.k8s.release import KubernetesObjects
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -61,7 +64,8 @@ def prometheus_values(config: MonitoringConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class MonitoringAddOn(ClusterAddOn):
-    """kube-prometheus-stack in its namespace, with a generated Grafana admin password."""
+    """kube-prometheus-stack in its namespace, with a generated Grafana admin password: from AWS
+    Secrets Manager through External Secrets where the cluster has them, else from Terraform."""
 
     config: MonitoringConfig
     name: str = "kube-prometheus-stack"
@@ -71,16 +75,38 @@ class MonitoringAddOn(ClusterAddOn):
         holder = Construct(scope, self.name)
         providers = ClusterInfo.providers_of(scope)
         namespace = owned_namespace(scope, self.config.namespace)
-        random = stack_singleton(scope, "random", lambda stack, id: RandomProvider(stack, id))
-        password = Password(holder, "grafana-password", length=32, special=False, provider=random)
-        secret = SecretV1(
-            holder,
-            "grafana-admin",
-            metadata=SecretV1Metadata(name=GRAFANA_ADMIN_SECRET, namespace=self.config.namespace, labels=dict(MANAGED_BY)),
-            data={"admin-user": "admin", "admin-password": password.result},
-            provider=providers.kubernetes,
-            depends_on=[namespace] if namespace is not None else None,
-        )
+        after_namespace = [namespace] if namespace is not None else []
+        secret: ITerraformDependable
+        if cluster.secrets is not None:
+            # Generated in AWS Secrets Manager by the cluster layer; the value never enters Terraform.
+            secret = KubernetesObjects(
+                holder,
+                "grafana-admin",
+                release_name="grafana-admin",
+                namespace=self.config.namespace,
+                objects=[
+                    external_secret(
+                        GRAFANA_ADMIN_SECRET,
+                        self.config.namespace,
+                        cluster.secrets.secret("grafana"),
+                        {"admin-user": "admin", "admin-password": "{{ .admin_password }}"},
+                    )
+                ],
+                depends_on=[*after_namespace, *store_ready(scope)],
+            ).release
+        else:
+            random = stack_singleton(scope, "random", lambda stack, id: RandomProvider(stack, id))
+            password = Password(holder, "grafana-password", length=32, special=False, provider=random)
+            secret = SecretV1(
+                holder,
+                "grafana-admin",
+                metadata=SecretV1Metadata(
+                    name=GRAFANA_ADMIN_SECRET, namespace=self.config.namespace, labels=dict(MANAGED_BY)
+                ),
+                data={"admin-user": "admin", "admin-password": password.result},
+                provider=providers.kubernetes,
+                depends_on=after_namespace or None,
+            )
         chart = HelmAddOn(
             name=self.name,
             repository=PROMETHEUS_COMMUNITY,

@@ -60,6 +60,32 @@ def service_trust_policy(service: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
+def irsa_trust(
+    scope: Construct, id: str, oidc_provider_arn: str, issuer: str, service_account: str
+) -> DataAwsIamPolicyDocument:
+    """A trust policy that lets exactly one Kubernetes service account (`system:serviceaccount:<ns>:<name>`)
+    assume a role, through the cluster's OIDC provider (IRSA)."""
+    host = Fn.replace(issuer, "https://", "")
+    return DataAwsIamPolicyDocument(
+        scope,
+        id,
+        statement=[
+            DataAwsIamPolicyDocumentStatement(
+                actions=["sts:AssumeRoleWithWebIdentity"],
+                principals=[DataAwsIamPolicyDocumentStatementPrincipals(type="Federated", identifiers=[oidc_provider_arn])],
+                condition=[
+                    DataAwsIamPolicyDocumentStatementCondition(
+                        test="StringEquals", variable=f"{host}:sub", values=[service_account]
+                    ),
+                    DataAwsIamPolicyDocumentStatementCondition(
+                        test="StringEquals", variable=f"{host}:aud", values=["sts.amazonaws.com"]
+                    ),
+                ],
+            )
+        ],
+    )
+
+
 class EksCluster(Construct):
     """An EKS cluster with encrypted Secrets, managed node groups in private subnets, IRSA and
     the core add-ons.
@@ -132,7 +158,7 @@ class EksCluster(Construct):
             )
             for group_name, group in config.node_groups.items()
         }
-        issuer = self.cluster.identity.get(0).oidc.get(0).issuer
+        issuer = self.issuer = self.cluster.identity.get(0).oidc.get(0).issuer
         self.oidc_provider = IamOpenidConnectProvider(
             self, "oidc", url=issuer, client_id_list=["sts.amazonaws.com"]
         )
@@ -176,29 +202,7 @@ class EksCluster(Construct):
 
     def _irsa_role(self, id: str, name: str, issuer: str) -> IamRole:
         """A role only the EBS CSI controller's service account can assume, through the cluster's OIDC provider."""
-        host = Fn.replace(issuer, "https://", "")
-        trust = DataAwsIamPolicyDocument(
-            self,
-            f"{id}-trust",
-            statement=[
-                DataAwsIamPolicyDocumentStatement(
-                    actions=["sts:AssumeRoleWithWebIdentity"],
-                    principals=[
-                        DataAwsIamPolicyDocumentStatementPrincipals(
-                            type="Federated", identifiers=[self.oidc_provider.arn]
-                        )
-                    ],
-                    condition=[
-                        DataAwsIamPolicyDocumentStatementCondition(
-                            test="StringEquals", variable=f"{host}:sub", values=[EBS_CSI_SERVICE_ACCOUNT]
-                        ),
-                        DataAwsIamPolicyDocumentStatementCondition(
-                            test="StringEquals", variable=f"{host}:aud", values=["sts.amazonaws.com"]
-                        ),
-                    ],
-                )
-            ],
-        )
+        trust = irsa_trust(self, f"{id}-trust", self.oidc_provider.arn, issuer, EBS_CSI_SERVICE_ACCOUNT)
         role = IamRole(self, id, name=name, assume_role_policy=trust.json)
         IamRolePolicyAttachment(self, f"{id}-policy", role=role.name, policy_arn=MANAGED_POLICY + EBS_CSI_POLICY)
         return role

@@ -5,7 +5,10 @@ value and what would work (the loader adds the file):
 - every StorageClass the environment names exists: one Burrow creates (`gp3` on EKS, see
   `burrow.addons.storage`) or one the existing cluster is configured to have;
 - brokers with hard anti-affinity fit on the nodes the cluster guarantees (the node groups'
-  minimum), so the last broker never stays Pending and the release never rolls back.
+  minimum), so the last broker never stays Pending and the release never rolls back;
+- an EKS environment names its AWS account, and a role it assumes belongs to that account
+  (unless `aws.cross_account_role` says otherwise).
+Across environments (`environments_problems`): one state bucket name is used from one account only.
 """
 
 from __future__ import annotations
@@ -61,5 +64,33 @@ def scheduling_problems(env: EnvironmentConfig) -> list[Problem]:
     ]
 
 
+def account_problems(env: EnvironmentConfig) -> list[Problem]:
+    if not env.on_aws:
+        return []
+    if env.aws.account_id is None:
+        return [(("aws", "account_id"), None, "an EKS environment names its AWS account: 12 digits, quoted")]
+    role_account = env.aws.role_account
+    if role_account and role_account != env.aws.account_id and not env.aws.cross_account_role:
+        return [(("aws", "role_arn"), env.aws.role_arn,
+                 f"the role is in account {role_account}, not the environment's {env.aws.account_id}; use a role "
+                 "in that account, or set aws.cross_account_role: true if this role reaches into it")]
+    return []
+
+
+def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
+    """Problems between environments: a state bucket name claimed from two accounts."""
+    owners: dict[str, dict[str, list[str]]] = {}
+    for env in envs:
+        if env.on_aws and env.state.bucket and env.aws.account_id:
+            owners.setdefault(env.state.bucket, {}).setdefault(env.aws.account_id, []).append(env.name)
+    return [
+        f"state.bucket = {bucket!r} is used by environments in different AWS accounts ("
+        + "; ".join(f"{account}: {', '.join(names)}" for account, names in sorted(accounts.items()))
+        + "); a bucket name is global and lives in one account: give each account's environments their own"
+        for bucket, accounts in sorted(owners.items())
+        if len(accounts) > 1
+    ]
+
+
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
-    return storage_problems(env) + scheduling_problems(env)
+    return storage_problems(env) + scheduling_problems(env) + account_problems(env)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from burrow.config.checks import deployability_problems
+from burrow.config.checks import deployability_problems, environments_problems
 from burrow.config.schema import ENVIRONMENT_NAME, EnvironmentConfig
 from burrow.errors import ConfigError
 
@@ -130,7 +130,8 @@ def load_environment(name: str, env_dir: Path) -> EnvironmentConfig:
     if problems:
         raise ConfigError(
             "\n".join(
-                f"{env_file if _has_path(override, key) else defaults_file}: {'.'.join(key)} = {value!r}: {message}"
+                f"{env_file if _has_path(override, key) or value is None else defaults_file}: "
+                f"{'.'.join(key)} = {value!r}: {message}"
                 for key, value, message in problems
             )
         )
@@ -146,6 +147,7 @@ def load_environments(env_dir: Path, names: list[str] | None = None) -> list[Env
             configs.append(load_environment(name, env_dir))
         except ConfigError as exc:
             problems.append(str(exc))
+    problems += [f"{env_dir}: {problem}" for problem in environments_problems(configs)]
     if problems:
         raise ConfigError("\n".join(problems))
     return configs

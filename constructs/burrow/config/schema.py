@@ -135,8 +135,36 @@ class ClusterConfig(Model):
         return self
 
 
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
 class AwsConfig(Model):
+    """Where a cloud environment lives: its region, its AWS account, and how Terraform gets there."""
+
     region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "eu-west-1"
+    #: The environment's AWS account (12 digits, quoted in YAML). Every AWS provider and the state
+    #: backend refuse to run with credentials of any other account (`allowed_account_ids`).
+    #: Required for EKS environments.
+    account_id: AccountId | None = None
+    #: A role to assume in that account for every AWS provider and the state backend. default: use
+    #: the caller's credentials as they are
+    role_arn: RoleArn | None = None
+    #: The external id the role's trust policy asks for (needs role_arn).
+    external_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+=,.@:/-]{2,1224}$")] | None = None
+    #: Allow role_arn to name a role in another account than account_id (a role that itself
+    #: reaches into the environment's account). default: refused
+    cross_account_role: bool = False
+
+    @property
+    def role_account(self) -> str | None:
+        return self.role_arn.split(":")[4] if self.role_arn else None
+
+    @model_validator(mode="after")
+    def _role(self) -> AwsConfig:
+        if self.external_id and not self.role_arn:
+            raise ValueError("external_id is only used with role_arn: set role_arn too, or remove external_id")
+        return self
 
 
 class StateConfig(Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from burrow.addons.base import ClusterAddOn
+from burrow.addons.external_secrets import ExternalSecretsAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
@@ -15,9 +16,13 @@ from burrow.stacks.base import BurrowStack
 from constructs import Construct
 
 
-def configured_addons(env: EnvironmentConfig) -> list[ClusterAddOn]:
-    """The add-ons an environment's configuration turns on, in install order."""
+def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None) -> list[ClusterAddOn]:
+    """The add-ons an environment's configuration turns on, in install order. A cluster whose
+    credentials live in AWS Secrets Manager gets the External Secrets Operator first."""
     chosen: list[ClusterAddOn] = []
+    if cluster is not None and cluster.secrets is not None:
+        readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []))
+        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:

@@ -50,6 +50,7 @@ class AppLayer(BurrowStack):
                 monitoring_namespace=self.monitoring_namespace,
                 keda_namespace="keda" if env.addons.keda.enabled else None,
                 alerts=env.monitoring.enabled,
+                credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
             ),
         )
         apps = env.apps

@@ -7,15 +7,22 @@ Only environments whose cluster is EKS import this module (the AWS bindings take
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from cdktf import TerraformOutput
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
+from cdktf_cdktf_provider_aws.provider import (
+    AwsProvider,
+    AwsProviderAssumeRole,
+    AwsProviderDefaultTags,
+    AwsProviderEndpoints,
+)
 
+from burrow.cluster.credentials import GeneratedCredentials
 from burrow.cluster.eks import EksCluster
 from burrow.common.network import Network
 from burrow.common.registry import ContainerRegistry
 from burrow.common.state import StateStorage
-from burrow.config.schema import EnvironmentConfig
+from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -23,7 +30,7 @@ from constructs import Construct
 IMAGES = ("producer", "consumer")
 BOOTSTRAP_VARIABLE = "BURROW_BOOTSTRAP"
 EMULATOR_VARIABLE = "BURROW_AWS_ENDPOINT"
-EMULATED_SERVICES = ("ec2", "ecr", "eks", "iam", "kms", "s3", "sts")
+EMULATED_SERVICES = ("ec2", "ecr", "eks", "iam", "kms", "s3", "secretsmanager", "sts")
 
 
 def cluster_name(env: EnvironmentConfig) -> str:
@@ -46,8 +53,15 @@ class AwsStack(BurrowStack):
         endpoint = emulator_endpoint()
         super().__init__(scope, env, layer, local_state=local_state or endpoint is not None)
         tags = [AwsProviderDefaultTags(tags={"Project": "burrow", "Environment": env.name, "ManagedBy": "burrow"})]
+        # Terraform refuses to plan or apply with credentials of any other account than the
+        # environment's (asked of STS, in the emulator too), so prod's configuration can never
+        # land in the qa account.
+        account = {
+            "allowed_account_ids": [env.aws.account_id] if env.aws.account_id else None,
+            "assume_role": [aws_assume_role(env)] if env.aws.role_arn else None,
+        }
         if endpoint is None:
-            self.aws = AwsProvider(self, "aws", region=env.aws.region, default_tags=tags)
+            self.aws = AwsProvider(self, "aws", region=env.aws.region, default_tags=tags, **account)
             return
         self.aws = AwsProvider(
             self,
@@ -58,10 +72,15 @@ class AwsStack(BurrowStack):
             secret_key="emulator",  # noqa: S106 - the emulator accepts any credentials
             skip_credentials_validation=True,
             skip_metadata_api_check="true",
-            skip_requesting_account_id=True,
             s3_use_path_style=True,
             endpoints=[AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
+            **account,
         )
+
+
+def aws_assume_role(env: EnvironmentConfig) -> AwsProviderAssumeRole:
+    return AwsProviderAssumeRole(role_arn=env.aws.role_arn, external_id=env.aws.external_id,
+                                 session_name=f"burrow-{env.name}")
 
 
 class CommonLayer(AwsStack):
@@ -106,9 +125,19 @@ class ClusterLayer(AwsStack):
             config=env.cluster.eks,
             subnet_ids=network.private_subnet_ids,
         )
+        assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
+        self.credentials = GeneratedCredentials(
+            self,
+            "credentials",
+            prefix=f"burrow/{env.name}",
+            account_id=env.aws.account_id,
+            region=env.aws.region,
+            cluster=self.eks,
+            recovery_days=30 if env.tier == Tier.PRODUCTION else 7,
+        )
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
 
     @property
     def cluster_info(self) -> ClusterInfo:
-        return self.eks.info
+        return replace(self.eks.info, secrets=self.credentials.access)

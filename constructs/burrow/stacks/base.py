@@ -27,3 +27,9 @@ class BurrowStack(TerraformStack):
         else:
             S3Backend(self, bucket=env.state.bucket, key=f"{env.name}/{layer}.tfstate", region=env.aws.region, encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
+            if env.aws.account_id:
+                self.add_override("terraform.backend.s3.allowed_account_ids", [env.aws.account_id])
+            if env.aws.role_arn:  # the state is read and written with the environment's role too
+                role = {"role_arn": env.aws.role_arn, "session_name": f"burrow-{env.name}"}
+                self.add_override("terraform.backend.s3.assume_role",
+                                  {**role, **({"external_id": env.aws.external_id} if env.aws.external_id else {})})

@@ -100,13 +100,20 @@ def free_port() -> int:
 
 
 class Emulator:
-    """moto's server on a loopback port, with AWS managed policies loaded (EKS roles attach them)."""
+    """moto's server on a loopback port, with AWS managed policies loaded (EKS roles attach them).
 
-    def __init__(self) -> None:
+    `account_id` is the account every caller is in (what STS GetCallerIdentity answers), so the
+    providers' `allowed_account_ids` guard runs for real: the environment's own account passes,
+    any other is refused by Terraform.
+    """
+
+    def __init__(self, account_id: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+        if account_id:
+            env["MOTO_ACCOUNT_ID"] = account_id
         self.process = subprocess.Popen(
             [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
             env=env,
@@ -156,6 +163,7 @@ class Emulator:
             "oidc_providers": lambda: [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]],
             "eks_clusters": lambda: eks.list_clusters()["clusters"],
             "kms_keys": lambda: live_keys,
+            "secrets": lambda: [x["Name"] for x in client("secretsmanager").list_secrets()["SecretList"]],
         }
         return {kind: sorted(listing()) for kind, listing in listings.items()}
 
@@ -186,15 +194,21 @@ def synthesize(env_name: str, outdir: Path, endpoint: str) -> None:
         raise RuntimeError(f"synth failed:\n{result.stderr[-3000:]}")
 
 
+#: Everything Terraform printed during a rehearsal (plans and applies), searched for secret values.
+PRINTED: list[str] = []
+
+
 def terraform(args: list[str], stack_dir: Path, env: dict[str, str], what: str) -> subprocess.CompletedProcess:
     result = run_terraform([*args, "-no-color", "-input=false"], stack_dir, env)
+    PRINTED.append(result.stdout + result.stderr)
     if result.returncode not in (0, 2) or (result.returncode == 2 and "-detailed-exitcode" not in args):
         raise RuntimeError(f"{what} failed for {stack_dir.name}:\n{(result.stdout + result.stderr)[-4000:]}")
     return result
 
 
-def emulator_s3_backend(bucket: str, key: str, region: str, endpoint: str) -> dict:
-    """The S3 backend of a cloud environment (state bucket, S3 lock file), pointed at the emulator."""
+def emulator_s3_backend(bucket: str, key: str, region: str, endpoint: str, account_id: str | None) -> dict:
+    """The S3 backend of a cloud environment (state bucket, S3 lock file, account guard), pointed at the emulator."""
+    guard = {"allowed_account_ids": [account_id]} if account_id else {"skip_requesting_account_id": True}
     return {
         "terraform": {
             "backend": {
@@ -209,21 +223,22 @@ def emulator_s3_backend(bucket: str, key: str, region: str, endpoint: str) -> di
                     "access_key": "emulator",
                     "secret_key": "emulator",
                     "skip_credentials_validation": True,
-                    "skip_requesting_account_id": True,
                     "skip_metadata_api_check": True,
                     "skip_region_validation": True,
+                    **guard,
                 }
             }
         }
     }
 
 
-def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, bucket: str, region: str) -> None:
+def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, bucket: str, region: str,
+                       account_id: str | None) -> None:
     """The documented first deploy: `<env>-common` applied with local state moves its state into the
     bucket it just created, plans empty from there, and (for the clean-up) moves back."""
     key = f"{stack.name.rsplit('-', 1)[0]}/common.tfstate"
     override = stack / "backend_override.tf.json"
-    override.write_text(json.dumps(emulator_s3_backend(bucket, key, region, emulator.url), indent=2))
+    override.write_text(json.dumps(emulator_s3_backend(bucket, key, region, emulator.url, account_id), indent=2))
     step(f"{stack.name}: bootstrap - migrate local state into s3://{bucket}/{key}")
     terraform(["init", "-migrate-state", "-force-copy"], stack, tf_env, "init -migrate-state")
     s3 = emulator.client("s3", region)
@@ -240,6 +255,29 @@ def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, 
     step(f"{stack.name}: bootstrap passed (state lived in its own bucket, plan empty)")
 
 
+def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region: str) -> None:
+    """The generated credentials exist in Secrets Manager, and no value of theirs occurs in any
+    state file or in anything Terraform printed (plans, applies)."""
+    manager = emulator.client("secretsmanager", region)
+    names = [s["Name"] for s in manager.list_secrets()["SecretList"] if s["Name"].startswith(f"burrow/{env_name}/")]
+    if not names:
+        raise RuntimeError(f"no generated secrets burrow/{env_name}/* in the emulator's Secrets Manager")
+    values = {
+        f"{name}:{field}": value
+        for name in names
+        for field, value in json.loads(manager.get_secret_value(SecretId=name)["SecretString"]).items()
+    }
+    if any(len(value) < 16 for value in values.values()):
+        raise RuntimeError(f"a generated credential is shorter than 16 characters: {sorted(values)}")
+    written = [path.read_text(errors="replace") for path in outdir.rglob("*.tfstate*") if path.is_file()]
+    written += [path.read_text(errors="replace") for path in outdir.rglob("cdk.tf.json")]
+    found = sorted(where for where, value in values.items() if any(value in text for text in written + PRINTED))
+    if found:
+        raise RuntimeError(f"generated credentials leaked into Terraform state, plan or output: {found}")
+    step(f"credentials: {len(values)} values in {len(names)} secrets ({', '.join(sorted(names))}); none in "
+         f"{len(written)} state/config files or {len(PRINTED)} Terraform outputs")
+
+
 def rehearse_review(outdir: Path, env_name: str) -> None:
     """`make diff`'s code path once the common layer exists: common plans empty, the cluster's plan
     shows what it will create (it can read common's outputs now)."""
@@ -251,9 +289,12 @@ def rehearse_review(outdir: Path, env_name: str) -> None:
         step(f"review: {plan.stack}: {plan.status}: {plan.summary}")
 
 
-def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None) -> None:
-    """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto."""
-    emulator = Emulator()
+def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None,
+             account_id: str | None = None) -> None:
+    """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto, which
+    answers as `account_id` (the environment's account)."""
+    emulator = Emulator(account_id)
+    PRINTED.clear()
     try:
         with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
             outdir = Path(tmp)
@@ -274,13 +315,14 @@ def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket:
                 terraform(["apply", "-auto-approve"], stack, tf_env, "apply")
                 if stack.name.endswith("-common"):
                     if state_bucket:
-                        rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region)
+                        rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region, account_id)
                     rehearse_review(outdir, env_name)
             for stack in stacks:
                 step(f"{stack.name}: re-plan must be empty")
                 plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
                 if plan.returncode != 0:
                     raise RuntimeError(f"{stack.name}: re-plan after apply is not empty:\n{plan.stdout[-4000:]}")
+            rehearse_credentials(outdir, emulator, env_name, region)
             for stack in reversed(stacks):
                 step(f"{stack.name}: destroy")
                 terraform(["destroy", "-auto-approve"], stack, tf_env, "destroy")
@@ -305,7 +347,7 @@ def main(argv: list[str]) -> int:
         if not env.on_aws:
             print(f"e2e-aws: environment {env.name} has no AWS layers", file=sys.stderr)
             return 2
-        rehearse(env.name, env.aws.region, env.state.bucket)
+        rehearse(env.name, env.aws.region, env.state.bucket, env.aws.account_id)
     except Exception as exc:  # noqa: BLE001 - report any failure as one clear message
         print(f"e2e-aws: FAILED: {exc}", file=sys.stderr)
         return 1

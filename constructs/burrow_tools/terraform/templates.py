@@ -6,7 +6,7 @@ chart value) breaks `plan` with "Invalid reference" unless it is written `$${` /
 `terraform validate` can only run where a stack's providers install; this check needs none:
 it copies every string of a stack into the `locals` of a provider-free configuration and runs
 `terraform validate` on it. References to the stack's own resources and data sources are
-undeclared there; they count as known when the stack declares them. Anything else Terraform
+undeclared there; they count as known when the stack declares them (ephemeral resources too). Anything else Terraform
 reports (an invalid reference, a bad template) is a problem in the stack.
 
 Usage: python -m burrow_tools.terraform.templates [cdktf.out]
@@ -26,7 +26,7 @@ from burrow_tools.terraform.validate import run_terraform, terraform_env
 
 # Where a stack's strings can hold templates (the `terraform` block holds backend and providers' settings).
 CHECKED_BLOCKS = ("resource", "data", "provider", "output", "locals", "module")
-UNDECLARED = re.compile(r'A (managed|data) resource "([^"]+)" "([^"]+)" has not been declared')
+UNDECLARED = re.compile(r'An? (managed|data|ephemeral) resource "([^"]+)" "([^"]+)" has not been declared')
 
 
 def strings(value: object) -> Iterator[str]:
@@ -42,8 +42,9 @@ def strings(value: object) -> Iterator[str]:
 
 
 def declared(stack: dict) -> set[tuple[str, str, str]]:
-    found = {("managed", kind, name) for kind, items in stack.get("resource", {}).items() for name in items}
-    return found | {("data", kind, name) for kind, items in stack.get("data", {}).items() for name in items}
+    blocks = {"managed": "resource", "data": "data", "ephemeral": "ephemeral"}
+    return {(mode, kind, name) for mode, block in blocks.items() for kind, items in stack.get(block, {}).items()
+            for name in items}
 
 
 def check_stack(stack_file: Path, work: Path, env: dict[str, str]) -> list[str]:
