@@ -198,10 +198,11 @@ def test_an_external_id_without_a_role_is_refused(env_dir):
 
 def test_one_state_bucket_from_two_accounts_is_refused(env_dir):
     write(env_dir, "perf", "state: {backend: s3, bucket: burrow-qa-tfstate}\n" + 'aws: {account_id: "111122223333"}\n')
-    with pytest.raises(ConfigError) as caught:
-        load_environments(env_dir)
-    assert ("state.bucket = 'burrow-qa-tfstate' is used by environments in different AWS accounts "
-            "(111122223333: perf; 210987654321: qa)") in str(caught.value)
+    for asked in (None, ["perf"]):  # also when only the new environment is synthesized
+        with pytest.raises(ConfigError) as caught:
+            load_environments(env_dir, asked)
+        assert ("state.bucket = 'burrow-qa-tfstate' is used by environments in different AWS accounts "
+                "(111122223333: perf; 210987654321: qa)") in str(caught.value)
 
 
 def test_the_account_guard_and_role_reach_every_aws_provider_and_the_backend(env_dir, tmp_path):

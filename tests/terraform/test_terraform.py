@@ -112,7 +112,7 @@ def test_credentials_of_another_account_are_refused_by_terraform(tmp_path):
     other = "345678901234"
     assert other != qa_account()
     result = make_diff_qa(other, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2 and "diff] Error 1" in result.stderr  # the tool failed (1), so make fails (2)
     assert f"AWS account ID not allowed: {other}" in result.stdout + result.stderr
     assert re.search(r"^  qa-common\s+failed", result.stdout, re.M)
 

@@ -85,7 +85,7 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
             owners.setdefault(env.state.bucket, {}).setdefault(env.aws.account_id, []).append(env.name)
     return [
         f"state.bucket = {bucket!r} is used by environments in different AWS accounts ("
-        + "; ".join(f"{account}: {', '.join(names)}" for account, names in sorted(accounts.items()))
+        + "; ".join(f"{account}: {', '.join(sorted(names))}" for account, names in sorted(accounts.items()))
         + "); a bucket name is global and lives in one account: give each account's environments their own"
         for bucket, accounts in sorted(owners.items())
         if len(accounts) > 1

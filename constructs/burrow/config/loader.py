@@ -6,6 +6,8 @@ path, the bad value and what is allowed, before anything is synthesized.
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -147,7 +149,13 @@ def load_environments(env_dir: Path, names: list[str] | None = None) -> list[Env
             configs.append(load_environment(name, env_dir))
         except ConfigError as exc:
             problems.append(str(exc))
-    problems += [f"{env_dir}: {problem}" for problem in environments_problems(configs)]
+    # Problems between environments are checked against every environment in the folder, even
+    # when only some are asked for (one whose own file is broken is reported when it is asked for).
+    others = []
+    for name in sorted(set(environment_names(env_dir)) - set(chosen)):
+        with contextlib.suppress(ConfigError):
+            others.append(load_environment(name, env_dir))
+    problems += [f"{env_dir}: {problem}" for problem in environments_problems([*configs, *others])]
     if problems:
         raise ConfigError("\n".join(problems))
     return configs
