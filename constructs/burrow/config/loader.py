@@ -7,7 +7,6 @@ path, the bad value and what is allowed, before anything is synthesized.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
