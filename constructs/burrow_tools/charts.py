@@ -146,10 +146,12 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     # A key the chart's values.yaml does not declare may still be read (a map passed through
     # with toYaml, say). It is a typo only if the output without it is the same: Helm ignored it.
     # Documents that differ between two identical renders (generated secrets) prove nothing.
-    stable = documents(rendered.stdout) & documents(render(helm, release, chart_dir, work, release.values).stdout)
     defaults = chart_defaults(chart_dir)
-    for index, doc in enumerate(release.values):
-        for path in unknown_paths(doc, defaults):
+    undeclared = [(index, path) for index, doc in enumerate(release.values) for path in unknown_paths(doc, defaults)]
+    if undeclared:  # the second render is only needed to judge undeclared keys
+        stable = documents(rendered.stdout) & documents(render(helm, release, chart_dir, work, release.values).stdout)
+        for index, path in undeclared:
+            doc = release.values[index]
             values = [without(doc, path) if i == index else other for i, other in enumerate(release.values)]
             trial = render(helm, release, chart_dir, work, values)
             if trial.returncode == 0 and stable <= documents(trial.stdout):
