@@ -43,14 +43,15 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
         from burrow.stacks.aws import ClusterLayer, CommonLayer  # noqa: PLC0415 - keeps AWS off the dev path
 
         common = CommonLayer(scope, env)
-        cluster_layer = ClusterLayer(scope, env, network=common.network)
+        cluster_layer = ClusterLayer(scope, env, network=common.network, backups=common.backups)
         stacks += [common, cluster_layer]
         cluster = cluster_layer.cluster_info
     else:
         cluster = existing_cluster(env)
     addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env, cluster))
     app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
-    # KEDA's CRDs must exist before the app's objects that use them are applied.
+    # KEDA's CRDs must exist before the app's objects that use them are applied, and Karpenter's
+    # NodePool before the app's pods that only its nodes take.
     app.add_dependency(addons)
     stacks += [addons, app]
     return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app)

@@ -48,6 +48,34 @@ class SecretsAccess:
         return f"{self.prefix}/{key}"
 
 
+@dataclass(frozen=True)
+class NodeAutoscalingAccess:
+    """What Karpenter's chart and node class need from the cloud side (`burrow.cluster.karpenter`).
+
+    `controller_role_arn` is the IRSA role of Karpenter's service account; `node_role` the IAM role
+    (by name) its nodes run with; `interruption_queue` the SQS queue (by name) EventBridge feeds
+    with spot interruptions, rebalance recommendations, instance state and scheduled changes;
+    `discovery` the value of the `karpenter.sh/discovery` tag on the subnets and security group
+    its nodes use.
+    """
+
+    cluster_name: str
+    controller_role_arn: str
+    node_role: str
+    interruption_queue: str
+    discovery: str
+
+
+@dataclass(frozen=True)
+class BackupAccess:
+    """Where Velero keeps backups (`burrow.cluster.backups`): the bucket, its region, and the IRSA
+    role of Velero's service account (that bucket and the environment's EBS snapshots only)."""
+
+    bucket: str
+    region: str
+    role_arn: str
+
+
 class ClusterInfo(ABC):
     """What a stack needs to talk to a cluster. Returned by every cluster provider."""
 
@@ -57,6 +85,10 @@ class ClusterInfo(ABC):
     multi_zone: bool
     #: Credentials held outside Terraform state (cloud environments); None: Terraform generates them.
     secrets: SecretsAccess | None
+    #: Karpenter's cloud side when the cluster autoscales its nodes with it; None: nodes are fixed.
+    node_autoscaling: NodeAutoscalingAccess | None
+    #: Velero's cloud side when the environment is backed up; None: no backups.
+    backups: BackupAccess | None
 
     @abstractmethod
     def connection(self) -> dict[str, Any]:
@@ -101,6 +133,8 @@ class KubeconfigCluster(ClusterInfo):
     version: str
     multi_zone: bool = False
     secrets: SecretsAccess | None = None
+    node_autoscaling: NodeAutoscalingAccess | None = None
+    backups: BackupAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {"config_path": self.kubeconfig_path, "config_context": self.context}
@@ -121,6 +155,8 @@ class TokenCluster(ClusterInfo):
     version: str
     multi_zone: bool = True
     secrets: SecretsAccess | None = None
+    node_autoscaling: NodeAutoscalingAccess | None = None
+    backups: BackupAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {

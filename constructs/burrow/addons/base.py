@@ -69,6 +69,8 @@ class HelmAddOn(ClusterAddOn):
     #: Add-ons installed before this one when the stack has them (Promtail after Loki, volumes after
     #: their StorageClass, custom resources after the chart that installs their CRDs).
     after: tuple[str, ...] = ()
+    #: Leave the chart's CRDs alone (a separate CRD chart, installed first, owns and upgrades them).
+    skip_crds: bool = False
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -95,6 +97,7 @@ class HelmAddOn(ClusterAddOn):
             cleanup_on_fail=True,
             wait=True,
             max_history=10,
+            skip_crds=True if self.skip_crds else None,
             provider=helm,
             depends_on=needs or None,
         )

@@ -56,6 +56,7 @@ MANAGED_VALUES = (
     "pdb",
     "podAntiAffinityPreset",
     "topologySpreadConstraints",
+    "nodeSelector",
     "memoryHighWatermark",
     "metrics",
     "networkPolicy",
@@ -73,6 +74,8 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     values: Sequence[Mapping[str, Any]] = ()
     #: Spread brokers over availability zones (set when the cluster spans several).
     zone_spread: bool = False
+    #: Node labels the brokers' nodes must carry (e.g. Karpenter's pool and on-demand capacity). default: any node
+    node_selector: Mapping[str, str] = Field(default_factory=dict)
     #: Namespace allowed to scrape the broker's metrics; None: metrics stay internal, no ServiceMonitor.
     monitoring_namespace: str | None = None
     #: Namespace of the KEDA operator, allowed to read queue depth over AMQP.
@@ -301,6 +304,8 @@ class RabbitMqBroker(Construct):
             "networkPolicy": {"enabled": False},
             "metrics": {"enabled": True, "serviceMonitor": self._service_monitors()},
         }
+        if props.node_selector:
+            values["nodeSelector"] = dict(props.node_selector)
         if props.replicas >= 3:
             values["pdb"] = {"create": True, "maxUnavailable": 1}
         if props.zone_spread and props.replicas > 1:

@@ -66,6 +66,8 @@ class QueueWorkerProps(Model):
     hard_spread: bool = False
     #: Spread pods over availability zones too (set when the cluster spans several).
     zone_spread: bool = False
+    #: Node labels the pods' nodes must carry (e.g. Karpenter's pool). default: any node
+    node_selector: Mapping[str, str] = Field(default_factory=dict)
     #: Namespace allowed to scrape /metrics (and a ServiceMonitor for it); None: no monitoring.
     monitoring_namespace: str | None = None
     #: Alert thresholds; set, the worker ships its PrometheusRule (restarts, not ready, role alerts).
@@ -136,6 +138,7 @@ class QueueWorker(Construct):
             container,
             props.termination_grace_seconds,
             spread=k8s.topology_spread(labels, props.hard_spread, props.zone_spread),
+            node_selector=props.node_selector,
         )
         objects = [
             k8s.service_account(self.name, ns, labels),

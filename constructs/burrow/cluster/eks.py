@@ -86,6 +86,23 @@ def irsa_trust(
     )
 
 
+#: Tag the EBS CSI driver puts on every volume it creates: which cluster's volume it is (Velero's
+#: snapshot permissions are scoped by it).
+VOLUME_CLUSTER_TAG = "burrow.dev/cluster"
+
+
+def service_role(
+    scope: Construct, id: str, name: str, service: str, policies: Sequence[str]
+) -> tuple[IamRole, list[IamRolePolicyAttachment]]:
+    """A role for an AWS service with AWS managed policies (dependents wait for the attachments)."""
+    role = IamRole(scope, id, name=name, assume_role_policy=service_trust_policy(service))
+    attachments = [
+        IamRolePolicyAttachment(scope, f"{id}-{policy}", role=role.name, policy_arn=MANAGED_POLICY + policy)
+        for policy in policies
+    ]
+    return role, attachments
+
+
 class EksCluster(Construct):
     """An EKS cluster with encrypted Secrets, managed node groups in private subnets, IRSA and
     the core add-ons.
@@ -115,8 +132,9 @@ class EksCluster(Construct):
             deletion_window_in_days=30,
             policy=key_policy(account.account_id),
         )
-        self.cluster_role, cluster_policies = self._role(
-            "cluster-role", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES
+        self.name = name
+        self.cluster_role, cluster_policies = service_role(
+            self, "cluster-role", f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES
         )
         self.cluster = EksClusterResource(
             self,
@@ -137,7 +155,7 @@ class EksCluster(Construct):
             ),
             depends_on=cluster_policies,
         )
-        self.node_role, node_policies = self._role("node-role", f"{name}-node", "ec2.amazonaws.com", NODE_POLICIES)
+        self.node_role, node_policies = service_role(self, "node-role", f"{name}-node", "ec2.amazonaws.com", NODE_POLICIES)
         self.node_groups = {
             group_name: EksNodeGroup(
                 self,
@@ -178,6 +196,7 @@ class EksCluster(Construct):
             cluster_name=self.cluster.name,
             addon_name="aws-ebs-csi-driver",
             service_account_role_arn=self._irsa_role("ebs-csi-role", f"{name}-ebs-csi", issuer).arn,
+            configuration_values=json.dumps({"controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG: name}}}),
             resolve_conflicts_on_update="OVERWRITE",
             depends_on=nodes,
         )
@@ -188,17 +207,6 @@ class EksCluster(Construct):
             region=region,
             version=kubernetes_version,
         )
-
-    def _role(
-        self, id: str, name: str, service: str, policies: Sequence[str]
-    ) -> tuple[IamRole, list[IamRolePolicyAttachment]]:
-        """A role for an AWS service with its managed policies (dependents wait for the attachments)."""
-        role = IamRole(self, id, name=name, assume_role_policy=service_trust_policy(service))
-        attachments = [
-            IamRolePolicyAttachment(self, f"{id}-{policy}", role=role.name, policy_arn=MANAGED_POLICY + policy)
-            for policy in policies
-        ]
-        return role, attachments
 
     def _irsa_role(self, id: str, name: str, issuer: str) -> IamRole:
         """A role only the EBS CSI controller's service account can assume, through the cluster's OIDC provider."""

@@ -52,7 +52,8 @@ class Network(Construct):
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, name: str, config: NetworkConfig, cluster_name: str, region: str
+        self, scope: Construct, id: str, *, name: str, config: NetworkConfig, cluster_name: str, region: str,
+        node_discovery: bool = False,
     ) -> None:
         super().__init__(scope, id)
         # Pin the zones by name, so the set never grows by itself when AWS adds a zone.
@@ -126,6 +127,8 @@ class Network(Construct):
                     "Name": f"{name}-private-{plan.zone_index}",
                     "kubernetes.io/role/internal-elb": "1",
                     **cluster_tag,
+                    # Karpenter launches its nodes into the private subnets carrying this tag.
+                    **({"karpenter.sh/discovery": cluster_name} if node_discovery else {}),
                 },
             )
             RouteTableAssociation(

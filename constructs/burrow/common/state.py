@@ -1,4 +1,5 @@
-"""`StateStorage`: the S3 bucket that holds every stack's Terraform state for one environment."""
+"""`PrivateBucket`: an S3 bucket for data nobody outside the account reads, and `StateStorage`,
+the one that holds every stack's Terraform state for one environment."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
 )
@@ -49,16 +51,25 @@ def tls_only_policy(bucket: str) -> str:
     )
 
 
-class StateStorage(Construct):
-    """Versioned, encrypted, private, TLS-only state bucket that Terraform refuses to destroy.
+class PrivateBucket(Construct):
+    """A versioned, KMS-encrypted, private, TLS-only bucket whose old object versions expire.
 
-    Locking uses S3-native lock files (`use_lockfile`), so no DynamoDB table is needed.
-    Old state versions expire after `noncurrent_days` (the current one never does).
-    Escape hatch: `bucket`.
+    `kms_key_arn` names the key (default: the account's `aws/s3` key); `expire_days` also expires
+    current objects (a backstop for data with a retention); `protect` makes Terraform refuse to
+    destroy it. Escape hatch: `bucket`.
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket_name: str,
+        protect: bool = True,
+        noncurrent_days: int = 90,
+        expire_days: int | None = None,
+        kms_key_arn: str | None = None,
+        lifecycle_rule: str = "expire-old-versions",
     ) -> None:
         super().__init__(scope, id)
         self.bucket = S3Bucket(
@@ -80,7 +91,7 @@ class StateStorage(Construct):
             rule=[
                 S3BucketServerSideEncryptionConfigurationRuleA(
                     apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                        sse_algorithm="aws:kms"
+                        sse_algorithm="aws:kms", kms_master_key_id=kms_key_arn
                     ),
                     bucket_key_enabled=True,
                 )
@@ -102,9 +113,10 @@ class StateStorage(Construct):
             bucket=self.bucket.id,
             rule=[
                 S3BucketLifecycleConfigurationRule(
-                    id="expire-old-state-versions",
+                    id=lifecycle_rule,
                     status="Enabled",
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=expire_days)] if expire_days else None,
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_days)
                     ],
@@ -114,3 +126,18 @@ class StateStorage(Construct):
                 )
             ],
         )
+
+
+class StateStorage(PrivateBucket):
+    """The state bucket: a `PrivateBucket` Terraform refuses to destroy.
+
+    Locking uses S3-native lock files (`use_lockfile`), so no DynamoDB table is needed.
+    Old state versions expire after `noncurrent_days` (the current one never does).
+    Escape hatch: `bucket`.
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90
+    ) -> None:
+        super().__init__(scope, id, bucket_name=bucket_name, protect=protect, noncurrent_days=noncurrent_days,
+                         lifecycle_rule="expire-old-state-versions")

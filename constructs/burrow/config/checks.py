@@ -7,13 +7,15 @@ value and what would work (the loader adds the file):
 - brokers with hard anti-affinity fit on the nodes the cluster guarantees (the node groups'
   minimum), so the last broker never stays Pending and the release never rolls back;
 - an EKS environment names its AWS account, and a role it assumes belongs to that account
-  (unless `aws.cross_account_role` says otherwise).
+  (unless `aws.cross_account_role` says otherwise);
+- Karpenter's limits hold at least one node of the smallest instance it may choose;
+- backups run only where there is AWS to keep them (an EKS environment).
 Across environments (`environments_problems`): one state bucket name is used from one account only.
 """
 
 from __future__ import annotations
 
-from burrow.config.schema import EnvironmentConfig
+from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig
 
 GP3 = "gp3"
 # The StorageClasses Burrow's add-ons stack creates, per cluster provider.
@@ -28,9 +30,16 @@ def available_storage_classes(env: EnvironmentConfig) -> tuple[str, ...]:
 
 
 def guaranteed_nodes(env: EnvironmentConfig) -> int | None:
-    """Nodes the cluster always has (the node groups' min_size summed); None when unknown."""
+    """Nodes the brokers can count on; None when unknown or unbounded. The node groups' min_size
+    summed, or with Karpenter (where the brokers run) the most nodes its limits allow."""
     if env.cluster.provider != "eks" or env.cluster.eks is None:
         return None
+    karpenter = env.karpenter
+    if karpenter is not None:
+        if karpenter.limits is None:
+            return None
+        vcpus, gib = karpenter.smallest_node
+        return min(karpenter.limits.cpu // vcpus, karpenter.limits.memory_gib // gib)
     return sum(group.min_size for group in env.cluster.eks.node_groups.values())
 
 
@@ -58,8 +67,11 @@ def scheduling_problems(env: EnvironmentConfig) -> list[Problem]:
         (
             ("rabbitmq", "replicas"),
             replicas,
-            f"{replicas} brokers with hard anti-affinity need {replicas} nodes, but the node groups guarantee "
-            f"{nodes} (sum of cluster.eks.node_groups.*.min_size); raise min_size, or set anti_affinity: soft",
+            f"{replicas} brokers with hard anti-affinity need {replicas} nodes, but "
+            + (f"Karpenter's limits allow at most {nodes} of its smallest instance; raise cluster.eks.karpenter.limits"
+               if env.karpenter else
+               f"the node groups guarantee {nodes} (sum of cluster.eks.node_groups.*.min_size); raise min_size")
+            + ", or set anti_affinity: soft",
         )
     ]
 
@@ -75,6 +87,29 @@ def account_problems(env: EnvironmentConfig) -> list[Problem]:
                  f"the role is in account {role_account}, not the environment's {env.aws.account_id}; use a role "
                  "in that account, or set aws.cross_account_role: true if this role reaches into it")]
     return []
+
+
+def karpenter_problems(env: EnvironmentConfig) -> list[Problem]:
+    karpenter = env.karpenter
+    if karpenter is None or karpenter.limits is None:
+        return []
+    vcpus, gib = karpenter.smallest_node
+    key = ("cluster", "eks", "karpenter", "limits")
+    allowed = (f"at least one node of the smallest instance allowed ({vcpus} vCPUs, {gib} GiB: size "
+               f"{min(karpenter.instance_sizes, key=INSTANCE_SIZE_VCPUS.get)} of categories {', '.join(karpenter.instance_categories)})")
+    problems: list[Problem] = []
+    if karpenter.limits.cpu < vcpus:
+        problems.append(((*key, "cpu"), karpenter.limits.cpu, allowed))
+    if karpenter.limits.memory_gib < gib:
+        problems.append(((*key, "memory_gib"), karpenter.limits.memory_gib, allowed))
+    return problems
+
+
+def backup_problems(env: EnvironmentConfig) -> list[Problem]:
+    if not env.backups.enabled or env.on_aws:
+        return []
+    return [(("backups", "enabled"), True,
+             "backups need an EKS environment (an S3 bucket and EBS snapshots); set backups.enabled: false")]
 
 
 def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
@@ -93,4 +128,5 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
 
 
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
-    return storage_problems(env) + scheduling_problems(env) + account_problems(env)
+    return (storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
+            + backup_problems(env))

@@ -107,6 +107,74 @@ class NodeGroupConfig(Model):
         return self
 
 
+#: vCPUs of one instance of each size Karpenter may choose (the same across the c, m and r families).
+INSTANCE_SIZE_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48, "16xlarge": 64}
+#: GiB of memory per vCPU in each instance category Burrow offers Karpenter.
+CATEGORY_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
+InstanceSize = Literal["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")]
+
+
+def _distinct(values: list, what: str) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"lists a {what} twice")
+    return values
+
+
+class NodePoolLimits(Model):
+    """The most a NodePool may provision in total: Karpenter stops adding nodes at either bound."""
+
+    cpu: int = Field(ge=1, le=100000, description="vCPUs over all of the pool's nodes")
+    memory_gib: int = Field(ge=1, le=1000000, description="GiB of memory over all of the pool's nodes")
+
+
+class KarpenterConfig(Model):
+    """Node autoscaling with Karpenter: the environment's workloads (RabbitMQ, producer, consumer) run
+    on nodes Karpenter provisions from one NodePool; the managed node groups keep the system pods.
+
+    Instance types are chosen by category (c: 2 GiB per vCPU, m: 4, r: 8), size and generation, so
+    the smallest node of the pool is known at synth and the limits are checked against it.
+    """
+
+    enabled: bool = False
+    #: `spot` and/or `on-demand`. Production allows only on-demand unless the guardrail
+    #: `nodepool-on-demand` is waived. default: on-demand
+    capacity_types: list[Literal["spot", "on-demand"]] = Field(default_factory=lambda: ["on-demand"])
+    instance_categories: list[Literal["c", "m", "r"]] = Field(default_factory=lambda: ["c", "m", "r"])
+    instance_sizes: list[InstanceSize] = Field(default_factory=lambda: ["large", "xlarge", "2xlarge"])
+    #: The oldest instance generation allowed (5: m5, c5, r5 and newer).
+    min_generation: int = Field(default=5, ge=3, le=9)
+    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64"])
+    #: Total CPU and memory the pool may hold; required in production. default: none (unbounded)
+    limits: NodePoolLimits | None = None
+    #: `WhenEmptyOrUnderutilized` packs pods onto fewer nodes; `WhenEmpty` only removes idle nodes.
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+    consolidate_after: Duration = "1m"
+    #: How many of the pool's nodes voluntary disruption (consolidation, expiry, drift) may take at
+    #: once: a count or a percentage; required in production. default: 10%
+    disruption_budget: Annotated[str, StringConstraints(pattern=r"^([0-9]+|[0-9]+%)$")] | None = "10%"
+    #: Nodes are replaced after this long (fresh AMIs and patches); `Never` keeps them.
+    expire_after: Duration | Literal["Never"] = "720h"
+    #: The EC2NodeClass's AMI alias (`al2023@latest` follows EKS's AMI releases; pin `al2023@v…`).
+    ami_alias: Annotated[str, StringConstraints(pattern=r"^(al2023|bottlerocket)@(latest|v[0-9]+(\.[0-9]+)*)$")] = (
+        "al2023@latest"
+    )
+    volume_size_gib: int = Field(default=50, ge=20, le=2000)
+
+    @field_validator("capacity_types", "instance_categories", "instance_sizes", "architectures")
+    @classmethod
+    def _non_empty(cls, values: list, info) -> list:
+        if not values:
+            raise ValueError(f"needs at least one entry ({info.field_name}: the nodes Karpenter may choose from)")
+        return _distinct(values, "value")
+
+    @property
+    def smallest_node(self) -> tuple[int, int]:
+        """(vCPUs, GiB) of the smallest instance the pool may choose."""
+        vcpus = min(INSTANCE_SIZE_VCPUS[size] for size in self.instance_sizes)
+        return vcpus, vcpus * min(CATEGORY_GIB_PER_VCPU[c] for c in self.instance_categories)
+
+
 class EksClusterConfig(Model):
     """An EKS cluster created by Burrow's cluster layer."""
 
@@ -116,6 +184,8 @@ class EksClusterConfig(Model):
         default_factory=lambda: ["api", "audit", "authenticator"]
     )
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
+    #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
+    karpenter: KarpenterConfig = KarpenterConfig()
 
 
 class ClusterConfig(Model):
@@ -372,6 +442,71 @@ class MonitoringConfig(Model):
     receiver: AlertReceiver | None = None
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a cron schedule Velero accepts (five fields, or a descriptor), else None."""
+    if expression in _CRON_DESCRIPTORS:
+        return None
+    fields = expression.split()
+    if len(fields) != len(_CRON_FIELDS):
+        return f"has {len(fields)} fields; a schedule has 5 (minute hour day-of-month month day-of-week) or is one of {', '.join(_CRON_DESCRIPTORS)}"
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.split(","):
+            base, _, step = part.partition("/")
+            if step and not (step.isdigit() and int(step) > 0):
+                return f"{name} field {text!r}: the step after '/' must be a positive number"
+            if base == "*":
+                continue
+            bounds = base.split("-")
+            if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+                return f"{name} field {text!r}: use numbers, ranges (a-b), lists (a,b), steps (*/n) or *"
+            numbers = [int(b) for b in bounds]
+            if any(not low <= n <= high for n in numbers) or numbers != sorted(numbers):
+                return f"{name} field {text!r}: values must lie between {low} and {high}, ranges ascending"
+    return None
+
+
+class BackupScheduleConfig(Model):
+    """One Velero Schedule of the app namespace, its volumes included."""
+
+    #: Cron expression in UTC, e.g. "0 3 * * *" (daily at 03:00), or a descriptor such as @daily.
+    cron: str
+    #: How long each backup is kept (Velero's ttl); the bucket's lifecycle follows the longest.
+    retention_days: int = Field(ge=1, le=3650)
+    #: EBS snapshots of the namespace's volumes (RabbitMQ's messages) with every backup.
+    snapshot_volumes: bool = True
+    #: Alert when no backup of this schedule succeeded for this long. default: 26 hours (daily + 2 h)
+    alert_after_hours: int = Field(default=26, ge=1, le=24 * 90)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"not a valid cron expression: {problem}")
+        return value
+
+
+class BackupsConfig(Model):
+    """Velero backups of the app namespace to an S3 bucket of the environment (EKS environments)."""
+
+    enabled: bool = False
+    schedules: dict[DnsLabel, BackupScheduleConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _scheduled(self) -> BackupsConfig:
+        if self.enabled and not self.schedules:
+            raise ValueError("backups are enabled but no schedule is configured: add one under backups.schedules")
+        return self
+
+    @property
+    def longest_retention_days(self) -> int:
+        return max((s.retention_days for s in self.schedules.values()), default=1)
+
+
 class AppsConfig(Model):
     producer: ProducerConfig
     consumer: ConsumerConfig
@@ -406,6 +541,13 @@ class EnvironmentConfig(Model):
     apps: AppsConfig
     guardrails: GuardrailsConfig = GuardrailsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    backups: BackupsConfig = BackupsConfig()
+
+    @property
+    def karpenter(self) -> KarpenterConfig | None:
+        """The environment's Karpenter settings when its workloads run on Karpenter's nodes, else None."""
+        eks = self.cluster.eks if self.on_aws else None
+        return eks.karpenter if eks is not None and eks.karpenter.enabled else None
 
     @property
     def on_aws(self) -> bool:

@@ -142,6 +142,7 @@ def deployment(
     container: ContainerSpec,
     termination_grace_seconds: int,
     spread: Sequence[dict[str, Any]] = (),
+    node_selector: Mapping[str, str] | None = None,
 ) -> K8sObject:
     """A Deployment that rolls without downtime (maxUnavailable 0) and runs hardened pods.
 
@@ -165,6 +166,8 @@ def deployment(
     }
     if spread:
         pod_spec["topologySpreadConstraints"] = list(spread)
+    if node_selector:
+        pod_spec["nodeSelector"] = dict(node_selector)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

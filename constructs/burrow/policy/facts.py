@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Subject = Literal["workload", "broker", "namespace"]
+Subject = Literal["workload", "broker", "namespace", "nodepool"]
 
 
 @dataclass(frozen=True)
 class PolicyFacts:
     """What one construct delivers, as it will reach the cluster."""
 
-    #: Which rules apply: "workload" (pods of a service), "broker" (a RabbitMQ chart), "namespace".
+    #: Which rules apply: "workload" (pods of a service), "broker" (a RabbitMQ chart), "namespace",
+    #: "nodepool" (a Karpenter NodePool).
     subject: Subject
     #: The Kubernetes objects the construct delivers, in native shape.
     objects: tuple[Mapping[str, Any], ...] = ()

@@ -167,6 +167,43 @@ def _broker_anti_affinity(facts: PolicyFacts) -> list[str]:
     return [] if preset == "hard" else [f"set rabbitmq.anti_affinity: hard (podAntiAffinityPreset is {preset})"]
 
 
+def _pools(facts: PolicyFacts) -> list[Mapping[str, Any]]:
+    return [obj for obj in facts.objects if obj.get("kind") == "NodePool"]
+
+
+def _pool_limits(facts: PolicyFacts) -> list[str]:
+    return [
+        f"NodePool {pool['metadata']['name']}: set limits on cpu and memory (cluster.eks.karpenter.limits)"
+        for pool in _pools(facts)
+        if not {"cpu", "memory"} <= set((pool["spec"].get("limits") or {}))
+    ]
+
+
+def _pool_budget(facts: PolicyFacts) -> list[str]:
+    return [
+        f"NodePool {pool['metadata']['name']}: set a disruption budget (cluster.eks.karpenter.disruption_budget)"
+        for pool in _pools(facts)
+        if not (pool["spec"].get("disruption") or {}).get("budgets")
+    ]
+
+
+def _capacity_types(pool: Mapping[str, Any]) -> list[str]:
+    requirements = pool["spec"]["template"]["spec"].get("requirements") or []
+    found = [r for r in requirements if r.get("key") == "karpenter.sh/capacity-type"]
+    # No requirement: Karpenter's default, on-demand only.
+    return [v for r in found if r.get("operator") == "In" for v in r.get("values", [])] or ["on-demand"]
+
+
+def _pool_on_demand(facts: PolicyFacts) -> list[str]:
+    return [
+        f"NodePool {pool['metadata']['name']}: capacity types {', '.join(_capacity_types(pool))}; production runs "
+        "on on-demand only (cluster.eks.karpenter.capacity_types: [on-demand]), or waive nodepool-on-demand "
+        "with the reason spot is acceptable"
+        for pool in _pools(facts)
+        if set(_capacity_types(pool)) != {"on-demand"}
+    ]
+
+
 RULES = (
     Rule("workload-resources", ALL_TIERS, "workload", "requests and limits for CPU and memory", _resources),
     Rule("workload-security", ALL_TIERS, "workload", "the restricted Pod Security Standard", _security),
@@ -180,6 +217,9 @@ RULES = (
     Rule("rabbitmq-replicas", PRODUCTION, "broker", "3 RabbitMQ replicas", _broker_replicas),
     Rule("rabbitmq-persistence", PRODUCTION, "broker", "persistent RabbitMQ volumes", _broker_persistence),
     Rule("rabbitmq-anti-affinity", PRODUCTION, "broker", "hard anti-affinity between brokers", _broker_anti_affinity),
+    Rule("nodepool-limits", PRODUCTION, "nodepool", "NodePool cpu and memory limits", _pool_limits),
+    Rule("nodepool-disruption-budget", PRODUCTION, "nodepool", "a NodePool disruption budget", _pool_budget),
+    Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
 

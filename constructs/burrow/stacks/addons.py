@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 from burrow.addons.base import ClusterAddOn
 from burrow.addons.external_secrets import ExternalSecretsAddOn
+from burrow.addons.karpenter import KarpenterAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
 from burrow.addons.storage import EbsStorageClasses
+from burrow.addons.velero import VeleroAddOn
 from burrow.config.schema import EnvironmentConfig
+from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -18,7 +21,8 @@ from constructs import Construct
 
 def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None) -> list[ClusterAddOn]:
     """The add-ons an environment's configuration turns on, in install order. A cluster whose
-    credentials live in AWS Secrets Manager gets the External Secrets Operator first."""
+    credentials live in AWS Secrets Manager gets the External Secrets Operator first; a cluster
+    whose cloud side made room for them gets Karpenter and Velero."""
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
         readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []))
@@ -33,6 +37,11 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
         chosen.append(MonitoringAddOn(env.monitoring))
         if env.monitoring.loki.enabled:
             chosen += [loki(env.monitoring), promtail(env.monitoring)]
+    autoscaling = cluster.node_autoscaling if cluster is not None else None
+    if autoscaling is not None and env.karpenter is not None:
+        chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
+    if cluster is not None and cluster.backups is not None:
+        chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled))
     return chosen
 
 
@@ -44,4 +53,5 @@ class AddOnsLayer(BurrowStack):
     ) -> None:
         super().__init__(scope, env, "addons")
         cluster.configure_providers(self)
+        self.guardrails = Guardrails.configure(self, env.tier, env.guardrails.waivers)
         self.addons = {addon.name: addon.deploy(self, cluster) for addon in addons}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from burrow.addons.karpenter import workload_node_selector
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
@@ -47,6 +48,7 @@ class AppLayer(BurrowStack):
                 **env.rabbitmq.model_dump(),
                 values=list(rabbitmq_values),
                 zone_spread=cluster.multi_zone,
+                node_selector=workload_node_selector(env, broker=True),
                 monitoring_namespace=self.monitoring_namespace,
                 keda_namespace="keda" if env.addons.keda.enabled else None,
                 alerts=env.monitoring.enabled,
@@ -87,6 +89,7 @@ class AppLayer(BurrowStack):
             autoscaling=config.autoscaling,
             hard_spread=env.tier == Tier.PRODUCTION,
             zone_spread=self.cluster.multi_zone,
+            node_selector=workload_node_selector(env),
             monitoring_namespace=self.monitoring_namespace,
             alerts=env.monitoring.alerts if env.monitoring.enabled else None,
         )

@@ -17,8 +17,11 @@ from cdktf_cdktf_provider_aws.provider import (
     AwsProviderEndpoints,
 )
 
+from burrow.cluster.backups import BackupAccessRole
 from burrow.cluster.credentials import GeneratedCredentials
 from burrow.cluster.eks import EksCluster
+from burrow.cluster.karpenter import NodeAutoscaling
+from burrow.common.backups import BackupStorage
 from burrow.common.network import Network
 from burrow.common.registry import ContainerRegistry
 from burrow.common.state import StateStorage
@@ -30,7 +33,7 @@ from constructs import Construct
 IMAGES = ("producer", "consumer")
 BOOTSTRAP_VARIABLE = "BURROW_BOOTSTRAP"
 EMULATOR_VARIABLE = "BURROW_AWS_ENDPOINT"
-EMULATED_SERVICES = ("ec2", "ecr", "eks", "iam", "kms", "s3", "secretsmanager", "sts")
+EMULATED_SERVICES = ("ec2", "ecr", "eks", "events", "iam", "kms", "s3", "secretsmanager", "sqs", "sts")
 
 
 def cluster_name(env: EnvironmentConfig) -> str:
@@ -84,7 +87,8 @@ def aws_assume_role(env: EnvironmentConfig) -> AwsProviderAssumeRole:
 
 
 class CommonLayer(AwsStack):
-    """`<env>-common`: state storage, container registries and network.
+    """`<env>-common`: state storage, container registries, network, and the backup bucket (here so
+    that backups outlive the cluster).
 
     Bootstrap: this stack creates the bucket that holds every stack's state, including its
     own. The first deploy runs with `BURROW_BOOTSTRAP=1` (local state); a second
@@ -105,15 +109,25 @@ class CommonLayer(AwsStack):
             config=env.network,
             cluster_name=cluster_name(env),
             region=env.aws.region,
+            node_discovery=env.karpenter is not None,
         )
+        self.backups = None
+        if env.backups.enabled:
+            assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
+            self.backups = BackupStorage(self, "backups", env_name=env.name, account_id=env.aws.account_id,
+                                         retention_days=env.backups.longest_retention_days)
+            TerraformOutput(self, "backup-bucket", value=self.backups.storage.bucket.bucket)
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)
 
 
 class ClusterLayer(AwsStack):
-    """`<env>-cluster`: the EKS cluster in the common layer's private subnets."""
+    """`<env>-cluster`: the EKS cluster in the common layer's private subnets, the credentials it
+    reads from Secrets Manager, and the AWS side of its add-ons (Karpenter, Velero)."""
 
-    def __init__(self, scope: Construct, env: EnvironmentConfig, *, network: Network) -> None:
+    def __init__(
+        self, scope: Construct, env: EnvironmentConfig, *, network: Network, backups: BackupStorage | None = None
+    ) -> None:
         super().__init__(scope, env, "cluster")
         assert env.cluster.eks is not None  # guaranteed by the schema for provider 'eks'
         self.eks = EksCluster(
@@ -135,9 +149,22 @@ class ClusterLayer(AwsStack):
             cluster=self.eks,
             recovery_days=30 if env.tier == Tier.PRODUCTION else 7,
         )
+        self.node_autoscaling = None
+        if env.karpenter is not None:
+            self.node_autoscaling = NodeAutoscaling(self, "karpenter", cluster=self.eks, region=env.aws.region,
+                                                    account_id=env.aws.account_id)
+        self.backup_role = None
+        if backups is not None:
+            self.backup_role = BackupAccessRole(self, "velero", storage=backups, cluster=self.eks,
+                                                region=env.aws.region, account_id=env.aws.account_id)
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
 
     @property
     def cluster_info(self) -> ClusterInfo:
-        return replace(self.eks.info, secrets=self.credentials.access)
+        return replace(
+            self.eks.info,
+            secrets=self.credentials.access,
+            node_autoscaling=self.node_autoscaling.access if self.node_autoscaling else None,
+            backups=self.backup_role.access if self.backup_role else None,
+        )

@@ -47,6 +47,13 @@ class Gap:
 EMULATOR_GAPS = (
     Gap("aws_eks_addon", "moto has no EKS add-on API (CreateAddon answers 404)", drop=True),
     Gap("aws_eks_cluster", "moto does not store or return access_config", ignore=("access_config",)),
+    Gap("aws_eks_access_entry", "moto has no EKS access entry API (CreateAccessEntry answers 404)", drop=True),
+    Gap(
+        "aws_ec2_tag",
+        "moto's EKS creates no cluster security group (clusterSecurityGroupId is empty), so Karpenter's "
+        "discovery tag has nothing to go on",
+        drop=True,
+    ),
     Gap(
         "aws_eks_node_group",
         "moto returns an empty remote_access block, no update_config, and its own version/release",
@@ -164,6 +171,8 @@ class Emulator:
             "eks_clusters": lambda: eks.list_clusters()["clusters"],
             "kms_keys": lambda: live_keys,
             "secrets": lambda: [x["Name"] for x in client("secretsmanager").list_secrets()["SecretList"]],
+            "queues": lambda: client("sqs").list_queues().get("QueueUrls", []),
+            "event_rules": lambda: [r["Name"] for r in client("events").list_rules()["Rules"]],
         }
         return {kind: sorted(listing()) for kind, listing in listings.items()}
 
