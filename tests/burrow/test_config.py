@@ -110,6 +110,8 @@ def test_a_storage_class_that_does_not_exist_is_refused(env_dir):
 
 def test_brokers_that_cannot_all_be_scheduled_are_refused(env_dir):
     text = (env_dir / "preprod.yaml").read_text().replace("min_size: 3, desired_size: 3", "min_size: 2, desired_size: 2")
+    # Without Karpenter the brokers share the node groups (with it: test_day2, Karpenter's limits).
+    text = text.replace("    node_groups:\n", "    karpenter: {enabled: false}\n    node_groups:\n")
     write(env_dir, "preprod", text)
     assert error_for(env_dir, "preprod") == (
         f"{env_dir / 'preprod.yaml'}: rabbitmq.replicas = 3: 3 brokers with hard anti-affinity need 3 nodes, but the "

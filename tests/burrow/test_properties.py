@@ -200,8 +200,7 @@ def test_kubernetes_providers_come_from_the_cluster_stack_not_their_own(synthesi
 @pytest.mark.parametrize("env", CLOUD)
 def test_state_bucket_is_versioned_encrypted_private_tls_only_and_protected(synthesized, env):
     common = synthesized.stack(f"{env}-common")
-    bucket = next(iter(resources(common, "aws_s3_bucket").values()))
-    assert bucket["bucket"] == f"burrow-{env}-tfstate"
+    [bucket] = [b for b in resources(common, "aws_s3_bucket").values() if b["bucket"] == f"burrow-{env}-tfstate"]
     assert bucket["lifecycle"]["prevent_destroy"] is True
     assert next(iter(resources(common, "aws_s3_bucket_versioning").values()))["versioning_configuration"]["status"] == "Enabled"
     block = next(iter(resources(common, "aws_s3_bucket_public_access_block").values()))

@@ -39,10 +39,14 @@ def owned_namespace(scope: Construct, name: str) -> NamespaceV1 | None:
 
 
 def release_of(scope: Construct, addon_name: str) -> Release | None:
-    """The helm_release of the add-on `addon_name` deployed earlier in `scope`'s stack, if any."""
+    """The helm_release of the add-on `addon_name` deployed earlier in `scope`'s stack, if any: its
+    chart's release (`HelmAddOn.release` directly under the add-on), else its first release."""
     holder = TerraformStack.of(scope).node.try_find_child(addon_name)
     if holder is None:
         return None
+    chart = holder.node.try_find_child("release")
+    if isinstance(chart, Release):
+        return chart
     return next((node for node in holder.node.find_all() if isinstance(node, Release)), None)
 
 

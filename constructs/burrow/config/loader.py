@@ -60,21 +60,30 @@ def environment_names(env_dir: Path) -> list[str]:
     return sorted(p.stem for p in env_dir.glob("*.yaml") if p.name != DEFAULTS_FILE)
 
 
-def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
-    for part in loc:
-        if not isinstance(data, Mapping) or part not in data:
-            return False
-        data = data[part]
-    return True
+_MISSING = object()
+
+
+def _step(data: Any, part: Any) -> Any:
+    """`data[part]` for a mapping key or a list index, else `_MISSING`."""
+    if isinstance(data, Mapping) and part in data:
+        return data[part]
+    if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        return data[part]
+    return _MISSING
 
 
 def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     for part in loc:
-        if isinstance(data, Mapping) and part in data or isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
+        data = _step(data, part)
+        if data is _MISSING:
             return "<missing>"
     return data
+
+
+def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
+    """True when `loc` (keys and list indices) exists in `data`; lists replace whole in the merge,
+    so an item of a list the file sets came from that file."""
+    return _value_at(data, loc) != "<missing>"
 
 
 def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
