@@ -1,6 +1,6 @@
 """Every alert and dashboard expression parses as PromQL and names only metrics that exist:
 the services' (scraped from the real processes), RabbitMQ's (scraped from the real broker's
-Prometheus plugin), kube-state-metrics' and Prometheus' own `up`."""
+Prometheus plugin), kube-state-metrics', Velero's and Prometheus' own `up`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ KUBE_STATE_METRICS = {
     "kube_deployment_spec_replicas",
     "kube_deployment_status_replicas_available",
     "kube_horizontalpodautoscaler_status_desired_replicas",
+}
+# Velero's server metrics (pkg/metrics/metrics.go of Velero 1.17, labelled by `schedule`; its docs list them).
+VELERO_METRICS = {
+    "velero_backup_failure_total",
+    "velero_backup_partial_failure_total",
+    "velero_backup_last_successful_timestamp",
 }
 PROMETHEUS_OWN = {"up"}
 DETAILED_FAMILIES = "&family=queue_coarse_metrics&family=queue_consumer_count"
@@ -103,9 +109,10 @@ def test_the_metric_walker_finds_every_selector():
 
 
 def test_expressions_name_only_metrics_that_exist(all_expressions, app_metric_names, rabbitmq_metric_names):
-    known = app_metric_names | rabbitmq_metric_names | KUBE_STATE_METRICS | PROMETHEUS_OWN
+    known = app_metric_names | rabbitmq_metric_names | KUBE_STATE_METRICS | VELERO_METRICS | PROMETHEUS_OWN
     assert {"burrow_messages_dead_lettered_total", "burrow_message_processing_seconds_bucket"} <= app_metric_names
     assert {"rabbitmq_detailed_queue_messages_ready", "rabbitmq_alarms_memory_used_watermark"} <= rabbitmq_metric_names
     used = set().union(*(metric_names(e) for e in all_expressions))
     assert used - known == set()
     assert used & app_metric_names and used & rabbitmq_metric_names and used & KUBE_STATE_METRICS
+    assert used >= VELERO_METRICS

@@ -99,7 +99,7 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
         assert version["secret_string_wo"].startswith("${jsonencode({")
         assert "ephemeral.aws_secretsmanager_random_password." in version["secret_string_wo"]
         assert version["secret_string_wo_version"] == 1
-    (policy,) = resources(cluster, "aws_iam_role_policy").values()
+    (policy,) = [p for key, p in resources(cluster, "aws_iam_role_policy").items() if key.startswith("credentials_")]
     statements = json.loads(policy["policy"])["Statement"]
     assert statements[0]["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     assert all(r.startswith("${aws_secretsmanager_secret.credentials_") for r in statements[0]["Resource"])

@@ -83,6 +83,8 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
     assert re.search(rf"credentials: 3 values in 2 secrets \(burrow/{env}/grafana, burrow/{env}/rabbitmq\); none in", printed)
+    assert f"day 2: burrow-{env}-karpenter receives 4 EventBridge rules; burrow-{env}-backups-{config.aws.account_id} " \
+        "is KMS-encrypted and versioned" in printed
     assert "emulator holds nothing of ours" in printed
 
 

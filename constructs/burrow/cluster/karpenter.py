@@ -131,8 +131,9 @@ class NodeAutoscaling(Construct):
     def __init__(self, scope: Construct, id: str, *, cluster: EksCluster, region: str, account_id: str) -> None:
         super().__init__(scope, id)
         name = cluster.name
+        node_role_name = f"{name}-karpenter-node"
         self.node_role, node_policies = service_role(
-            self, "node-role", f"{name}-karpenter-node", "ec2.amazonaws.com", KARPENTER_NODE_POLICIES
+            self, "node-role", node_role_name, "ec2.amazonaws.com", KARPENTER_NODE_POLICIES
         )
         self.access_entry = EksAccessEntry(
             self, "node-access", cluster_name=cluster.cluster.name, principal_arn=self.node_role.arn, type="EC2_LINUX",
@@ -162,7 +163,9 @@ class NodeAutoscaling(Construct):
         self.access = NodeAutoscalingAccess(
             cluster_name=cluster.cluster.name,
             controller_role_arn=self.controller_role.arn,
-            node_role=self.node_role.name,
+            # The name as configured, not the resource's attribute: it lands in the EC2NodeClass,
+            # which is exported as plain YAML and must read the same on every run.
+            node_role=node_role_name,
             interruption_queue=self.queue.name,
             discovery=name,
         )

@@ -2,7 +2,7 @@
 
 Expressions only use metrics that exist: the services' own (`burrow_*`, checked against a
 real scrape in the tests), RabbitMQ's Prometheus plugin (`rabbitmq_*`), kube-state-metrics
-(`kube_*`) and Prometheus' own `up`.
+(`kube_*`), Velero's server (`velero_*`, see `burrow.addons.velero`) and Prometheus' own `up`.
 """
 
 from __future__ import annotations

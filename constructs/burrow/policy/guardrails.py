@@ -175,7 +175,7 @@ def _pool_limits(facts: PolicyFacts) -> list[str]:
     return [
         f"NodePool {pool['metadata']['name']}: set limits on cpu and memory (cluster.eks.karpenter.limits)"
         for pool in _pools(facts)
-        if not {"cpu", "memory"} <= set((pool["spec"].get("limits") or {}))
+        if not {"cpu", "memory"} <= set(pool["spec"].get("limits") or {})
     ]
 
 

@@ -287,6 +287,31 @@ def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region
          f"{len(written)} state/config files or {len(PRINTED)} Terraform outputs")
 
 
+def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: str | None) -> None:
+    """Karpenter's and Velero's AWS side, as applied: the interruption queue with every EventBridge
+    rule targeting it, the backup bucket encrypted with its own KMS key and versioned, the roles."""
+    sqs, events, s3, iam = (emulator.client(name, region) for name in ("sqs", "events", "s3", "iam"))
+    queue = f"burrow-{env_name}-karpenter"
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [r["Name"] for r in events.list_rules(NamePrefix=f"{queue}-")["Rules"]]
+    untargeted = [r for r in rules if arn not in {t["Arn"] for t in events.list_targets_by_rule(Rule=r)["Targets"]}]
+    if len(rules) != 4 or untargeted:
+        raise RuntimeError(f"interruption rules: {rules}; not sending to {queue}: {untargeted}")
+    bucket = f"burrow-{env_name}-backups-{account_id}"
+    [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    default = rule["ApplyServerSideEncryptionByDefault"]
+    if default["SSEAlgorithm"] != "aws:kms" or ":key/" not in default.get("KMSMasterKeyID", ""):
+        raise RuntimeError(f"backup bucket {bucket} is not encrypted with its own KMS key: {default}")
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        raise RuntimeError(f"backup bucket {bucket} is not versioned")
+    roles = [f"burrow-{env_name}-{suffix}" for suffix in ("karpenter", "karpenter-node", "velero")]
+    for role in roles:
+        iam.get_role(RoleName=role)
+    step(f"day 2: {queue} receives {len(rules)} EventBridge rules; {bucket} is KMS-encrypted and versioned; "
+         f"roles {', '.join(roles)} exist")
+
+
 def rehearse_review(outdir: Path, env_name: str) -> None:
     """`make diff`'s code path once the common layer exists: common plans empty, the cluster's plan
     shows what it will create (it can read common's outputs now)."""
@@ -332,6 +357,7 @@ def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket:
                 if plan.returncode != 0:
                     raise RuntimeError(f"{stack.name}: re-plan after apply is not empty:\n{plan.stdout[-4000:]}")
             rehearse_credentials(outdir, emulator, env_name, region)
+            rehearse_day2(emulator, env_name, region, account_id)
             for stack in reversed(stacks):
                 step(f"{stack.name}: destroy")
                 terraform(["destroy", "-auto-approve"], stack, tf_env, "destroy")
