@@ -9,7 +9,11 @@ names that chart and version, anywhere below it) or pulled with Helm from its re
   and an undeclared key the chart does read (the output changes without it) is noted, not failed;
 - `helm template` with the release's name, namespace and values must succeed;
 - every rendered built-in object must pass strict schema validation for the environment's
-  Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`.
+  Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`;
+- Burrow's own custom resources (`<outdir>/objects/<env>.yaml`: Karpenter's NodePool and
+  EC2NodeClass, Velero's Schedules, KEDA's ScaledObjects, …) must pass their CRD's schema, taken
+  from the verified charts (`crds/` and rendered templates), unknown fields refused as
+  `kubectl --validate=strict` would.
 
 Usage: python -m burrow_tools.charts <cdktf.out> [--charts-dir DIR]
 """
@@ -49,6 +53,8 @@ class ChartRelease:
     values: list[dict[str, Any]]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The CustomResourceDefinitions the chart ships (its `crds/` folder and rendered templates).
+    crds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
@@ -158,12 +164,63 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
                 release.problems.append(f"values[{index}]: unknown key {'.'.join(path)}")
             else:
                 release.notes.append(f"values[{index}]: {'.'.join(path)} is not in values.yaml but the chart reads it")
-    objects = manifests(rendered.stdout)
+    try:
+        objects = manifests(rendered.stdout)
+    except yaml.YAMLError as exc:
+        release.problems.append(f"the rendered chart is not valid YAML: {exc}")
+        return
+    shipped = [path for path in sorted((chart_dir / "crds").rglob("*.yaml"))] if (chart_dir / "crds").is_dir() else []
+    release.crds = [doc for doc in objects + [d for path in shipped for d in manifests(path.read_text())]
+                    if doc.get("kind") == "CustomResourceDefinition"]
+    objects = [obj for obj in objects if obj.get("kind") != "CustomResourceDefinition"]
     env = load_environment(release.stack.rsplit("-", 1)[0], ROOT / "environments")
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:
         if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:
             release.problems += [f"{object_id(obj)}: {p}" for pod in pod_specs(obj) for p in restricted_violations(pod)]
+
+
+def strict_schema(schema: Any) -> Any:
+    """A CRD's openAPIV3Schema as `kubectl --validate=strict` applies it: no field it does not
+    declare (unless it keeps unknown fields); `metadata` is the API server's to check."""
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: strict_schema(value) for key, value in schema.items()}
+    if "properties" in strict and "additionalProperties" not in strict \
+            and not strict.get("x-kubernetes-preserve-unknown-fields"):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def crd_schemas(crds: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict schema, for every version a CRD serves."""
+    schemas = {}
+    for crd in crds:
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            schema = strict_schema(version["schema"]["openAPIV3Schema"])
+            schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+            schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = schema
+    return schemas
+
+
+def custom_resource_problems(outdir: Path, schemas: Mapping[tuple[str, str], dict[str, Any]]) -> tuple[int, list[str]]:
+    """Check Burrow's exported custom resources against `schemas`: (how many were checked, problems)."""
+    import jsonschema  # noqa: PLC0415 - only verify-charts needs it
+
+    checked, problems = 0, []
+    for path in sorted((outdir / "objects").glob("*.yaml")):
+        for obj in manifests(path.read_text()):
+            schema = schemas.get((obj.get("apiVersion"), obj.get("kind")))
+            if schema is None:
+                continue
+            checked += 1
+            errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.absolute_path))
+            problems += [f"objects/{path.name}: {object_id(obj)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: "
+                         f"{e.message}" for e in errors]
+    return checked, problems
 
 
 def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
@@ -196,7 +253,13 @@ def main(argv: list[str]) -> int:
             print(f"        {line}")
     failed = [r for r in results if r.problems]
     print(f"\n{len(results) - len(failed)} of {len(results)} chart releases verified")
-    return 1 if failed or not results else 0
+    schemas = crd_schemas([crd for release in results for crd in release.crds])
+    checked, problems = custom_resource_problems(args.outdir, schemas)
+    for line in problems:
+        print(f"FAILED  {line}")
+    print(f"{checked - len({tuple(p.split(': ')[:2]) for p in problems})} of {checked} custom resources of Burrow's pass the "
+          f"schemas of {len(schemas)} CRD versions from the charts")
+    return 1 if failed or problems or not results else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,14 @@ import textwrap
 
 import pytest
 
-from burrow_tools.charts import ChartRelease, chart_releases, unknown_keys, verify
+from burrow_tools.charts import (
+    ChartRelease,
+    chart_releases,
+    crd_schemas,
+    custom_resource_problems,
+    unknown_keys,
+    verify,
+)
 
 CHART = {
     "Chart.yaml": "apiVersion: v2\nname: demo\nversion: 1.2.3\n",
@@ -96,3 +103,44 @@ def test_a_generated_secret_does_not_hide_an_ignored_key(chart, helm, tmp_path):
     checked = release({"replica": 2}, "tools")
     verify(checked, chart, helm, tmp_path)
     assert checked.problems == ["values[0]: unknown key replica"]
+
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com",
+        "names": {"kind": "Widget", "plural": "widgets"},
+        "scope": "Cluster",
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                "spec": {"type": "object", "required": ["size"], "properties": {
+                    "size": {"type": "integer", "minimum": 1},
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
+                }},
+            },
+        }}}],
+    },
+}
+
+
+def widget(spec: dict) -> dict:
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
+
+
+def test_custom_resources_are_checked_strictly_against_the_charts_crds(tmp_path):
+    import yaml
+
+    (tmp_path / "objects").mkdir()
+    objects = [widget({"size": 2, "free": {"anything": 1}}), widget({"size": 0, "colour": "red"}),
+               {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}]
+    (tmp_path / "objects" / "qa.yaml").write_text(yaml.safe_dump_all(objects))
+    checked, problems = custom_resource_problems(tmp_path, crd_schemas([WIDGET_CRD]))
+    assert checked == 2  # the ConfigMap has no CRD here
+    assert problems == [
+        "objects/qa.yaml: Widget/-/w: spec: Additional properties are not allowed ('colour' was unexpected)",
+        "objects/qa.yaml: Widget/-/w: spec.size: 0 is less than the minimum of 1",
+    ]
