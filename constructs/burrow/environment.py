@@ -9,6 +9,7 @@ from burrow.app.rabbitmq import MANAGED_VALUES
 from burrow.config.helm_values import chart_values
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import ConfigError
+from burrow.previews import PreviewRequest
 from burrow.spi import ClusterInfo, KubeconfigCluster
 from burrow.stacks.addons import AddOnsLayer, configured_addons
 from burrow.stacks.app import AppLayer
@@ -55,3 +56,13 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
     app.add_dependency(addons)
     stacks += [addons, app]
     return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app)
+
+
+def build_preview(scope: Construct, host: EnvironmentConfig, request: PreviewRequest, *,
+                  helm_dir: Path) -> EnvironmentStacks:
+    """Create `pr-<n>-app`, one pull request's preview in `host`'s cluster (burrow.previews)."""
+    from burrow.stacks.preview import PreviewAppLayer  # noqa: PLC0415 - only previews need it
+
+    app = PreviewAppLayer(scope, host, request,
+                          rabbitmq_values=tuple(chart_values(helm_dir / "rabbitmq", host.name, MANAGED_VALUES)))
+    return EnvironmentStacks(env=app.env, stacks=(app,), app=app)

@@ -97,9 +97,14 @@ class ClusterInfo(ABC):
         An `exec_args` entry means: authenticate with `aws <exec_args>` (a short-lived token).
         """
 
+    def connection_in(self, stack: TerraformStack) -> dict[str, Any]:
+        """`connection()` for providers in `stack`; a cluster whose settings need something of
+        their own in that stack (a remote state to read them from) creates it here."""
+        return self.connection()
+
     def configure_providers(self, stack: TerraformStack) -> KubernetesProviders:
         """Create the kubernetes and helm providers in `stack`, authenticated to this cluster."""
-        settings = self.connection()
+        settings = self.connection_in(stack)
         exec_args = settings.pop("exec_args", None)
         k8s_exec = helm_exec = None
         if exec_args:

@@ -19,6 +19,7 @@ from burrow.config.loader import load_environments
 from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import BurrowError
+from burrow.previews import HOST_VARIABLE, PreviewRequest, preview_host, request_from_environment
 
 if TYPE_CHECKING:
     from cdktf import App, TerraformStack
@@ -58,6 +59,20 @@ def build_app(
         built.append(build_environment(app, env, helm_dir=helm_dir))
         progress(f"{env.name}: built {len(built[-1].stacks)} stacks in {time.perf_counter() - started:.1f} s")
     return built
+
+
+def build_preview_app(
+    app: App, envs: Sequence[EnvironmentConfig], request: PreviewRequest, helm_dir: Path, host_name: str | None,
+    progress: Callable[[str], None] = _quiet,
+) -> list[EnvironmentStacks]:
+    """Build only the preview stack `pr-<n>-app` into `app`, in the cluster of the previews' host."""
+    from burrow.environment import build_preview  # noqa: PLC0415 - cdktf loads after config is valid
+
+    host = preview_host(list(envs), host_name)
+    built = build_preview(app, host, request, helm_dir=helm_dir)
+    progress(f"preview of pull request {request.pr}: {request.stack_name} in {host.name}'s cluster, namespace "
+             f"{request.namespace}, expires {request.expires_at(host.previews.ttl_hours).isoformat()}")
+    return [built]
 
 
 def stacks_of(app: App) -> list[TerraformStack]:
@@ -126,7 +141,12 @@ def main(root: Path) -> int:
     try:
         # Configuration is validated before cdktf or any provider binding is imported:
         # a mistake is reported in a fraction of a second and nothing is written.
+        preview = request_from_environment(os.environ)
+        if preview is not None:  # the host's environment is read in full; only the preview is built
+            names = None
         configs = load_environments(root / "environments", names)
+        if preview is not None:
+            preview_host(configs, os.environ.get(HOST_VARIABLE) or None)  # a bad host is reported now
         release_file = os.environ.get(RELEASE_VARIABLE)
         if release_file:
             # A deploy pins the images recorded when they were built (build once, deploy many).
@@ -138,7 +158,10 @@ def main(root: Path) -> int:
 
         app = App()
         progress(f"started cdktf in {time.perf_counter() - started:.1f} s")
-        built = build_app(app, configs, root / "helm", progress)
+        if preview is not None:
+            built = build_preview_app(app, configs, preview, root / "helm", os.environ.get(HOST_VARIABLE) or None, progress)
+        else:
+            built = build_app(app, configs, root / "helm", progress)
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ def test_a_mistake_in_the_defaults_names_default_yaml(env_dir):
         ("kubernetes: {version: '1.9'}", "kubernetes.version = '1.9': supported versions are"),
         ("cluster: {eks: {node_groups: {general: {instance_types: [large]}}}}", "instance_types.0 = 'large'"),
         ("state: {backend: local}", "an EKS environment keeps its state in S3"),
-        ("tier: prodution", "tier = 'prodution': Input should be 'development', 'staging' or 'production'"),
+        ("tier: prodution", "tier = 'prodution': Input should be 'development', 'staging', 'production' or 'preview'"),
     ],
 )
 def test_configurations_that_cannot_work_fail_with_the_reason(env_dir, override, expected):

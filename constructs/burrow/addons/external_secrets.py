@@ -81,6 +81,43 @@ def external_secret(name: str, namespace: str, key: str, template: Mapping[str, 
     }
 
 
+GENERATOR_API_VERSION = "generators.external-secrets.io/v1alpha1"
+
+
+def password_generator(name: str, namespace: str, length: int = 32) -> K8sObject:
+    """External Secrets' Password generator: letters and digits only (URI-safe)."""
+    return {
+        "apiVersion": GENERATOR_API_VERSION,
+        "kind": "Password",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"length": length, "digits": 8, "symbols": 0, "noUpper": False, "allowRepeat": True},
+    }
+
+
+def generated_secret(name: str, namespace: str, generator: str, fields: tuple[str, ...],
+                     template: Mapping[str, str]) -> K8sObject:
+    """An ExternalSecret that fills Secret `name` once from `generator`, one value per field (the
+    generator's `password` renamed), and never again: `refreshInterval: 0`, so a broker's
+    password does not change under it. The values exist only in the cluster."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "refreshInterval": "0",
+            "target": {"name": name, "creationPolicy": "Owner",
+                       "template": {"type": "Opaque", "data": dict(template)}},
+            "dataFrom": [
+                {
+                    "sourceRef": {"generatorRef": {"apiVersion": GENERATOR_API_VERSION, "kind": "Password", "name": generator}},
+                    "rewrite": [{"regexp": {"source": "^password$", "target": field}}],
+                }
+                for field in fields
+            ],
+        },
+    }
+
+
 @dataclass(frozen=True)
 class ExternalSecretsAddOn(ClusterAddOn):
     """The operator's chart and Burrow's ClusterSecretStore (after the chart, which brings the CRDs)."""

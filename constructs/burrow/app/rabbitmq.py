@@ -20,7 +20,7 @@ from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from pydantic import Field
 
-from burrow.addons.external_secrets import external_secret
+from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
 from burrow.app.namespace import AppNamespace
 from burrow.config.schema import RabbitMqConfig
 from burrow.errors import PropsError
@@ -86,6 +86,10 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     #: turns into the broker's Secret through Burrow's ClusterSecretStore. default: Terraform
     #: generates the credentials (they are then in its state)
     credentials_key: str | None = None
+    #: Generate the credentials inside the cluster with External Secrets' Password generator (no
+    #: Terraform state, no Secrets Manager): for short-lived environments such as previews, in a
+    #: cluster that runs External Secrets.
+    generate_credentials_in_cluster: bool = False
 
 
 def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
@@ -121,7 +125,10 @@ class RabbitMqBroker(Construct):
         self.secret_name = f"{props.release_name}-auth"
         providers = ClusterInfo.providers_of(self)
 
-        self.secret = self._external_secret(namespace) if props.credentials_key else self._generated_secret(namespace)
+        if props.credentials_key or props.generate_credentials_in_cluster:
+            self.secret = self._external_secret(namespace)
+        else:
+            self.secret = self._generated_secret(namespace)
         self.release = Release(
             self,
             "release",
@@ -182,14 +189,19 @@ class RabbitMqBroker(Construct):
         )
 
     def _external_secret(self, namespace: AppNamespace) -> ITerraformDependable:
-        assert self.props.credentials_key is not None
         template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+        if self.props.credentials_key:
+            objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)]
+        else:
+            generator = f"{self.props.release_name}-password"
+            objects = [password_generator(generator, self.namespace),
+                       generated_secret(self.secret_name, self.namespace, generator, ("password", "erlang_cookie"), template)]
         self.credentials = KubernetesObjects(
             self,
             "credentials",
             release_name=f"{self.props.release_name}-credentials",
             namespace=self.namespace,
-            objects=[external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)],
+            objects=objects,
             depends_on=[namespace.resource],
         )
         return self.credentials.release

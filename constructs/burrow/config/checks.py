@@ -9,7 +9,8 @@ value and what would work (the loader adds the file):
 - an EKS environment names its AWS account, and a role it assumes belongs to that account
   (unless `aws.cross_account_role` says otherwise);
 - Karpenter's limits hold at least one node of the smallest instance it may choose;
-- backups run only where there is AWS to keep them (an EKS environment).
+- backups run only where there is AWS to keep them (an EKS environment), and previews only in an
+  EKS environment's cluster.
 Across environments (`environments_problems`): one state bucket name is used from one account only.
 """
 
@@ -112,6 +113,14 @@ def backup_problems(env: EnvironmentConfig) -> list[Problem]:
              "backups need an EKS environment (an S3 bucket and EBS snapshots); set backups.enabled: false")]
 
 
+def preview_problems(env: EnvironmentConfig) -> list[Problem]:
+    if not env.previews.enabled or env.on_aws:
+        return []
+    return [(("previews", "enabled"), True,
+             "previews are hosted in a shared EKS cluster with External Secrets (they generate their broker's "
+             "credentials in the cluster); set previews.enabled: false here")]
+
+
 def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
     """Problems between environments: a state bucket name claimed from two accounts."""
     owners: dict[str, dict[str, list[str]]] = {}
@@ -129,4 +138,4 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
 
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
     return (storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
-            + backup_problems(env))
+            + backup_problems(env) + preview_problems(env))

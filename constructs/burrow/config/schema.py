@@ -35,6 +35,8 @@ class Tier(str, Enum):
     DEVELOPMENT = "development"
     STAGING = "staging"
     PRODUCTION = "production"
+    #: A short-lived preview of a pull request: development's rules plus namespace quotas.
+    PREVIEW = "preview"
 
 
 class ResourceAmounts(Model):
@@ -523,6 +525,34 @@ class KubernetesConfig(Model):
         return value
 
 
+class NamespaceQuota(Model):
+    """A ResourceQuota for the whole namespace and a LimitRange defaulting each container."""
+
+    requests_cpu: Quantity = "2"
+    requests_memory: Quantity = "4Gi"
+    limits_cpu: Quantity = "4"
+    limits_memory: Quantity = "8Gi"
+    pods: int = Field(default=20, ge=1, le=1000)
+    persistent_volume_claims: int = Field(default=0, ge=0, le=100)
+    #: What a container that sets no requests or limits gets.
+    default_request: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
+    default_limit: ResourceAmounts = ResourceAmounts(cpu="500m", memory="512Mi")
+
+
+class PreviewsConfig(Model):
+    """Preview environments of pull requests, hosted in this environment's cluster (`make preview PR=<n>`).
+
+    Each preview is its own app stack `pr-<n>-app` in namespace `burrow-pr-<n>`: one RabbitMQ
+    without persistence, the workers at the PR's images, autoscaling capped at `max_replicas`,
+    under `quota`, removed after `ttl_hours`.
+    """
+
+    enabled: bool = False
+    ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    max_replicas: int = Field(default=2, ge=1, le=10)
+    quota: NamespaceQuota = NamespaceQuota()
+
+
 class EnvironmentConfig(Model):
     """One environment, after `default.yaml` and its own file are merged."""
 
@@ -542,6 +572,15 @@ class EnvironmentConfig(Model):
     guardrails: GuardrailsConfig = GuardrailsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     backups: BackupsConfig = BackupsConfig()
+    previews: PreviewsConfig = PreviewsConfig()
+
+    @field_validator("tier")
+    @classmethod
+    def _not_preview(cls, tier: Tier) -> Tier:
+        if tier == Tier.PREVIEW:
+            raise ValueError("'preview' is the tier of pull-request previews (make preview); an environment is "
+                             "development, staging or production")
+        return tier
 
     @property
     def karpenter(self) -> KarpenterConfig | None:

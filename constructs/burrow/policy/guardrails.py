@@ -26,6 +26,7 @@ from constructs import Construct, IConstruct, IValidation
 
 STAGING_AND_UP = (Tier.STAGING, Tier.PRODUCTION)
 PRODUCTION = (Tier.PRODUCTION,)
+PREVIEW = (Tier.PREVIEW,)
 ALL_TIERS = tuple(Tier)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 
@@ -151,6 +152,11 @@ def _namespace_default_deny(facts: PolicyFacts) -> list[str]:
     return ["keep the namespace's default-deny NetworkPolicy (default_deny=True)"]
 
 
+def _namespace_quota(facts: PolicyFacts) -> list[str]:
+    missing = [kind for kind in ("ResourceQuota", "LimitRange") if kind not in _kinds(facts)]
+    return [f"add a {kind} to the namespace (AppNamespace quota=…)" for kind in missing]
+
+
 def _broker_replicas(facts: PolicyFacts) -> list[str]:
     # A key nobody set falls back to the Bitnami chart's own default, as Helm would.
     replicas = facts.chart_values.get("replicaCount", 1)
@@ -213,6 +219,7 @@ RULES = (
     Rule("workload-pdb", STAGING_AND_UP, "workload", "a PodDisruptionBudget", _pdb),
     Rule("workload-network-policy", STAGING_AND_UP, "workload", "a NetworkPolicy", _worker_network_policy),
     Rule("namespace-default-deny", STAGING_AND_UP, "namespace", "default-deny NetworkPolicy", _namespace_default_deny),
+    Rule("namespace-quota", PREVIEW, "namespace", "a ResourceQuota and a LimitRange", _namespace_quota),
     Rule("image-digest", PRODUCTION, "workload", "images pinned by digest", _image_digest),
     Rule("rabbitmq-replicas", PRODUCTION, "broker", "3 RabbitMQ replicas", _broker_replicas),
     Rule("rabbitmq-persistence", PRODUCTION, "broker", "persistent RabbitMQ volumes", _broker_persistence),

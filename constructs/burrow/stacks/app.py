@@ -9,7 +9,7 @@ from burrow.addons.karpenter import workload_node_selector
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker, QueueWorkerProps
-from burrow.config.schema import ConsumerConfig, EnvironmentConfig, ProducerConfig, Tier
+from burrow.config.schema import ConsumerConfig, EnvironmentConfig, NamespaceQuota, ProducerConfig, Tier
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
@@ -30,8 +30,16 @@ class AppLayer(BurrowStack):
         *,
         cluster: ClusterInfo,
         rabbitmq_values: Sequence[Mapping[str, Any]] = (),
+        name: str | None = None,
+        state_key: str | None = None,
+        namespace_labels: Mapping[str, str] | None = None,
+        quota: NamespaceQuota | None = None,
+        in_cluster_credentials: bool = False,
     ) -> None:
-        super().__init__(scope, env, "app")
+        """`name`/`state_key` replace the stack's `<env>-app` and its state key; `namespace_labels` and
+        `quota` go to the namespace; `in_cluster_credentials` has External Secrets generate the
+        broker's credentials in the cluster (previews)."""
+        super().__init__(scope, env, "app", name=name, state_key=state_key)
         cluster.configure_providers(self)
         self.guardrails = Guardrails.configure(self, env.tier, env.guardrails.waivers)
         if env.guardrails.waivers:
@@ -39,7 +47,7 @@ class AppLayer(BurrowStack):
             self.add_override("//.burrow_guardrail_waivers", [w.model_dump() for w in env.guardrails.waivers])
         self.cluster = cluster
         self.monitoring_namespace = env.monitoring.namespace if env.monitoring.enabled else None
-        self.namespace = AppNamespace(self, "namespace", name=env.namespace)
+        self.namespace = AppNamespace(self, "namespace", name=env.namespace, labels=namespace_labels, quota=quota)
         self.broker = RabbitMqBroker(
             self,
             "rabbitmq",
@@ -53,6 +61,7 @@ class AppLayer(BurrowStack):
                 keda_namespace="keda" if env.addons.keda.enabled else None,
                 alerts=env.monitoring.enabled,
                 credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
+                generate_credentials_in_cluster=in_cluster_credentials,
             ),
         )
         apps = env.apps

@@ -159,6 +159,8 @@ class ClusterLayer(AwsStack):
                                                 region=env.aws.region, account_id=env.aws.account_id)
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
+        # Previews of pull requests read these three from this stack's state (burrow.previews).
+        TerraformOutput(self, "cluster-certificate-authority", value=self.eks.info.certificate_authority)
 
     @property
     def cluster_info(self) -> ClusterInfo:

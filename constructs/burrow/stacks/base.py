@@ -17,15 +17,20 @@ class BurrowStack(TerraformStack):
     sibling stack resolves the same way, so cross-stack references work with local state too.
     """
 
-    def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str, *, local_state: bool = False) -> None:
-        name = f"{env.name}-{layer}"
+    def __init__(
+        self, scope: Construct, env: EnvironmentConfig, layer: str, *, local_state: bool = False,
+        name: str | None = None, state_key: str | None = None,
+    ) -> None:
+        """`name` and `state_key` replace `<env>-<layer>` and `<env>/<layer>.tfstate` (previews)."""
+        name = name or f"{env.name}-{layer}"
         super().__init__(scope, name)
         self.env = env
         self.layer = layer
         if local_state or env.state.backend == "local":
             LocalBackend(self, path=f"../{name}/terraform.{name}.tfstate")
         else:
-            S3Backend(self, bucket=env.state.bucket, key=f"{env.name}/{layer}.tfstate", region=env.aws.region, encrypt=True)
+            S3Backend(self, bucket=env.state.bucket, key=state_key or f"{env.name}/{layer}.tfstate", region=env.aws.region,
+                      encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
             if env.aws.account_id:
                 self.add_override("terraform.backend.s3.allowed_account_ids", [env.aws.account_id])
