@@ -25,6 +25,7 @@ PIPENV_VERSION := 2026.10.3
 ENV ?=
 
 .PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean verify-charts \
+	preview-synth preview preview-destroy previews-expired previews-destroy-expired \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
 help:
@@ -36,6 +37,7 @@ help:
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
+	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
@@ -97,6 +99,35 @@ CHARTS_DIR ?=
 verify-charts: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.charts $(OUT) $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
 
+# Pull-request previews (burrow.previews): pr-<n>-app in the previews' host cluster (qa).
+PREVIEW_VARS = BURROW_PREVIEW=$(PR) BURROW_PREVIEW_HOST=$(HOST) BURROW_PREVIEW_COMMIT=$(COMMIT) BURROW_RELEASE=$(RELEASE)
+PREVIEW_USAGE = { echo "usage: make $@ PR=<pull request number> [HOST=<env>] [RELEASE=release.json] [COMMIT=<sha>]"; exit 2; }
+
+preview-synth: $(VENV)/.synced
+	@test -n "$(PR)" || $(PREVIEW_USAGE)
+	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
+	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
+	$(PREVIEW_VARS) CDKTF_OUTDIR=$(OUT) $(PY) main.py
+
+preview: install
+	@test -n "$(PR)" || $(PREVIEW_USAGE)
+	$(PREVIEW_VARS) npx cdktf deploy 'pr-$(PR)-app' $(if $(CI),--auto-approve,)
+	@$(PREVIEW_VARS) PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.previews summary $(PR) $(if $(HOST),--host $(HOST),) > preview.md
+	@cat preview.md
+
+preview-destroy: install
+	@test -n "$(PR)" || $(PREVIEW_USAGE)
+	$(PREVIEW_VARS) npx cdktf destroy 'pr-$(PR)-app' --auto-approve
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.previews forget $(PR) $(if $(HOST),--host $(HOST),)
+
+previews-expired: $(VENV)/.synced
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.previews expired $(if $(HOST),--host $(HOST),)
+
+previews-destroy-expired: install
+	@expired=$$($(MAKE) -s --no-print-directory previews-expired HOST=$(HOST)) || exit 1; \
+	echo "expired previews: $${expired:-none}"; \
+	for pr in $$expired; do $(MAKE) --no-print-directory preview-destroy PR=$$pr HOST=$(HOST) || exit 1; done
+
 new-env: install
 	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)"
@@ -117,7 +148,7 @@ changed-envs: install
 	@git worktree remove -f .cache/base
 
 pr-comment: install
-	@test -n "$(ENV)" -a -n "$(FILE)" || { echo "usage: make pr-comment ENV=<env> FILE=<diff>"; exit 2; }
+	@test -n "$(ENV)" -a -n "$(FILE)" || { echo "usage: make pr-comment ENV=<env|preview> FILE=<diff or preview.md>"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.comment "$(ENV)" "$(FILE)"
 
 REGISTRY ?=
@@ -143,8 +174,8 @@ release: install
 	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.release record "$(REGISTRY)" "$(TAG)" release.json
 
 smoke: install
-	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)"
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment> [PR=<preview in its cluster>]"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)" $(PR)
 
 # Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
 pr-diffs: install

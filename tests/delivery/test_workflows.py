@@ -39,8 +39,8 @@ def make_targets() -> set[str]:
     return targets
 
 
-def test_there_are_three_workflows():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "images.yml", "pull-request.yml"]
+def test_there_are_four_workflows():
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "images.yml", "preview.yml", "pull-request.yml"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -122,3 +122,35 @@ def test_pull_requests_run_the_checks_and_comment_diffs():
     assert runs == ["test", "synth", "validate", "check-clean", "pr-diffs"]
     assert workflow["jobs"]["diff"]["permissions"]["pull-requests"] == "write"
     assert workflow["jobs"]["test"]["services"]["rabbitmq"]["ports"] == ["5672:5672", "15692:15692"]
+
+
+def test_previews_deploy_on_every_push_and_are_destroyed_on_close_and_expiry():
+    workflow = load(ROOT / ".github" / "workflows" / "preview.yml")
+    assert workflow["on"]["pull_request"]["types"] == ["opened", "synchronize", "reopened", "closed"]
+    assert workflow["on"]["schedule"] == [{"cron": "17 * * * *"}]
+    # Two pushes to one PR queue behind each other; a deploy or destroy is never cut off halfway.
+    assert workflow["concurrency"] == {
+        "group": "preview-${{ github.event.pull_request.number || 'expiry' }}", "cancel-in-progress": False}
+    jobs = workflow["jobs"]
+    assert jobs["images"]["if"] == "github.event_name == 'pull_request' && github.event.action != 'closed'"
+    assert jobs["deploy"]["needs"] == "images"
+    assert jobs["destroy"]["if"] == "github.event_name == 'pull_request' && github.event.action == 'closed'"
+    assert jobs["expire"]["if"] == "github.event_name == 'schedule'"
+
+    def runs(job: str) -> list[str]:
+        return [s["run"] for s in jobs[job]["steps"] if "run" in s]
+
+    assert [r.split()[1] for r in runs("images")] == ["images", "scan-images", "release"]  # built once per push
+    pr = "${{ github.event.pull_request.number }}"
+    assert runs("deploy") == [
+        f"make preview PR={pr} RELEASE=release.json COMMIT=${{{{ github.event.pull_request.head.sha }}}}",
+        f"make smoke ENV=qa PR={pr}",
+        "make pr-comment ENV=preview FILE=preview.md",
+    ]
+    assert not any("docker" in r or "make images" in r for r in runs("deploy"))
+    assert runs("destroy") == [f"make preview-destroy PR={pr}"]
+    assert runs("expire") == ["make previews-destroy-expired"]
+    # Least privilege: only the deploy writes (its one PR comment); nothing writes to the repository.
+    assert jobs["deploy"]["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
+    for name in ("images", "destroy", "expire"):
+        assert jobs[name]["permissions"] == {"contents": "read", "id-token": "write"}

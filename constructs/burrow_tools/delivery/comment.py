@@ -1,6 +1,9 @@
 """Post one pull-request comment per environment, updated in place on every push.
 
-Usage: python -m burrow_tools.delivery.comment <env> <diff file>
+`preview` instead of an environment posts the preview's summary (markdown, `make preview`) as
+the PR's one preview comment.
+
+Usage: python -m burrow_tools.delivery.comment <env|preview> <diff or summary file>
 Needs GITHUB_TOKEN, GITHUB_REPOSITORY and PR_NUMBER (the workflow sets them).
 """
 
@@ -22,6 +25,8 @@ def marker(env: str) -> str:
 
 def body(env: str, diff: str) -> str:
     text = diff if len(diff) <= LIMIT else diff[:LIMIT] + "\n… (cut; the full diff is in the job log)"
+    if env == "preview":
+        return f"{marker(env)}\n{text}"
     return f"{marker(env)}\n### `cdktf diff` for `{env}`\n\n```\n{text}\n```\n"
 
 
