@@ -25,7 +25,7 @@ PIPENV_VERSION := 2026.10.3
 ENV ?=
 
 .PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean verify-charts \
-	preview-synth preview preview-destroy previews-expired previews-destroy-expired \
+	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
 help:
@@ -38,6 +38,7 @@ help:
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
+	@echo "make gitops-export ENV=uat [DIR=…]  the GitOps tree Flux reconciles (delivery: gitops)"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
@@ -127,6 +128,15 @@ previews-destroy-expired: install
 	@expired=$$($(MAKE) -s --no-print-directory previews-expired HOST=$(HOST)) || exit 1; \
 	echo "expired previews: $${expired:-none}"; \
 	for pr in $$expired; do $(MAKE) --no-print-directory preview-destroy PR=$$pr HOST=$(HOST) || exit 1; done
+
+# delivery: gitops: the tree Flux reconciles, checked (kustomize build, strict validation, no Secret);
+# DIR=<checkout of the GitOps repository>/clusters/<env> also copies it there.
+gitops-export: $(VENV)/.synced
+	@test -n "$(ENV)" || { echo "usage: make gitops-export ENV=<environment> [DIR=<folder>]"; exit 2; }
+	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
+	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
+	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops $(OUT) $(ENV) $(DIR)
 
 new-env: install
 	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }

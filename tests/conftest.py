@@ -17,6 +17,8 @@ import pytest
 from tests.support.services import ROOT
 
 ENVIRONMENTS = ("dev", "qa", "uat", "preprod", "prod")
+# Environments whose app layer is a Terraform stack (`<env>-app`); uat's is delivered by GitOps.
+APP_STACK_ENVIRONMENTS = ("dev", "qa", "preprod", "prod")
 
 
 @dataclass
@@ -29,9 +31,24 @@ class Synthesized:
         return self.stacks[name]
 
     def objects(self, env: str) -> list[dict]:
+        """Every object the environment delivers (a GitOps environment's app layer included)."""
         from burrow.synth import environment_objects
 
         return next(environment_objects(b) for b in self.built if b.env.name == env)
+
+    def stack_objects(self, env: str) -> list[dict]:
+        """The objects the environment's Terraform stacks deliver."""
+        from burrow.k8s.release import KubernetesObjects
+
+        built = next(b for b in self.built if b.env.name == env)
+        return [o for stack in built.stacks for node in stack.node.find_all() if isinstance(node, KubernetesObjects)
+                for o in node.objects]
+
+    def rabbitmq_values(self, env: str) -> dict:
+        """The values the environment's RabbitMQ chart renders with (whichever delivers it)."""
+        from burrow.k8s.release import release_values
+
+        return release_values(next(b for b in self.built if b.env.name == env).app.broker.release)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +62,10 @@ def synthesized(tmp_path_factory) -> Synthesized:
     app = App(outdir=str(outdir))
     built = build_app(app, load_environments(ROOT / "environments", list(ENVIRONMENTS)), ROOT / "helm")
     app.synth()
+    from burrow.synth import export_gitops
+
+    for environment in built:
+        export_gitops(environment, outdir)
     stacks = {
         path.parent.name: json.loads(path.read_text()) for path in sorted((outdir / "stacks").glob("*/cdk.tf.json"))
     }

@@ -9,6 +9,7 @@ from burrow.app.rabbitmq import MANAGED_VALUES
 from burrow.config.helm_values import chart_values
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import ConfigError
+from burrow.gitops import gitops_tree
 from burrow.previews import PreviewRequest
 from burrow.spi import ClusterInfo, KubeconfigCluster
 from burrow.stacks.addons import AddOnsLayer, configured_addons
@@ -24,6 +25,8 @@ class EnvironmentStacks:
     env: EnvironmentConfig
     stacks: tuple[BurrowStack, ...]
     app: AppLayer
+    #: `delivery: gitops`: the tree Flux reconciles ({path: text}); the app layer is then no stack.
+    gitops: dict[str, str] | None = None
 
 
 def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
@@ -50,12 +53,35 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
     else:
         cluster = existing_cluster(env)
     addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env, cluster))
+    stacks.append(addons)
+    if env.delivery == "gitops":
+        app = gitops_app_layer(env, cluster, rabbitmq_values)
+        return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app, gitops=gitops_tree(app))
     app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
     # KEDA's CRDs must exist before the app's objects that use them are applied, and Karpenter's
     # NodePool before the app's pods that only its nodes take.
     app.add_dependency(addons)
-    stacks += [addons, app]
+    stacks.append(app)
     return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app)
+
+
+def gitops_app_layer(env: EnvironmentConfig, cluster: ClusterInfo, rabbitmq_values: list) -> AppLayer:
+    """The app layer of a `delivery: gitops` environment, built apart from the environment's stacks
+    (Flux, not Terraform, applies it) and synthesized on its own so the guardrails still judge it.
+    It never talks to the cluster, so it gets a placeholder connection (same zones, same secrets)."""
+    import tempfile  # noqa: PLC0415
+
+    from cdktf import App  # noqa: PLC0415
+
+    from burrow.synth import synthesize  # noqa: PLC0415 - synth imports this module
+
+    placeholder = KubeconfigCluster(kubeconfig_path="/dev/null", context="gitops", version=env.kubernetes.version,
+                                    multi_zone=cluster.multi_zone, secrets=cluster.secrets)
+    with tempfile.TemporaryDirectory(prefix="burrow-gitops-") as outdir:
+        scratch = App(outdir=outdir)
+        app = AppLayer(scratch, env, cluster=placeholder, rabbitmq_values=rabbitmq_values)
+        synthesize(scratch)
+    return app
 
 
 def build_preview(scope: Construct, host: EnvironmentConfig, request: PreviewRequest, *,

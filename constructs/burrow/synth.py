@@ -106,7 +106,9 @@ def environment_objects(built: EnvironmentStacks) -> list[dict]:
     from burrow.k8s.release import KubernetesObjects  # noqa: PLC0415
 
     found = []
-    for stack in built.stacks:
+    app = getattr(built, "app", None)
+    stacks = [*built.stacks, *([app] if app is not None and app not in built.stacks else [])]  # GitOps app layer too
+    for stack in stacks:
         for node in stack.node.find_all():
             if isinstance(node, KubernetesObjects):
                 found.extend(node.objects)
@@ -127,6 +129,20 @@ def export_objects(built: EnvironmentStacks, outdir: Path) -> Path:
         + yaml.safe_dump_all(objects, sort_keys=False),
         encoding="utf-8",
     )
+    return target
+
+
+def export_gitops(built: EnvironmentStacks, outdir: Path) -> Path | None:
+    """Write a `delivery: gitops` environment's tree to `<outdir>/gitops/<env>/` (replacing it)."""
+    if built.gitops is None:
+        return None
+    import shutil  # noqa: PLC0415
+
+    target = outdir / "gitops" / built.env.name
+    shutil.rmtree(target, ignore_errors=True)
+    for path, text in built.gitops.items():
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_text(text, encoding="utf-8")
     return target
 
 
@@ -179,4 +195,7 @@ def main(root: Path) -> int:
         for stack in env.stacks:
             print(f"{stack.node.id:<18} {outdir / 'stacks' / stack.node.id / 'cdk.tf.json'}")
         print(f"{env.env.name + ' objects':<18} {export_objects(env, outdir)}")
+        tree = export_gitops(env, outdir)
+        if tree is not None:
+            print(f"{env.env.name + ' gitops':<18} {tree}  (Flux reads it from {env.env.gitops.repository})")
     return 0

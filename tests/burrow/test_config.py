@@ -34,6 +34,16 @@ def error_for(env_dir: Path, name: str) -> str:
     return str(caught.value)
 
 
+def minimal_qa_error(env_dir: Path, override: str) -> str:
+    """The error for a qa.yaml holding only what an EKS environment needs plus `override`; it must
+    name qa.yaml, the file the mistake is in."""
+    write(env_dir, "qa", "tier: staging\naws: {account_id: '210987654321'}\n"
+                         f"state: {{backend: s3, bucket: burrow-qa-tfstate}}\n{override}\n")
+    message = error_for(env_dir, "qa")
+    assert message.startswith(str(env_dir / "qa.yaml")), message
+    return message
+
+
 def test_deep_merge_merges_mappings_and_replaces_everything_else():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 1}
     assert deep_merge(base, {"a": {"y": [3]}, "c": 2}) == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
@@ -261,3 +271,36 @@ def test_make_synth_starts_afresh_but_keeps_local_terraform_state(tmp_path):
     assert state.with_suffix(".tfstate.backup").exists()
     assert not stale.parent.exists()
     assert (out / "stacks" / "dev-app" / "cdk.tf.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # Karpenter and backups (test_day2)
+        ("cluster: {eks: {karpenter: {limits: {cpu: 1, memory_gib: 128}}}}",
+         "cluster.eks.karpenter.limits.cpu = 1: at least one node of the smallest instance allowed (2 vCPUs, 4 GiB: "
+         "size large of categories c, m, r)"),
+        ("cluster: {eks: {karpenter: {instance_categories: [r], instance_sizes: [xlarge], limits: {cpu: 8, memory_gib: 16}}}}",
+         "cluster.eks.karpenter.limits.memory_gib = 16: at least one node of the smallest instance allowed (4 vCPUs, 32 GiB"),
+        ("cluster: {eks: {karpenter: {capacity_types: []}}}",
+         "cluster.eks.karpenter.capacity_types = []: needs at least one entry"),
+        ("cluster: {eks: {karpenter: {capacity_types: [reserved]}}}",
+         "cluster.eks.karpenter.capacity_types.0 = 'reserved': Input should be 'spot' or 'on-demand'"),
+        ("backups: {schedules: {daily: {retention_days: 0}}}",
+         "backups.schedules.daily.retention_days = 0: Input should be greater than or equal to 1"),
+        ("backups: {schedules: {daily: {cron: '0 25 * * *'}}}",
+         "backups.schedules.daily.cron = '0 25 * * *': not a valid cron expression: hour field '25'"),
+        ("backups: {schedules: {daily: {cron: 'every day'}}}",
+         "backups.schedules.daily.cron = 'every day': not a valid cron expression: has 2 fields"),
+        # delivery (test_gitops)
+        ("delivery: flux", "delivery = 'flux': Input should be 'terraform' or 'gitops'"),
+        ("delivery: gitops", "gitops = None: delivery: gitops needs gitops.repository"),
+        ("delivery: gitops\ngitops: {repository: 'github.com/org/repo'}",
+         "gitops.repository = 'github.com/org/repo': not a Git URL: use https://host/org/repo.git"),
+        ("delivery: gitops\ngitops: {repository: 'https://github.com/o/r.git', branch: 'a b'}",
+         "gitops.branch = 'a b': String should match pattern"),
+    ],
+)
+def test_bad_scaling_backup_and_delivery_settings_fail_before_synthesis(env_dir, override, expected):
+    message = minimal_qa_error(env_dir, override)
+    assert expected in message, message

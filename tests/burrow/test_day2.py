@@ -124,8 +124,7 @@ def test_node_class_finds_the_clusters_subnets_and_group_and_hardens_its_nodes(s
 def test_workloads_run_on_the_pool_and_brokers_on_on_demand_capacity(synthesized, env_name):
     pods = {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in objects_of_kind(synthesized, env_name, "Deployment")}
     assert pods["producer"]["nodeSelector"] == pods["consumer"]["nodeSelector"] == {"karpenter.sh/nodepool": "burrow"}
-    rabbitmq = next(r for r in resources(synthesized.stack(f"{env_name}-app"), "helm_release").values() if r["name"] == "rabbitmq")
-    broker = values_of(rabbitmq)
+    broker = synthesized.rabbitmq_values(env_name)
     assert broker["nodeSelector"] == {"karpenter.sh/nodepool": "burrow", "karpenter.sh/capacity-type": "on-demand"}
     if config(env_name).rabbitmq.anti_affinity == "hard":
         assert broker["podAntiAffinityPreset"] == "hard"
@@ -318,31 +317,6 @@ def test_staging_may_use_spot(tmp_path):
 # --- Bad input ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ("cluster: {eks: {karpenter: {limits: {cpu: 1, memory_gib: 128}}}}",
-         "cluster.eks.karpenter.limits.cpu = 1: at least one node of the smallest instance allowed (2 vCPUs, 4 GiB: "
-         "size large of categories c, m, r)"),
-        ("cluster: {eks: {karpenter: {instance_categories: [r], instance_sizes: [xlarge], limits: {cpu: 8, memory_gib: 16}}}}",
-         "cluster.eks.karpenter.limits.memory_gib = 16: at least one node of the smallest instance allowed (4 vCPUs, 32 GiB"),
-        ("cluster: {eks: {karpenter: {capacity_types: []}}}",
-         "cluster.eks.karpenter.capacity_types = []: needs at least one entry"),
-        ("cluster: {eks: {karpenter: {capacity_types: [reserved]}}}",
-         "cluster.eks.karpenter.capacity_types.0 = 'reserved': Input should be 'spot' or 'on-demand'"),
-        ("backups: {schedules: {daily: {retention_days: 0}}}",
-         "backups.schedules.daily.retention_days = 0: Input should be greater than or equal to 1"),
-        ("backups: {schedules: {daily: {cron: '0 25 * * *'}}}",
-         "backups.schedules.daily.cron = '0 25 * * *': not a valid cron expression: hour field '25'"),
-        ("backups: {schedules: {daily: {cron: 'every day'}}}",
-         "backups.schedules.daily.cron = 'every day': not a valid cron expression: has 2 fields"),
-    ],
-)
-def test_bad_scaling_and_backup_settings_fail_before_synthesis(env_dir, override, expected):  # noqa: F811
-    write(env_dir, "qa", f"tier: staging\naws: {{account_id: '210987654321'}}\nstate: {{backend: s3, bucket: burrow-qa-tfstate}}\n{override}\n")
-    message = error_for(env_dir, "qa")
-    assert message.startswith(str(env_dir / "qa.yaml")), message
-    assert expected in message, message
 
 
 def test_backups_enabled_without_a_schedule_are_refused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.burrow.test_properties import rabbitmq_values
-from tests.conftest import ENVIRONMENTS
+from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS
 
 CLOUD = [env for env in ENVIRONMENTS if env != "dev"]
 
@@ -52,7 +52,7 @@ def test_workload_pods_are_hardened(synthesized, env):
         assert set(container) >= {"livenessProbe", "readinessProbe", "startupProbe", "resources"}
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", APP_STACK_ENVIRONMENTS)
 def test_namespace_enforces_restricted_pod_security(synthesized, env):
     namespace = next(iter(synthesized.stack(f"{env}-app")["resource"]["kubernetes_namespace_v1"].values()))
     labels = namespace["metadata"]["labels"]
@@ -115,7 +115,7 @@ def test_consumer_scales_on_queue_depth_through_keda_with_a_secret_reference(syn
     assert (scaled["spec"]["maxReplicaCount"], scaled["spec"]["cooldownPeriod"]) == (10, 120)
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", APP_STACK_ENVIRONMENTS)
 def test_custom_resources_ship_in_the_object_release_after_the_addons(synthesized, env):
     app = synthesized.stack(f"{env}-app")
     assert "kubernetes_manifest" not in app.get("resource", {})

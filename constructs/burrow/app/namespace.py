@@ -80,6 +80,7 @@ class AppNamespace(Construct):
             **MANAGED_BY,
             **{f"pod-security.kubernetes.io/{mode}": PSA_LEVEL for mode in ("enforce", "audit", "warn")},
         }
+        self.labels = labels
         self.resource = NamespaceV1(
             self,
             "namespace",

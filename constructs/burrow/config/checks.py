@@ -121,6 +121,17 @@ def preview_problems(env: EnvironmentConfig) -> list[Problem]:
              "credentials in the cluster); set previews.enabled: false here")]
 
 
+def delivery_problems(env: EnvironmentConfig) -> list[Problem]:
+    if env.delivery != "gitops":
+        return []
+    if env.gitops is None:
+        return [(("gitops",), None, "delivery: gitops needs gitops.repository (and optionally branch, path) for Flux")]
+    if not env.on_aws:
+        return [(("delivery",), "gitops", "GitOps keeps the broker's credentials out of Git through External Secrets, "
+                 "which only EKS environments have; use delivery: terraform here")]
+    return []
+
+
 def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
     """Problems between environments: a state bucket name claimed from two accounts."""
     owners: dict[str, dict[str, list[str]]] = {}
@@ -138,4 +149,4 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
 
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
     return (storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
-            + backup_problems(env) + preview_problems(env))
+            + backup_problems(env) + preview_problems(env) + delivery_problems(env))

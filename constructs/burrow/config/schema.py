@@ -553,6 +553,34 @@ class PreviewsConfig(Model):
     quota: NamespaceQuota = NamespaceQuota()
 
 
+GIT_URL = re.compile(
+    r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
+    r"|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)$"
+)
+
+
+class GitOpsConfig(Model):
+    """Where Flux reads an environment's app layer from (`delivery: gitops`)."""
+
+    #: The Git repository: https://host/org/repo(.git), ssh://git@host/org/repo or git@host:org/repo.
+    repository: str
+    branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] = "main"
+    #: Folder in the repository that holds `make gitops-export`'s tree. default: clusters/<env>
+    path: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")] | None = None
+    interval: Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")] = "5m"
+    #: A Secret in flux-system with the repository's credentials (deploy key, token); none for public.
+    secret_name: DnsLabel | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _git_url(cls, value: str) -> str:
+        if not GIT_URL.match(value):
+            raise ValueError("not a Git URL: use https://host/org/repo.git, ssh://git@host/org/repo.git or "
+                             "git@host:org/repo.git")
+        return value
+
+
 class EnvironmentConfig(Model):
     """One environment, after `default.yaml` and its own file are merged."""
 
@@ -573,6 +601,10 @@ class EnvironmentConfig(Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     backups: BackupsConfig = BackupsConfig()
     previews: PreviewsConfig = PreviewsConfig()
+    #: How the app layer reaches the cluster: `terraform` (helm_release resources in `<env>-app`) or
+    #: `gitops` (Flux reconciles the tree `make gitops-export` writes; see `gitops`).
+    delivery: Literal["terraform", "gitops"] = "terraform"
+    gitops: GitOpsConfig | None = None
 
     @field_validator("tier")
     @classmethod

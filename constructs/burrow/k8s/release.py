@@ -115,6 +115,7 @@ class KubernetesObjects(Construct):
         super().__init__(scope, id)
         self.objects: tuple[K8sObject, ...] = tuple(objects)
         self.namespace = namespace
+        self.release_name = release_name
         self.release = Release(
             self,
             "release",

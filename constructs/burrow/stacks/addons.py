@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from burrow.addons.base import ClusterAddOn
 from burrow.addons.external_secrets import ExternalSecretsAddOn
+from burrow.addons.flux import FluxAddOn
 from burrow.addons.karpenter import KarpenterAddOn
 from burrow.addons.keda import keda
 from burrow.addons.metrics_server import metrics_server
@@ -42,6 +43,8 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
         chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
     if cluster is not None and cluster.backups is not None:
         chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled))
+    if env.delivery == "gitops" and env.gitops is not None:
+        chosen.append(FluxAddOn(env.gitops, env.name))  # last: what it syncs needs every CRD above
     return chosen
 
 
