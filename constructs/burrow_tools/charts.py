@@ -10,7 +10,8 @@ names that chart and version, anywhere below it) or pulled with Helm from its re
 - `helm template` with the release's name, namespace and values must succeed;
 - every rendered built-in object must pass strict schema validation for the environment's
   Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`;
-- Burrow's own custom resources (`<outdir>/objects/<env>.yaml`: Karpenter's NodePool and
+- Burrow's own custom resources (`<outdir>/objects/<env>.yaml` and the GitOps trees under
+  `<outdir>/gitops/`: Karpenter's NodePool and
   EC2NodeClass, Velero's Schedules, KEDA's ScaledObjects, …) must pass their CRD's schema, taken
   from the verified charts (`crds/` and rendered templates), unknown fields refused as
   `kubectl --validate=strict` would.
@@ -211,14 +212,14 @@ def custom_resource_problems(outdir: Path, schemas: Mapping[tuple[str, str], dic
     import jsonschema  # noqa: PLC0415 - only verify-charts needs it
 
     checked, problems = 0, []
-    for path in sorted((outdir / "objects").glob("*.yaml")):
+    for path in sorted([*(outdir / "objects").glob("*.yaml"), *(outdir / "gitops").rglob("*.yaml")]):
         for obj in manifests(path.read_text()):
             schema = schemas.get((obj.get("apiVersion"), obj.get("kind")))
             if schema is None:
                 continue
             checked += 1
             errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.absolute_path))
-            problems += [f"objects/{path.name}: {object_id(obj)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: "
+            problems += [f"{path.relative_to(outdir)}: {object_id(obj)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: "
                          f"{e.message}" for e in errors]
     return checked, problems
 
