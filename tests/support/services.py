@@ -39,7 +39,15 @@ class ServiceProcess:
         return requests.post(self.url + path, data=data, headers={"Content-Type": content_type}, timeout=10)
 
     def wait_ready(self, seconds: float = 30) -> None:
-        wait_until(lambda: self._status("/ready") == 200, seconds, f"{self.role} ready")
+        try:
+            wait_until(lambda: self._status("/ready") == 200, seconds, f"{self.role} ready")
+        except AssertionError as exc:  # say why: what /ready answers and the service's last log lines
+            try:
+                answer = self.get("/ready").text.strip()
+            except requests.RequestException as error:
+                answer = f"no answer ({type(error).__name__})"
+            tail = "\n".join(self.logs().splitlines()[-25:])
+            raise AssertionError(f"{exc}; /ready says: {answer}\nlast lines of {self.log_path.name}:\n{tail}") from None
 
     def _status(self, path: str) -> int | None:
         if self.process.poll() is not None:
