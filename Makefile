@@ -63,9 +63,11 @@ install: $(VENV)/.synced node_modules/.package-lock.json
 # Synthesis needs only the Python environment (the cdktf CLI is for diff and deploy).
 # A fresh output folder, except local Terraform state (dev's, written there by `make deploy ENV=dev`):
 # removing it would make the next deploy create everything again beside what already runs.
+FRESH_OUT = if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
+	\( -type d -empty -delete -o ! -type d -delete \) ; fi
+
 synth: $(VENV)/.synced
-	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
-	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
+	@$(FRESH_OUT)
 	BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py
 
 lint: $(VENV)/.synced
@@ -106,8 +108,7 @@ PREVIEW_USAGE = { echo "usage: make $@ PR=<pull request number> [HOST=<env>] [RE
 
 preview-synth: $(VENV)/.synced
 	@test -n "$(PR)" || $(PREVIEW_USAGE)
-	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
-	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
+	@$(FRESH_OUT)
 	$(PREVIEW_VARS) CDKTF_OUTDIR=$(OUT) $(PY) main.py
 
 preview: install
@@ -133,8 +134,7 @@ previews-destroy-expired: install
 # DIR=<checkout of the GitOps repository>/clusters/<env> also copies it there.
 gitops-export: $(VENV)/.synced
 	@test -n "$(ENV)" || { echo "usage: make gitops-export ENV=<environment> [DIR=<folder>]"; exit 2; }
-	@if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terraform.*.tfstate*' \
-	  \( -type d -empty -delete -o ! -type d -delete \) ; fi
+	@$(FRESH_OUT)
 	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops $(OUT) $(ENV) $(DIR)
 

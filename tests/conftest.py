@@ -38,11 +38,9 @@ class Synthesized:
 
     def stack_objects(self, env: str) -> list[dict]:
         """The objects the environment's Terraform stacks deliver."""
-        from burrow.k8s.release import KubernetesObjects
+        from burrow.synth import environment_objects
 
-        built = next(b for b in self.built if b.env.name == env)
-        return [o for stack in built.stacks for node in stack.node.find_all() if isinstance(node, KubernetesObjects)
-                for o in node.objects]
+        return next(environment_objects(b, include_gitops=False) for b in self.built if b.env.name == env)
 
     def rabbitmq_values(self, env: str) -> dict:
         """The values the environment's RabbitMQ chart renders with (whichever delivers it)."""

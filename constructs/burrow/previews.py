@@ -13,6 +13,7 @@ namespace carries the PR number, commit and expiry as labels for the scheduled c
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -74,24 +75,24 @@ def parse_pr(value: str, key: str = "PR") -> int:
     return int(text)
 
 
-def request_from_environment(environ: os._Environ | dict[str, str] = os.environ) -> PreviewRequest | None:
+def request_from_environment(environ: Mapping[str, str] = os.environ) -> PreviewRequest | None:
     """The preview `BURROW_PREVIEW` asks for (with `BURROW_PREVIEW_COMMIT`, `BURROW_PREVIEW_CREATED`),
     or None when no preview is asked for."""
     raw = environ.get(PREVIEW_VARIABLE)
     if not raw:
         return None
+    pr = parse_pr(raw)
     commit = environ.get(COMMIT_VARIABLE) or None
     if commit is not None and not (7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)):
         raise ConfigError(f"COMMIT = {commit!r}: a commit is 7 to 40 lowercase hex digits (git rev-parse HEAD)")
     created = environ.get(CREATED_VARIABLE)
-    request = PreviewRequest(parse_pr(raw))
-    if created:
-        try:
-            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(f"{CREATED_VARIABLE} = {created!r}: an ISO 8601 time, e.g. 2026-11-23T09:30:00Z") from None
-        request = PreviewRequest(request.pr, commit, when.astimezone(UTC))
-    return PreviewRequest(request.pr, commit, request.created_at)
+    if not created:
+        return PreviewRequest(pr, commit)
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{CREATED_VARIABLE} = {created!r}: an ISO 8601 time, e.g. 2026-11-23T09:30:00Z") from None
+    return PreviewRequest(pr, commit, when.astimezone(UTC))
 
 
 def preview_host(envs: list[EnvironmentConfig], wanted: str | None) -> EnvironmentConfig:

@@ -76,19 +76,26 @@ class BackupAccess:
     role_arn: str
 
 
-class ClusterInfo(ABC):
+@dataclass(frozen=True, kw_only=True)
+class CloudAccess:
+    """What a cluster's add-ons reach in the cloud, keyword-only and absent by default; every
+    `ClusterInfo` carries these fields."""
+
+    #: Credentials held outside Terraform state (cloud environments); None: Terraform generates them.
+    secrets: SecretsAccess | None = None
+    #: Karpenter's cloud side when the cluster autoscales its nodes with it; None: nodes are fixed.
+    node_autoscaling: NodeAutoscalingAccess | None = None
+    #: Velero's cloud side when the environment is backed up; None: no backups.
+    backups: BackupAccess | None = None
+
+
+class ClusterInfo(CloudAccess, ABC):
     """What a stack needs to talk to a cluster. Returned by every cluster provider."""
 
     #: Kubernetes minor version of the cluster, e.g. "1.33".
     version: str
     #: True when the cluster runs in more than one availability zone (zone spreading makes sense).
     multi_zone: bool
-    #: Credentials held outside Terraform state (cloud environments); None: Terraform generates them.
-    secrets: SecretsAccess | None
-    #: Karpenter's cloud side when the cluster autoscales its nodes with it; None: nodes are fixed.
-    node_autoscaling: NodeAutoscalingAccess | None
-    #: Velero's cloud side when the environment is backed up; None: no backups.
-    backups: BackupAccess | None
 
     @abstractmethod
     def connection(self) -> dict[str, Any]:
@@ -137,9 +144,6 @@ class KubeconfigCluster(ClusterInfo):
     context: str
     version: str
     multi_zone: bool = False
-    secrets: SecretsAccess | None = None
-    node_autoscaling: NodeAutoscalingAccess | None = None
-    backups: BackupAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {"config_path": self.kubeconfig_path, "config_context": self.context}
@@ -159,9 +163,6 @@ class TokenCluster(ClusterInfo):
     region: str
     version: str
     multi_zone: bool = True
-    secrets: SecretsAccess | None = None
-    node_autoscaling: NodeAutoscalingAccess | None = None
-    backups: BackupAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         return {

@@ -62,13 +62,11 @@ def build_app(
 
 
 def build_preview_app(
-    app: App, envs: Sequence[EnvironmentConfig], request: PreviewRequest, helm_dir: Path, host_name: str | None,
-    progress: Callable[[str], None] = _quiet,
+    app: App, host: EnvironmentConfig, request: PreviewRequest, helm_dir: Path, progress: Callable[[str], None] = _quiet,
 ) -> list[EnvironmentStacks]:
-    """Build only the preview stack `pr-<n>-app` into `app`, in the cluster of the previews' host."""
+    """Build only the preview stack `pr-<n>-app` into `app`, in the cluster of the previews' `host`."""
     from burrow.environment import build_preview  # noqa: PLC0415 - cdktf loads after config is valid
 
-    host = preview_host(list(envs), host_name)
     built = build_preview(app, host, request, helm_dir=helm_dir)
     progress(f"preview of pull request {request.pr}: {request.stack_name} in {host.name}'s cluster, namespace "
              f"{request.namespace}, expires {request.expires_at(host.previews.ttl_hours).isoformat()}")
@@ -101,13 +99,14 @@ def synthesize(app: App) -> None:
         raise SystemExit(2) from None
 
 
-def environment_objects(built: EnvironmentStacks) -> list[dict]:
-    """Every Kubernetes object Burrow delivers through object releases in one environment."""
+def environment_objects(built: EnvironmentStacks, include_gitops: bool = True) -> list[dict]:
+    """Every Kubernetes object Burrow delivers through object releases in one environment: its
+    stacks' and, unless `include_gitops` is false, a GitOps app layer's (delivered by Flux)."""
     from burrow.k8s.release import KubernetesObjects  # noqa: PLC0415
 
     found = []
-    app = getattr(built, "app", None)
-    stacks = [*built.stacks, *([app] if app is not None and app not in built.stacks else [])]  # GitOps app layer too
+    app = getattr(built, "app", None) if include_gitops else None
+    stacks = [*built.stacks, *([app] if app is not None and app not in built.stacks else [])]
     for stack in stacks:
         for node in stack.node.find_all():
             if isinstance(node, KubernetesObjects):
@@ -161,21 +160,20 @@ def main(root: Path) -> int:
         if preview is not None:  # the host's environment is read in full; only the preview is built
             names = None
         configs = load_environments(root / "environments", names)
-        if preview is not None:
-            preview_host(configs, os.environ.get(HOST_VARIABLE) or None)  # a bad host is reported now
         release_file = os.environ.get(RELEASE_VARIABLE)
         if release_file:
             # A deploy pins the images recorded when they were built (build once, deploy many).
             release = load_release(Path(release_file))
             configs = [apply_release(env, release) for env in configs]
+        host = preview_host(configs, os.environ.get(HOST_VARIABLE) or None) if preview is not None else None
         progress(f"configuration valid: {', '.join(env.name for env in configs)}")
         started = time.perf_counter()
         from cdktf import App  # noqa: PLC0415
 
         app = App()
         progress(f"started cdktf in {time.perf_counter() - started:.1f} s")
-        if preview is not None:
-            built = build_preview_app(app, configs, preview, root / "helm", os.environ.get(HOST_VARIABLE) or None, progress)
+        if preview is not None and host is not None:
+            built = build_preview_app(app, host, preview, root / "helm", progress)
         else:
             built = build_app(app, configs, root / "helm", progress)
     except BurrowError as exc:

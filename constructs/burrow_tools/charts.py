@@ -170,7 +170,7 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     except yaml.YAMLError as exc:
         release.problems.append(f"the rendered chart is not valid YAML: {exc}")
         return
-    shipped = [path for path in sorted((chart_dir / "crds").rglob("*.yaml"))] if (chart_dir / "crds").is_dir() else []
+    shipped = sorted((chart_dir / "crds").rglob("*.yaml"))  # empty when the chart has no crds/ folder
     release.crds = [doc for doc in objects + [d for path in shipped for d in manifests(path.read_text())]
                     if doc.get("kind") == "CustomResourceDefinition"]
     objects = [obj for obj in objects if obj.get("kind") != "CustomResourceDefinition"]

@@ -3,6 +3,7 @@ owns the app layer, reconciled from the tree `make gitops-export` writes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -110,11 +111,8 @@ def test_the_export_is_byte_identical_on_another_run_and_another_checkout_path(t
         shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "main.py", checkout / "main.py")
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "BURROW_ENV": "uat", "CDKTF_OUTDIR": str(out), "HOME": str(tmp_path),
+    env = {"PATH": os.environ["PATH"], "BURROW_ENV": "uat", "CDKTF_OUTDIR": str(out), "HOME": str(tmp_path),
            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    import os
-
-    env["PATH"] = os.environ["PATH"]
     result = subprocess.run([sys.executable, str(checkout / "main.py")], cwd=checkout, env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr

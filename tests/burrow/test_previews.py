@@ -28,7 +28,7 @@ REQUEST = PreviewRequest(42, "0123abcd" * 5, CREATED)
 def preview(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("preview")
     app = App(outdir=str(outdir))
-    [built] = build_preview_app(app, load_environments(ROOT / "environments"), REQUEST, ROOT / "helm", None)
+    [built] = build_preview_app(app, preview_host(load_environments(ROOT / "environments"), None), REQUEST, ROOT / "helm")
     app.synth()
     stack = json.loads((outdir / "stacks" / "pr-42-app" / "cdk.tf.json").read_text())
     return stack, environment_objects(built), built
@@ -118,7 +118,7 @@ def test_no_policy_admits_another_namespace_but_dns_and_keda(preview):
 
 def test_the_preview_meets_its_tiers_guardrails_and_a_quota_is_required(tmp_path):
     app = App(outdir=str(tmp_path))
-    [built] = build_preview_app(app, load_environments(ROOT / "environments"), REQUEST, ROOT / "helm", None)
+    [built] = build_preview_app(app, preview_host(load_environments(ROOT / "environments"), None), REQUEST, ROOT / "helm")
     built.app.namespace.policies.objects = tuple(
         o for o in built.app.namespace.policies.objects if o["kind"] != "ResourceQuota")
     with pytest.raises(RuntimeError):

@@ -8,6 +8,19 @@ from burrow.config.schema import EnvironmentConfig
 from constructs import Construct
 
 
+def state_access(env: EnvironmentConfig, session_name: str) -> dict:
+    """How Terraform reaches an environment's state bucket: only with credentials of its account
+    (`allowed_account_ids`), through its role when it has one (`assume_role`). For the S3 backend
+    and for a `terraform_remote_state` reading that bucket alike."""
+    access: dict = {}
+    if env.aws.account_id:
+        access["allowed_account_ids"] = [env.aws.account_id]
+    if env.aws.role_arn:  # the state is read and written with the environment's role too
+        access["assume_role"] = {"role_arn": env.aws.role_arn, "session_name": session_name,
+                                 **({"external_id": env.aws.external_id} if env.aws.external_id else {})}
+    return access
+
+
 class BurrowStack(TerraformStack):
     """A stack named `<env>-<layer>` whose state lives where the environment says.
 
@@ -32,9 +45,5 @@ class BurrowStack(TerraformStack):
             S3Backend(self, bucket=env.state.bucket, key=state_key or f"{env.name}/{layer}.tfstate", region=env.aws.region,
                       encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
-            if env.aws.account_id:
-                self.add_override("terraform.backend.s3.allowed_account_ids", [env.aws.account_id])
-            if env.aws.role_arn:  # the state is read and written with the environment's role too
-                role = {"role_arn": env.aws.role_arn, "session_name": f"burrow-{env.name}"}
-                self.add_override("terraform.backend.s3.assume_role",
-                                  {**role, **({"external_id": env.aws.external_id} if env.aws.external_id else {})})
+            for key, value in state_access(env, f"burrow-{env.name}").items():
+                self.add_override(f"terraform.backend.s3.{key}", value)

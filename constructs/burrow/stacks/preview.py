@@ -9,8 +9,9 @@ from cdktf import DataTerraformRemoteStateS3, Fn, TerraformStack
 
 from burrow.config.schema import EnvironmentConfig
 from burrow.previews import PreviewRequest, preview_config
-from burrow.spi import BackupAccess, ClusterInfo, NodeAutoscalingAccess, SecretsAccess
+from burrow.spi import ClusterInfo
 from burrow.stacks.app import AppLayer
+from burrow.stacks.base import state_access
 from constructs import Construct
 
 
@@ -23,9 +24,6 @@ class HostCluster(ClusterInfo):
     host: EnvironmentConfig
     version: str
     multi_zone: bool = True
-    secrets: SecretsAccess | None = None
-    node_autoscaling: NodeAutoscalingAccess | None = None
-    backups: BackupAccess | None = None
 
     def connection(self) -> dict[str, Any]:
         raise NotImplementedError("HostCluster reads its settings in the stack: connection_in(stack)")
@@ -34,13 +32,8 @@ class HostCluster(ClusterInfo):
         host = self.host
         state = DataTerraformRemoteStateS3(stack, "host-cluster", bucket=host.state.bucket,
                                            key=f"{host.name}/cluster.tfstate", region=host.aws.region, encrypt=True)
-        if host.aws.account_id:
-            state.add_override("config.allowed_account_ids", [host.aws.account_id])
-        if host.aws.role_arn:
-            role = {"role_arn": host.aws.role_arn, "session_name": f"burrow-{host.name}-preview"}
-            if host.aws.external_id:
-                role["external_id"] = host.aws.external_id
-            state.add_override("config.assume_role", role)
+        for key, value in state_access(host, f"burrow-{host.name}-preview").items():
+            state.add_override(f"config.{key}", value)
         return {
             "host": state.get_string("cluster-endpoint"),
             "cluster_ca_certificate": Fn.base64decode(state.get_string("cluster-certificate-authority")),
