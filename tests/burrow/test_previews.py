@@ -225,3 +225,14 @@ def test_forget_removes_every_version_of_the_previews_state(monkeypatch):
         assert [v["Key"] for v in left] == ["qa/previews/pr-420.tfstate"]  # another preview's state is untouched
     finally:
         emulator.close()
+
+
+def test_make_previews_expired_without_cloud_access_fails_with_one_line_not_a_traceback(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run(["make", "previews-expired"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "previews: FAILED: " in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -135,6 +135,14 @@ def main(argv: list[str]) -> int:
     except BurrowError as exc:
         print(f"previews: {exc}", file=sys.stderr)
         return 2
+    except subprocess.CalledProcessError as exc:  # aws or kubectl refused: say which and what it printed
+        said = (exc.stderr or "").strip() if isinstance(exc.stderr, str) else (exc.stderr or b"").decode().strip()
+        print(f"previews: FAILED: {' '.join(exc.cmd[:3])} … exited with {exc.returncode}: {said}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"previews: FAILED: {exc.filename} is not installed (the expiry sweep needs the aws CLI and kubectl)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
