@@ -304,3 +304,59 @@ def test_make_synth_starts_afresh_but_keeps_local_terraform_state(tmp_path):
 def test_bad_scaling_backup_and_delivery_settings_fail_before_synthesis(env_dir, override, expected):
     message = minimal_qa_error(env_dir, override)
     assert expected in message, message
+
+
+TWO_REGIONS = "regions: [{name: eu-west-1}, {name: us-east-1, network: {vpc_cidr: 10.1.0.0/16}}]\n"
+PUBLIC = "ingress: {enabled: true, host: events.qa.example.com, zone: qa.example.com}\n"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("regions: [{name: eu-west-1}, {name: us-east-1, network: {vpc_cidr: 10.1.0.0/16}}, {name: us-east-1}]",
+         "regions.2.name = 'us-east-1': region us-east-1 is listed twice (first as regions.1); each region once"),
+        ("regions: [{name: eu-west-1}, {name: us-middle-1}]",
+         "regions.1.name = 'us-middle-1': not an AWS region Burrow knows; known: us-east-1"),
+        ("regions: [{name: us-east-1}, {name: eu-west-1}]",
+         "regions.0.name = 'us-east-1': the first region is the primary and must be aws.region ('eu-west-1')"),
+        ("regions: [{name: eu-west-1}, {name: us-east-1}]",
+         "regions.1.network.vpc_cidr = '10.0.0.0/16': overlaps eu-west-1's 10.0.0.0/16; the regions' networks are peered"),
+        ("regions: [{name: eu-west-1}, {name: us-east-1, network: {vpc_cidr: 10.0.128.0/17}}]",
+         "regions.1.network.vpc_cidr = '10.0.128.0/17': overlaps eu-west-1's 10.0.0.0/16"),
+        ("regions: [{name: eu-west-1}, {name: us-east-1, network: {vpc_cidr: 10.1.0.0/30}}]",
+         "regions.1.network.vpc_cidr = '10.1.0.0/30': in region us-east-1: the VPC needs at least a /24"),
+        ("regions: [{name: eu-west-1}, {name: us-east-1, network: {vpc_cidr: 10.1.0.0/16}, tier: production}]",
+         "regions.1.tier = 'production': unknown key"),
+        (TWO_REGIONS + PUBLIC + "federation: {enabled: true, regions: [eu-west-1, ap-south-1]}",
+         "federation.regions = ['eu-west-1', 'ap-south-1']: ap-south-1 is not a region of this environment "
+         "(eu-west-1, us-east-1); federate only between the environment's regions"),
+        (TWO_REGIONS + "federation: {enabled: true}",
+         "federation.enabled = True: federation names each region's broker in the environment's Route 53 zone"),
+        (PUBLIC + "federation: {enabled: true}",
+         "federation.enabled = True: federation links at least two regions; this environment federates eu-west-1"),
+        ("tier: production\n" + PUBLIC.replace("}", ", tls: false}"),
+         "ingress.tls = False: a public producer in a production environment serves HTTPS only"),
+        ("ingress: {enabled: true, host: events.example.org, zone: qa.example.com}",
+         "host 'events.example.org' does not lie inside zone 'qa.example.com'"),
+        ("ingress: {enabled: true}", "an enabled ingress needs host (the public name) and zone"),
+        ("ingress: {enabled: true, host: e.qa.example.com, zone: qa.example.com, allowed_cidrs: [10.0.0.1/8]}",
+         "ingress.allowed_cidrs = ['10.0.0.1/8']: '10.0.0.1/8' is not an IPv4 network in CIDR notation (10.0.0.1/8 has host bits set)"),
+    ],
+)
+def test_bad_region_ingress_and_federation_settings_fail_before_synthesis(env_dir, override, expected):
+    message = minimal_qa_error(env_dir, override)
+    assert expected in message, message
+
+
+def test_a_second_region_keeps_the_primary_stack_names_and_state_keys():
+    """Adding a region never moves the primary's state: its stacks keep `<env>-<layer>` and
+    `<env>/<layer>.tfstate`; the new region's are `<env>-<region>-<layer>` in the same bucket."""
+    prod = load_environment("prod", ROOT / "environments")
+    primary, second = prod.regional()
+    assert (primary.stack_prefix, primary.state_prefix, primary.aws.region) == ("prod", "prod", "eu-west-1")
+    assert (second.stack_prefix, second.state_prefix, second.aws.region) == ("prod-us-east-1", "prod/us-east-1", "us-east-1")
+    assert (second.network.vpc_cidr, primary.network.vpc_cidr) == ("10.51.0.0/16", "10.50.0.0/16")
+    assert second.primary_region == "eu-west-1" and not second.is_primary
+    for name in ("dev", "qa", "uat", "preprod"):
+        env = load_environment(name, ROOT / "environments")
+        assert env.regional() == [env] and env.stack_prefix == name and env.state_prefix == name

@@ -11,12 +11,18 @@ value and what would work (the loader adds the file):
 - Karpenter's limits hold at least one node of the smallest instance it may choose;
 - backups run only where there is AWS to keep them (an EKS environment), and previews only in an
   EKS environment's cluster.
+- regions: listed once each, the primary (first) is `aws.region`, only for EKS environments;
+  federation names only regions the environment has; a public producer in production has TLS.
 Across environments (`environments_problems`): one state bucket name is used from one account only.
+Across the regions of one environment (`regional_problems`): VPC networks do not overlap (they are
+peered for federation, and overlapping networks cannot be routed).
 """
 
 from __future__ import annotations
 
-from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig
+import ipaddress
+
+from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig, Tier
 
 GP3 = "gp3"
 # The StorageClasses Burrow's add-ons stack creates, per cluster provider.
@@ -132,6 +138,63 @@ def delivery_problems(env: EnvironmentConfig) -> list[Problem]:
     return []
 
 
+def region_problems(env: EnvironmentConfig) -> list[Problem]:
+    names = [region.name for region in env.regions]
+    problems: list[Problem] = []
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            problems.append((("regions", str(index), "name"), name,
+                             f"region {name} is listed twice (first as regions.{names.index(name)}); each region once"))
+    if names and names[0] != env.aws.region:
+        problems.append((("regions", "0", "name"), names[0],
+                         f"the first region is the primary and must be aws.region ({env.aws.region!r}); list "
+                         f"{env.aws.region} first, or set aws.region: {names[0]}"))
+    if env.multi_region and not env.on_aws:
+        problems.append((("regions",), names, "several regions need EKS environments (cluster.provider: eks)"))
+    for region in env.federation.regions or []:
+        if region not in env.region_names:
+            problems.append((("federation", "regions"), env.federation.regions,
+                             f"{region} is not a region of this environment ({', '.join(env.region_names)}); "
+                             "federate only between the environment's regions"))
+    if env.federation.enabled and not env.ingress.enabled:
+        problems.append((("federation", "enabled"), True,
+                         "federation names each region's broker in the environment's Route 53 zone: configure "
+                         "ingress (enabled, host, zone) too"))
+    if env.multi_region and env.delivery == "gitops":
+        problems.append((("delivery",), "gitops", "GitOps delivery is for single-region environments for now (one "
+                         "tree per environment); use delivery: terraform with several regions"))
+    if env.federation.enabled and len(env.federated_regions) < 2:
+        problems.append((("federation", "enabled"), True,
+                         f"federation links at least two regions; this environment federates "
+                         f"{', '.join(env.federated_regions) or 'none'} (add regions, or set federation.enabled: false)"))
+    return problems
+
+
+def ingress_problems(env: EnvironmentConfig) -> list[Problem]:
+    if not env.ingress.enabled:
+        return []
+    if not env.on_aws:
+        return [(("ingress", "enabled"), True, "the public producer is served by the AWS Load Balancer Controller "
+                 "and Route 53: it needs an EKS environment; keep ingress.enabled: false here")]
+    if env.tier == Tier.PRODUCTION and not env.ingress.tls:
+        return [(("ingress", "tls"), False, "a public producer in a production environment serves HTTPS only: "
+                 "set ingress.tls: true (an ACM certificate is issued for it)")]
+    return []
+
+
+def regional_problems(regional: list[EnvironmentConfig]) -> list[Problem]:
+    """Problems between the regions of one environment (after each region's overrides)."""
+    problems: list[Problem] = []
+    for index, env in enumerate(regional):
+        mine = ipaddress.IPv4Network(env.network.vpc_cidr)
+        for other in regional[:index]:
+            if mine.overlaps(ipaddress.IPv4Network(other.network.vpc_cidr)):
+                problems.append((("regions", str(index), "network", "vpc_cidr"), env.network.vpc_cidr,
+                                 f"overlaps {other.aws.region}'s {other.network.vpc_cidr}; the regions' networks are "
+                                 "peered, so each region needs a VPC range of its own"))
+    return problems
+
+
 def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
     """Problems between environments: a state bucket name claimed from two accounts."""
     owners: dict[str, dict[str, list[str]]] = {}
@@ -149,4 +212,4 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
 
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
     return (storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
-            + backup_problems(env) + preview_problems(env) + delivery_problems(env))
+            + backup_problems(env) + preview_problems(env) + delivery_problems(env) + ingress_problems(env))

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from burrow.config.checks import deployability_problems, environments_problems
+from burrow.config.checks import deployability_problems, environments_problems, region_problems, regional_problems
 from burrow.config.schema import ENVIRONMENT_NAME, EnvironmentConfig
 from burrow.errors import ConfigError
 
@@ -67,8 +67,8 @@ def _step(data: Any, part: Any) -> Any:
     """`data[part]` for a mapping key or a list index, else `_MISSING`."""
     if isinstance(data, Mapping) and part in data:
         return data[part]
-    if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-        return data[part]
+    if isinstance(data, list) and str(part).isdigit() and int(part) < len(data):
+        return data[int(part)]
     return _MISSING
 
 
@@ -136,16 +136,44 @@ def load_environment(name: str, env_dir: Path) -> EnvironmentConfig:
         env = EnvironmentConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, merged, override, (defaults_file, env_file))) from None
-    problems = deployability_problems(env)
+    def source_of(key: tuple[str, ...], value: object) -> Path:
+        # a problem inside a region entry comes from the file that lists the regions
+        found = _has_path(override, key[:2] if key[0] == "regions" else key)
+        return env_file if found or value is None else defaults_file
+
+    problems = deployability_problems(env) + region_problems(env)
+    if not problems and env.regions:
+        problems = regional_checks(env, merged)
     if problems:
         raise ConfigError(
-            "\n".join(
-                f"{env_file if _has_path(override, key) or value is None else defaults_file}: "
-                f"{'.'.join(key)} = {value!r}: {message}"
-                for key, value, message in problems
-            )
+            "\n".join(f"{source_of(key, value)}: {'.'.join(key)} = {value!r}: {message}"
+                      for key, value, message in problems)
         )
     return env
+
+
+def regional_checks(env: EnvironmentConfig, merged: Mapping[str, Any]) -> list:
+    """Validate every region's view of `env` (its overrides merged in), reporting a problem inside an
+    override at `regions.<i>.<key>`; then the checks between regions (overlapping networks)."""
+    regional, problems = [], []
+    for index, region in enumerate(env.regions):
+        prefix = ("regions", str(index))
+        data = deep_merge(merged, region.overrides)
+        data["aws"] = {**data.get("aws", {}), "region": region.name}
+        try:
+            view = EnvironmentConfig.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc, message = _describe(error)
+                key = (*prefix, *map(str, loc)) if _has_path(region.overrides, loc) else tuple(map(str, loc))
+                problems.append((key, _value_at(data, loc), f"in region {region.name}: {message}"))
+            continue
+        problems += [((*prefix, *key) if _has_path(region.overrides, key) else key, value,
+                      f"in region {region.name}: {message}") for key, value, message in deployability_problems(view)]
+        regional.append(view)
+    if problems:
+        return problems
+    return regional_problems(regional)
 
 
 def load_environments(env_dir: Path, names: list[str] | None = None) -> list[EnvironmentConfig]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -207,6 +207,15 @@ class ClusterConfig(Model):
         return self
 
 
+#: The AWS commercial regions an environment may use (Burrow's stacks need EKS, ACM and Route 53 there).
+AWS_REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "sa-east-1", "mx-central-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2",
+    "il-central-1", "me-south-1", "me-central-1", "af-south-1", "ap-east-1", "ap-south-1", "ap-south-2",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+    "ap-southeast-4", "ap-southeast-5", "ap-southeast-7",
+)
+RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 
@@ -214,7 +223,8 @@ RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam:
 class AwsConfig(Model):
     """Where a cloud environment lives: its region, its AWS account, and how Terraform gets there."""
 
-    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")] = "eu-west-1"
+    #: The (primary) region. With `regions`, the region of the environment's first entry.
+    region: RegionName = "eu-west-1"
     #: The environment's AWS account (12 digits, quoted in YAML). Every AWS provider and the state
     #: backend refuse to run with credentials of any other account (`allowed_account_ids`).
     #: Required for EKS environments.
@@ -581,6 +591,110 @@ class GitOpsConfig(Model):
         return value
 
 
+Hostname = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                                                   max_length=200)]
+
+
+class RegionConfig(Model):
+    """One AWS region of the environment (a cell: its own network, cluster and RabbitMQ). The first
+    entry of `regions` is the primary: its stacks keep the names and state keys of a single-region
+    environment, it is deployed first and holds the state bucket and the registries.
+
+    The other keys override the environment's settings in this region only (deep-merged, then
+    validated like the environment): typically `network.vpc_cidr`, zones and sizes."""
+
+    name: RegionName
+    network: dict[str, Any] | None = None
+    cluster: dict[str, Any] | None = None
+    rabbitmq: dict[str, Any] | None = None
+    apps: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in AWS_REGIONS:
+            raise ValueError(f"not an AWS region Burrow knows; known: {', '.join(AWS_REGIONS)}")
+        return value
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return {key: value for key in ("network", "cluster", "rabbitmq", "apps")
+                if (value := getattr(self, key)) is not None}
+
+
+class IngressConfig(Model):
+    """The producer's way in from outside the cluster: an Ingress served by the AWS Load Balancer
+    Controller (an internet-facing ALB per region), exposing only `POST /publish` and `/health`,
+    TLS with an ACM certificate of each region, HTTP redirected to HTTPS. The name `host` resolves
+    by latency to the nearest healthy region (Route 53, in the `<env>-global` stack); each region
+    also answers at `<region>.<host>`. The consumer is never exposed. default: disabled (internal)"""
+
+    enabled: bool = False
+    #: The public name clients use, e.g. events.example.com; it must lie inside `zone`.
+    host: Hostname | None = None
+    #: The Route 53 public hosted zone that holds `host`.
+    zone: Hostname | None = None
+    #: Create the zone in the global stack (then delegate to its name servers), or look up one
+    #: that exists already. default: look it up
+    create_zone: bool = False
+    #: HTTPS with an ACM certificate; production refuses a public producer without it.
+    tls: bool = True
+    #: The ALB's TLS policy (TLS 1.2 and 1.3 only).
+    ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = (
+        "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    )
+    #: Clients allowed to reach the ALB. default: anyone
+    allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    #: Route 53 health checks of each region's `/health`: seconds between checks (10 or 30) and
+    #: failed checks before a region leaves the answers.
+    health_check_interval: Literal[10, 30] = 30
+    health_check_failures: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.IPv4Network(value, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({exc})") from None
+        return _distinct(values, "network")
+
+    @model_validator(mode="after")
+    def _named(self) -> IngressConfig:
+        if not self.enabled:
+            return self
+        if not self.host or not self.zone:
+            raise ValueError("an enabled ingress needs host (the public name) and zone (its Route 53 zone)")
+        if not self.host.endswith("." + self.zone):
+            raise ValueError(f"host {self.host!r} does not lie inside zone {self.zone!r} (it must end in "
+                             f"'.{self.zone}'; the zone's apex cannot carry latency-routed records)")
+        return self
+
+
+class FederationConfig(Model):
+    """Messages that cross regions on purpose: RabbitMQ's federation plugin links the regions'
+    brokers (cells). `queue` (default) federates the work queue: a region whose consumers are down
+    or busy is drained by another region's idle consumers, and each message is still processed
+    once. `exchange` federates the work exchange: every region receives a copy of every message
+    published anywhere (processed once per region)."""
+
+    enabled: bool = False
+    mode: Literal["queue", "exchange"] = "queue"
+    #: The regions whose brokers federate with each other (every pair, both ways). default: all
+    regions: list[RegionName] | None = None
+    #: How many times a message may cross a federation link (1: never back and forth).
+    max_hops: int = Field(default=1, ge=1, le=5)
+    #: Unacknowledged messages in flight per link.
+    prefetch: int = Field(default=100, ge=1, le=10000)
+    reconnect_delay_seconds: int = Field(default=5, ge=1, le=600)
+
+    @field_validator("regions")
+    @classmethod
+    def _distinct_regions(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _distinct(values, "region")
+
+
 class EnvironmentConfig(Model):
     """One environment, after `default.yaml` and its own file are merged."""
 
@@ -605,6 +719,10 @@ class EnvironmentConfig(Model):
     #: `gitops` (Flux reconciles the tree `make gitops-export` writes; see `gitops`).
     delivery: Literal["terraform", "gitops"] = "terraform"
     gitops: GitOpsConfig | None = None
+    #: The AWS regions the environment runs in, primary first. default: only `aws.region`
+    regions: list[RegionConfig] = Field(default_factory=list)
+    ingress: IngressConfig = IngressConfig()
+    federation: FederationConfig = FederationConfig()
 
     @field_validator("tier")
     @classmethod
@@ -630,6 +748,63 @@ class EnvironmentConfig(Model):
         if self.on_aws and self.state.backend != "s3":
             raise ValueError("an EKS environment keeps its state in S3: set state.backend to 's3'")
         return self
+
+    # --- regions -------------------------------------------------------------------------------
+    @property
+    def region_names(self) -> list[str]:
+        """Every region of the environment, the primary first."""
+        return [region.name for region in self.regions] or [self.aws.region]
+
+    @property
+    def primary_region(self) -> str:
+        return self.region_names[0]
+
+    @property
+    def multi_region(self) -> bool:
+        return len(self.region_names) > 1
+
+    @property
+    def is_primary(self) -> bool:
+        """True for the primary region's view of the environment (and for a single-region one)."""
+        return self.aws.region == self.primary_region
+
+    @property
+    def stack_prefix(self) -> str:
+        """`<env>` for the primary region (single-region names and state keys, unchanged), else
+        `<env>-<region>`: what stack names start with."""
+        return self.name if self.is_primary else f"{self.name}-{self.aws.region}"
+
+    @property
+    def state_prefix(self) -> str:
+        """`<env>` for the primary region, else `<env>/<region>`: the folder of the stacks' state keys."""
+        return self.name if self.is_primary else f"{self.name}/{self.aws.region}"
+
+    def in_region(self, name: str) -> EnvironmentConfig:
+        """The environment as region `name` sees it: `aws.region` set to it and that region's
+        overrides deep-merged in (the loader has validated every region already)."""
+        from burrow.config.loader import deep_merge  # noqa: PLC0415 - the loader imports this module
+
+        [region] = [r for r in self.regions if r.name == name] or [RegionConfig(name=name)]
+        data = deep_merge(self.model_dump(mode="json"), region.overrides)
+        data["aws"] = {**data.get("aws", {}), "region": name}
+        return EnvironmentConfig.model_validate(data)
+
+    def regional(self) -> list[EnvironmentConfig]:
+        """One view per region, the primary first (a single-region environment: itself)."""
+        return [self.in_region(name) for name in self.region_names] if self.regions else [self]
+
+    @property
+    def federation_peers(self) -> list[str]:
+        """The other regions this region's broker federates with (none outside federation)."""
+        regions = self.federated_regions
+        return [r for r in regions if r != self.aws.region] if self.aws.region in regions else []
+
+    @property
+    def federated_regions(self) -> list[str]:
+        """The regions whose brokers federate with each other; empty without federation."""
+        if not self.federation.enabled:
+            return []
+        return self.federation.regions or self.region_names
 
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
