@@ -30,11 +30,12 @@ class Synthesized:
     def stack(self, name: str) -> dict:
         return self.stacks[name]
 
-    def objects(self, env: str) -> list[dict]:
-        """Every object the environment delivers (a GitOps environment's app layer included)."""
+    def objects(self, env: str, prefix: str | None = None) -> list[dict]:
+        """Every object the environment delivers (a GitOps environment's app layer included); with
+        `prefix` (`prod`, `prod-us-east-1`) only one region's."""
         from burrow.synth import environment_objects
 
-        return next(environment_objects(b) for b in self.built if b.env.name == env)
+        return next(environment_objects(b, prefix=prefix) for b in self.built if b.env.name == env)
 
     def stack_objects(self, env: str) -> list[dict]:
         """The objects the environment's Terraform stacks deliver."""

@@ -27,6 +27,8 @@ class EnvironmentStacks:
     app: AppLayer
     #: `delivery: gitops`: the tree Flux reconciles ({path: text}); the app layer is then no stack.
     gitops: dict[str, str] | None = None
+    #: Every region's app layer, the primary's (`app`) first.
+    apps: tuple[AppLayer, ...] = ()
 
 
 def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
@@ -40,29 +42,50 @@ def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
 
 
 def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Path) -> EnvironmentStacks:
-    """Create `<env>-common`, `<env>-cluster` (AWS only), `<env>-addons` and `<env>-app`."""
+    """Create `<env>-common`, `<env>-cluster` (AWS only), `<env>-addons` and `<env>-app`; with several
+    regions, the same four per further region (`<env>-<region>-<layer>`), and with a public producer
+    `<env>-global` first (burrow.stacks.global_)."""
     rabbitmq_values = chart_values(helm_dir / "rabbitmq", env.name, MANAGED_VALUES)
-    stacks: list[BurrowStack] = []
-    if env.on_aws:
-        from burrow.stacks.aws import ClusterLayer, CommonLayer  # noqa: PLC0415 - keeps AWS off the dev path
-
-        common = CommonLayer(scope, env)
-        cluster_layer = ClusterLayer(scope, env, network=common.network, backups=common.backups)
-        stacks += [common, cluster_layer]
-        cluster = cluster_layer.cluster_info
-    else:
+    if not env.on_aws:
         cluster = existing_cluster(env)
-    addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env, cluster))
-    stacks.append(addons)
-    if env.delivery == "gitops":
-        app = gitops_app_layer(env, cluster, rabbitmq_values)
-        return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app, gitops=gitops_tree(app))
-    app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
-    # KEDA's CRDs must exist before the app's objects that use them are applied, and Karpenter's
-    # NodePool before the app's pods that only its nodes take.
-    app.add_dependency(addons)
-    stacks.append(app)
-    return EnvironmentStacks(env=env, stacks=tuple(stacks), app=app)
+        addons = AddOnsLayer(scope, env, cluster=cluster, addons=configured_addons(env, cluster))
+        app = AppLayer(scope, env, cluster=cluster, rabbitmq_values=rabbitmq_values)
+        app.add_dependency(addons)
+        return EnvironmentStacks(env=env, stacks=(addons, app), app=app)
+    from burrow.stacks.aws import ClusterLayer, CommonLayer  # noqa: PLC0415 - keeps AWS off the dev path
+
+    stacks: list[BurrowStack] = []
+    zone = None
+    if env.ingress.enabled:
+        from burrow.stacks.global_ import GlobalLayer  # noqa: PLC0415
+
+        global_layer = GlobalLayer(scope, env)
+        stacks.append(global_layer)
+        zone = (global_layer.zone_id, global_layer.zone_name)
+    commons: dict[str, CommonLayer] = {}
+    apps: list[AppLayer] = []
+    gitops = None
+    for view in env.regional():
+        common = CommonLayer(scope, view, peers=[commons[r] for r in view.federation_peers if r in commons])
+        if stacks:
+            # One region at a time, the primary first: a region starts after the one before is done.
+            common.add_dependency(stacks[-1])
+        commons[view.aws.region] = common
+        cluster_layer = ClusterLayer(scope, view, network=common.network, backups=common.backups, zone=zone)
+        cluster = cluster_layer.cluster_info
+        addons = AddOnsLayer(scope, view, cluster=cluster, addons=configured_addons(view, cluster))
+        stacks += [common, cluster_layer, addons]
+        if view.delivery == "gitops":
+            app = gitops_app_layer(view, cluster, rabbitmq_values)
+            gitops = gitops_tree(app)
+        else:
+            app = AppLayer(scope, view, cluster=cluster, rabbitmq_values=rabbitmq_values)
+            # KEDA's CRDs must exist before the app's objects that use them are applied, and
+            # Karpenter's NodePool before the app's pods that only its nodes take.
+            app.add_dependency(addons)
+            stacks.append(app)
+        apps.append(app)
+    return EnvironmentStacks(env=env, stacks=tuple(stacks), app=apps[0], gitops=gitops, apps=tuple(apps))
 
 
 def gitops_app_layer(env: EnvironmentConfig, cluster: ClusterInfo, rabbitmq_values: list) -> AppLayer:

@@ -76,6 +76,35 @@ class BackupAccess:
     role_arn: str
 
 
+@dataclass(frozen=True)
+class EdgeAccess:
+    """The public way in of one region (`burrow.cluster.edge`): the IRSA roles of the AWS Load
+    Balancer Controller and of external-dns, the Route 53 zone external-dns may write, the VPC the
+    load balancers go into, and the names the producer answers to (`host`, and `region_host` that
+    only this region answers)."""
+
+    cluster_name: str
+    region: str
+    vpc_id: str
+    load_balancer_role_arn: str
+    dns_role_arn: str
+    zone_id: str
+    zone_name: str
+    host: str
+    region_host: str
+
+
+@dataclass(frozen=True)
+class FederationAccess:
+    """How this region's broker reaches the other regions' (`burrow.app.federation`): each upstream
+    region's broker name (a record in the environment's zone, resolving to that region's internal
+    load balancer over the peered networks), and the networks allowed to reach this region's."""
+
+    upstreams: tuple[tuple[str, str], ...]  # (region, broker host)
+    broker_host: str
+    peer_cidrs: tuple[str, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class CloudAccess:
     """What a cluster's add-ons reach in the cloud, keyword-only and absent by default; every
@@ -87,6 +116,8 @@ class CloudAccess:
     node_autoscaling: NodeAutoscalingAccess | None = None
     #: Velero's cloud side when the environment is backed up; None: no backups.
     backups: BackupAccess | None = None
+    #: The public way in (load balancer controller, external-dns); None: the producer stays internal.
+    edge: EdgeAccess | None = None
 
 
 class ClusterInfo(CloudAccess, ABC):

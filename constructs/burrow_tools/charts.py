@@ -174,7 +174,7 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     release.crds = [doc for doc in objects + [d for path in shipped for d in manifests(path.read_text())]
                     if doc.get("kind") == "CustomResourceDefinition"]
     objects = [obj for obj in objects if obj.get("kind") != "CustomResourceDefinition"]
-    env = load_environment(release.stack.rsplit("-", 1)[0], ROOT / "environments")
+    env = load_environment(release.stack.split("-", 1)[0], ROOT / "environments")  # `prod-us-east-1-app` is prod
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:
         if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:

@@ -90,5 +90,13 @@ _ManifestLoader.yaml_implicit_resolvers = {
 
 
 def manifests(text: str) -> list[dict[str, Any]]:
-    """The non-empty documents of Helm's rendered output (CRDs list `=` as an enum value)."""
-    return [doc for doc in yaml.load_all(text, Loader=_ManifestLoader) if doc]
+    """The non-empty documents of Helm's rendered output (CRDs list `=` as an enum value); a `kind:
+    List` document (the AWS Load Balancer Controller's IngressClass comes as one) stands for its
+    items, as the API server and kubectl take it."""
+    found: list[dict[str, Any]] = []
+    for doc in yaml.load_all(text, Loader=_ManifestLoader):
+        if doc and doc.get("kind") == "List" and doc.get("apiVersion") == "v1":
+            found.extend(item for item in doc.get("items") or [] if item)
+        elif doc:
+            found.append(doc)
+    return found

@@ -40,8 +40,9 @@ def values_of(release: dict) -> dict:
     return merged
 
 
-def objects_of_kind(synthesized, env_name: str, kind: str) -> list[dict]:
-    return [o for o in synthesized.objects(env_name) if o["kind"] == kind]
+def objects_of_kind(synthesized, env_name: str, kind: str, prefix: str | None = None) -> list[dict]:
+    """The objects of `kind` in one region of the environment (default: its primary region)."""
+    return [o for o in synthesized.objects(env_name, prefix or env_name) if o["kind"] == kind]
 
 
 def policy(resource: dict) -> dict:
@@ -103,21 +104,23 @@ def test_node_pool_per_environment(synthesized, env_name, capacity, limits, budg
 
 @pytest.mark.parametrize("env_name", CLOUD)
 def test_node_class_finds_the_clusters_subnets_and_group_and_hardens_its_nodes(synthesized, env_name):
-    [node_class] = objects_of_kind(synthesized, env_name, "EC2NodeClass")
-    spec = node_class["spec"]
-    discovery = [{"tags": {"karpenter.sh/discovery": f"burrow-{env_name}"}}]
-    assert spec["subnetSelectorTerms"] == spec["securityGroupSelectorTerms"] == discovery
-    assert spec["metadataOptions"]["httpTokens"] == "required"
-    assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
-    assert spec["blockDeviceMappings"][0]["ebs"]["encrypted"] is True
-    assert spec["role"] == f"burrow-{env_name}-karpenter-node"  # plain text: the exported YAML reads the same every run
-    common = synthesized.stack(f"{env_name}-common")
-    private = [s for s in resources(common, "aws_subnet").values() if "-private-" in s["tags"]["Name"]]
-    public = [s for s in resources(common, "aws_subnet").values() if "-public-" in s["tags"]["Name"]]
-    assert private and all(s["tags"]["karpenter.sh/discovery"] == f"burrow-{env_name}" for s in private)
-    assert all("karpenter.sh/discovery" not in s["tags"] for s in public)
-    [tag] = resources(synthesized.stack(f"{env_name}-cluster"), "aws_ec2_tag").values()
-    assert tag["key"] == "karpenter.sh/discovery" and "cluster_security_group_id" in tag["resource_id"]
+    for view in config(env_name).regional():  # every region finds its own cluster's subnets and roles
+        prefix = view.stack_prefix
+        [node_class] = objects_of_kind(synthesized, env_name, "EC2NodeClass", prefix)
+        spec = node_class["spec"]
+        discovery = [{"tags": {"karpenter.sh/discovery": f"burrow-{prefix}"}}]
+        assert spec["subnetSelectorTerms"] == spec["securityGroupSelectorTerms"] == discovery
+        assert spec["metadataOptions"]["httpTokens"] == "required"
+        assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        assert spec["blockDeviceMappings"][0]["ebs"]["encrypted"] is True
+        assert spec["role"] == f"burrow-{prefix}-karpenter-node"  # plain text: the exported YAML reads the same every run
+        common = synthesized.stack(f"{prefix}-common")
+        private = [s for s in resources(common, "aws_subnet").values() if "-private-" in s["tags"]["Name"]]
+        public = [s for s in resources(common, "aws_subnet").values() if "-public-" in s["tags"]["Name"]]
+        assert private and all(s["tags"]["karpenter.sh/discovery"] == f"burrow-{prefix}" for s in private)
+        assert all("karpenter.sh/discovery" not in s["tags"] for s in public)
+        [tag] = resources(synthesized.stack(f"{prefix}-cluster"), "aws_ec2_tag").values()
+        assert tag["key"] == "karpenter.sh/discovery" and "cluster_security_group_id" in tag["resource_id"]
 
 
 @pytest.mark.parametrize("env_name", CLOUD)

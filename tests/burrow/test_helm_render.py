@@ -47,7 +47,8 @@ def rendered(synthesized, helm, tmp_path_factory) -> dict[str, list[dict]]:
     work = tmp_path_factory.mktemp("helm-values")
     found: dict[str, list[dict]] = {}
     for env in ENVIRONMENTS:
-        for name in (f"{env}-addons", f"{env}-app"):
+        prefixes = [view.stack_prefix for view in load_environment(env, ROOT / "environments").regional()]
+        for name in (f"{prefix}-{layer}" for prefix in prefixes for layer in ("addons", "app")):
             if name not in synthesized.stacks:
                 continue  # a GitOps environment's app layer (test_gitops builds it with kustomize)
             stack_dir = synthesized.outdir / "stacks" / name

@@ -42,6 +42,7 @@ def test_exported_yaml_holds_the_same_objects(synthesized, tmp_path):
     from burrow.synth import export_objects
 
     built = next(b for b in synthesized.built if b.env.name == "prod")
-    path = export_objects(built, tmp_path)
-    assert path == tmp_path / "objects" / "prod.yaml"
-    assert list(yaml.safe_load_all(path.read_text())) == synthesized.objects("prod")
+    paths = export_objects(built, tmp_path)  # one file per region, the primary's first
+    assert paths == [tmp_path / "objects" / "prod.yaml", tmp_path / "objects" / "prod-us-east-1.yaml"]
+    exported = [obj for path in paths for obj in yaml.safe_load_all(path.read_text())]
+    assert exported == synthesized.objects("prod")

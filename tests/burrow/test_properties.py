@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 
+from burrow.config.loader import load_environment
 from burrow.k8s.release import terraform_unescape
 from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS
 from tests.support.services import ROOT
@@ -127,10 +128,15 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
 def test_the_secret_store_serves_only_the_app_and_monitoring_namespaces(synthesized, env):
     addons = synthesized.stack(f"{env}-addons")
     store_release = next(r for r in resources(addons, "helm_release").values() if r["name"] == "burrow-secret-store")
-    (store,) = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
+    store, *peers = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
     assert store["kind"] == "ClusterSecretStore"
     assert store["spec"]["provider"] == {"aws": {"service": "SecretsManager", "region": "eu-west-1"}}
     assert store["spec"]["conditions"] == [{"namespaces": [f"burrow-{env}", "monitoring"]}]
+    # federation (prod): one more store per upstream region, for the same namespaces only
+    config = load_environment(env, ROOT / "environments")
+    assert [(p["metadata"]["name"], p["spec"]["provider"]["aws"]["region"]) for p in peers] == [
+        (f"burrow-secrets-manager-{region}", region) for region in config.federation_peers]
+    assert all(p["spec"]["conditions"] == store["spec"]["conditions"] for p in peers)
     assert any("external-secrets_release" in d for d in store_release["depends_on"])
 
 

@@ -12,6 +12,8 @@ CLOUD_LAYERS = ("common", "cluster", "addons", "app")
 EXPECTED_STACKS = sorted(
     ["dev-addons", "dev-app"] + [f"{env}-{layer}" for env in ENVIRONMENTS if env != "dev" for layer in CLOUD_LAYERS
                                  if (env, layer) != ("uat", "app")]
+    # prod runs in two regions behind a public name: its global stack, and us-east-1's four
+    + ["prod-global"] + [f"prod-us-east-1-{layer}" for layer in CLOUD_LAYERS]
 )
 
 

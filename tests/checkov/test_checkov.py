@@ -41,7 +41,7 @@ def stack_files(synthesized, env: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def object_files(synthesized, tmp_path_factory) -> dict[str, Path]:
+def object_files(synthesized, tmp_path_factory) -> dict[str, list[Path]]:
     from burrow.synth import export_objects
 
     out = tmp_path_factory.mktemp("objects")
@@ -60,14 +60,14 @@ def test_terraform_stacks_pass_checkov(synthesized, env):
 
 @pytest.mark.parametrize("env", PRODUCTION)
 def test_kubernetes_objects_pass_checkov(object_files, env):
-    failed = checkov("kubernetes", [object_files[env]], skip=True)
+    failed = checkov("kubernetes", object_files[env], skip=True)
     assert failed == [], describe(failed)
 
 
 def test_every_skip_is_still_needed(synthesized, object_files):
     needed = {
         "terraform_json": {c["check_id"] for c in checkov("terraform_json", stack_files(synthesized, "prod"), skip=False)},
-        "kubernetes": {c["check_id"] for c in checkov("kubernetes", [object_files["prod"]], skip=False)},
+        "kubernetes": {c["check_id"] for c in checkov("kubernetes", object_files["prod"], skip=False)},
     }
     for framework, skips in SKIPS.items():
         assert set(skips) == needed[framework], f"{framework}: skip list and failing checks differ"

@@ -30,6 +30,10 @@ def test_changed_environments_are_those_with_a_different_stack(tmp_path):
     write_stack(head, "prod-app", {"a": 2})
     write_stack(head, "perf-app", {"a": 1})
     assert changed_environments(base, head) == ["perf", "prod"]
+    # a change in a further region's stack is a change of its environment
+    write_stack(base, "uat-us-east-1-app", {"a": 1})
+    write_stack(head, "uat-us-east-1-app", {"a": 2})
+    assert changed_environments(base, head) == ["perf", "prod", "uat"]
 
 
 def test_a_release_pins_both_services_by_digest():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from burrow.config.loader import load_environment
 from tests.support.services import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -90,8 +91,15 @@ def test_deploys_promote_in_order_each_in_its_environment_never_overlapping():
         assert jobs[env]["environment"] == env
         assert jobs[env]["concurrency"] == {"group": f"deploy-{env}", "cancel-in-progress": False}
         runs = [s["run"] for s in jobs[env]["steps"] if "run" in s]
-        assert f"make deploy ENV={env} RELEASE=release.json" in runs
-        assert runs[-1] == f"make smoke ENV={env}"
+        config = load_environment(env, ROOT / "environments")
+        if not config.multi_region:
+            assert f"make deploy ENV={env} RELEASE=release.json" in runs
+            assert runs[-1] == f"make smoke ENV={env}"
+            continue
+        # Region by region, the primary first, each smoke checked before the next region starts.
+        rollout = [r for r in runs if r.startswith(("make deploy", "make smoke"))]
+        assert rollout == [step for region in config.region_names for step in (
+            f"make deploy ENV={env} REGION={region} RELEASE=release.json", f"make smoke ENV={env} REGION={region}")]
 
 
 def test_deploy_jobs_never_build_images():

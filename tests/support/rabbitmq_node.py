@@ -104,7 +104,9 @@ class RabbitMqNode:
     metrics_port: int
 
     @classmethod
-    def create(cls, home: Path) -> RabbitMqNode:
+    def create(cls, home: Path, plugins: tuple[str, ...] = (), config: str = "") -> RabbitMqNode:
+        """A node under `home` with the Prometheus plugin and `plugins`; `config` is appended to its
+        rabbitmq.conf."""
         home.mkdir(parents=True, exist_ok=True)
         node = cls(str(home.resolve()), f"burrow-test-{uuid.uuid4().hex[:10]}@localhost",
                    free_port(), free_port(), free_port())
@@ -112,8 +114,9 @@ class RabbitMqNode:
             f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
             f"prometheus.tcp.port = {node.metrics_port}\n"
             "prometheus.tcp.ip = 127.0.0.1\n"
+            + config
         )
-        (home / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
+        (home / "enabled_plugins").write_text(f"[{','.join(('rabbitmq_prometheus', *plugins))}].\n")
         (home / "rabbitmq-env.conf").write_text("")  # never read the machine's /etc/rabbitmq/rabbitmq-env.conf
         (home / STATE_FILE).write_text(json.dumps(asdict(node)))
         return node
@@ -178,6 +181,10 @@ class RabbitMqNode:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"RabbitMQ node {self.nodename} still listens after SIGKILL")
             time.sleep(0.2)
+
+    def halt(self) -> None:
+        """Stop the node cleanly and keep its data (it can be started again)."""
+        self.ctl("stop", str(Path(self.home) / "rabbitmq.pid"), timeout=60)
 
     def stop(self) -> None:
         """Stop the node (if it runs) and remove everything it wrote."""

@@ -82,10 +82,21 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"{env}-common: bootstrap passed" in printed
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
-    assert re.search(rf"credentials: 3 values in 2 secrets \(burrow/{env}/grafana, burrow/{env}/rabbitmq\); none in", printed)
-    assert f"day 2: burrow-{env}-karpenter receives 4 EventBridge rules; burrow-{env}-backups-{config.aws.account_id} " \
-        "is KMS-encrypted and versioned" in printed
-    assert "emulator holds nothing of ours" in printed
+    for view in config.regional():  # every region: its own secrets (same path), queue, bucket and roles
+        region, prefix = view.aws.region, view.stack_prefix
+        assert re.search(rf"credentials: 3 values in 2 secrets \(burrow/{env}/grafana, burrow/{env}/rabbitmq\) in "
+                         rf"{region}; none in", printed)
+        assert f"day 2: burrow-{prefix}-karpenter receives 4 EventBridge rules; burrow-{prefix}-backups-" \
+            f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
+    if config.multi_region:  # prod: two regions, the global stack first, federation's peering
+        assert f"{env}-global: init + apply" in printed
+        assert printed.index(f"{env}-global: init + apply") < printed.index(f"{env}-common: init + apply") \
+            < printed.index(f"{env}-us-east-1-common: init + apply")
+        assert f"dns: {config.ingress.zone} answers {config.ingress.host} by latency from eu-west-1, us-east-1, each " \
+            "tied to a /health check; certificates issued in 2 regions" in printed
+        assert re.search(r"peering: us-east-1 <-> eu-west-1 active, \d+ routes in us-east-1", printed)
+    assert re.search(rf"{env}: apply -> empty re-plan -> destroy passed for \d+ stacks in "
+                     rf"{len(config.region_names)} region\(s\); emulator holds nothing of ours", printed)
 
 
 def qa_account() -> str:

@@ -21,8 +21,9 @@ from cdktf_cdktf_provider_random.provider import RandomProvider
 from pydantic import Field
 
 from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
+from burrow.app import federation as fed
 from burrow.app.namespace import AppNamespace
-from burrow.config.schema import RabbitMqConfig
+from burrow.config.schema import MessagingConfig, RabbitMqConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
@@ -43,6 +44,13 @@ URI_KEY = "rabbitmq-amqp-uri"  # full AMQP URI with credentials, for KEDA's Trig
 USERNAME_KEY = "rabbitmq-username"
 PASSWORD_KEY = "rabbitmq-password"  # the Bitnami chart's default key for auth.existingPasswordSecret
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"  # the chart's default key for auth.existingErlangSecret
+
+# The security context of containers Burrow adds to the broker pods (Pod Security `restricted`), with
+# the user the chart runs the broker as, so both read the Erlang cookie they share.
+SIDECAR_SECURITY = {
+    "runAsUser": 1001, "runAsGroup": 1001, "runAsNonRoot": True, "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 # Chart values Burrow derives from the typed props; a values file may not set them,
 # so each setting has exactly one home.
@@ -90,6 +98,11 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     #: Terraform state, no Secrets Manager): for short-lived environments such as previews, in a
     #: cluster that runs External Secrets.
     generate_credentials_in_cluster: bool = False
+    #: Federation with the brokers of the environment's other regions (`burrow.app.federation`);
+    #: needs `credentials_key`. default: none (a cell of its own)
+    federation: fed.BrokerFederation | None = None
+    #: The names both services use (federation's policy and upstreams name the work queue or exchange).
+    messaging: MessagingConfig = MessagingConfig()
 
 
 def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
@@ -120,6 +133,9 @@ class RabbitMqBroker(Construct):
                     clash,
                     "these keys come from the typed props (image, replicas, username, persistence, resources)",
                 )
+        if props.federation is not None and not props.credentials_key:
+            raise PropsError(self.node.path, "federation", props.federation.region,
+                             "federation reads every region's broker credentials from Secrets Manager: set credentials_key")
         self.props = props
         self.namespace = namespace.name
         self.secret_name = f"{props.release_name}-auth"
@@ -147,6 +163,8 @@ class RabbitMqBroker(Construct):
             depends_on=[namespace.resource, self.secret],
         )
         objects = [self.network_policy()]
+        if props.federation is not None:
+            objects.append(fed.federation_service(props.federation, self.namespace, props.release_name, self.pod_labels))
         if props.alerts:
             objects.append(
                 prometheus_rule(
@@ -192,6 +210,9 @@ class RabbitMqBroker(Construct):
         template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
         if self.props.credentials_key:
             objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)]
+            if self.props.federation is not None:  # the definitions the brokers load hold credentials too
+                objects.append(fed.definitions_secret(self.props.federation, self.namespace, self.props.username,
+                                                      self.props.messaging))
         else:
             generator = f"{self.props.release_name}-password"
             objects = [password_generator(generator, self.namespace),
@@ -241,6 +262,10 @@ class RabbitMqBroker(Construct):
             {"to": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)},
             {"ports": k8s.tcp_ports(*API_SERVER_PORTS)},
         ]
+        if self.props.federation is not None:
+            links_in, links_out = fed.federation_rules(self.props.federation)
+            ingress += links_in
+            egress += links_out
         return k8s.network_policy(
             f"{self.props.release_name}-broker", self.namespace, self.pod_labels, ingress=ingress, egress=egress
         )
@@ -318,6 +343,10 @@ class RabbitMqBroker(Construct):
         }
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
+        if props.federation is not None:
+            sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
+                                         SIDECAR_SECURITY)
+            values.update(fed.chart_values(props.federation, sidecar))
         if props.replicas >= 3:
             values["pdb"] = {"create": True, "maxUnavailable": 1}
         if props.zone_spread and props.replicas > 1:

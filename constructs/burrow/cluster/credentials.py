@@ -36,6 +36,21 @@ GENERATED = {
 }
 
 
+def peer_statements(prefix: str, account_id: str, regions: tuple[str, ...]) -> list[dict]:
+    """Reading the broker secret `<prefix>/rabbitmq` of other regions, and decrypting it there
+    through Secrets Manager only."""
+    if not regions:
+        return []
+    return [
+        {"Sid": "ReadPeerBrokerSecrets", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+         "Resource": [f"arn:aws:secretsmanager:{region}:{account_id}:secret:{prefix}/rabbitmq-*" for region in regions]},
+        {"Sid": "DecryptPeerBrokerSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": [f"arn:aws:kms:{region}:{account_id}:key/*" for region in regions],
+         "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com" for region in regions]}}},
+    ]
+
+
 class GeneratedCredentials(Construct):
     """One Secrets Manager secret per entry of `secrets`, encrypted with a KMS key of its own.
 
@@ -55,7 +70,11 @@ class GeneratedCredentials(Construct):
         secrets: Mapping[str, Mapping[str, int]] = GENERATED,
         recovery_days: int = 30,
         generation: int = 1,
+        role_name: str | None = None,
+        peer_regions: tuple[str, ...] = (),
     ) -> None:
+        """`role_name`: the reader role's name (default: the prefix with dashes); `peer_regions`:
+        regions whose secret `<prefix>/rabbitmq` the reader may read too (federation upstreams)."""
         super().__init__(scope, id)
         stack = TerraformStack.of(self)
         self.kms_key = KmsKey(
@@ -94,7 +113,7 @@ class GeneratedCredentials(Construct):
             self.secrets[key] = secret
         trust = irsa_trust(self, "reader-trust", cluster.oidc_provider.arn, cluster.issuer,
                            SERVICE_ACCOUNT_SUBJECT)
-        self.reader_role = IamRole(self, "reader", name=f"{prefix.replace('/', '-')}-secrets-reader",
+        self.reader_role = IamRole(self, "reader", name=role_name or f"{prefix.replace('/', '-')}-secrets-reader",
                                    assume_role_policy=trust.json)
         IamRolePolicy(
             self,
@@ -111,6 +130,7 @@ class GeneratedCredentials(Construct):
                             "Resource": [s.arn for s in self.secrets.values()],
                         },
                         {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": self.kms_key.arn},
+                        *peer_statements(prefix, account_id, peer_regions),
                     ],
                 }
             ),

@@ -42,8 +42,9 @@ EBS_CSI_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:ebs-csi-controller-
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 
 
-def key_policy(account_id: str) -> str:
-    """The account administers and uses the key through IAM (EKS's cluster role gets use via IAM)."""
+def key_policy(account_id: str, *extra: dict) -> str:
+    """The account administers and uses the key through IAM (EKS's cluster role gets use via IAM);
+    `extra` statements grant services (CloudWatch Logs, say) use of it."""
     statement = {
         "Sid": "AccountAdministersThroughIam",
         "Effect": "Allow",
@@ -51,7 +52,7 @@ def key_policy(account_id: str) -> str:
         "Action": "kms:*",
         "Resource": "*",
     }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement, *extra]})
 
 
 def service_trust_policy(service: str) -> str:

@@ -81,6 +81,7 @@ class Network(Construct):
         self.public_subnets: list[Subnet] = []
         self.private_subnets: list[Subnet] = []
         self.nat_gateways: list[NatGateway] = []
+        self.private_route_tables: list[RouteTable] = []
         for plan in plan_subnets(config):
             zone = Fn.element(zones.names, plan.zone_index)
             public = Subnet(
@@ -117,6 +118,7 @@ class Network(Construct):
                 destination_cidr_block=ANYWHERE,
                 nat_gateway_id=self.nat_gateways[-1].id,
             )
+            self.private_route_tables.append(private_routes)
             private = Subnet(
                 self,
                 f"private-{plan.zone_index}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from burrow.addons.base import ClusterAddOn
+from burrow.addons.edge import external_dns, load_balancer_controller
 from burrow.addons.external_secrets import ExternalSecretsAddOn
 from burrow.addons.flux import FluxAddOn
 from burrow.addons.karpenter import KarpenterAddOn
@@ -27,7 +28,7 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
         readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []))
-        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers))
+        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers, peer_regions=tuple(env.federation_peers)))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:
@@ -41,6 +42,9 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     autoscaling = cluster.node_autoscaling if cluster is not None else None
     if autoscaling is not None and env.karpenter is not None:
         chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
+    if cluster is not None and cluster.edge is not None:
+        chosen += [load_balancer_controller(cluster.edge, env.monitoring.enabled),
+                   external_dns(cluster.edge, env.monitoring.enabled)]
     if cluster is not None and cluster.backups is not None:
         chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled))
     if env.delivery == "gitops" and env.gitops is not None:

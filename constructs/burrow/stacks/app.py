@@ -6,10 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from burrow.addons.karpenter import workload_node_selector
+from burrow.app.federation import BrokerFederation, FederationUpstream
+from burrow.app.ingress import load_balancer_policy, producer_ingress
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
-from burrow.app.worker import QueueWorker, QueueWorkerProps
+from burrow.app.worker import HTTP_PORT, QueueWorker, QueueWorkerProps
 from burrow.config.schema import ConsumerConfig, EnvironmentConfig, NamespaceQuota, ProducerConfig, Tier
+from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
@@ -18,6 +21,26 @@ from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
+
+
+def broker_host(env: EnvironmentConfig, region: str) -> str:
+    """The name a region's broker answers to for the other regions (its internal load balancer)."""
+    return f"rabbitmq.{region}.{env.ingress.zone}"
+
+
+def broker_federation(env: EnvironmentConfig, credentials_key: str) -> BrokerFederation | None:
+    """This region's side of the environment's federation, or None when it takes no part."""
+    peers = env.federation_peers
+    if not peers:
+        return None
+    config = env.federation
+    return BrokerFederation(
+        mode=config.mode, region=env.aws.region, broker_host=broker_host(env, env.aws.region),
+        upstreams=[FederationUpstream(region=r, host=broker_host(env, r), credentials_key=credentials_key) for r in peers],
+        vpc_cidr=env.network.vpc_cidr, peer_cidrs=[env.in_region(r).network.vpc_cidr for r in peers],
+        max_hops=config.max_hops, prefetch=config.prefetch, reconnect_delay_seconds=config.reconnect_delay_seconds,
+        credentials_key=credentials_key,
+    )
 
 
 class AppLayer(BurrowStack):
@@ -62,12 +85,28 @@ class AppLayer(BurrowStack):
                 alerts=env.monitoring.enabled,
                 credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
                 generate_credentials_in_cluster=in_cluster_credentials,
+                federation=broker_federation(env, cluster.secrets.secret("rabbitmq")) if cluster.secrets else None,
+                messaging=env.messaging,
             ),
         )
         apps = env.apps
         self.producer = self._worker(env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)})
         self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
         self.monitoring = self._monitoring(env) if env.monitoring.enabled else None
+        self.ingress = self._ingress(env) if cluster.edge is not None and env.ingress.enabled else None
+
+    def _ingress(self, env: EnvironmentConfig) -> KubernetesObjects:
+        """The producer's public Ingress, and the policy letting the load balancer reach its pods."""
+        assert self.cluster.edge is not None
+        producer = self.producer
+        labels = k8s.selector_for(k8s.labels_for(producer.name, producer.props.part_of, producer.props.role))
+        return KubernetesObjects(
+            self, "ingress", release_name="burrow-ingress", namespace=env.namespace,
+            objects=[producer_ingress(producer.name, env.namespace, producer.name, HTTP_PORT, self.cluster.edge, env.ingress),
+                     load_balancer_policy(f"{producer.name}-from-load-balancer", env.namespace, labels,
+                                          env.network.vpc_cidr, "http")],
+            depends_on=[self.namespace.resource],
+        )
 
     def _monitoring(self, env: EnvironmentConfig) -> KubernetesObjects:
         """The stack's dashboard and, when a receiver is configured, where its alerts go."""

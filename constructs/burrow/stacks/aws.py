@@ -7,6 +7,7 @@ Only environments whose cluster is EKS import this module (the AWS bindings take
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 
 from cdktf import TerraformOutput
@@ -19,10 +20,12 @@ from cdktf_cdktf_provider_aws.provider import (
 
 from burrow.cluster.backups import BackupAccessRole
 from burrow.cluster.credentials import GeneratedCredentials
+from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
 from burrow.common.backups import BackupStorage
 from burrow.common.network import Network
+from burrow.common.peering import RegionPeering
 from burrow.common.registry import ContainerRegistry
 from burrow.common.state import StateStorage
 from burrow.config.schema import EnvironmentConfig, Tier
@@ -33,11 +36,14 @@ from constructs import Construct
 IMAGES = ("producer", "consumer")
 BOOTSTRAP_VARIABLE = "BURROW_BOOTSTRAP"
 EMULATOR_VARIABLE = "BURROW_AWS_ENDPOINT"
-EMULATED_SERVICES = ("ec2", "ecr", "eks", "events", "iam", "kms", "s3", "secretsmanager", "sqs", "sts")
+EMULATED_SERVICES = ("acm", "ec2", "ecr", "eks", "events", "iam", "kms", "logs", "route53", "s3", "secretsmanager",
+                     "sqs", "sts")
 
 
 def cluster_name(env: EnvironmentConfig) -> str:
-    return f"burrow-{env.name}"
+    """`burrow-<env>`, or `burrow-<env>-<region>` outside the primary region: the cluster's name and
+    the prefix of every name AWS keeps globally (IAM roles, S3 buckets)."""
+    return f"burrow-{env.stack_prefix}"
 
 
 def emulator_endpoint() -> str | None:
@@ -46,39 +52,43 @@ def emulator_endpoint() -> str | None:
 
 
 class AwsStack(BurrowStack):
-    """A Burrow stack with the AWS provider, every resource tagged with project and environment.
+    """A Burrow stack with the AWS provider (`aws`) in the environment's region.
 
     In an emulator rehearsal (`BURROW_AWS_ENDPOINT` set) the provider talks only to that
     endpoint with dummy credentials, and state is local, shared between the stacks by path.
     """
 
     def __init__(self, scope: Construct, env: EnvironmentConfig, layer: str, *, local_state: bool = False) -> None:
-        endpoint = emulator_endpoint()
-        super().__init__(scope, env, layer, local_state=local_state or endpoint is not None)
-        tags = [AwsProviderDefaultTags(tags={"Project": "burrow", "Environment": env.name, "ManagedBy": "burrow"})]
-        # Terraform refuses to plan or apply with credentials of any other account than the
-        # environment's (asked of STS, in the emulator too), so prod's configuration can never
-        # land in the qa account.
-        account = {
+        super().__init__(scope, env, layer, local_state=local_state or emulator_endpoint() is not None)
+        self.aws = self.provider_in(env.aws.region)
+
+    def provider_in(self, region: str, alias: str | None = None) -> AwsProvider:
+        """An AWS provider of this stack in `region` (`alias` for any but the stack's own region),
+        every resource tagged with project and environment.
+
+        Terraform refuses to plan or apply with credentials of any other account than the
+        environment's (asked of STS, in the emulator too), so prod's configuration can never land
+        in the qa account."""
+        env = self.env
+        settings = {
+            "region": region,
+            "alias": alias,
+            "default_tags": [AwsProviderDefaultTags(tags={"Project": "burrow", "Environment": env.name,
+                                                          "ManagedBy": "burrow"})],
             "allowed_account_ids": [env.aws.account_id] if env.aws.account_id else None,
             "assume_role": [aws_assume_role(env)] if env.aws.role_arn else None,
         }
-        if endpoint is None:
-            self.aws = AwsProvider(self, "aws", region=env.aws.region, default_tags=tags, **account)
-            return
-        self.aws = AwsProvider(
-            self,
-            "aws",
-            region=env.aws.region,
-            default_tags=tags,
-            access_key="emulator",
-            secret_key="emulator",  # noqa: S106 - the emulator accepts any credentials
-            skip_credentials_validation=True,
-            skip_metadata_api_check="true",
-            s3_use_path_style=True,
-            endpoints=[AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
-            **account,
-        )
+        endpoint = emulator_endpoint()
+        if endpoint is not None:
+            settings.update(
+                access_key="emulator",
+                secret_key="emulator",  # noqa: S106 - the emulator accepts any credentials
+                skip_credentials_validation=True,
+                skip_metadata_api_check="true",
+                s3_use_path_style=True,
+                endpoints=[AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
+            )
+        return AwsProvider(self, f"aws-{alias}" if alias else "aws", **settings)
 
 
 def aws_assume_role(env: EnvironmentConfig) -> AwsProviderAssumeRole:
@@ -95,17 +105,20 @@ class CommonLayer(AwsStack):
     `cdktf deploy` without it moves the state into the bucket (see README).
     """
 
-    def __init__(self, scope: Construct, env: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, env: EnvironmentConfig, *, peers: Sequence[CommonLayer] = ()) -> None:
+        """`peers`: the common layers of earlier regions of the environment this region's network is
+        peered with (federation)."""
         super().__init__(scope, env, "common", local_state=os.environ.get(BOOTSTRAP_VARIABLE) == "1")
-        self.state = StateStorage(self, "state", bucket_name=env.state.bucket)
+        # The state bucket and the registries are the environment's, in its primary region.
+        self.state = StateStorage(self, "state", bucket_name=env.state.bucket) if env.is_primary else None
         self.registries = {
             image: ContainerRegistry(self, f"registry-{image}", name=f"burrow/{image}", keep_images=env.registry.keep_images)
             for image in IMAGES
-        }
+        } if env.is_primary else {}
         self.network = Network(
             self,
             "network",
-            name=f"burrow-{env.name}",
+            name=cluster_name(env),
             config=env.network,
             cluster_name=cluster_name(env),
             region=env.aws.region,
@@ -114,11 +127,18 @@ class CommonLayer(AwsStack):
         self.backups = None
         if env.backups.enabled:
             assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
-            self.backups = BackupStorage(self, "backups", env_name=env.name, account_id=env.aws.account_id,
+            self.backups = BackupStorage(self, "backups", env_name=env.stack_prefix, account_id=env.aws.account_id,
                                          retention_days=env.backups.longest_retention_days)
             TerraformOutput(self, "backup-bucket", value=self.backups.storage.bucket.bucket)
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)
+        self.peerings = [
+            RegionPeering(self, f"peering-{peer.env.aws.region}", name=cluster_name(env), network=self.network,
+                          cidr=env.network.vpc_cidr, peer=peer.network, peer_cidr=peer.env.network.vpc_cidr,
+                          peer_region=peer.env.aws.region,
+                          peer_provider=self.provider_in(peer.env.aws.region, alias=peer.env.aws.region))
+            for peer in peers
+        ]
 
 
 class ClusterLayer(AwsStack):
@@ -126,8 +146,11 @@ class ClusterLayer(AwsStack):
     reads from Secrets Manager, and the AWS side of its add-ons (Karpenter, Velero)."""
 
     def __init__(
-        self, scope: Construct, env: EnvironmentConfig, *, network: Network, backups: BackupStorage | None = None
+        self, scope: Construct, env: EnvironmentConfig, *, network: Network, backups: BackupStorage | None = None,
+        zone: tuple[str, str] | None = None,
     ) -> None:
+        """`zone`: (id, name) of the environment's Route 53 zone (`<env>-global`) when the producer
+        is public (`ingress.enabled`)."""
         super().__init__(scope, env, "cluster")
         assert env.cluster.eks is not None  # guaranteed by the schema for provider 'eks'
         self.eks = EksCluster(
@@ -144,6 +167,9 @@ class ClusterLayer(AwsStack):
             self,
             "credentials",
             prefix=f"burrow/{env.name}",
+            role_name=f"{cluster_name(env)}-secrets-reader",
+            # federation: the broker credentials of the other regions, read at the same path there
+            peer_regions=tuple(env.federation_peers),
             account_id=env.aws.account_id,
             region=env.aws.region,
             cluster=self.eks,
@@ -157,6 +183,11 @@ class ClusterLayer(AwsStack):
         if backups is not None:
             self.backup_role = BackupAccessRole(self, "velero", storage=backups, cluster=self.eks,
                                                 region=env.aws.region, account_id=env.aws.account_id)
+        self.edge = None
+        if zone is not None:
+            assert env.ingress.host is not None  # required when ingress is enabled (schema)
+            self.edge = PublicEntry(self, "edge", cluster=self.eks, region=env.aws.region, vpc_id=network.vpc.id,
+                                    zone_id=zone[0], zone_name=zone[1], host=env.ingress.host, tls=env.ingress.tls)
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
         # Previews of pull requests read these three from this stack's state (burrow.previews).
@@ -169,4 +200,5 @@ class ClusterLayer(AwsStack):
             secrets=self.credentials.access,
             node_autoscaling=self.node_autoscaling.access if self.node_autoscaling else None,
             backups=self.backup_role.access if self.backup_role else None,
+            edge=self.edge.access if self.edge else None,
         )

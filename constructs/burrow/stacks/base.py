@@ -26,7 +26,9 @@ class BurrowStack(TerraformStack):
 
     `local` state for `dev` (or when `local_state` is asked for: a bootstrap, an emulator
     rehearsal); S3 with S3-native lock files (`use_lockfile`) elsewhere, one key per stack:
-    `<env>/<layer>.tfstate`. Local state files sit in their stack's folder under a path every
+    `<env>/<layer>.tfstate`. A region other than the environment's primary names its stacks
+    `<env>-<region>-<layer>` and keeps their state at `<env>/<region>/<layer>.tfstate`, in the one
+    state bucket (in the primary region). Local state files sit in their stack's folder under a path every
     sibling stack resolves the same way, so cross-stack references work with local state too.
     """
 
@@ -35,15 +37,15 @@ class BurrowStack(TerraformStack):
         name: str | None = None, state_key: str | None = None,
     ) -> None:
         """`name` and `state_key` replace `<env>-<layer>` and `<env>/<layer>.tfstate` (previews)."""
-        name = name or f"{env.name}-{layer}"
+        name = name or f"{env.stack_prefix}-{layer}"
         super().__init__(scope, name)
         self.env = env
         self.layer = layer
         if local_state or env.state.backend == "local":
             LocalBackend(self, path=f"../{name}/terraform.{name}.tfstate")
         else:
-            S3Backend(self, bucket=env.state.bucket, key=state_key or f"{env.name}/{layer}.tfstate", region=env.aws.region,
-                      encrypt=True)
+            S3Backend(self, bucket=env.state.bucket, key=state_key or f"{env.state_prefix}/{layer}.tfstate",
+                      region=env.primary_region, encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
             for key, value in state_access(env, f"burrow-{env.name}").items():
                 self.add_override(f"terraform.backend.s3.{key}", value)

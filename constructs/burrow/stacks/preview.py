@@ -31,7 +31,7 @@ class HostCluster(ClusterInfo):
     def connection_in(self, stack: TerraformStack) -> dict[str, Any]:
         host = self.host
         state = DataTerraformRemoteStateS3(stack, "host-cluster", bucket=host.state.bucket,
-                                           key=f"{host.name}/cluster.tfstate", region=host.aws.region, encrypt=True)
+                                           key=f"{host.name}/cluster.tfstate", region=host.primary_region, encrypt=True)
         for key, value in state_access(host, f"burrow-{host.name}-preview").items():
             state.add_override(f"config.{key}", value)
         return {

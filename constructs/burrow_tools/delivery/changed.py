@@ -18,7 +18,7 @@ def changed_environments(base: Path, head: Path) -> list[str]:
     """Environments with a stack added, removed or different between `base` and `head`."""
     before, after = stacks(base), stacks(head)
     changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
-    return sorted({name.rsplit("-", 1)[0] for name in changed})
+    return sorted({name.split("-", 1)[0] for name in changed})  # env names have no dash; regions add one
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"Summary of {argv[1]}:")
     for result in results:
-        print(f"  {result.stack:<18} {result.status:<12} {result.summary}")
+        print(f"  {result.stack:<24} {result.status:<12} {result.summary}")
     return 1 if any(r.status == "failed" for r in results) else 0
 
 

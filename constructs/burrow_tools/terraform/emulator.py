@@ -72,6 +72,12 @@ EMULATOR_GAPS = (
         drop=True,
     ),
     Gap(
+        "aws_route53_query_log",
+        "moto finds the log group only when its ARN ends in ':*', which the provider does not send (AWS takes "
+        "the log group's ARN as the provider gives it)",
+        drop=True,
+    ),
+    Gap(
         "aws_s3_bucket",
         "the rehearsal destroys the state bucket, which prevent_destroy forbids for real",
         allow_destroy=True,
@@ -118,7 +124,8 @@ class Emulator:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
-        env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+        # Certificates are issued 1 s after their DNS validation records exist (AWS: minutes).
+        env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "1"}
         if account_id:
             env["MOTO_ACCOUNT_ID"] = account_id
         self.process = subprocess.Popen(
@@ -173,6 +180,15 @@ class Emulator:
             "secrets": lambda: [x["Name"] for x in client("secretsmanager").list_secrets()["SecretList"]],
             "queues": lambda: client("sqs").list_queues().get("QueueUrls", []),
             "event_rules": lambda: [r["Name"] for r in client("events").list_rules()["Rules"]],
+            "certificates": lambda: [c["CertificateArn"] for c in client("acm").list_certificates()["CertificateSummaryList"]],
+            "peerings": lambda: [
+                p["VpcPeeringConnectionId"] for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]
+                if p["Status"]["Code"] not in ("deleted", "rejected")
+            ],
+            "log_groups": lambda: [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
+            # Route 53 is global: listed the same from every region
+            "hosted_zones": lambda: [z["Name"] for z in client("route53").list_hosted_zones()["HostedZones"]],
+            "health_checks": lambda: [h["Id"] for h in client("route53").list_health_checks()["HealthChecks"]],
         }
         return {kind: sorted(listing()) for kind, listing in listings.items()}
 
@@ -265,8 +281,8 @@ def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, 
 
 
 def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region: str) -> None:
-    """The generated credentials exist in Secrets Manager, and no value of theirs occurs in any
-    state file or in anything Terraform printed (plans, applies)."""
+    """The generated credentials exist in Secrets Manager (of `region`), and no value of theirs
+    occurs in any state file or in anything Terraform printed (plans, applies)."""
     manager = emulator.client("secretsmanager", region)
     names = [s["Name"] for s in manager.list_secrets()["SecretList"] if s["Name"].startswith(f"burrow/{env_name}/")]
     if not names:
@@ -283,11 +299,11 @@ def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region
     found = sorted(where for where, value in values.items() if any(value in text for text in written + PRINTED))
     if found:
         raise RuntimeError(f"generated credentials leaked into Terraform state, plan or output: {found}")
-    step(f"credentials: {len(values)} values in {len(names)} secrets ({', '.join(sorted(names))}); none in "
+    step(f"credentials: {len(values)} values in {len(names)} secrets ({', '.join(sorted(names))}) in {region}; none in "
          f"{len(written)} state/config files or {len(PRINTED)} Terraform outputs")
 
 
-def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: str | None) -> None:
+def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: str | None) -> None:  # env_name: the stack prefix
     """Karpenter's and Velero's AWS side, as applied: the interruption queue with every EventBridge
     rule targeting it, the backup bucket encrypted with its own KMS key and versioned, the roles."""
     sqs, events, s3, iam = (emulator.client(name, region) for name in ("sqs", "events", "s3", "iam"))
@@ -318,55 +334,125 @@ def rehearse_review(outdir: Path, env_name: str) -> None:
     plans = {plan.stack: plan for plan in plan_environment(outdir, env_name, echo=lambda _text: None)}
     common, cluster = plans[f"{env_name}-common"], plans[f"{env_name}-cluster"]
     if common.status != "no changes" or cluster.status != "changes" or " to add" not in cluster.summary:
-        raise RuntimeError(f"review plans are wrong: {common.stack}: {common.summary}; {cluster.stack}: {cluster.summary}")
+        raise RuntimeError(f"review plans are wrong: {common.stack}: {common.summary}; {cluster.stack}: {cluster.summary}"
+                           f"\n{(common.output + cluster.output)[-3000:]}")
     for plan in plans.values():
         step(f"review: {plan.stack}: {plan.status}: {plan.summary}")
+
+
+def rehearse_dns(emulator: Emulator, env_name: str, regions: list[str], zone: str, host: str) -> None:
+    """The global stack as applied: the zone, one health check and one latency record per region,
+    and every region's certificate issued for the public name and the region's own."""
+    route53 = emulator.client("route53", regions[0])
+    [zone_id] = [z["Id"] for z in route53.list_hosted_zones()["HostedZones"] if z["Name"] == f"{zone}."]
+    records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+               if r["Name"] == f"{host}." and r["Type"] == "CNAME"]
+    routed = sorted((r["SetIdentifier"], r["Region"], r["ResourceRecords"][0]["Value"], bool(r.get("HealthCheckId")))
+                    for r in records)
+    wanted = sorted((region, region, f"{region}.{host}", True) for region in regions)
+    if routed != wanted:
+        raise RuntimeError(f"latency records of {host}: {routed}; wanted {wanted}")
+    checks = [h["HealthCheckConfig"] for h in route53.list_health_checks()["HealthChecks"]]
+    probed = sorted(c["FullyQualifiedDomainName"] for c in checks if c.get("ResourcePath") == "/health")
+    if probed != sorted(f"{region}.{host}" for region in regions):
+        raise RuntimeError(f"health checks probe {probed}")
+    for region in regions:
+        acm = emulator.client("acm", region)
+        issued = [acm.describe_certificate(CertificateArn=c["CertificateArn"])["Certificate"]
+                  for c in acm.list_certificates()["CertificateSummaryList"]]
+        names = [sorted(c["SubjectAlternativeNames"]) for c in issued if c["DomainName"] == host and c["Status"] == "ISSUED"]
+        if names != [sorted({host, f"{region}.{host}"})]:
+            raise RuntimeError(f"{region}: no issued certificate for {host} and {region}.{host}: {names}")
+    step(f"dns: {zone} answers {host} by latency from {', '.join(regions)}, each tied to a /health check; "
+         f"certificates issued in {len(regions)} regions")
+
+
+def rehearse_peering(emulator: Emulator, regions: list[str]) -> None:
+    """Every pair of federated regions is peered (active) with routes on both sides."""
+    for region in regions[1:]:
+        ec2 = emulator.client("ec2", region)
+        active = [p for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]
+                  if p["Status"]["Code"] == "active"]
+        if not active:
+            raise RuntimeError(f"{region}: no active VPC peering to {regions[0]}")
+        routes = [r for t in ec2.describe_route_tables()["RouteTables"] for r in t["Routes"]
+                  if r.get("VpcPeeringConnectionId") in {p["VpcPeeringConnectionId"] for p in active}]
+        if not routes:
+            raise RuntimeError(f"{region}: the peering has no routes")
+        step(f"peering: {region} <-> {active[0]['AccepterVpcInfo'].get('Region', regions[0])} active, "
+             f"{len(routes)} routes in {region}")
+
+
+def prepare(stacks: list[Path]) -> None:
+    """Apply the emulator's gaps to each stack's synthesized JSON, printing every adjustment."""
+    for stack in stacks:
+        path = stack / "cdk.tf.json"
+        config = json.loads(path.read_text())
+        for note in apply_gaps(config):
+            step(f"{stack.name}: {note}")
+        path.write_text(json.dumps(config, indent=2))
+
+
+def replan_empty(stacks: list[Path], tf_env: dict[str, str]) -> None:
+    for stack in stacks:
+        step(f"{stack.name}: re-plan must be empty")
+        plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
+        if plan.returncode != 0:
+            raise RuntimeError(f"{stack.name}: re-plan after apply is not empty:\n{plan.stdout[-4000:]}")
+
+
+def new_since(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list[str]]:
+    """What the emulator holds now that it did not hold before, by kind (kinds with nothing new left out)."""
+    return {kind: sorted(set(ids) - set(before[kind])) for kind, ids in after.items() if set(ids) - set(before[kind])}
 
 
 def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None,
              account_id: str | None = None) -> None:
     """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto, which
-    answers as `account_id` (the environment's account)."""
+    answers as `account_id` (the environment's account): `<env>-global` first when the producer is
+    public, then each region's common and cluster layers, the primary region first."""
+    from burrow.config.loader import load_environment  # noqa: PLC0415
+
+    config = load_environment(env_name, ROOT / "environments")
+    views = config.regional()
     emulator = Emulator(account_id)
     PRINTED.clear()
     try:
         with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
             outdir = Path(tmp)
-            step(f"emulator on {emulator.url}; synthesizing {env_name}")
-            before = emulator.inventory(region)
+            step(f"emulator on {emulator.url}; synthesizing {env_name} ({', '.join(config.region_names)})")
+            before = {view.aws.region: emulator.inventory(view.aws.region) for view in views}
             synthesize(env_name, outdir, emulator.url)
             tf_env = terraform_env(outdir, find_mirror())
-            stacks = [outdir / "stacks" / f"{env_name}-{layer}" for layer in LAYERS]
-            for stack in stacks:
-                path = stack / "cdk.tf.json"
-                config = json.loads(path.read_text())
-                for note in apply_gaps(config):
-                    step(f"{stack.name}: {note}")
-                path.write_text(json.dumps(config, indent=2))
+            names = [f"{env_name}-global"] if config.ingress.enabled else []
+            names += [f"{view.stack_prefix}-{layer}" for view in views for layer in LAYERS]
+            stacks = [outdir / "stacks" / name for name in names]
+            prepare(stacks)
             for stack in stacks:
                 step(f"{stack.name}: init + apply")
                 terraform(["init"], stack, tf_env, "init")
                 terraform(["apply", "-auto-approve"], stack, tf_env, "apply")
-                if stack.name.endswith("-common"):
+                if stack.name == f"{env_name}-common":
                     if state_bucket:
                         rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region, account_id)
                     rehearse_review(outdir, env_name)
-            for stack in stacks:
-                step(f"{stack.name}: re-plan must be empty")
-                plan = terraform(["plan", "-detailed-exitcode"], stack, tf_env, "plan")
-                if plan.returncode != 0:
-                    raise RuntimeError(f"{stack.name}: re-plan after apply is not empty:\n{plan.stdout[-4000:]}")
-            rehearse_credentials(outdir, emulator, env_name, region)
-            rehearse_day2(emulator, env_name, region, account_id)
+            replan_empty(stacks, tf_env)
+            for view in views:
+                rehearse_credentials(outdir, emulator, env_name, view.aws.region)
+                rehearse_day2(emulator, view.stack_prefix, view.aws.region, account_id)
+            if config.ingress.enabled:
+                rehearse_dns(emulator, env_name, config.region_names, config.ingress.zone, config.ingress.host)
+            if config.multi_region and config.federation.enabled:
+                rehearse_peering(emulator, config.federated_regions)
             for stack in reversed(stacks):
                 step(f"{stack.name}: destroy")
                 terraform(["destroy", "-auto-approve"], stack, tf_env, "destroy")
-            after = emulator.inventory(region)
-            left = {kind: sorted(set(after[kind]) - set(before[kind])) for kind in after}
-            left = {kind: ids for kind, ids in left.items() if ids}
+            left = {f"{view.aws.region}:{kind}": ids for view in views
+                    for kind, ids in new_since(before[view.aws.region], emulator.inventory(view.aws.region)).items()}
             if left:
                 raise RuntimeError(f"destroy left resources behind in the emulator: {left}")
-            step(f"{env_name}: apply -> empty re-plan -> destroy passed; emulator holds nothing of ours")
+            step(f"{env_name}: apply -> empty re-plan -> destroy passed for {len(stacks)} stacks in "
+                 f"{len(views)} region(s); emulator holds nothing of ours")
     finally:
         emulator.close()
 

@@ -1,0 +1,262 @@
+"""Messages across regions, on purpose: RabbitMQ federation between an environment's regional
+brokers (cells).
+
+Each region runs its own RabbitMQ. With `federation.enabled`, every federated region's broker
+has the federation plugin and loads, at every boot, definitions that Burrow renders here:
+
+- one `federation-upstream` per other region: its broker's name (a record in the environment's
+  zone, kept by that region's external-dns, resolving to an internal network load balancer that
+  only the peered networks reach), with that region's broker credentials, read by External
+  Secrets from the same Secrets Manager path in that region;
+- one policy: `queue` mode federates the work queue (messages move to a region whose consumers
+  have capacity when the upstream region's consumers have none, so each message is still
+  processed once); `exchange` mode federates the work exchange (every region gets a copy of
+  every message: processed once per region);
+- the broker's user, its permissions and the virtual host, because a broker that loads
+  definitions at boot takes its users from them.
+
+Links acknowledge `on-confirm`: the upstream broker removes a message only after the downstream
+broker has confirmed it durably, so a message is never acknowledged away in transit.
+
+`federation_definitions` is pure, so the federation test on two real brokers loads exactly what
+Burrow renders (with real credentials in place of the templates).
+
+**Links that do not come back.** RabbitMQ 3.10 does not restart a quorum queue's federation links
+after its node restarts (the federation test shows it: no link for minutes), while any change of
+the federation policy starts them at once. Every broker pod therefore runs a small sidecar,
+`federation-links` (`KEEPER_SCRIPT`, run by the test against real nodes too): every
+`check_seconds` it compares the links this node runs (in any state, so an upstream region that is
+down does not count as missing) with the federated queues it leads times the upstreams, and after
+two checks short it re-applies the policy, which restarts the links. Nothing is lost meanwhile:
+messages wait in their upstream queue and are consumed there or once the link runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from burrow.addons.external_secrets import API_VERSION, STORE, regional_store
+from burrow.config.schema import MessagingConfig, Model
+from burrow.k8s import objects as k8s
+from burrow.k8s.objects import MANAGED_BY
+
+AMQP_PORT = 5672
+POLICY = "burrow-federation"
+DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDefinition file name
+PLUGIN = "rabbitmq_federation"
+
+
+class FederationUpstream(Model):
+    """Another region's broker this one federates from."""
+
+    region: str
+    host: str
+    port: int = AMQP_PORT
+    #: The Secrets Manager secret (in `region`) with that broker's `password`.
+    credentials_key: str
+
+
+class BrokerFederation(Model):
+    """How one region's broker federates with the other regions' (props of `RabbitMqBroker`)."""
+
+    mode: Literal["queue", "exchange"] = "queue"
+    region: str
+    upstreams: list[FederationUpstream] = Field(min_length=1)
+    #: This region's broker name for the other regions (external-dns writes it for the internal NLB).
+    broker_host: str
+    #: This region's VPC range (the internal load balancer's addresses) and the peers' ranges.
+    vpc_cidr: str
+    peer_cidrs: list[str]
+    max_hops: int = 1
+    prefetch: int = 100
+    reconnect_delay_seconds: int = 5
+    #: The secret holding this region's broker `password` (same path as the upstreams').
+    credentials_key: str
+
+    @property
+    def secret_name(self) -> str:
+        return "rabbitmq-federation-definitions"
+
+
+def template_field(region: str) -> str:
+    """The field an upstream region's password is renamed to in the definitions' ExternalSecret."""
+    return "upstream_" + region.replace("-", "_") + "_password"
+
+
+def federation_definitions(
+    federation: BrokerFederation, username: str, messaging: MessagingConfig, password: str,
+    upstream_password: Callable[[str], str], host_of: Callable[[FederationUpstream], str] | None = None,
+) -> dict[str, Any]:
+    """The definitions one region's broker loads at boot. `password` and `upstream_password(region)`
+    are the values (or the External Secrets templates that become them); `host_of` can replace an
+    upstream's `host:port` (the federation test points it at a loopback port)."""
+    where = host_of or (lambda upstream: f"{upstream.host}:{upstream.port}")
+    upstreams = [
+        {
+            "vhost": "/",
+            "component": "federation-upstream",
+            "name": upstream.region,
+            "value": {
+                "uri": f"amqp://{username}:{upstream_password(upstream.region)}@{where(upstream)}/%2F",
+                "ack-mode": "on-confirm",
+                "trust-user-id": False,
+                "max-hops": federation.max_hops,
+                "prefetch-count": federation.prefetch,
+                "reconnect-delay": federation.reconnect_delay_seconds,
+                # the upstream queue keeps its own name (the same in every region)
+                **({"queue": messaging.queue} if federation.mode == "queue" else {"exchange": messaging.exchange}),
+            },
+        }
+        for upstream in federation.upstreams
+    ]
+    pattern, apply_to = (
+        ("^" + messaging.queue.replace(".", "\\.") + "$", "queues") if federation.mode == "queue"
+        else ("^" + messaging.exchange.replace(".", "\\.") + "$", "exchanges")
+    )
+    return {
+        "users": [{"name": username, "password": password, "tags": "administrator"}],
+        "vhosts": [{"name": "/"}],
+        "permissions": [{"user": username, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+        "parameters": upstreams,
+        "policies": [{"vhost": "/", "name": POLICY, "pattern": pattern, "apply-to": apply_to, "priority": 0,
+                      "definition": {"federation-upstream-set": "all"}}],
+    }
+
+
+def definitions_secret(federation: BrokerFederation, namespace: str, username: str,
+                       messaging: MessagingConfig) -> k8s.K8sObject:
+    """The ExternalSecret that renders the definitions into the Secret the chart loads them from:
+    this region's broker password from the environment's store, each upstream's from the store
+    of its region (same secret path), renamed so they do not collide."""
+    definitions = federation_definitions(
+        federation, username, messaging, "{{ .password }}", lambda region: "{{ ." + template_field(region) + " }}"
+    )
+    sources: list[dict[str, Any]] = [{"extract": {"key": federation.credentials_key}}]
+    for upstream in federation.upstreams:
+        sources.append({
+            "extract": {"key": upstream.credentials_key},
+            "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": regional_store(upstream.region)}},
+            "rewrite": [{"regexp": {"source": "^password$", "target": template_field(upstream.region)}}],
+        })
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ExternalSecret",
+        "metadata": k8s.metadata(federation.secret_name, namespace, MANAGED_BY),
+        "spec": {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+            "target": {"name": federation.secret_name, "creationPolicy": "Owner",
+                       "template": {"type": "Opaque", "data": {DEFINITIONS_FILE: json.dumps(definitions, indent=1)}}},
+            "dataFrom": sources,
+        },
+    }
+
+
+def federation_service(federation: BrokerFederation, namespace: str, release_name: str,
+                       pod_labels: dict[str, str]) -> k8s.K8sObject:
+    """The broker's AMQP port on an internal network load balancer (AWS Load Balancer Controller,
+    IP targets), reachable only from the peered regions' networks, named by external-dns."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": f"{release_name}-federation",
+            "namespace": namespace,
+            "labels": dict(MANAGED_BY),
+            "annotations": {
+                "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+                "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+                "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+                "external-dns.alpha.kubernetes.io/hostname": federation.broker_host,
+            },
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "loadBalancerClass": "service.k8s.aws/nlb",
+            "loadBalancerSourceRanges": list(federation.peer_cidrs),
+            "selector": dict(pod_labels),
+            "ports": [{"name": "amqp", "protocol": "TCP", "port": AMQP_PORT, "targetPort": AMQP_PORT}],
+        },
+    }
+
+
+def federation_rules(federation: BrokerFederation) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(ingress, egress) NetworkPolicy rules of the brokers for federation: AMQP in from the load
+    balancer's addresses (this VPC), AMQP out to the other regions' load balancers (their VPCs)."""
+    ingress = [{"from": [{"ipBlock": {"cidr": federation.vpc_cidr}}], "ports": k8s.tcp_ports(AMQP_PORT)}]
+    egress = [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQP_PORT)}]
+    return ingress, egress
+
+
+KEEPER_SCRIPT = r"""set -u
+ctl() { rabbitmqctl $RABBITMQCTL_ARGS -q "$@"; }
+short=0
+flip=1
+while true; do
+  sleep "$CHECK_SECONDS"
+  mine=$(ctl list_queues --local name policy 2>/dev/null | awk -v p="$FEDERATION_POLICY" '$2 == p {n++} END {print n+0}') || continue
+  links=$(ctl eval 'length(rabbit_federation_status:status()).' 2>/dev/null) || continue
+  if [ "$links" -lt $((mine * UPSTREAMS)) ]; then short=$((short + 1)); else short=0; fi
+  if [ "$short" -ge 2 ]; then
+    if ctl set_policy --apply-to "$POLICY_APPLY_TO" --priority "$flip" "$FEDERATION_POLICY" "$POLICY_PATTERN" \
+        "$POLICY_DEFINITION" >/dev/null; then
+      echo "federation-links: $links of $((mine * UPSTREAMS)) links on this node; re-applied policy $FEDERATION_POLICY"
+      flip=$((1 - flip))
+    fi
+    short=0
+  fi
+done
+"""
+#: The keeper sidecar's home for rabbitmqctl: where the chart's broker container keeps the Erlang cookie.
+COOKIE_HOME = "/opt/bitnami/rabbitmq/.rabbitmq/"
+
+
+def keeper_env(federation: BrokerFederation, messaging: MessagingConfig, check_seconds: int = 30) -> dict[str, str]:
+    """What `KEEPER_SCRIPT` reads (besides `RABBITMQCTL_ARGS`): the policy exactly as the definitions
+    declare it, and how many links each federated queue should have."""
+    [policy] = federation_definitions(federation, "-", messaging, "-", lambda _region: "-")["policies"]
+    return {
+        "CHECK_SECONDS": str(check_seconds),
+        "FEDERATION_POLICY": policy["name"],
+        "POLICY_PATTERN": policy["pattern"],
+        "POLICY_APPLY_TO": policy["apply-to"],
+        "POLICY_DEFINITION": json.dumps(policy["definition"]),
+        "UPSTREAMS": str(len(federation.upstreams)),
+    }
+
+
+def keeper_sidecar(federation: BrokerFederation, messaging: MessagingConfig, image: str, release_name: str,
+                   security_context: dict[str, Any]) -> dict[str, Any]:
+    """The `federation-links` container beside each broker: the broker's image (its rabbitmqctl),
+    the broker's Erlang cookie from the pod's shared folder, nothing else."""
+    node = f"rabbit@$(MY_POD_NAME).{release_name}-headless.$(MY_POD_NAMESPACE).svc.cluster.local"
+    field = {"MY_POD_NAME": "metadata.name", "MY_POD_NAMESPACE": "metadata.namespace"}
+    return {
+        "name": "federation-links",
+        "image": image,
+        "command": ["/bin/bash", "-c", KEEPER_SCRIPT],
+        "env": [
+            *({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in field.items()),
+            {"name": "RABBITMQCTL_ARGS", "value": f"-l -n {node}"},
+            *({"name": name, "value": value} for name, value in keeper_env(federation, messaging).items()),
+        ],
+        "volumeMounts": [{"name": "empty-dir", "mountPath": COOKIE_HOME, "subPath": "app-erlang-cookie"},
+                         {"name": "empty-dir", "mountPath": "/tmp", "subPath": "tmp-dir"}],
+        "securityContext": security_context,
+        "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+    }
+
+
+def chart_values(federation: BrokerFederation, sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The Bitnami chart's settings: the plugin, the definitions loaded from the Secret at boot, and
+    the link keeper beside each broker."""
+    return {
+        "extraPlugins": PLUGIN,
+        "loadDefinition": {"enabled": True, "existingSecret": federation.secret_name,
+                           "file": f"/app/{DEFINITIONS_FILE}"},
+        "sidecars": [sidecar],
+    }

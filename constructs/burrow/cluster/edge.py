@@ -1,0 +1,173 @@
+"""`PublicEntry`: the AWS side of one region's way in (`ingress.enabled`).
+
+- An ACM certificate for the producer's public name and the region's own name
+  (`<region>.<host>`), validated by DNS records in the environment's zone;
+- the IRSA role of the AWS Load Balancer Controller, which turns the producer's Ingress into an
+  internet-facing ALB (and the broker's federation Service into an internal NLB). Its policy
+  follows the controller's reference policy, with every write scoped to load balancers, target
+  groups and security groups the controller tagged for this cluster; WAF and Shield are off;
+- the IRSA role of external-dns, which may change records in this zone only.
+
+The latency-routed public name and the health checks live in the `<env>-global` stack
+(`burrow.stacks.global_`); external-dns owns only `<region>.<host>` (and the broker's name),
+because only the controller knows the load balancer's address, which changes when it replaces
+the load balancer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cdktf import TerraformIterator, TerraformResourceLifecycle, Token
+from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate, AcmCertificateOptions
+from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.route53_record import Route53Record
+
+from burrow.cluster.eks import EksCluster, irsa_trust
+from burrow.spi import EdgeAccess
+from constructs import Construct
+
+LOAD_BALANCER_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:aws-load-balancer-controller"
+DNS_SERVICE_ACCOUNT = "system:serviceaccount:external-dns:external-dns"
+CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+
+
+def _tagged(key: str) -> dict:
+    return {"Null": {f"aws:{key}/{CLUSTER_TAG}": "false"}}
+
+
+def load_balancer_policy() -> dict:
+    """What the AWS Load Balancer Controller may do (its reference policy, without WAF, Shield and
+    Cognito): read everything it reconciles against; create, change and delete only what it tagged."""
+    describe = [
+        "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
+        "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
+        "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeRouteTables",
+        "ec2:GetSecurityGroupsForVpc", "ec2:GetCoipPoolUsage", "ec2:DescribeCoipPools", "ec2:DescribeIpamPools",
+        "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
+        "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeSSLPolicies",
+        "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTrustStores",
+        "elasticloadbalancing:DescribeCapacityReservation",
+        "acm:ListCertificates", "acm:DescribeCertificate",
+    ]
+    owned_lb = [
+        "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
+        "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+        "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+    ]
+    listeners = [
+        "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*", "arn:aws:elasticloadbalancing:*:*:listener/app/*/*/*",
+        "arn:aws:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
+        "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
+    ]
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole", "Resource": "*",
+         "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
+        {"Sid": "Read", "Effect": "Allow", "Action": describe, "Resource": "*"},
+        {"Sid": "CreateSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*"},
+        {"Sid": "TagNewSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": "arn:aws:ec2:*:*:security-group/*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **_tagged("RequestTag")}},
+        {"Sid": "OwnSecurityGroups", "Effect": "Allow",
+         "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
+         "Resource": "arn:aws:ec2:*:*:security-group/*", "Condition": _tagged("ResourceTag")},
+        {"Sid": "CreateTagged", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
+         "Resource": "*", "Condition": _tagged("RequestTag")},
+        {"Sid": "Listeners", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule"], "Resource": "*"},
+        {"Sid": "TagOwn", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+         "Resource": owned_lb, "Condition": _tagged("ResourceTag")},
+        {"Sid": "TagListeners", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"], "Resource": listeners},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "elasticloadbalancing:AddTags", "Resource": owned_lb,
+         "Condition": {"StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
+                       **_tagged("RequestTag")}},
+        {"Sid": "ChangeOwn", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+                    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+                    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+                    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
+                    "elasticloadbalancing:ModifyIpPools"],
+         "Resource": "*", "Condition": _tagged("ResourceTag")},
+        {"Sid": "Targets", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+         "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*"},
+        {"Sid": "ListenerSettings", "Effect": "Allow",
+         "Action": ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddListenerCertificates",
+                    "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:ModifyRule",
+                    "elasticloadbalancing:SetRulePriorities"], "Resource": "*"},
+    ]}
+
+
+def dns_policy(zone_id: str) -> str:
+    """external-dns: change records in the environment's zone, list zones and records."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "ChangeThisZone", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets",
+         "Resource": f"arn:aws:route53:::hostedzone/{zone_id}"},
+        {"Sid": "List", "Effect": "Allow",
+         "Action": ["route53:ListHostedZones", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
+         "Resource": "*"},
+    ]})
+
+
+class PublicEntry(Construct):
+    """The certificate and the controllers' roles of one region's public producer.
+
+    Escape hatches: `certificate` (None without TLS), `load_balancer_role`, `dns_role`; `access`
+    is what the add-ons stack needs.
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, cluster: EksCluster, region: str, vpc_id: str, zone_id: str,
+        zone_name: str, host: str, tls: bool = True,
+    ) -> None:
+        super().__init__(scope, id)
+        name = cluster.name
+        region_host = f"{region}.{host}"
+        self.certificate = None
+        if tls:
+            self.certificate = AcmCertificate(
+                self, "certificate", domain_name=host, subject_alternative_names=[region_host],
+                validation_method="DNS", lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+                options=AcmCertificateOptions(certificate_transparency_logging_preference="ENABLED"),
+                tags={"Name": f"{name}-producer"},
+            )
+            options = TerraformIterator.from_complex_list(self.certificate.domain_validation_options, "domain_name")
+            records = Route53Record(
+                self, "validation", for_each=options, zone_id=zone_id, allow_overwrite=True, ttl=60,
+                name=options.get_string("resource_record_name"), type=options.get_string("resource_record_type"),
+                records=[options.get_string("resource_record_value")],
+            )
+            # Keyed by the set's own domain names, not through tolist() (whose order Terraform cannot
+            # know before the certificate exists): the form Terraform can plan on the first apply.
+            records.add_override(
+                "for_each", "${{ for option in " + self.certificate.fqn + ".domain_validation_options : "
+                "option.domain_name => option }}")
+            AcmCertificateValidation(
+                self, "validated", certificate_arn=self.certificate.arn,
+                validation_record_fqdns=Token.as_list(TerraformIterator.from_resources(records).pluck_property("fqdn")),
+            )
+        lb_trust = irsa_trust(self, "load-balancer-trust", cluster.oidc_provider.arn, cluster.issuer,
+                              LOAD_BALANCER_SERVICE_ACCOUNT)
+        self.load_balancer_role = IamRole(self, "load-balancer", name=f"{name}-load-balancer",
+                                          assume_role_policy=lb_trust.json)
+        IamRolePolicy(self, "load-balancer-policy", role=self.load_balancer_role.name,
+                      name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy()))
+        dns_trust = irsa_trust(self, "dns-trust", cluster.oidc_provider.arn, cluster.issuer, DNS_SERVICE_ACCOUNT)
+        self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
+        IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id))
+        self.access = EdgeAccess(
+            cluster_name=name, region=region, vpc_id=vpc_id, load_balancer_role_arn=self.load_balancer_role.arn,
+            dns_role_arn=self.dns_role.arn, zone_id=zone_id, zone_name=zone_name, host=host, region_host=region_host,
+        )
