@@ -24,7 +24,7 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint validate e2e-aws diff deploy new-env bench bench-apps clean verify-charts \
+.PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
@@ -34,7 +34,8 @@ help:
 	@echo "make validate            terraform init + validate of every stack whose providers install here"
 	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
-	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order)"
+	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order; REGION=… one region's stacks)"
+	@echo "make regions ENV=prod    an environment's regions, the primary first"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
@@ -92,9 +93,21 @@ diff: $(VENV)/.synced
 	@BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.diff $(OUT) $(ENV)
 
+# Every stack of the environment (regions one after another, the primary first), or with REGION= one
+# region's stacks only (the primary's include <env>-global).
+REGION ?=
 deploy: install
-	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment> [RELEASE=release.json]"; exit 2; }
-	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy '$(ENV)-*' $(if $(CI),--auto-approve,)
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment> [REGION=<region>] [RELEASE=release.json]"; exit 2; }
+	@stacks="'$(ENV)-*'"; if [ -n "$(REGION)" ]; then \
+		stacks="$$(PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.regions stacks $(ENV) $(REGION))" || exit 2; \
+		stacks="$$(echo $$stacks) --ignore-missing-stack-dependencies"; fi; \
+	echo "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks $(if $(CI),--auto-approve,)"; \
+	eval "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks $(if $(CI),--auto-approve,)"
+
+# An environment's regions, the primary first (the order deploys go in).
+regions: $(VENV)/.synced
+	@test -n "$(ENV)" || { echo "usage: make regions ENV=<environment>"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.regions regions $(ENV)
 
 # The third-party charts at their pinned versions, rendered with the exact values Burrow passes.
 # Needs the chart repositories, or CHARTS_DIR with the charts (.tgz or unpacked sources).
@@ -184,8 +197,8 @@ release: install
 	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.release record "$(REGISTRY)" "$(TAG)" release.json
 
 smoke: install
-	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment> [PR=<preview in its cluster>]"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)" $(PR)
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment> [REGION=<region>] [PR=<preview in its cluster>]"; exit 2; }
+	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)" $(PR) $(if $(REGION),--region $(REGION),)
 
 # Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
 pr-diffs: install
