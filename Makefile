@@ -101,8 +101,8 @@ deploy: install
 	@stacks="'$(ENV)-*'"; if [ -n "$(REGION)" ]; then \
 		stacks="$$(PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.regions stacks $(ENV) $(REGION))" || exit 2; \
 		stacks="$$(echo $$stacks) --ignore-missing-stack-dependencies"; fi; \
-	echo "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks $(if $(CI),--auto-approve,)"; \
-	eval "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks $(if $(CI),--auto-approve,)"
+	echo "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"; \
+	eval "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"
 
 # An environment's regions, the primary first (the order deploys go in).
 regions: $(VENV)/.synced
@@ -126,13 +126,13 @@ preview-synth: $(VENV)/.synced
 
 preview: install
 	@test -n "$(PR)" || $(PREVIEW_USAGE)
-	$(PREVIEW_VARS) npx cdktf deploy 'pr-$(PR)-app' $(if $(CI),--auto-approve,)
+	$(PREVIEW_VARS) npx cdktf deploy 'pr-$(PR)-app' --output $(OUT) $(if $(CI),--auto-approve,)
 	@$(PREVIEW_VARS) PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.previews summary $(PR) $(if $(HOST),--host $(HOST),) > preview.md
 	@cat preview.md
 
 preview-destroy: install
 	@test -n "$(PR)" || $(PREVIEW_USAGE)
-	$(PREVIEW_VARS) npx cdktf destroy 'pr-$(PR)-app' --auto-approve
+	$(PREVIEW_VARS) npx cdktf destroy 'pr-$(PR)-app' --output $(OUT) --auto-approve
 	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.previews forget $(PR) $(if $(HOST),--host $(HOST),)
 
 previews-expired: $(VENV)/.synced

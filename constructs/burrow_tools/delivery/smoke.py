@@ -65,7 +65,7 @@ def public_health(url: str, seconds: float = 300) -> str:
                 return f"{answer.status} {answer.read(200).decode(errors='replace')}"
         except (urllib.error.URLError, OSError) as exc:
             problem = str(exc)
-        time.sleep(10)
+        time.sleep(max(0.0, min(10.0, deadline - time.monotonic())))
     raise BurrowError(f"{url} did not answer 200 within {seconds:.0f} s: {problem}")
 
 
