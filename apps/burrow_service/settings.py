@@ -27,7 +27,9 @@ COMMON_VARIABLES = (
     "RABBITMQ_QUEUE",
     "RABBITMQ_ROUTING_KEY",
 )
-SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD")
+SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "PUBLISH_TOKEN")
+#: Read when set: the producer's bearer token for POST /publish (a public producer always gets one).
+OPTIONAL_VARIABLES = {"producer": ("PUBLISH_TOKEN",), "consumer": ()}
 ROLE_VARIABLES = {"producer": ("PUBLISH_RATE",), "consumer": ("PREFETCH_COUNT", "PROCESSED_LOG")}
 
 
@@ -60,6 +62,8 @@ class Settings:
     max_message_bytes: int
     processed_log: str | None
     seen_ids: int
+    #: POST /publish requires `Authorization: Bearer <publish_token>` when set.
+    publish_token: str | None = None
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -140,4 +144,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "DEDUP_WINDOW", _bounded(int, 1, 1_000_000), "100000",
             "how many of the newest processed ids are recognised as duplicates, 1-1000000",
         ),
+        publish_token=_read(env, "PUBLISH_TOKEN", _token, None, "a bearer token of 32-256 letters and digits")
+        if env.get("PUBLISH_TOKEN") else None,
     )
+
+
+def _token(raw: str) -> str:
+    if not (32 <= len(raw) <= 256 and raw.isalnum()):
+        raise ValueError("not a token")
+    return raw

@@ -14,6 +14,7 @@ cut off by a connection loss is retried on the next connection.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import queue
@@ -246,8 +247,25 @@ class Producer(Service):
                 connection.sleep(0.2)
 
 
+def authorized(token: str | None, header: str) -> bool:
+    """True without a configured token; else only for `Bearer <token>`, compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def add_routes(app: Flask, service: Producer) -> None:
     rejected = {reason: metrics.REJECTED.labels(reason=reason, **service.labels) for reason in RETRY_AFTER}
+
+    @app.before_request
+    def require_token() -> Response | None:
+        """A public producer (PUBLISH_TOKEN set) publishes only for its bearer token; probes stay open."""
+        if request.path != "/publish" or authorized(service.settings.publish_token, request.headers.get("Authorization", "")):
+            return None
+        response = json_response({"error": "POST /publish needs the header Authorization: Bearer <token>"}, 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="burrow"'
+        return response
 
     @app.post("/publish")
     def publish() -> Response:

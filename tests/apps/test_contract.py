@@ -73,6 +73,7 @@ BASE = {"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWO
         ("consumer", {**BASE, "PREFETCH_COUNT": "0"}, "PREFETCH_COUNT='0' is invalid (an integer 1-1000)"),
         ("producer", {**BASE, "PUBLISH_RATE": "fast"}, "PUBLISH_RATE='fast' is invalid"),
         ("producer", {**BASE, "HTTP_PORT": "70000"}, "HTTP_PORT='70000' is invalid"),
+        ("producer", {**BASE, "PUBLISH_TOKEN": "short"}, "PUBLISH_TOKEN=<hidden> is invalid (a bearer token of 32-256"),
     ],
 )
 def test_bad_configuration_exits_with_one_line_naming_the_variable(role, env, expected):
@@ -109,6 +110,26 @@ def test_bad_publish_bodies_get_400_and_publish_nothing(start, body, reason):
     assert response.status_code == 400
     assert reason in response.json()["error"]
     assert producer.metric("burrow_messages_published_total") == 0
+
+
+TOKEN = "T0k3n" * 8  # 40 letters and digits
+
+
+def test_a_public_producer_publishes_only_for_its_bearer_token(start):
+    producer = start("producer", PUBLISH_RATE="0", PUBLISH_TOKEN=TOKEN)
+    producer.wait_ready()
+    body = json.dumps({"payload": {"n": 1}, "id": "auth-1"}).encode()
+    refused = [producer.post("/publish", body),
+               producer.post("/publish", body, headers={"Authorization": f"Bearer {TOKEN[:-1]}x"}),
+               producer.post("/publish", body, headers={"Authorization": f"Basic {TOKEN}"}),
+               producer.post("/publish", body, headers={"Authorization": "Bearer"})]
+    assert [r.status_code for r in refused] == [401] * 4
+    assert refused[0].headers["WWW-Authenticate"] == 'Bearer realm="burrow"'
+    assert producer.metric("burrow_messages_published_total") == 0  # nothing refused was published
+    accepted = producer.post("/publish", body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert (accepted.status_code, accepted.json()) == (201, {"id": "auth-1", "status": "confirmed"})
+    assert producer.get("/health").status_code == 200  # health needs no token (load balancers, DNS checks)
+    assert TOKEN not in producer.log_path.read_text(errors="replace")
 
 
 def test_oversized_publish_body_gets_413(start):

@@ -174,3 +174,34 @@ def test_a_broker_values_edit_through_the_release_is_refused(tmp_path):
     broker.release.values = [*broker.release.values_input, "replicaCount: 3\npodAntiAffinityPreset: hard\n"]
     rules = {line.split("[")[1].split("]")[0] for line in violations(synth_error(app, tmp_path))}
     assert rules == {"image-digest", "rabbitmq-persistence"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda ingress: ingress["spec"]["rules"][0]["http"]["paths"][0].update(path="/metrics"),
+         "route only /publish, /health with pathType Exact, not '/metrics' (Exact)"),
+        (lambda ingress: ingress["spec"]["rules"][0]["http"]["paths"][1].update(pathType="Prefix"),
+         "not '/health' (Prefix)"),
+        (lambda ingress: ingress["spec"].pop("tls"), "serve HTTPS (spec.tls) and redirect HTTP to it"),
+        (lambda ingress: ingress["spec"].update(defaultBackend={"service": {"name": "consumer", "port": {"number": 5000}}}),
+         "remove spec.defaultBackend"),
+    ],
+)
+def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, edit, expected):
+    """Edited through its escape hatch to expose more (or drop TLS), the producer's Ingress makes a
+    staging stack refuse to synthesize (as Burrow builds it, prod synthesizes: the snapshots)."""
+    from burrow.app.ingress import PublicIngress, producer_ingress
+    from burrow.spi import EdgeAccess
+
+    app, worker = team_stack(tmp_path, tier=Tier.STAGING)
+    edge = EdgeAccess(cluster_name="c", region="eu-west-1", vpc_id="vpc-1", load_balancer_role_arn="arn:r",
+                      dns_role_arn="arn:d", zone_id="Z1", zone_name="example.com", host="events.example.com",
+                      region_host="eu-west-1.events.example.com")
+    config = env("prod").ingress
+    ingress = producer_ingress("producer", "team", "producer", 5000, edge, config)
+    public = PublicIngress(TerraformStack.of(worker), "public", namespace="team", objects=[ingress], depends_on=[])
+    assert not [line for line in guardrail_report(violations_in(stacks_of(app))).splitlines() if "public-ingress" in line]
+    edit(public.objects[0])
+    found = violations(synth_error(app, tmp_path))
+    assert any("team/public: [public-ingress] Ingress producer: " in line and expected in line for line in found), found

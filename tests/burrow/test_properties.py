@@ -84,14 +84,16 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     for stack in (cluster, addons, app):
         assert "random_password" not in stack.get("resource", {})
         assert "kubernetes_secret_v1" not in stack.get("resource", {})
+    public = load_environment(env, ROOT / "environments").ingress.enabled  # prod: a token for the public producer
     generators = cluster["ephemeral"]["aws_secretsmanager_random_password"]
     assert {name: g["password_length"] for name, g in generators.items()} == {
         "credentials_rabbitmq_password": 32, "credentials_rabbitmq_erlang_cookie": 64,
-        "credentials_grafana_admin_password": 32,
+        "credentials_grafana_admin_password": 32, **({"credentials_producer_publish_token": 48} if public else {}),
     }
     assert all(g["exclude_punctuation"] for g in generators.values())
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
-    assert sorted(secrets) == [f"burrow/{env}/grafana", f"burrow/{env}/rabbitmq"]
+    assert sorted(secrets) == [f"burrow/{env}/grafana", *([f"burrow/{env}/producer"] if public else []),
+                               f"burrow/{env}/rabbitmq"]
     assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_key") for s in secrets.values())
     for version in resources(cluster, "aws_secretsmanager_secret_version").values():
         assert "secret_string" not in version
@@ -151,14 +153,24 @@ def test_workers_probe_health_and_ready_on_port_5000(synthesized, env):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_deployments_set_exactly_the_variables_the_services_read(synthesized, env):
-    from burrow_service.settings import COMMON_VARIABLES, ROLE_VARIABLES, SECRET_VARIABLES, load_settings
+    from burrow_service.settings import (
+        COMMON_VARIABLES,
+        OPTIONAL_VARIABLES,
+        ROLE_VARIABLES,
+        SECRET_VARIABLES,
+        load_settings,
+    )
 
+    public = load_environment(env, ROOT / "environments").ingress.enabled
     for role, deployment in deployments(synthesized, env).items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         env_vars = {e["name"]: e for e in container["env"]}
-        assert set(env_vars) == set(COMMON_VARIABLES) | set(ROLE_VARIABLES[role])
+        # a public producer also reads its bearer token; nothing else is optional
+        optional = set(OPTIONAL_VARIABLES[role]) if public else set()
+        assert set(env_vars) == set(COMMON_VARIABLES) | set(ROLE_VARIABLES[role]) | optional
         for name in SECRET_VARIABLES:
-            assert "secretKeyRef" in env_vars[name]["valueFrom"], name
+            if name in env_vars:
+                assert "secretKeyRef" in env_vars[name]["valueFrom"], name
         plain = {k: v["value"] for k, v in env_vars.items() if "value" in v}
         settings = load_settings({**plain, "RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWORD": "p"})
         assert settings.http_port == 5000
@@ -278,3 +290,29 @@ def test_dev_synth_never_imports_the_aws_bindings(tmp_path):
     loaded = result.stdout.strip().splitlines()[-1]
     assert "cdktf_cdktf_provider_aws" not in loaded
     assert "cdktf_cdktf_provider_helm" in loaded
+
+
+def test_the_public_producers_token_is_one_secret_replicated_and_read_in_every_region(synthesized):
+    """prod: the token is generated once, in the primary region, replicated by Secrets Manager to
+    us-east-1 (clients reach either region with the same token); each region's producer reads it
+    from its own region through External Secrets, before it starts."""
+    [token] = [s for s in resources(synthesized.stack("prod-cluster"), "aws_secretsmanager_secret").values()
+               if s["name"] == "burrow/prod/producer"]
+    assert token["replica"] == [{"region": "us-east-1"}]
+    secondary = synthesized.stack("prod-us-east-1-cluster")
+    assert "burrow/prod/producer" not in {s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()}
+    (policy,) = [p for key, p in resources(secondary, "aws_iam_role_policy").items() if key.startswith("credentials_")]
+    [replica] = [s for s in json.loads(policy["policy"])["Statement"] if s["Sid"] == "ReadReplicatedSecrets"]
+    assert replica["Resource"] == ["arn:aws:secretsmanager:us-east-1:345678901234:secret:burrow/prod/producer-*"]
+    for prefix in ("prod", "prod-us-east-1"):
+        objects = synthesized.objects("prod", prefix)
+        [auth] = [o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "producer-auth"]
+        assert auth["spec"]["dataFrom"] == [{"extract": {"key": "burrow/prod/producer"}}]
+        assert auth["spec"]["target"]["template"]["data"] == {"publish-token": "{{ .publish_token }}"}
+        [producer] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "producer"]
+        env = {e["name"]: e for e in producer["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["PUBLISH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "producer-auth", "key": "publish-token"}}
+        app = synthesized.stack(f"{prefix}-app")
+        release = next(r for r in resources(app, "helm_release").values() if r["name"] == "producer")
+        assert any("publish-auth_release" in d for d in release["depends_on"])
+    assert "PUBLISH_TOKEN" not in json.dumps(synthesized.objects("qa"))  # an internal producer has none

@@ -35,8 +35,10 @@ class ServiceProcess:
     def get(self, path: str) -> requests.Response:
         return requests.get(self.url + path, timeout=5)
 
-    def post(self, path: str, data: bytes, content_type: str = "application/json") -> requests.Response:
-        return requests.post(self.url + path, data=data, headers={"Content-Type": content_type}, timeout=10)
+    def post(self, path: str, data: bytes, content_type: str = "application/json",
+             headers: dict[str, str] | None = None) -> requests.Response:
+        return requests.post(self.url + path, data=data, headers={"Content-Type": content_type, **(headers or {})},
+                             timeout=10)
 
     def wait_ready(self, seconds: float = 30) -> None:
         try:

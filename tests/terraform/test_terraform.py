@@ -82,10 +82,12 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"{env}-common: bootstrap passed" in printed
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
+    public = config.ingress.enabled  # prod: the public producer's token too, one value replicated to every region
+    secrets = ", ".join(f"burrow/{env}/{key}" for key in ("grafana", *(["producer"] if public else []), "rabbitmq"))
     for view in config.regional():  # every region: its own secrets (same path), queue, bucket and roles
         region, prefix = view.aws.region, view.stack_prefix
-        assert re.search(rf"credentials: 3 values in 2 secrets \(burrow/{env}/grafana, burrow/{env}/rabbitmq\) in "
-                         rf"{region}; none in", printed)
+        assert f"credentials: {4 if public else 3} values in {3 if public else 2} secrets ({secrets}) in {region}; " \
+            "none in" in printed
         assert f"day 2: burrow-{prefix}-karpenter receives 4 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
     if config.multi_region:  # prod: two regions, the global stack first, federation's peering
@@ -95,6 +97,7 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
         assert f"dns: {config.ingress.zone} answers {config.ingress.host} by latency from eu-west-1, us-east-1, each " \
             "tied to a /health check; certificates issued in 2 regions" in printed
         assert re.search(r"peering: us-east-1 <-> eu-west-1 active, \d+ routes in us-east-1", printed)
+        assert f"token: burrow/{env}/producer holds one value in eu-west-1, us-east-1" in printed
     assert re.search(rf"{env}: apply -> empty re-plan -> destroy passed for \d+ stacks in "
                      rf"{len(config.region_names)} region\(s\); emulator holds nothing of ours", printed)
 

@@ -16,13 +16,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cdktf import ITerraformDependable
+
 from burrow.config.schema import IngressConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
+from burrow.k8s.release import KubernetesObjects
+from burrow.policy.facts import PolicyFacts
+from burrow.policy.guardrails import PUBLIC_PATHS as GUARDED_PATHS
+from burrow.policy.guardrails import Guardrails
 from burrow.spi import EdgeAccess
+from constructs import Construct
 
 INGRESS_CLASS = "alb"
-PUBLIC_PATHS = ("/publish", "/health")
+PUBLIC_PATHS = GUARDED_PATHS
 READINESS_PATH = "/ready"
 
 
@@ -63,3 +70,29 @@ def load_balancer_policy(name: str, namespace: str, pod_labels: dict[str, str], 
     """Lets the ALB (its addresses are in the region's VPC) reach the producer's HTTP port."""
     return k8s.network_policy(name, namespace, pod_labels,
                               ingress=[{"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": k8s.tcp_ports(port)}])
+
+
+class PublicIngress(Construct):
+    """The producer's public Ingress and the policy admitting its load balancer, as one object release.
+
+    Policed as an `ingress` (staging and production: only the public paths, exactly, over HTTPS).
+    Escape hatches: `objects` (native shape; edits before synth are delivered and checked), `delivery`.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, namespace: str, objects: list[k8s.K8sObject],
+                 depends_on: list[ITerraformDependable]) -> None:
+        super().__init__(scope, id)
+        Guardrails.of(self)
+        self.delivery = KubernetesObjects(self, "objects", release_name="burrow-ingress", namespace=namespace,
+                                          objects=objects, depends_on=depends_on)
+
+    @property
+    def objects(self) -> tuple[k8s.K8sObject, ...]:
+        return self.delivery.objects
+
+    @objects.setter
+    def objects(self, value: tuple[k8s.K8sObject, ...]) -> None:
+        self.delivery.objects = tuple(value)
+
+    def policy_facts(self) -> PolicyFacts:
+        return PolicyFacts("ingress", tuple(self.objects))

@@ -7,9 +7,10 @@ environment variables) is the one `apps/` implements; a test checks both sides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from cdktf import ITerraformDependable
 from pydantic import Field, model_validator
 
 from burrow.app.namespace import AppNamespace
@@ -25,6 +26,7 @@ from burrow.config.schema import (
 )
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
+from burrow.k8s.objects import EnvFromSecret
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.objects import service_monitor
 from burrow.monitoring.rules import Alert, consumer_alerts, producer_alerts, prometheus_rule, workload_alerts
@@ -72,6 +74,8 @@ class QueueWorkerProps(Model):
     monitoring_namespace: str | None = None
     #: Alert thresholds; set, the worker ships its PrometheusRule (restarts, not ready, role alerts).
     alerts: AlertThresholds | None = None
+    #: Variables read from Secrets: name -> (Secret, key), e.g. the public producer's PUBLISH_TOKEN.
+    secret_settings: Mapping[str, tuple[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _grace_exceeds_drain(self) -> QueueWorkerProps:
@@ -99,7 +103,10 @@ class QueueWorker(Construct):
         namespace: AppNamespace,
         broker: RabbitMqBroker,
         props: QueueWorkerProps,
+        depends_on: Sequence[ITerraformDependable] = (),
     ) -> None:
+        """`depends_on`: what the workload's release waits for besides its namespace and broker (the
+        release of a Secret that `secret_settings` read, say)."""
         super().__init__(scope, id)
         Guardrails.of(self)
         reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging)))
@@ -122,7 +129,8 @@ class QueueWorker(Construct):
                 **props.settings,
             },
             state_dir=STATE_DIR if consumer else None,
-            secret_env=broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
+            secret_env=[*broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
+                        *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
             liveness=k8s.HttpProbe(LIVENESS_PATH, period_seconds=10, failure_threshold=3),
             readiness=k8s.HttpProbe(READINESS_PATH, period_seconds=5, failure_threshold=2),
             startup=k8s.HttpProbe(LIVENESS_PATH, period_seconds=2, failure_threshold=30),
@@ -164,7 +172,7 @@ class QueueWorker(Construct):
             release_name=self.name,
             namespace=ns,
             objects=objects,
-            depends_on=[namespace.resource, broker.release],
+            depends_on=[namespace.resource, broker.release, *depends_on],
         )
         self.release = self.delivery.release
 

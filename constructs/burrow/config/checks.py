@@ -176,10 +176,14 @@ def ingress_problems(env: EnvironmentConfig) -> list[Problem]:
     if not env.on_aws:
         return [(("ingress", "enabled"), True, "the public producer is served by the AWS Load Balancer Controller "
                  "and Route 53: it needs an EKS environment; keep ingress.enabled: false here")]
+    problems: list[Problem] = []
     if env.tier == Tier.PRODUCTION and not env.ingress.tls:
-        return [(("ingress", "tls"), False, "a public producer in a production environment serves HTTPS only: "
-                 "set ingress.tls: true (an ACM certificate is issued for it)")]
-    return []
+        problems.append((("ingress", "tls"), False, "a public producer in a production environment serves HTTPS "
+                         "only: set ingress.tls: true (an ACM certificate is issued for it)"))
+    if env.tier == Tier.PRODUCTION and env.ingress.authentication == "none":
+        problems.append((("ingress", "authentication"), "none", "a public producer in a production environment "
+                         "publishes only for its bearer token: set ingress.authentication: token"))
+    return problems
 
 
 def regional_problems(regional: list[EnvironmentConfig]) -> list[Problem]:

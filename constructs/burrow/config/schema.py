@@ -639,6 +639,10 @@ class IngressConfig(Model):
     create_zone: bool = False
     #: HTTPS with an ACM certificate; production refuses a public producer without it.
     tls: bool = True
+    #: `token`: POST /publish needs `Authorization: Bearer <token>`, one token generated for the whole
+    #: environment in Secrets Manager (`burrow/<env>/producer`, replicated to every region);
+    #: `none` is refused in production. default: token
+    authentication: Literal["token", "none"] = "token"
     #: The ALB's TLS policy (TLS 1.2 and 1.3 only).
     ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = (
         "ELBSecurityPolicy-TLS13-1-2-2021-06"

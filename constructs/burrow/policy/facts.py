@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Subject = Literal["workload", "broker", "namespace", "nodepool"]
+Subject = Literal["workload", "broker", "namespace", "nodepool", "ingress"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class PolicyFacts:
     """What one construct delivers, as it will reach the cluster."""
 
     #: Which rules apply: "workload" (pods of a service), "broker" (a RabbitMQ chart), "namespace",
-    #: "nodepool" (a Karpenter NodePool).
+    #: "nodepool" (a Karpenter NodePool), "ingress" (a way in from outside the cluster).
     subject: Subject
     #: The Kubernetes objects the construct delivers, in native shape.
     objects: tuple[Mapping[str, Any], ...] = ()

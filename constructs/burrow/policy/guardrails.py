@@ -193,6 +193,29 @@ def _pool_budget(facts: PolicyFacts) -> list[str]:
     ]
 
 
+#: What a public Ingress may route: the producer's publish endpoint and its liveness.
+PUBLIC_PATHS = ("/publish", "/health")
+
+
+def _public_ingress(facts: PolicyFacts) -> list[str]:
+    """An Ingress routes only the public paths, exactly, and serves them over TLS with HTTP redirected."""
+    problems = []
+    for ingress in (obj for obj in facts.objects if obj.get("kind") == "Ingress"):
+        name = ingress["metadata"]["name"]
+        annotations = ingress["metadata"].get("annotations") or {}
+        spec = ingress.get("spec") or {}
+        if spec.get("defaultBackend"):
+            problems.append(f"Ingress {name}: remove spec.defaultBackend (only {', '.join(PUBLIC_PATHS)} are public)")
+        for rule in spec.get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                if path.get("path") not in PUBLIC_PATHS or path.get("pathType") != "Exact":
+                    problems.append(f"Ingress {name}: route only {', '.join(PUBLIC_PATHS)} with pathType Exact, not "
+                                    f"{path.get('path')!r} ({path.get('pathType')})")
+        if not spec.get("tls") or annotations.get("alb.ingress.kubernetes.io/ssl-redirect") != "443":
+            problems.append(f"Ingress {name}: serve HTTPS (spec.tls) and redirect HTTP to it (ssl-redirect: '443')")
+    return problems
+
+
 def _capacity_types(pool: Mapping[str, Any]) -> list[str]:
     requirements = pool["spec"]["template"]["spec"].get("requirements") or []
     found = [r for r in requirements if r.get("key") == "karpenter.sh/capacity-type"]
@@ -227,6 +250,7 @@ RULES = (
     Rule("nodepool-limits", PRODUCTION, "nodepool", "NodePool cpu and memory limits", _pool_limits),
     Rule("nodepool-disruption-budget", PRODUCTION, "nodepool", "a NodePool disruption budget", _pool_budget),
     Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
+    Rule("public-ingress", STAGING_AND_UP, "ingress", "only /publish and /health, over HTTPS", _public_ingress),
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
 

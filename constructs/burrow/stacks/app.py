@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from burrow.addons.external_secrets import external_secret
 from burrow.addons.karpenter import workload_node_selector
 from burrow.app.federation import BrokerFederation, FederationUpstream
-from burrow.app.ingress import load_balancer_policy, producer_ingress
+from burrow.app.ingress import PublicIngress, load_balancer_policy, producer_ingress
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import HTTP_PORT, QueueWorker, QueueWorkerProps
@@ -21,6 +22,9 @@ from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
+
+PUBLISH_AUTH = "producer-auth"  # the Secret holding the public producer's bearer token
+PUBLISH_TOKEN_KEY = "publish-token"
 
 
 def broker_host(env: EnvironmentConfig, region: str) -> str:
@@ -90,18 +94,35 @@ class AppLayer(BurrowStack):
             ),
         )
         apps = env.apps
-        self.producer = self._worker(env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)})
+        public = cluster.edge is not None and env.ingress.enabled
+        self.publish_auth = self._publish_auth(env) if public and env.ingress.authentication == "token" else None
+        self.producer = self._worker(
+            env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)},
+            secret_settings={"PUBLISH_TOKEN": (PUBLISH_AUTH, PUBLISH_TOKEN_KEY)} if self.publish_auth else {},
+            depends_on=[self.publish_auth.release] if self.publish_auth else [],
+        )
         self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
         self.monitoring = self._monitoring(env) if env.monitoring.enabled else None
-        self.ingress = self._ingress(env) if cluster.edge is not None and env.ingress.enabled else None
+        self.ingress = self._ingress(env) if public else None
 
-    def _ingress(self, env: EnvironmentConfig) -> KubernetesObjects:
+    def _publish_auth(self, env: EnvironmentConfig) -> KubernetesObjects:
+        """The Secret with the public producer's bearer token, built by External Secrets from the
+        environment's one token (the primary region's secret, or this region's replica of it)."""
+        assert self.cluster.secrets is not None  # a public producer is an EKS environment's (configuration checks)
+        return KubernetesObjects(
+            self, "publish-auth", release_name="producer-auth", namespace=env.namespace,
+            objects=[external_secret(PUBLISH_AUTH, env.namespace, self.cluster.secrets.secret("producer"),
+                                     {PUBLISH_TOKEN_KEY: "{{ .publish_token }}"})],
+            depends_on=[self.namespace.resource],
+        )
+
+    def _ingress(self, env: EnvironmentConfig) -> PublicIngress:
         """The producer's public Ingress, and the policy letting the load balancer reach its pods."""
         assert self.cluster.edge is not None
         producer = self.producer
         labels = k8s.selector_for(k8s.labels_for(producer.name, producer.props.part_of, producer.props.role))
-        return KubernetesObjects(
-            self, "ingress", release_name="burrow-ingress", namespace=env.namespace,
+        return PublicIngress(
+            self, "ingress", namespace=env.namespace,
             objects=[producer_ingress(producer.name, env.namespace, producer.name, HTTP_PORT, self.cluster.edge, env.ingress),
                      load_balancer_policy(f"{producer.name}-from-load-balancer", env.namespace, labels,
                                           env.network.vpc_cidr, "http")],
@@ -125,7 +146,8 @@ class AppLayer(BurrowStack):
         )
 
     def _worker(
-        self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str]
+        self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str],
+        secret_settings: dict[str, tuple[str, str]] | None = None, depends_on: Sequence = (),
     ) -> QueueWorker:
         props = QueueWorkerProps(
             role=role,
@@ -140,8 +162,9 @@ class AppLayer(BurrowStack):
             node_selector=workload_node_selector(env),
             monitoring_namespace=self.monitoring_namespace,
             alerts=env.monitoring.alerts if env.monitoring.enabled else None,
+            secret_settings=secret_settings or {},
         )
-        return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props)
+        return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props, depends_on=depends_on)
 
     @property
     def workers(self) -> tuple[QueueWorker, ...]:

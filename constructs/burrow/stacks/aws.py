@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.provider import (
 )
 
 from burrow.cluster.backups import BackupAccessRole
-from burrow.cluster.credentials import GeneratedCredentials
+from burrow.cluster.credentials import GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
@@ -89,6 +89,16 @@ class AwsStack(BurrowStack):
                 endpoints=[AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
             )
         return AwsProvider(self, f"aws-{alias}" if alias else "aws", **settings)
+
+
+def publish_token(env: EnvironmentConfig) -> dict:
+    """GeneratedCredentials' settings for the public producer's token (`ingress.authentication`)."""
+    if not (env.ingress.enabled and env.ingress.authentication == "token"):
+        return {}
+    if not env.is_primary:
+        return {"replicated": tuple(PUBLISH_TOKEN)}
+    others = [r for r in env.region_names if r != env.aws.region]
+    return {"secrets": {**GENERATED, **PUBLISH_TOKEN}, "replicas": {key: others for key in PUBLISH_TOKEN}}
 
 
 def aws_assume_role(env: EnvironmentConfig) -> AwsProviderAssumeRole:
@@ -170,6 +180,8 @@ class ClusterLayer(AwsStack):
             role_name=f"{cluster_name(env)}-secrets-reader",
             # federation: the broker credentials of the other regions, read at the same path there
             peer_regions=tuple(env.federation_peers),
+            # the public producer's token: generated in the primary region, replicated to the others
+            **publish_token(env),
             account_id=env.aws.account_id,
             region=env.aws.region,
             cluster=self.eks,

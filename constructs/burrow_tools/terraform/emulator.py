@@ -367,6 +367,16 @@ def rehearse_dns(emulator: Emulator, env_name: str, regions: list[str], zone: st
          f"certificates issued in {len(regions)} regions")
 
 
+def rehearse_token(emulator: Emulator, env_name: str, regions: list[str]) -> None:
+    """The public producer's token is one value in every region (the primary's secret and its replicas)."""
+    key = f"burrow/{env_name}/producer"
+    values = {region: emulator.client("secretsmanager", region).get_secret_value(SecretId=key)["SecretString"]
+              for region in regions}
+    if len(set(values.values())) != 1:
+        raise RuntimeError(f"{key} differs between regions {sorted(values)}: clients could not use one token")
+    step(f"token: {key} holds one value in {', '.join(regions)} (replicated by Secrets Manager)")
+
+
 def rehearse_peering(emulator: Emulator, regions: list[str]) -> None:
     """Every pair of federated regions is peered (active) with routes on both sides."""
     for region in regions[1:]:
@@ -442,6 +452,8 @@ def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket:
                 rehearse_day2(emulator, view.stack_prefix, view.aws.region, account_id)
             if config.ingress.enabled:
                 rehearse_dns(emulator, env_name, config.region_names, config.ingress.zone, config.ingress.host)
+                if config.ingress.authentication == "token":
+                    rehearse_token(emulator, env_name, config.region_names)
             if config.multi_region and config.federation.enabled:
                 rehearse_peering(emulator, config.federated_regions)
             for stack in reversed(stacks):
