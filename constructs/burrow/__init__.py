@@ -1,6 +1,7 @@
 """Burrow: CDK for Terraform constructs for a message-driven service stack on Kubernetes.
 
-Layers (L3 stacks): `CommonLayer`, `ClusterLayer` (AWS), `AddOnsLayer`, `AppLayer`.
+Layers (L3 stacks): `CommonLayer`, `ClusterLayer` (AWS), `AddOnsLayer`, `AppLayer`, and
+`GlobalLayer` (AWS: DNS shared by an environment's regions).
 Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `KubernetesObjects`.
 Cluster providers: `KubeconfigCluster` (an existing cluster), `EksCluster` (AWS).
 
@@ -22,6 +23,8 @@ _EXPORTS = {
     "RabbitMqBrokerProps": "burrow.app.rabbitmq",
     "QueueWorker": "burrow.app.worker",
     "QueueWorkerProps": "burrow.app.worker",
+    "PublicIngress": "burrow.app.ingress",
+    "BrokerFederation": "burrow.app.federation",
     "EnvironmentConfig": "burrow.config.schema",
     "Image": "burrow.config.schema",
     "Resources": "burrow.config.schema",
@@ -40,12 +43,16 @@ _EXPORTS = {
     "ClusterInfo": "burrow.spi",
     "KubeconfigCluster": "burrow.spi",
     "TokenCluster": "burrow.spi",
+    "EdgeAccess": "burrow.spi",
     "AddOnsLayer": "burrow.stacks.addons",
     "synthesize": "burrow.synth",
     "AppLayer": "burrow.stacks.app",
     "BurrowStack": "burrow.stacks.base",
     "CommonLayer": "burrow.stacks.aws",
     "ClusterLayer": "burrow.stacks.aws",
+    "GlobalLayer": "burrow.stacks.global_",
+    "PublicEntry": "burrow.cluster.edge",
+    "RegionPeering": "burrow.common.peering",
     "EksCluster": "burrow.cluster.eks",
     "Network": "burrow.common.network",
     "StateStorage": "burrow.common.state",

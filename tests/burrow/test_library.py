@@ -162,3 +162,12 @@ def test_escape_hatch_edits_before_synth_are_delivered(tmp_path):
     delivered = yaml.safe_load(terraform_unescape(release["values"][0]))["objects"]
     assert delivered[-1]["metadata"]["name"] == "extra"
     assert next(o for o in delivered if o["kind"] == "Deployment")["metadata"]["annotations"] == {"team.example/owner": "orders"}
+
+
+def test_every_public_name_resolves_to_its_module():
+    """`import burrow` is lazy: each name in `__all__` loads its module on first use and must exist there."""
+    import burrow
+
+    for name in burrow.__all__:
+        value = getattr(burrow, name)
+        assert getattr(value, "__name__", name) == name, name
