@@ -45,3 +45,18 @@ def test_literal_text_is_escaped_once_and_tokens_are_left_alone():
     assert escaped == 'uid: "$${datasource}" %%{if} ${TfToken[TOKEN.12]}'
     assert terraform_unescape(escaped) == text
     assert "$${x}" in to_yaml({"a": "${x}"})
+
+
+def test_each_is_known_only_inside_a_repeated_resource(synthesized, tmp_path):
+    """The certificate's validation records use `each.value` (for_each): valid there. The same
+    reference planted in a resource that is not repeated is caught."""
+    shutil.copytree(synthesized.outdir / "stacks" / "prod-cluster", tmp_path / "stacks" / "prod-cluster")
+    stack_file = tmp_path / "stacks" / "prod-cluster" / "cdk.tf.json"
+    stack = json.loads(stack_file.read_text())
+    records = stack["resource"]["aws_route53_record"]
+    assert any("each.value" in json.dumps(r) for r in records.values())
+    assert check_outdir(tmp_path)["prod-cluster"] == []
+    next(iter(stack["resource"]["aws_iam_role"].values()))["description"] = "${each.value.name}"
+    stack_file.write_text(json.dumps(stack))
+    [problem] = check_outdir(tmp_path)["prod-cluster"]
+    assert 'each.value' in problem

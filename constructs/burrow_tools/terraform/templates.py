@@ -47,12 +47,39 @@ def declared(stack: dict) -> set[tuple[str, str, str]]:
             for name in items}
 
 
+def repeated(stack: dict) -> dict[str, list[str]]:
+    """The strings of resources and data sources repeated with `for_each` or `count` (where
+    `each.*` or `count.index` may be used), by meta-argument."""
+    found: dict[str, list[str]] = {"for_each": [], "count": []}
+    for block in ("resource", "data"):
+        for items in stack.get(block, {}).values():
+            for item in items.values():
+                meta = next((key for key in found if key in item), None)
+                if meta is not None:
+                    found[meta].extend(strings(item))
+    return found
+
+
+def configuration(stack: dict) -> dict:
+    """A provider-free configuration holding every string of `stack`: in `locals`, or, for a repeated
+    resource, as the input of a built-in `terraform_data` repeated the same way (never instantiated)."""
+    each = repeated(stack)
+    inside = {text for texts in each.values() for text in texts}
+    texts = [text for block in CHECKED_BLOCKS for text in strings(stack.get(block, {})) if text not in inside]
+    config: dict = {"locals": {f"s{i}": text for i, text in enumerate(texts)}}
+    empty = {"for_each": {}, "count": 0}
+    resources = {f"{meta}{i}": {meta: empty[meta], "input": text} for meta, texts in each.items()
+                 for i, text in enumerate(texts)}
+    if resources:
+        config["resource"] = {"terraform_data": resources}
+    return config
+
+
 def check_stack(stack_file: Path, work: Path, env: dict[str, str]) -> list[str]:
     """Problems Terraform finds in the strings of one synthesized stack (empty: all valid)."""
     stack = json.loads(stack_file.read_text())
-    texts = [text for block in CHECKED_BLOCKS for text in strings(stack.get(block, {}))]
     work.mkdir(parents=True, exist_ok=True)
-    (work / "strings.tf.json").write_text(json.dumps({"locals": {f"s{i}": t for i, t in enumerate(texts)}}, indent=1))
+    (work / "strings.tf.json").write_text(json.dumps(configuration(stack), indent=1))
     init = run_terraform(["init", "-backend=false", "-input=false", "-no-color"], work, env)
     if init.returncode != 0:
         return [f"terraform init failed: {init.stderr.strip()[-1000:]}"]
