@@ -77,7 +77,7 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     from tests.support.services import ROOT
 
     config = load_environment(env, ROOT / "environments")
-    rehearse(env, config.aws.region, config.state.bucket, config.aws.account_id)
+    rehearse(env)
     printed = capsys.readouterr().out
     assert f"{env}-common: bootstrap passed" in printed
     assert f"review: {env}-common: no changes: No changes." in printed

@@ -113,18 +113,20 @@ def federation_definitions(
         }
         for upstream in federation.upstreams
     ]
-    pattern, apply_to = (
-        ("^" + messaging.queue.replace(".", "\\.") + "$", "queues") if federation.mode == "queue"
-        else ("^" + messaging.exchange.replace(".", "\\.") + "$", "exchanges")
-    )
     return {
         "users": [{"name": username, "password": password, "tags": "administrator"}],
         "vhosts": [{"name": "/"}],
         "permissions": [{"user": username, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
         "parameters": upstreams,
-        "policies": [{"vhost": "/", "name": POLICY, "pattern": pattern, "apply-to": apply_to, "priority": 0,
-                      "definition": {"federation-upstream-set": "all"}}],
+        "policies": [federation_policy(federation, messaging)],
     }
+
+
+def federation_policy(federation: BrokerFederation, messaging: MessagingConfig) -> dict[str, Any]:
+    """The policy that federates the work queue (`queue` mode) or the work exchange with every upstream."""
+    name, apply_to = (messaging.queue, "queues") if federation.mode == "queue" else (messaging.exchange, "exchanges")
+    return {"vhost": "/", "name": POLICY, "pattern": "^" + name.replace(".", "\\.") + "$", "apply-to": apply_to, "priority": 0,
+            "definition": {"federation-upstream-set": "all"}}
 
 
 def definitions_secret(federation: BrokerFederation, namespace: str, username: str,
@@ -218,7 +220,7 @@ COOKIE_HOME = "/opt/bitnami/rabbitmq/.rabbitmq/"
 def keeper_env(federation: BrokerFederation, messaging: MessagingConfig, check_seconds: int = 30) -> dict[str, str]:
     """What `KEEPER_SCRIPT` reads (besides `RABBITMQCTL_ARGS`): the policy exactly as the definitions
     declare it, and how many links each federated queue should have."""
-    [policy] = federation_definitions(federation, "-", messaging, "-", lambda _region: "-")["policies"]
+    policy = federation_policy(federation, messaging)
     return {
         "CHECK_SECONDS": str(check_seconds),
         "FEDERATION_POLICY": policy["name"],

@@ -21,7 +21,7 @@ from cdktf import ITerraformDependable
 from burrow.config.schema import IngressConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
-from burrow.k8s.release import KubernetesObjects
+from burrow.k8s.release import DeliversObjects, KubernetesObjects
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import PUBLIC_PATHS as GUARDED_PATHS
 from burrow.policy.guardrails import Guardrails
@@ -72,7 +72,7 @@ def load_balancer_policy(name: str, namespace: str, pod_labels: dict[str, str], 
                               ingress=[{"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": k8s.tcp_ports(port)}])
 
 
-class PublicIngress(Construct):
+class PublicIngress(DeliversObjects, Construct):
     """The producer's public Ingress and the policy admitting its load balancer, as one object release.
 
     Policed as an `ingress` (staging and production: only the public paths, exactly, over HTTPS).
@@ -85,14 +85,6 @@ class PublicIngress(Construct):
         Guardrails.of(self)
         self.delivery = KubernetesObjects(self, "objects", release_name="burrow-ingress", namespace=namespace,
                                           objects=objects, depends_on=depends_on)
-
-    @property
-    def objects(self) -> tuple[k8s.K8sObject, ...]:
-        return self.delivery.objects
-
-    @objects.setter
-    def objects(self, value: tuple[k8s.K8sObject, ...]) -> None:
-        self.delivery.objects = tuple(value)
 
     def policy_facts(self) -> PolicyFacts:
         return PolicyFacts("ingress", tuple(self.objects))

@@ -27,7 +27,7 @@ from burrow.config.schema import (
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import EnvFromSecret
-from burrow.k8s.release import KubernetesObjects
+from burrow.k8s.release import DeliversObjects, KubernetesObjects
 from burrow.monitoring.objects import service_monitor
 from burrow.monitoring.rules import Alert, consumer_alerts, producer_alerts, prometheus_rule, workload_alerts
 from burrow.policy.facts import PolicyFacts
@@ -87,7 +87,7 @@ class QueueWorkerProps(Model):
         return self
 
 
-class QueueWorker(Construct):
+class QueueWorker(DeliversObjects, Construct):
     """A producer or consumer Deployment wired to `broker`, with its Service and ServiceAccount.
 
     Escape hatches: `objects` (the Kubernetes objects, native shape), `deployment`
@@ -179,15 +179,6 @@ class QueueWorker(Construct):
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the objects as delivered, after every escape-hatch edit."""
         return PolicyFacts("workload", self.delivery.objects)
-
-    @property
-    def objects(self) -> tuple[k8s.K8sObject, ...]:
-        """The worker's Kubernetes objects, as they will be delivered (escape hatch: assignable)."""
-        return self.delivery.objects
-
-    @objects.setter
-    def objects(self, value: tuple[k8s.K8sObject, ...]) -> None:
-        self.delivery.objects = tuple(value)
 
     def alert_rules(self, namespace: str) -> list[Alert]:
         """What to alert on for this worker: restarts and readiness always, then its role's own."""

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from burrow.errors import ConfigError
+
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
 SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
@@ -785,9 +787,12 @@ class EnvironmentConfig(Model):
 
     def in_region(self, name: str) -> EnvironmentConfig:
         """The environment as region `name` sees it: `aws.region` set to it and that region's
-        overrides deep-merged in (the loader has validated every region already)."""
+        overrides deep-merged in (the loader has validated every region already). A region the
+        environment does not have is a `ConfigError`."""
         from burrow.config.loader import deep_merge  # noqa: PLC0415 - the loader imports this module
 
+        if name not in self.region_names:
+            raise ConfigError(f"environment {self.name} has no region {name!r}; its regions: {', '.join(self.region_names)}")
         [region] = [r for r in self.regions if r.name == name] or [RegionConfig(name=name)]
         data = deep_merge(self.model_dump(mode="json"), region.overrides)
         data["aws"] = {**data.get("aws", {}), "region": name}

@@ -130,3 +130,20 @@ class KubernetesObjects(Construct):
             provider=ClusterInfo.providers_of(self).helm,
             depends_on=list(depends_on) or None,
         )
+
+
+class DeliversObjects:
+    """Mixin for a construct whose Kubernetes objects go out as one object release, `self.delivery`:
+    `objects` is its escape hatch (read, or assign a new tuple before synth; what is assigned is
+    what is delivered and what the guardrails check)."""
+
+    delivery: KubernetesObjects
+
+    @property
+    def objects(self) -> tuple[K8sObject, ...]:
+        """The Kubernetes objects, as they will be delivered (escape hatch: assignable)."""
+        return self.delivery.objects
+
+    @objects.setter
+    def objects(self, value: tuple[K8sObject, ...]) -> None:
+        self.delivery.objects = tuple(value)

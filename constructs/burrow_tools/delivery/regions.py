@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def region_stacks(env: EnvironmentConfig, region: str) -> list[str]:
     """The stacks of `region` in `env`, in deploy order (`BurrowError` for a region it does not have)."""
-    if region not in env.region_names:
-        raise BurrowError(f"environment {env.name} has no region {region!r}; its regions: {', '.join(env.region_names)}")
     view = env.in_region(region)
     stacks = [f"{env.name}-global"] if view.is_primary and env.on_aws and env.ingress.enabled else []
     layers = ("common", "cluster", "addons") if env.on_aws else ("addons",)

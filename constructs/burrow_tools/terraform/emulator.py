@@ -30,7 +30,6 @@ from burrow_tools.terraform.validate import run_terraform, terraform_env
 
 ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ("common", "cluster")
-REGION_VARIABLE_DEFAULT = "eu-west-1"
 
 
 @dataclass(frozen=True)
@@ -416,14 +415,14 @@ def new_since(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict
     return {kind: sorted(set(ids) - set(before[kind])) for kind, ids in after.items() if set(ids) - set(before[kind])}
 
 
-def rehearse(env_name: str, region: str = REGION_VARIABLE_DEFAULT, state_bucket: str | None = None,
-             account_id: str | None = None) -> None:
+def rehearse(env_name: str) -> None:
     """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto, which
-    answers as `account_id` (the environment's account): `<env>-global` first when the producer is
+    answers as the environment's account: `<env>-global` first when the producer is
     public, then each region's common and cluster layers, the primary region first."""
     from burrow.config.loader import load_environment  # noqa: PLC0415
 
     config = load_environment(env_name, ROOT / "environments")
+    region, state_bucket, account_id = config.primary_region, config.state.bucket, config.aws.account_id
     views = config.regional()
     emulator = Emulator(account_id)
     PRINTED.clear()
@@ -480,7 +479,7 @@ def main(argv: list[str]) -> int:
         if not env.on_aws:
             print(f"e2e-aws: environment {env.name} has no AWS layers", file=sys.stderr)
             return 2
-        rehearse(env.name, env.aws.region, env.state.bucket, env.aws.account_id)
+        rehearse(env.name)
     except Exception as exc:  # noqa: BLE001 - report any failure as one clear message
         print(f"e2e-aws: FAILED: {exc}", file=sys.stderr)
         return 1
