@@ -8,12 +8,17 @@ from typing import Any
 MAX_ID_LENGTH = 128
 
 
-def decode_object(raw: bytes) -> dict[str, Any]:
-    """Parse `raw` as a JSON object; `ValueError` with the reason otherwise."""
+def decode_json(raw: bytes) -> Any:
+    """Parse `raw` as JSON; `ValueError` with the reason otherwise."""
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """Parse `raw` as a JSON object; `ValueError` with the reason otherwise."""
+    value = decode_json(raw)
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value

@@ -1,7 +1,8 @@
 """Burrow's producer: publishes JSON messages at a configured rate and on `POST /publish`.
 
 The publish contract: `POST /publish` answers 2xx only once the broker has confirmed the
-message (persistent, routed to the durable quorum queue). When the broker is unreachable,
+message (a JSON object), or, for a batch (a JSON list of up to MAX_BATCH_MESSAGES messages), says
+per message whether the broker confirmed it (persistent, routed to the durable quorum queue). When the broker is unreachable,
 blocks publishers, or the confirm does not arrive within `PUBLISH_WAIT_SECONDS`, it answers
 503 with `Retry-After` and keeps nothing: the client retries with the same `id`, and the
 consumer recognises the duplicate if the first attempt did reach the queue after all.
@@ -17,11 +18,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import queue
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
 from pika.exceptions import NackError, UnroutableError  # noqa: E402
 
 from burrow_service import metrics  # noqa: E402
-from burrow_service.message import check_id, decode_object  # noqa: E402
+from burrow_service.message import check_id, decode_json  # noqa: E402
 from burrow_service.messaging import BrokerState, LaneStates, Service  # noqa: E402
 from burrow_service.runtime import main  # noqa: E402
 from burrow_service.web import json_response  # noqa: E402
@@ -43,25 +44,82 @@ from burrow_service.web import json_response  # noqa: E402
 log = logging.getLogger("burrow.producer")
 
 MAX_BODY_BYTES = 1024 * 1024
-HANDOFF_LIMIT = 1_000  # requests waiting for a publishing connection; beyond it POST /publish answers 503
+# Messages waiting for a publishing connection; a request whose messages do not all fit is refused
+# (503 busy) before any of them is handed over. 8 HTTP threads with batches of 500 fit.
+HANDOFF_LIMIT = 4_000
+MAX_BATCH_MESSAGES = 500  # messages in one POST /publish list
 ALLOWED_KEYS = {"id", "payload"}
 # Why a POST /publish got 503, and when to retry (seconds).
 RETRY_AFTER = {"unavailable": 5, "blocked": 5, "timeout": 1, "busy": 1, "shutting_down": 1}
 
 
-@dataclass
+class Waiter:
+    """One request's wait: set once every one of its `count` messages is confirmed."""
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._left = count
+        self.done = threading.Event()
+
+    def confirmed_one(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+
+@dataclass(eq=False)
 class Outgoing:
     """A message on its way to the broker.
 
-    `confirmed` is set by a publishing thread once the broker confirmed it. `abandoned` is set by
-    the HTTP thread when it stopped waiting (and answered 503): from then on nobody expects the
-    message, so a publishing thread drops it instead of taking or retrying it.
+    `confirmed` is set by a publishing thread once the broker confirmed it (and the request's
+    `waiter` told). `abandoned` is set by the HTTP thread when it stopped waiting (and answered
+    that the message was not accepted): from then on nobody expects the message, so a publishing
+    thread drops it instead of taking or retrying it. Scheduled messages have no waiter and are
+    retried until confirmed.
     """
 
     message: dict[str, Any]
-    requested: bool = True  # False for scheduled messages, which are retried until confirmed
-    confirmed: threading.Event = field(default_factory=threading.Event)
+    waiter: Waiter | None = None
+    confirmed: bool = False
     abandoned: bool = False
+
+    @property
+    def requested(self) -> bool:
+        return self.waiter is not None
+
+
+class Handoff:
+    """Messages waiting for a publishing connection, at most `limit`, first in first out.
+
+    A request's messages enter together or not at all, so a refused request published nothing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._items: deque[Outgoing] = deque()
+        self._limit = limit
+        self._ready = threading.Condition()
+
+    def put_all(self, items: list[Outgoing]) -> bool:
+        with self._ready:
+            if len(self._items) + len(items) > self._limit:
+                return False
+            self._items.extend(items)
+            self._ready.notify(len(items))
+            return True
+
+    def get(self, timeout: float = 0) -> Outgoing | None:
+        """The oldest message not abandoned, waiting up to `timeout` seconds; None when there is none."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while True:
+                while self._items:
+                    item = self._items.popleft()
+                    if not item.abandoned:
+                        return item
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._ready.wait(left):
+                    return None
 
 
 def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
@@ -72,16 +130,76 @@ def new_message(payload: Any, message_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def parse_publish_body(raw: bytes) -> dict[str, Any]:
-    """Validate a `POST /publish` body: a JSON object with `payload` and an optional string `id`."""
-    body = decode_object(raw)
+def check_message(body: dict[str, Any], id_required: bool = False) -> dict[str, Any]:
+    """One message to publish from `{"payload": ..., "id": ...}`; `ValueError` with the reason otherwise."""
     unknown = sorted(set(body) - ALLOWED_KEYS)
     if unknown:
         raise ValueError(f"unknown keys {unknown}; allowed: id, payload")
     if "payload" not in body:
         raise ValueError("'payload' is required")
     message_id = body.get("id")
+    if message_id is None and id_required:
+        raise ValueError("'id' is required in a batch (the answer reports each message by its id)")
     return new_message(body["payload"], None if message_id is None else check_id(message_id))
+
+
+class BatchTooLarge(ValueError):
+    """More messages than MAX_BATCH_MESSAGES (answered 413)."""
+
+
+class InvalidBatch(ValueError):
+    """Messages of a batch that cannot be published; the whole batch is refused (answered 400)."""
+
+    def __init__(self, problems: list[dict[str, Any]], total: int) -> None:
+        first = problems[0]
+        super().__init__(f"{len(problems)} of {total} messages are invalid; nothing was published "
+                         f"(first: index {first['index']}: {first['error']})")
+        self.problems = problems
+
+
+def parse_publish_body(raw: bytes, max_message_bytes: int) -> dict[str, Any] | list[dict[str, Any]]:
+    """A `POST /publish` body: one message (a JSON object) or a batch (a JSON list of them).
+
+    Raises `ValueError` (400), or its subclasses `InvalidBatch` (400, every bad message listed) and
+    `BatchTooLarge` (413).
+    """
+    body = decode_json(raw)
+    if isinstance(body, list):
+        return parse_batch(body, max_message_bytes)
+    if not isinstance(body, dict):
+        raise ValueError("must be a JSON object (one message) or a JSON list of them (a batch)")
+    return check_message(body)
+
+
+def parse_batch(items: list[Any], max_message_bytes: int) -> list[dict[str, Any]]:
+    """Validate every message of a batch; `InvalidBatch` lists each bad one (by index), so a client fixes all at once."""
+    if not items:
+        raise ValueError(f"an empty list publishes nothing; send 1-{MAX_BATCH_MESSAGES} messages")
+    if len(items) > MAX_BATCH_MESSAGES:
+        raise BatchTooLarge(f"{len(items)} messages exceed the limit of {MAX_BATCH_MESSAGES} per request")
+    messages, problems, first_index = [], [], {}
+    for index, item in enumerate(items):
+        given = item.get("id") if isinstance(item, dict) else None
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("must be a JSON object")
+            message = check_message(item, id_required=True)
+            size = len(encode(message))
+            if size > max_message_bytes:
+                raise ValueError(f"message of {size} bytes exceeds {max_message_bytes} (MAX_MESSAGE_BYTES)")
+            if message["id"] in first_index:
+                raise ValueError(f"duplicate id (also at index {first_index[message['id']]})")
+            first_index[message["id"]] = index
+            messages.append(message)
+        except ValueError as exc:
+            problems.append({"index": index, "id": given if isinstance(given, str) else None, "error": str(exc)})
+    if problems:
+        raise InvalidBatch(problems, len(items))
+    return messages
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
 
 
 @dataclass
@@ -104,7 +222,7 @@ class Producer(Service):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.handoff: queue.Queue[Outgoing] = queue.Queue(maxsize=HANDOFF_LIMIT)
+        self.handoff = Handoff(HANDOFF_LIMIT)
         self.lanes = [Lane(i) for i in range(settings.publish_connections)]
         self.state = LaneStates([lane.state for lane in self.lanes])
         self._schedule = threading.Lock()
@@ -131,19 +249,29 @@ class Producer(Service):
         Returns None once confirmed, else why not (a key of RETRY_AFTER); then the message is
         dropped, never published later on the producer's own initiative.
         """
+        return self.publish_all([message])[0]
+
+    def publish_all(self, messages: list[dict[str, Any]]) -> list[str | None]:
+        """Publish `messages` and wait up to PUBLISH_WAIT_SECONDS for their confirms (from any thread).
+
+        Per message, in order: None once confirmed, else why not (a key of RETRY_AFTER). A message
+        not confirmed by the end of the wait is dropped, never published later on the producer's
+        own initiative (it may have reached the queue; the client's retry is then a duplicate).
+        """
         refused = self.unavailable()
         if refused:
-            return refused
-        item = Outgoing(message)
-        try:
-            self.handoff.put_nowait(item)
-        except queue.Full:
-            return "busy"
-        if item.confirmed.wait(self.settings.publish_wait):
-            return None
-        item.abandoned = True
-        # It may have been confirmed between the wait's end and now: then it is accepted.
-        return None if item.confirmed.is_set() else (self.unavailable() or "timeout")
+            return [refused] * len(messages)
+        waiter = Waiter(len(messages))
+        items = [Outgoing(message, waiter) for message in messages]
+        if not self.handoff.put_all(items):
+            return ["busy"] * len(messages)
+        waiter.done.wait(self.settings.publish_wait)
+        for item in items:
+            item.abandoned = True
+        # Read after abandoning: a message confirmed between the wait's end and now is accepted.
+        late = [item for item in items if not item.confirmed]
+        why = (self.unavailable() or "timeout") if late else None
+        return [None if item.confirmed else why for item in items]
 
     def _due_message(self) -> Outgoing | None:
         rate = self.settings.publish_rate
@@ -155,7 +283,7 @@ class Producer(Service):
                 return None
             # Never build up a burst after a pause (an outage): fall behind at most one second.
             self._next_tick = max(self._next_tick, now - 1.0) + 1.0 / rate
-        return Outgoing(new_message({"source": "schedule"}), requested=False)
+        return Outgoing(new_message({"source": "schedule"}))
 
     def _next(self, lane: Lane, timeout: float) -> Outgoing | None:
         if lane.retry is not None and not lane.retry.abandoned:
@@ -164,18 +292,7 @@ class Producer(Service):
         if not lane.state.usable:  # blocked: leave requests to a lane that can publish
             time.sleep(timeout)
             return None
-        scheduled = self._due_message()
-        if scheduled is not None:
-            return scheduled
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                item = self.handoff.get(timeout=left)
-            except queue.Empty:
-                return None
-            if not item.abandoned:
-                return item
-        return None
+        return self._due_message() or self.handoff.get(timeout)
 
     def _publish(self, channel: BlockingChannel, lane: Lane, item: Outgoing) -> bool:
         lane.retry = item
@@ -184,7 +301,7 @@ class Producer(Service):
             channel.basic_publish(
                 self.settings.exchange,
                 self.settings.routing_key,
-                json.dumps(item.message).encode(),
+                encode(item.message),
                 pika.BasicProperties(
                     content_type="application/json",
                     delivery_mode=pika.DeliveryMode.Persistent,
@@ -198,7 +315,9 @@ class Producer(Service):
             return False
         self._confirmed.inc()
         lane.retry = None
-        item.confirmed.set()
+        item.confirmed = True
+        if item.waiter is not None:
+            item.waiter.confirmed_one()
         return True
 
     def run(self) -> None:
@@ -237,12 +356,9 @@ class Producer(Service):
         while time.monotonic() < deadline:
             item = lane.retry
             if item is None or item.abandoned:
-                try:
-                    item = self.handoff.get_nowait()
-                except queue.Empty:
+                item = self.handoff.get()
+                if item is None:
                     return
-                if item.abandoned:
-                    continue
             if not self._publish(channel, lane, item):
                 connection.sleep(0.2)
 
@@ -277,9 +393,15 @@ def add_routes(app: Flask, service: Producer) -> None:
         if len(raw) > MAX_BODY_BYTES:
             return json_response({"error": f"body exceeds {MAX_BODY_BYTES} bytes"}, 413)
         try:
-            message = parse_publish_body(raw)
+            parsed = parse_publish_body(raw, service.settings.max_message_bytes)
         except ValueError as exc:
-            return json_response({"error": str(exc)}, 400)
+            body = {"error": str(exc)}
+            if isinstance(exc, InvalidBatch):
+                body["invalid"] = exc.problems
+            return json_response(body, 413 if isinstance(exc, BatchTooLarge) else 400)
+        return publish_batch(parsed) if isinstance(parsed, list) else publish_one(parsed)
+
+    def publish_one(message: dict[str, Any]) -> Response:
         refused = service.publish_confirmed(message)
         if refused is None:
             return json_response({"id": message["id"], "status": "confirmed"}, 201)
@@ -290,6 +412,29 @@ def add_routes(app: Flask, service: Producer) -> None:
             503,
         )
         response.headers["Retry-After"] = str(RETRY_AFTER[refused])
+        return response
+
+    def publish_batch(messages: list[dict[str, Any]]) -> Response:
+        """201 when every message is confirmed; else 207 (some confirmed) or 503 (none), with
+        `Retry-After`, and per message whether it was confirmed: the client resends exactly the rest."""
+        outcomes = service.publish_all(messages)
+        results = [{"id": message["id"], "status": "confirmed"} if why is None else
+                   {"id": message["id"], "status": "not accepted", "reason": REASONS[why]}
+                   for message, why in zip(messages, outcomes, strict=True)]
+        refused = [why for why in outcomes if why is not None]
+        confirmed = len(messages) - len(refused)
+        if not refused:
+            return json_response({"status": "confirmed", "confirmed": confirmed, "not_accepted": 0, "results": results}, 201)
+        for why in set(refused):
+            rejected[why].inc()
+        response = json_response(
+            {"status": "partly confirmed" if confirmed else "not accepted", "confirmed": confirmed,
+             "not_accepted": len(refused), "reason": REASONS[refused[0]], "results": results,
+             "retry": "send the messages whose status is 'not accepted' again, with the same ids; "
+                      "a duplicate is recognised by the consumer"},
+            207 if confirmed else 503,
+        )
+        response.headers["Retry-After"] = str(max(RETRY_AFTER[why] for why in refused))
         return response
 
 

@@ -1,17 +1,18 @@
-"""`make bench-apps`: the services against a raw pika pipeline with the same guarantees.
+"""`make bench-apps`: the services against a raw pika pipeline with the same guarantees, in one run.
 
-Both sides: persistent messages, publisher confirms, `mandatory`, a durable quorum queue, manual
+Every path: persistent messages, publisher confirms, `mandatory`, a durable quorum queue, manual
 acks, the same prefetch, and the same number of publishing connections (`BENCH_CONNECTIONS`,
-default 4, each with one message in flight, as the producer's connections have). The measured
-path is the real one: HTTP clients `POST /publish` to the producer process (2 per connection,
-so a connection never waits for a request), which answers once the broker confirmed; the
-consumer process processes and records each id. Both run on the same broker, in this process
-tree. Printed: messages per second from the first send to the last message processed, the
-ratio (target >= 0.9), and p50/p99 latency from send (POST) to processed.
+default 4, each with one message in flight, as the producer's connections have). The services'
+paths are the real ones: HTTP clients (2 per connection, so a connection never waits for a
+request) `POST /publish` to the producer process, one message per request or a list of them (a
+batch), and the producer answers once the broker confirmed; the consumer process processes and
+records each id in its processed-id log. Everything runs on one broker, in this process tree, one
+path after the other, so the ratios to raw pika partly cancel the machine's load.
 
-A third run publishes on the producer's own schedule (`PUBLISH_RATE`, no HTTP) over the same
-connections: the messaging path without the HTTP hop, to show where the difference goes. The
-producer's CPU seconds per message are printed for both.
+Printed per path: messages per second from the first send to the last message processed, the
+ratio to raw pika (target for the batch path: >= 0.9), the producer's CPU seconds per message (for
+raw pika: its publishing threads' CPU), and p50/p99 latency from send (the request that carried
+the message) to processed. The machine's load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,29 +40,35 @@ from tests.support.services import ServiceProcess, wait_until  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "4000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+CLIENTS = 2 * CONNECTIONS
 PREFETCH = 50
+BATCHES = (1, 10, 100)
+TARGET = 0.9
 
 
 @dataclass
 class Run:
+    name: str
     rate: float
     latencies: list[float]
-    producer_cpu: float | None = None  # CPU seconds per message in the producer process
+    producer_cpu: float  # CPU seconds per message on the publishing side
 
     def percentile(self, q: int) -> float:
         return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
 
-    def line(self, name: str, how: str) -> str:
-        cpu = f", producer CPU {self.producer_cpu * 1000:.2f} ms/msg" if self.producer_cpu is not None else ""
-        return (f"{name:<22}{self.rate:8.0f} msg/s   p50 {self.percentile(50):6.1f} ms   "
-                f"p99 {self.percentile(99):6.1f} ms   ({how}{cpu})")
+    def line(self, raw: Run) -> str:
+        return (f"{self.name:<30}{self.rate:8.0f}  {self.rate / raw.rate:6.2f}  {self.producer_cpu * 1000:10.2f}  "
+                f"{self.percentile(50):7.1f}  {self.percentile(99):7.1f}")
+
+
+HEADER = f"{'path':<30}{'msg/s':>8}  {'x raw':>6}  {'CPU ms/msg':>10}  {'p50 ms':>7}  {'p99 ms':>7}"
 
 
 def body(message_id: str) -> bytes:
     return json.dumps({"id": message_id, "created_at": "2026-01-01T00:00:00+00:00", "payload": {}}).encode()
 
 
-def in_parallel(count: int, work) -> None:
+def in_parallel(count: int, work: Callable[[int], None]) -> None:
     threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
@@ -76,6 +84,7 @@ def baseline(broker: Broker) -> Run:
     setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     sent: dict[str, float] = {}
     done: dict[str, float] = {}
+    cpu: list[float] = []
     ready = threading.Event()
 
     def consume() -> None:
@@ -92,6 +101,7 @@ def baseline(broker: Broker) -> Run:
         connection.close()
 
     def publish(lane: int) -> None:
+        started = time.thread_time()
         connection = pika.BlockingConnection(params)
         channel = connection.channel()
         channel.confirm_delivery()
@@ -100,6 +110,7 @@ def baseline(broker: Broker) -> Run:
             sent[message_id] = time.time()
             channel.basic_publish("", queue, body(message_id), pika.BasicProperties(delivery_mode=2), mandatory=True)
         connection.close()
+        cpu.append(time.thread_time() - started)
 
     consumer = threading.Thread(target=consume)
     consumer.start()
@@ -108,7 +119,7 @@ def baseline(broker: Broker) -> Run:
     consumer.join(600)
     setup.channel().queue_delete(queue)
     setup.close()
-    return Run(N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent])
+    return Run("raw pika", N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent], sum(cpu) / N)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,65 +131,73 @@ def processed_at(log: Path) -> dict[str, float]:
     return {entry["id"]: entry["at"] for entry in map(json.loads, log.read_text().splitlines())}
 
 
-def through_services(broker: Broker, over_http: bool) -> Run:
+def request_body(ids: list[str], batch: int | None) -> bytes:
+    """One message as an object, or a batch (a list) of them."""
+    messages = [{"id": message_id, "payload": {}} for message_id in ids]
+    return json.dumps(messages[0] if batch is None else messages).encode()
+
+
+def through_services(broker: Broker, batch: int | None) -> Run:
+    """POST /publish -> producer -> broker -> consumer; `batch` messages per request (None: one object)."""
     suffix = uuid.uuid4().hex[:8]
     env = {**broker.env(), "RABBITMQ_EXCHANGE": f"bench.{suffix}", "RABBITMQ_QUEUE": f"bench.work.{suffix}",
            "PREFETCH_COUNT": str(PREFETCH)}
     sent: dict[str, float] = {}
+    size = batch or 1
+    requests_total = (N + size - 1) // size
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "processed.jsonl"
         consumer = ServiceProcess("consumer", {**env, "PROCESSED_LOG": str(log)}, Path(tmp))
-        producer = None
+        producer = ServiceProcess("producer", {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS),
+                                               "HTTP_THREADS": str(4 * CONNECTIONS)}, Path(tmp))
         try:
             consumer.wait_ready()
-            if over_http:
-                producer = ServiceProcess("producer", {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS),
-                                                       "HTTP_THREADS": str(4 * CONNECTIONS)}, Path(tmp))
-                producer.wait_ready()
-                cpu_before = cpu_seconds(producer.process.pid)
-                clients = 2 * CONNECTIONS
+            producer.wait_ready()
+            cpu_before = cpu_seconds(producer.process.pid)
 
-                def post(client: int) -> None:
-                    connection = http.client.HTTPConnection("127.0.0.1", producer.port, timeout=30)  # keep-alive
-                    for i in range(client, N, clients):
-                        message_id = f"svc-{i}"
-                        sent[message_id] = time.time()
-                        payload = json.dumps({"id": message_id, "payload": {}}).encode()
-                        connection.request("POST", "/publish", payload, {"Content-Type": "application/json"})
-                        response = connection.getresponse()
-                        response.read()
-                        assert response.status == 201, response.status
+            def post(client: int) -> None:
+                connection = http.client.HTTPConnection("127.0.0.1", producer.port, timeout=60)  # keep-alive
+                for r in range(client, requests_total, CLIENTS):
+                    ids = [f"svc-{i}" for i in range(r * size, min(N, (r + 1) * size))]
+                    payload = request_body(ids, batch)
+                    now = time.time()
+                    sent.update(dict.fromkeys(ids, now))
+                    connection.request("POST", "/publish", payload, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    answer = response.read()
+                    assert response.status == 201, (response.status, answer[:300])
 
-                in_parallel(clients, post)
-            else:
-                producer = ServiceProcess("producer", {**env, "PUBLISH_RATE": "100000",
-                                                       "PUBLISH_CONNECTIONS": str(CONNECTIONS)}, Path(tmp))
-                cpu_before = cpu_seconds(producer.process.pid)
+            in_parallel(CLIENTS, post)
             wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= N, 600, f"{N} processed",
                        interval=0.05)
             cpu = (cpu_seconds(producer.process.pid) - cpu_before) / N
             done = processed_at(log)
         finally:
-            if producer:
-                producer.close()
+            producer.close()
             consumer.close()
-    if not over_http:  # scheduled messages carry their creation time; take the first N processed
-        first = sorted(done.values())[:N]
-        return Run(N / (first[-1] - first[0]), [0.0, 0.0], cpu)
-    return Run(N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent], cpu)
+    name = "POST /publish, 1 message" if batch is None else f"POST /publish, batches of {batch}"
+    return Run(name, N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent], cpu)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> int:
+    print(f"bench-apps: {N} messages per path, {CONNECTIONS} publishing connections, {CLIENTS} HTTP clients, "
+          f"prefetch {PREFETCH}; {load()} (2 cores: {os.cpu_count()} CPUs seen)", flush=True)
     with broker_session() as broker:
         raw = baseline(broker)
-        services = through_services(broker, over_http=True)
-        scheduled = through_services(broker, over_http=False)
-    print(raw.line("raw pika baseline", f"{N} messages, {CONNECTIONS} publishing connections, confirms + acks"))
-    print(services.line("POST /publish->consumer", f"HTTP, {CONNECTIONS} publishing connections"))
-    ratio = services.rate / raw.rate
-    print(f"ratio = {ratio:.2f}  (target >= 0.90) {'OK' if ratio >= 0.9 else 'MISSED'}")
-    print(f"without HTTP: producer schedule->consumer {scheduled.rate:.0f} msg/s = {scheduled.rate / raw.rate:.2f} x the "
-          f"baseline (producer CPU {scheduled.producer_cpu * 1000:.2f} ms/msg)")
+        runs = [through_services(broker, None), *(through_services(broker, size) for size in BATCHES)]
+    print(HEADER)
+    for run in (raw, *runs):
+        print(run.line(raw))
+    single, biggest = runs[0], runs[-1]
+    ratio = biggest.rate / raw.rate
+    print(f"batch path (batches of {BATCHES[-1]}) = {ratio:.2f} x raw pika (target >= {TARGET:.2f}) "
+          f"{'OK' if ratio >= TARGET else 'MISSED'}")
+    print(f"single-message path: {single.rate:.0f} msg/s, p99 {single.percentile(99):.1f} ms send->processed")
+    print(f"after: {load()}")
     return 0
 
 
