@@ -8,10 +8,7 @@ before anything is published.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,6 +19,7 @@ import pytest
 from tests.apps.conftest import open_channel, processed_ids, queue_depth
 from tests.support.broker import Broker
 from tests.support.services import ROOT, wait_until
+from tests.support.shell_examples import run_example
 
 MAX_BATCH = 500
 
@@ -273,21 +271,7 @@ def docs_block() -> str:
 
 def test_the_docs_shell_example_works_as_printed(broker: Broker, tmp_path):
     """The page's example, run exactly as printed; the test broker's port and vhost come from the environment."""
-    env = {**os.environ, "RABBITMQ_PORT": str(broker.port), "RABBITMQ_VHOST": broker.vhost}
-    out = tmp_path / "out.txt"
-    with out.open("w") as sink:  # a file: the producer the block leaves running keeps writing to it
-        shell = subprocess.Popen(
-            ["bash", "-c", docs_block()],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            status = shell.wait(timeout=90)
-        finally:
-            os.killpg(shell.pid, signal.SIGTERM)  # the producer the block started
-    printed = out.read_text()
+    env = {"RABBITMQ_PORT": str(broker.port), "RABBITMQ_VHOST": broker.vhost}
+    status, printed = run_example(docs_block(), env, tmp_path / "out.txt")
     assert status == 0, printed
     assert DOCS_ANSWER in printed, printed
