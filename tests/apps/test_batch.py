@@ -19,7 +19,7 @@ import pytest
 from tests.apps.conftest import open_channel, processed_ids, queue_depth
 from tests.support.broker import Broker
 from tests.support.services import ROOT, wait_until
-from tests.support.shell_examples import run_example
+from tests.support.shell_examples import bash_block, run_example
 
 MAX_BATCH = 500
 
@@ -262,16 +262,7 @@ DOCS_ANSWER = (
 )
 
 
-def docs_block() -> str:
-    text = (ROOT / "docs" / "batch-publishing.md").read_text()
-    match = re.search(r"```bash\n(.*?)```", text, re.S)
-    assert match, "docs/batch-publishing.md no longer has its shell example"
-    return match.group(1)
-
-
 def test_the_docs_shell_example_works_as_printed(broker: Broker, tmp_path):
-    """The page's example, run exactly as printed; the test broker's port and vhost come from the environment."""
-    env = {"RABBITMQ_PORT": str(broker.port), "RABBITMQ_VHOST": broker.vhost}
-    status, printed = run_example(docs_block(), env, tmp_path / "out.txt")
+    status, printed = run_example(bash_block(ROOT / "docs" / "batch-publishing.md"), broker, tmp_path / "out.txt")
     assert status == 0, printed
     assert DOCS_ANSWER in printed, printed
