@@ -84,10 +84,6 @@ class Outgoing:
     confirmed: bool = False
     abandoned: bool = False
 
-    @property
-    def requested(self) -> bool:
-        return self.waiter is not None
-
 
 class Handoff:
     """Messages waiting for a publishing connection, at most `limit`, first in first out.

@@ -266,3 +266,46 @@ def test_the_docs_shell_example_works_as_printed(broker: Broker, tmp_path):
     status, printed = run_example(bash_block(ROOT / "docs" / "batch-publishing.md"), broker, tmp_path / "out.txt")
     assert status == 0, printed
     assert DOCS_ANSWER in printed, printed
+
+
+def unit_producer(wait: str = "0.1"):
+    """A Producer whose lanes look connected but publish nothing (no broker): what the HTTP side sees."""
+    from producer.producer import Producer
+
+    from burrow_service.settings import load_settings
+
+    env = {
+        "RABBITMQ_HOST": "127.0.0.1",
+        "RABBITMQ_USERNAME": "u",
+        "RABBITMQ_PASSWORD": "p",
+        "RABBITMQ_QUEUE": "unit.batch",
+        "PUBLISH_WAIT_SECONDS": wait,
+    }
+    producer = Producer(load_settings(env))
+    for lane in producer.lanes:
+        lane.state.update(connected=True)
+    return producer
+
+
+def test_a_batch_that_does_not_fit_the_handoff_is_refused_whole_and_hands_over_nothing():
+    from producer.producer import Handoff, new_message
+
+    producer = unit_producer()
+    producer.handoff = Handoff(3)
+    assert producer.publish_all([new_message(1, "a"), new_message(2, "b")]) == ["timeout", "timeout"]
+    assert producer.handoff.get() is None  # not confirmed in time: abandoned, never published later
+    assert producer.publish_all([new_message(n, f"m-{n}") for n in range(4)]) == ["busy"] * 4
+    assert producer.handoff.get() is None
+
+
+def test_the_handoff_keeps_order_and_skips_abandoned_messages():
+    from producer.producer import Handoff, Outgoing
+
+    handoff = Handoff(10)
+    items = [Outgoing({"id": str(n)}) for n in range(4)]
+    assert handoff.put_all(items)
+    items[1].abandoned = True
+    assert [handoff.get().message["id"] for _ in range(3)] == ["0", "2", "3"]
+    started = time.monotonic()
+    assert handoff.get(0.2) is None
+    assert time.monotonic() - started >= 0.2

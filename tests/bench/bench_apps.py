@@ -41,7 +41,7 @@ from tests.support.services import ServiceProcess, wait_until  # noqa: E402
 N = int(os.environ.get("BENCH_MESSAGES", "4000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 CLIENTS = 2 * CONNECTIONS
-PREFETCH = 50
+PREFETCH = int(os.environ.get("BENCH_PREFETCH", "50"))  # both sides; the consumer's configured default is 10
 BATCHES = (1, 10, 100)
 TARGET = 0.9
 
