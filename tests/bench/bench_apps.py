@@ -7,7 +7,9 @@ paths are the real ones: HTTP clients (2 per connection, so a connection never w
 request) `POST /publish` to the producer process, one message per request or a list of them (a
 batch), and the producer answers once the broker confirmed; the consumer process processes and
 records each id in its processed-id log. Everything runs on one broker, in this process tree, one
-path after the other, so the ratios to raw pika partly cancel the machine's load.
+path after the other, with a raw pika run before and after each path: each path's ratio is to
+the mean of the two raw runs around it, so a load that drifts during the benchmark (the machine is
+shared) is cancelled as far as it can be.
 
 Printed per path: messages per second from the first send to the last message processed, the
 ratio to raw pika (target for the batch path: >= 0.9), the producer's CPU seconds per message (for
@@ -56,9 +58,11 @@ class Run:
     def percentile(self, q: int) -> float:
         return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
 
-    def line(self, raw: Run) -> str:
-        return (f"{self.name:<30}{self.rate:8.0f}  {self.rate / raw.rate:6.2f}  {self.producer_cpu * 1000:10.2f}  "
-                f"{self.percentile(50):7.1f}  {self.percentile(99):7.1f}")
+    def line(self, ratio: float, note: str = "") -> str:
+        return (
+            f"{self.name:<30}{self.rate:8.0f}  {ratio:6.2f}  {self.producer_cpu * 1000:10.2f}  "
+            f"{self.percentile(50):7.1f}  {self.percentile(99):7.1f}{note}"
+        )
 
 
 HEADER = f"{'path':<30}{'msg/s':>8}  {'x raw':>6}  {'CPU ms/msg':>10}  {'p50 ms':>7}  {'p99 ms':>7}"
@@ -77,8 +81,9 @@ def in_parallel(count: int, work: Callable[[int], None]) -> None:
 
 
 def baseline(broker: Broker) -> Run:
-    params = pika.ConnectionParameters(broker.host, broker.port, broker.vhost,
-                                       pika.PlainCredentials(broker.username, broker.password))
+    params = pika.ConnectionParameters(
+        broker.host, broker.port, broker.vhost, pika.PlainCredentials(broker.username, broker.password)
+    )
     queue = f"bench.raw.{uuid.uuid4().hex[:8]}"
     setup = pika.BlockingConnection(params)
     setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -119,7 +124,9 @@ def baseline(broker: Broker) -> Run:
     consumer.join(600)
     setup.channel().queue_delete(queue)
     setup.close()
-    return Run("raw pika", N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent], sum(cpu) / N)
+    return Run(
+        "raw pika", N / (max(done.values()) - min(sent.values())), [done[i] - sent[i] for i in sent], sum(cpu) / N
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,16 +147,23 @@ def request_body(ids: list[str], batch: int | None) -> bytes:
 def through_services(broker: Broker, batch: int | None) -> Run:
     """POST /publish -> producer -> broker -> consumer; `batch` messages per request (None: one object)."""
     suffix = uuid.uuid4().hex[:8]
-    env = {**broker.env(), "RABBITMQ_EXCHANGE": f"bench.{suffix}", "RABBITMQ_QUEUE": f"bench.work.{suffix}",
-           "PREFETCH_COUNT": str(PREFETCH)}
+    env = {
+        **broker.env(),
+        "RABBITMQ_EXCHANGE": f"bench.{suffix}",
+        "RABBITMQ_QUEUE": f"bench.work.{suffix}",
+        "PREFETCH_COUNT": str(PREFETCH),
+    }
     sent: dict[str, float] = {}
     size = batch or 1
     requests_total = (N + size - 1) // size
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "processed.jsonl"
         consumer = ServiceProcess("consumer", {**env, "PROCESSED_LOG": str(log)}, Path(tmp))
-        producer = ServiceProcess("producer", {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS),
-                                               "HTTP_THREADS": str(4 * CONNECTIONS)}, Path(tmp))
+        producer = ServiceProcess(
+            "producer",
+            {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS), "HTTP_THREADS": str(4 * CONNECTIONS)},
+            Path(tmp),
+        )
         try:
             consumer.wait_ready()
             producer.wait_ready()
@@ -168,8 +182,9 @@ def through_services(broker: Broker, batch: int | None) -> Run:
                     assert response.status == 201, (response.status, answer[:300])
 
             in_parallel(CLIENTS, post)
-            wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= N, 600, f"{N} processed",
-                       interval=0.05)
+            wait_until(
+                lambda: log.exists() and len(log.read_text().splitlines()) >= N, 600, f"{N} processed", interval=0.05
+            )
             cpu = (cpu_seconds(producer.process.pid) - cpu_before) / N
             done = processed_at(log)
         finally:
@@ -184,19 +199,42 @@ def load() -> str:
 
 
 def main() -> int:
-    print(f"bench-apps: {N} messages per path, {CONNECTIONS} publishing connections, {CLIENTS} HTTP clients, "
-          f"prefetch {PREFETCH}; {load()} (2 cores: {os.cpu_count()} CPUs seen)", flush=True)
+    print(
+        f"bench-apps: {N} messages per path, {CONNECTIONS} publishing connections, {CLIENTS} HTTP clients, "
+        f"prefetch {PREFETCH}; {load()} (2 cores: {os.cpu_count()} CPUs seen)",
+        flush=True,
+    )
     with broker_session() as broker:
-        raw = baseline(broker)
-        runs = [through_services(broker, None), *(through_services(broker, size) for size in BATCHES)]
+        raws = [baseline(broker)]
+        runs = []
+        for batch in (None, *BATCHES):
+            runs.append(through_services(broker, batch))
+            raws.append(baseline(broker))
+    rates = [raw.rate for raw in raws]
+    raw = Run(
+        "raw pika",
+        statistics.mean(rates),
+        [x for r in raws for x in r.latencies],
+        statistics.mean(r.producer_cpu for r in raws),
+    )
+    ratios = [run.rate / statistics.mean(rates[i : i + 2]) for i, run in enumerate(runs)]
     print(HEADER)
-    for run in (raw, *runs):
-        print(run.line(raw))
-    single, biggest = runs[0], runs[-1]
-    ratio = biggest.rate / raw.rate
-    print(f"batch path (batches of {BATCHES[-1]}) = {ratio:.2f} x raw pika (target >= {TARGET:.2f}) "
-          f"{'OK' if ratio >= TARGET else 'MISSED'}")
-    print(f"single-message path: {single.rate:.0f} msg/s, p99 {single.percentile(99):.1f} ms send->processed")
+    print(
+        raw.line(
+            1.0, f"   ({len(raws)} runs, one before and after each path: {' '.join(f'{r:.0f}' for r in rates)} msg/s)"
+        )
+    )
+    for run, ratio in zip(runs, ratios, strict=True):
+        print(run.line(ratio))
+    single = runs[0]
+    print(
+        f"batch path (batches of {BATCHES[-1]}) = {ratios[-1]:.2f} x raw pika (target >= {TARGET:.2f}) "
+        f"{'OK' if ratios[-1] >= TARGET else 'MISSED'}"
+    )
+    print(
+        f"single-message path: {single.rate:.0f} msg/s = {ratios[0]:.2f} x raw pika, "
+        f"p99 {single.percentile(99):.1f} ms send->processed"
+    )
     print(f"after: {load()}")
     return 0
 
