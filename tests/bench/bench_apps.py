@@ -9,7 +9,8 @@ batch), and the producer answers once the broker confirmed; the consumer process
 records each id in its processed-id log. Everything runs on one broker, in this process tree, one
 path after the other, with a raw pika run before and after each path: each path's ratio is to
 the mean of the two raw runs around it, so a load that drifts during the benchmark (the machine is
-shared) is cancelled as far as it can be.
+shared) is cancelled as far as it can be. The sequence runs `BENCH_ROUNDS` times (default 2); a
+path's rate and ratio are the medians over the rounds, its latencies are pooled.
 
 Printed per path: messages per second from the first send to the last message processed, the
 ratio to raw pika (target for the batch path: >= 0.9), the producer's CPU seconds per message (for
@@ -45,6 +46,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 CLIENTS = 2 * CONNECTIONS
 PREFETCH = int(os.environ.get("BENCH_PREFETCH", "50"))  # both sides; the consumer's configured default is 10
 BATCHES = (1, 10, 100)
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 TARGET = 0.9
 
 
@@ -198,41 +200,48 @@ def load() -> str:
     return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def merged(runs: list[Run], ratios: list[float]) -> tuple[Run, float]:
+    """One path over every round: the median rate and ratio, every latency, the mean CPU."""
+    return Run(
+        runs[0].name,
+        statistics.median(r.rate for r in runs),
+        [x for r in runs for x in r.latencies],
+        statistics.mean(r.producer_cpu for r in runs),
+    ), statistics.median(ratios)
+
+
 def main() -> int:
     print(
-        f"bench-apps: {N} messages per path, {CONNECTIONS} publishing connections, {CLIENTS} HTTP clients, "
-        f"prefetch {PREFETCH}; {load()} (2 cores: {os.cpu_count()} CPUs seen)",
+        f"bench-apps: {N} messages per path and round, {ROUNDS} rounds, {CONNECTIONS} publishing connections, "
+        f"{CLIENTS} HTTP clients, prefetch {PREFETCH}; {load()} ({os.cpu_count()} CPUs)",
         flush=True,
     )
+    paths = (None, *BATCHES)
+    raws: list[Run] = []
+    runs: dict[int | None, list[Run]] = {path: [] for path in paths}
+    ratios: dict[int | None, list[float]] = {path: [] for path in paths}
     with broker_session() as broker:
-        raws = [baseline(broker)]
-        runs = []
-        for batch in (None, *BATCHES):
-            runs.append(through_services(broker, batch))
-            raws.append(baseline(broker))
-    rates = [raw.rate for raw in raws]
-    raw = Run(
-        "raw pika",
-        statistics.mean(rates),
-        [x for r in raws for x in r.latencies],
-        statistics.mean(r.producer_cpu for r in raws),
-    )
-    ratios = [run.rate / statistics.mean(rates[i : i + 2]) for i, run in enumerate(runs)]
+        raws.append(baseline(broker))
+        for _ in range(ROUNDS):
+            for path in paths:  # each path between two raw pika runs, compared with their mean
+                run = through_services(broker, path)
+                raws.append(baseline(broker))
+                runs[path].append(run)
+                ratios[path].append(run.rate / statistics.mean(r.rate for r in raws[-2:]))
+    raw, _ = merged(raws, [1.0])
     print(HEADER)
+    print(raw.line(1.0, f"   ({len(raws)} runs: {' '.join(f'{r.rate:.0f}' for r in raws)} msg/s)"))
+    results = {path: merged(runs[path], ratios[path]) for path in paths}
+    for path in paths:
+        run, ratio = results[path]
+        print(run.line(ratio, f"   (per round: {' '.join(f'{r:.2f}' for r in ratios[path])})"))
+    (single, single_ratio), (_, batch_ratio) = results[None], results[BATCHES[-1]]
     print(
-        raw.line(
-            1.0, f"   ({len(raws)} runs, one before and after each path: {' '.join(f'{r:.0f}' for r in rates)} msg/s)"
-        )
-    )
-    for run, ratio in zip(runs, ratios, strict=True):
-        print(run.line(ratio))
-    single = runs[0]
-    print(
-        f"batch path (batches of {BATCHES[-1]}) = {ratios[-1]:.2f} x raw pika (target >= {TARGET:.2f}) "
-        f"{'OK' if ratios[-1] >= TARGET else 'MISSED'}"
+        f"batch path (batches of {BATCHES[-1]}) = {batch_ratio:.2f} x raw pika (target >= {TARGET:.2f}) "
+        f"{'OK' if batch_ratio >= TARGET else 'MISSED'}"
     )
     print(
-        f"single-message path: {single.rate:.0f} msg/s = {ratios[0]:.2f} x raw pika, "
+        f"single-message path: {single.rate:.0f} msg/s = {single_ratio:.2f} x raw pika, "
         f"p99 {single.percentile(99):.1f} ms send->processed"
     )
     print(f"after: {load()}")
