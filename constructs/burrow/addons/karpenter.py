@@ -15,7 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from burrow.addons.base import ClusterAddOn, HelmAddOn
+from burrow.addons.base import (
+    CLUSTER_RBAC,
+    DEPLOYMENT,
+    NAMESPACE_RBAC,
+    PDB,
+    SERVICE_MONITOR,
+    ChartKinds,
+    ClusterAddOn,
+    HelmAddOn,
+    core,
+    group_kinds,
+)
 from burrow.config.schema import EnvironmentConfig, KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
@@ -32,6 +43,15 @@ NODE_POOL = "burrow"
 NODE_CLASS = "burrow"
 POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
+CRDS = (*group_kinds("karpenter.sh", "NodePool", "NodeClaim"), ("karpenter.k8s.aws", "EC2NodeClass"))
+CRD_KINDS = ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
+#: The controller's chart ships the same CRDs in `crds/`; Burrow skips them (`skip_crds`).
+KINDS = ChartKinds(
+    chart="karpenter",
+    kinds=(DEPLOYMENT, PDB, *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Service", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (SERVICE_MONITOR,)},
+    crds=CRDS,
+)
 
 
 def workload_node_selector(env: EnvironmentConfig, broker: bool = False) -> dict[str, str]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from burrow.addons.base import HelmAddOn
+from burrow.addons.base import CLUSTER_RBAC, DEPLOYMENT, PDB, RBAC, ChartKinds, HelmAddOn, core
+
+KINDS = ChartKinds(
+    chart="metrics-server",
+    kinds=(DEPLOYMENT, PDB, *CLUSTER_RBAC, (RBAC, "RoleBinding"), *core("Service", "ServiceAccount"),
+           ("apiregistration.k8s.io/v1", "APIService")),
+)
 
 
 def metrics_server() -> HelmAddOn:

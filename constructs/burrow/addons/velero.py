@@ -13,7 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
+from burrow.addons.base import (
+    CLUSTER_RBAC,
+    DEPLOYMENT,
+    NAMESPACE_RBAC,
+    SERVICE_MONITOR,
+    ChartKinds,
+    ClusterAddOn,
+    HelmAddOn,
+    core,
+    group_kinds,
+    owned_namespace,
+)
 from burrow.config.schema import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
@@ -26,6 +37,16 @@ PLUGIN_IMAGE = "docker.io/velero/velero-plugin-for-aws:v1.13.2"  # the plugin li
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 LOCATION = "default"
+#: The chart's CRDs are applied by its pre-install hook Job (`velero install --crds-only`), not from the chart.
+KINDS = ChartKinds(
+    chart="velero",
+    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Service", "ServiceAccount"),
+           ("velero.io/v1", "BackupStorageLocation"), ("velero.io/v1", "VolumeSnapshotLocation")),
+    when={"metrics.serviceMonitor.enabled": (SERVICE_MONITOR,)},
+    crds=group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",
+                     "DeleteBackupRequest", "DownloadRequest", "PodVolumeBackup", "PodVolumeRestore", "Restore",
+                     "Schedule", "ServerStatusRequest", "VolumeSnapshotLocation"),
+)
 NO_ESCALATION = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
