@@ -145,6 +145,8 @@ class Deploy:
     dependencies: dict[str, list[str]]  # name -> stacks it depends on (cdktf's manifest)
     gitops: list[dict] = field(default_factory=list)  # objects Flux applies (`delivery: gitops`)
     unresolved: list[tuple[str, str, str]] = field(default_factory=list)  # (stack, add-on, after name)
+    #: Where the deploy runs (`internet` or `vpc`); default: the environment's `cluster.api_access.deploy_from`.
+    deploy_from: str | None = None
 
 
 # --- reading the synthesized stacks -----------------------------------------------------------
@@ -206,6 +208,8 @@ def is_builtin(api_version: str, kind: str, kubernetes_version: str) -> bool:
     if "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith(".k8s.io"):
         return False
     folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{kubernetes_version}.0-local"
+    if not folder.is_dir():
+        raise ValueError(f"kubernetes-validate has no API schemas for Kubernetes {kubernetes_version}")
     return (folder / f"{kind.lower()}-{munged}.json").is_file()
 
 
@@ -285,9 +289,9 @@ class Simulation:
         self.env = deploy.env
         self.version = deploy.env.kubernetes.version
         self.stacks = deploy.stacks
-        deploy_from = getattr(getattr(deploy.env.cluster, "api_access", None), "deploy_from", "internet")
-        self.deploy_from: str = deploy_from
-        self.deploy_cidrs = list(getattr(getattr(deploy.env.cluster, "api_access", None), "public_cidrs", None) or [])
+        access = getattr(deploy.env.cluster, "api_access", None)  # absent before the deploy-path schema
+        self.deploy_from: str = deploy.deploy_from or getattr(access, "deploy_from", None) or "internet"
+        self.deploy_cidrs = list(getattr(access, "public_cidrs", None) or [])
 
     # cluster side
     def cluster_of(self, stack: str) -> str | None:
