@@ -22,18 +22,46 @@ from tests.support.services import ROOT
 KIND_VERSION = "v0.32.0"
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 PATCH = {"group": str, "version": str, "kind": str, "patch": str}
-MOUNT = {"containerPath": str, "hostPath": str, "readOnly": bool, "selinuxRelabel": bool,
-         "propagation": ("None", "HostToContainer", "Bidirectional")}
+MOUNT = {
+    "containerPath": str,
+    "hostPath": str,
+    "readOnly": bool,
+    "selinuxRelabel": bool,
+    "propagation": ("None", "HostToContainer", "Bidirectional"),
+}
 PORT_MAPPING = {"containerPort": int, "hostPort": int, "listenAddress": str, "protocol": ("TCP", "UDP", "SCTP")}
-NODE = {"role": ("control-plane", "worker"), "image": str, "labels": {str: str}, "extraMounts": [MOUNT],
-        "extraPortMappings": [PORT_MAPPING], "kubeadmConfigPatches": [str], "kubeadmConfigPatchesJSON6902": [PATCH]}
-NETWORKING = {"ipFamily": ("ipv4", "ipv6", "dual"), "apiServerPort": int, "apiServerAddress": str, "podSubnet": str,
-              "serviceSubnet": str, "disableDefaultCNI": bool, "kubeProxyMode": ("iptables", "ipvs", "nftables", "none"),
-              "dnsSearch": [str]}
-CLUSTER = {"kind": ("Cluster",), "apiVersion": (API_VERSION,), "name": str, "nodes": [NODE], "networking": NETWORKING,
-           "featureGates": {str: bool}, "runtimeConfig": {str: str}, "kubeadmConfigPatches": [str],
-           "kubeadmConfigPatchesJSON6902": [PATCH], "containerdConfigPatches": [str],
-           "containerdConfigPatchesJSON6902": [str]}
+NODE = {
+    "role": ("control-plane", "worker"),
+    "image": str,
+    "labels": {str: str},
+    "extraMounts": [MOUNT],
+    "extraPortMappings": [PORT_MAPPING],
+    "kubeadmConfigPatches": [str],
+    "kubeadmConfigPatchesJSON6902": [PATCH],
+}
+NETWORKING = {
+    "ipFamily": ("ipv4", "ipv6", "dual"),
+    "apiServerPort": int,
+    "apiServerAddress": str,
+    "podSubnet": str,
+    "serviceSubnet": str,
+    "disableDefaultCNI": bool,
+    "kubeProxyMode": ("iptables", "ipvs", "nftables", "none"),
+    "dnsSearch": [str],
+}
+CLUSTER = {
+    "kind": ("Cluster",),
+    "apiVersion": (API_VERSION,),
+    "name": str,
+    "nodes": [NODE],
+    "networking": NETWORKING,
+    "featureGates": {str: bool},
+    "runtimeConfig": {str: str},
+    "kubeadmConfigPatches": [str],
+    "kubeadmConfigPatchesJSON6902": [PATCH],
+    "containerdConfigPatches": [str],
+    "containerdConfigPatchesJSON6902": [str],
+}
 
 
 def schema_problems(value: Any, schema: Any, where: str = "") -> list[str]:
@@ -45,16 +73,21 @@ def schema_problems(value: Any, schema: Any, where: str = "") -> list[str]:
     if isinstance(schema, type):
         fits = isinstance(value, schema) and not (schema is int and isinstance(value, bool))
         return [] if fits else [f"{here}: {value!r} is not a {schema.__name__}"]
+    if not isinstance(value, type(schema)):
+        return [f"{here}: expected a {'list' if isinstance(schema, list) else 'mapping'}"]
+    return collection_problems(value, schema, where)
+
+
+def collection_problems(value: list | dict, schema: list | dict, where: str) -> list[str]:
     if isinstance(schema, list):
-        if not isinstance(value, list):
-            return [f"{here}: expected a list"]
         return [p for i, item in enumerate(value) for p in schema_problems(item, schema[0], f"{where}[{i}]")]
-    if not isinstance(value, dict):
-        return [f"{here}: expected a mapping"]
     if list(schema) in ([str], [int]):  # a map: every key of that type, every value of the value type
         key_type, value_type = next(iter(schema.items()))
-        return [p for k, v in value.items() for p in
-                [*schema_problems(k, key_type, f"{where}.{k}"), *schema_problems(v, value_type, f"{where}.{k}")]]
+        return [
+            p
+            for k, v in value.items()
+            for p in [*schema_problems(k, key_type, f"{where}.{k}"), *schema_problems(v, value_type, f"{where}.{k}")]
+        ]
     found = []
     for key, item in value.items():
         path = f"{where}.{key}" if where else key
@@ -65,7 +98,9 @@ def schema_problems(value: Any, schema: Any, where: str = "") -> list[str]:
 def makefile_variables() -> dict[str, str]:
     text = (ROOT / "Makefile").read_text()
     raw = dict(re.findall(r"^([A-Z_]+) :?= (.*)$", text, re.M))
-    return {name: re.sub(r"\$\((\w+)\)", lambda m: raw.get(m.group(1), m.group(0)), value) for name, value in raw.items()}
+    return {
+        name: re.sub(r"\$\((\w+)\)", lambda m: raw.get(m.group(1), m.group(0)), value) for name, value in raw.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +117,13 @@ def test_the_kind_configuration_fits_the_pinned_kind_schema(kind_config):
 
 
 def test_the_checker_refuses_unknown_fields_wrong_types_and_values():
-    bad = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha3", "nodes": [{"role": "master", "replicas": 2}],
-           "networking": {"apiServerPort": "6443", "disableDefaultCNI": "yes"}, "featureGates": {"X": "on"}}
+    bad = {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha3",
+        "nodes": [{"role": "master", "replicas": 2}],
+        "networking": {"apiServerPort": "6443", "disableDefaultCNI": "yes"},
+        "featureGates": {"X": "on"},
+    }
     assert schema_problems(bad, CLUSTER) == [
         "apiVersion: 'kind.x-k8s.io/v1alpha3' is not one of ['kind.x-k8s.io/v1alpha4']",
         "nodes[0].role: 'master' is not one of ['control-plane', 'worker']",
@@ -101,7 +141,10 @@ def test_the_dev_stacks_talk_to_the_cluster_dev_up_creates(synthesized, kind_con
         for provider in ("kubernetes",):
             settings = synthesized.stack(stack)["provider"][provider][0]
             assert settings["config_context"] == f"kind-{variables['KIND_CLUSTER']}"
-        assert synthesized.stack(stack)["provider"]["helm"][0]["kubernetes"]["config_context"] == f"kind-{variables['KIND_CLUSTER']}"
+        assert (
+            synthesized.stack(stack)["provider"]["helm"][0]["kubernetes"]["config_context"]
+            == f"kind-{variables['KIND_CLUSTER']}"
+        )
 
 
 def test_the_dev_stacks_run_exactly_the_images_dev_up_pushes(synthesized):
@@ -111,8 +154,12 @@ def test_the_dev_stacks_run_exactly_the_images_dev_up_pushes(synthesized):
     assert loop, "dev-up builds no images"
     services = loop.group(1).split()
     pushed = {f"{variables['DEV_REGISTRY']}/burrow/{svc}:{variables['DEV_TAG']}" for svc in services}
-    running = {c["image"] for obj in synthesized.stack_objects("dev") if obj.get("kind") == "Deployment"
-               for c in obj["spec"]["template"]["spec"]["containers"]}
+    running = {
+        c["image"]
+        for obj in synthesized.stack_objects("dev")
+        if obj.get("kind") == "Deployment"
+        for c in obj["spec"]["template"]["spec"]["containers"]
+    }
     assert running == pushed
     assert all((ROOT / "apps" / svc / "Dockerfile").is_file() for svc in services)
 
@@ -123,8 +170,10 @@ def test_dev_comes_up_clean_on_the_kubernetes_version_of_the_kind_node_image(syn
     minor = re.search(r"kindest/node:v(\d+\.\d+)\.\d+@", next(iter(images))).group(1)
     built = next(b for b in synthesized.built if b.env.name == "dev")
     deploy = deploy_of(built, synthesized.stacks, synthesized.outdir)
-    on_node = replace(deploy, env=deploy.env.model_copy(
-        update={"kubernetes": deploy.env.kubernetes.model_copy(update={"version": minor})}))
+    on_node = replace(
+        deploy,
+        env=deploy.env.model_copy(update={"kubernetes": deploy.env.kubernetes.model_copy(update={"version": minor})}),
+    )
     result = rehearse(on_node)
     assert result.lines[0].startswith(f"first deploy of dev (Kubernetes {minor}")
     assert not result.blocked, result.report()

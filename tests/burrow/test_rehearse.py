@@ -67,8 +67,12 @@ def test_the_order_follows_the_stack_dependencies_regions_one_after_another(depl
 
 
 def test_every_third_party_chart_has_a_declaration(synthesized):
-    charts = {r["chart"] for s in synthesized.stacks.values()
-              for r in (s.get("resource") or {}).get("helm_release", {}).values() if r.get("repository")}
+    charts = {
+        r["chart"]
+        for s in synthesized.stacks.values()
+        for r in (s.get("resource") or {}).get("helm_release", {}).values()
+        if r.get("repository")
+    }
     assert charts <= set(DECLARED), sorted(charts - set(DECLARED))
 
 
@@ -138,8 +142,12 @@ def with_network_policy(deploy: Deploy, enabled: bool) -> Deploy:
 def test_network_policies_need_the_vpc_cni_to_enforce_them(deploys):
     assert not [p for p in problems(with_network_policy(deploys["prod"], True)) if "would not be enforced" in p]
     found = [p for p in problems(with_network_policy(deploys["prod"], False)) if "would not be enforced" in p]
-    assert any(p.startswith("prod-app | release burrow-prod-network-defaults") and "NetworkPolicy/burrow-prod/default-deny"
-               in p and "enableNetworkPolicy" in p for p in found), found
+    assert any(
+        p.startswith("prod-app | release burrow-prod-network-defaults")
+        and "NetworkPolicy/burrow-prod/default-deny" in p
+        and "enableNetworkPolicy" in p
+        for p in found
+    ), found
 
 
 # --- defect 2: a release before the CRDs it renders; an after= name that resolves to nothing ---------
@@ -148,8 +156,11 @@ def test_network_policies_need_the_vpc_cni_to_enforce_them(deploys):
 def with_controller_after_monitoring(deploy: Deploy, after: bool) -> Deploy:
     changed = variant(deploy)
     addons = releases(changed, "prod-addons")
-    monitoring = next(k for k, b in changed.stacks["prod-addons"]["resource"]["helm_release"].items()
-                      if b["name"] == "kube-prometheus-stack")
+    monitoring = next(
+        k
+        for k, b in changed.stacks["prod-addons"]["resource"]["helm_release"].items()
+        if b["name"] == "kube-prometheus-stack"
+    )
     controller = addons["aws-load-balancer-controller"]
     needs = [d for d in controller.get("depends_on") or [] if "kube-prometheus-stack" not in d]
     controller["depends_on"] = [*needs, f"helm_release.{monitoring}"] if after else needs
@@ -178,18 +189,30 @@ def test_an_after_name_that_resolves_to_nothing_is_reported(tmp_path):
     stack = TerraformStack(App(outdir=str(tmp_path)), "dev-addons")
     cluster = KubeconfigCluster(kubeconfig_path="/dev/null", context="kind-burrow", version="1.33")
     cluster.configure_providers(stack)
-    addon = HelmAddOn(name="external-dns", repository="https://example.invalid", chart="external-dns",
-                      version="1.21.1", namespace="kube-system", after=("monitoring",))
+    addon = HelmAddOn(
+        name="external-dns",
+        repository="https://example.invalid",
+        chart="external-dns",
+        version="1.21.1",
+        namespace="kube-system",
+        after=("monitoring",),
+    )
     try:
         addon.deploy(stack, cluster)
     except Exception as exc:  # noqa: BLE001 - refused when built is as good as reported when rehearsed
         assert "monitoring" in str(exc)
         return
     assert unresolved_after(stack) == [("external-dns", "monitoring")]
-    deploy = Deploy(env, {"dev-addons": json.loads(Testing.synth(stack))}, {"dev-addons": []},
-                    unresolved=[("dev-addons", "external-dns", "monitoring")])
-    assert problems(deploy) == ["dev-addons | release external-dns (kube-system): chart external-dns 1.21.1 | "
-                                "after=('monitoring',) names no add-on of dev-addons: the release waits for nothing"]
+    deploy = Deploy(
+        env,
+        {"dev-addons": json.loads(Testing.synth(stack))},
+        {"dev-addons": []},
+        unresolved=[("dev-addons", "external-dns", "monitoring")],
+    )
+    assert problems(deploy) == [
+        "dev-addons | release external-dns (kube-system): chart external-dns 1.21.1 | "
+        "after=('monitoring',) names no add-on of dev-addons: the release waits for nothing"
+    ]
 
 
 # --- defect 1: a broker whose Secret needs a secret a later stack writes -----------------------------
@@ -206,8 +229,12 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
     sources = [{"extract": {"key": "burrow/prod/rabbitmq"}}]
     if peer_region:
         store = f"burrow-secrets-manager-{peer_region}"
-        sources.append({"extract": {"key": "burrow/prod/rabbitmq"},
-                        "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": store}}})
+        sources.append(
+            {
+                "extract": {"key": "burrow/prod/rabbitmq"},
+                "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": store}},
+            }
+        )
         store_release = releases(changed, "prod-addons")["burrow-secret-store"]
         stores = [o for o in objects_of(store_release) if o["metadata"]["name"] != store]
         peer = copy.deepcopy(stores[0])
@@ -216,10 +243,16 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
         set_objects(store_release, [*stores, peer])
     credentials = app["rabbitmq-credentials"]
     kept = [o for o in objects_of(credentials) if o["metadata"]["name"] != FEDERATION_SECRET]
-    definitions = {"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-                   "metadata": {"name": FEDERATION_SECRET, "namespace": "burrow-prod"},
-                   "spec": {"secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager"},
-                            "target": {"name": FEDERATION_SECRET}, "dataFrom": sources}}
+    definitions = {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": FEDERATION_SECRET, "namespace": "burrow-prod"},
+        "spec": {
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager"},
+            "target": {"name": FEDERATION_SECRET},
+            "dataFrom": sources,
+        },
+    }
     set_objects(credentials, [*kept, definitions])
     return changed
 
@@ -241,8 +274,9 @@ def test_a_secret_read_from_a_region_not_yet_deployed_blocks_the_broker(deploys)
 def test_irsa_roles_must_trust_the_service_account_that_uses_them(deploys):
     changed = variant(deploys["prod"])
     trust = changed.stacks["prod-cluster"]["data"]["aws_iam_policy_document"]
-    reader = next(doc for doc in trust.values()
-                  if "system:serviceaccount:external-secrets:external-secrets" in json.dumps(doc))
+    reader = next(
+        doc for doc in trust.values() if "system:serviceaccount:external-secrets:external-secrets" in json.dumps(doc)
+    )
     reader["statement"][0]["condition"][0]["values"] = ["system:serviceaccount:external-secrets:someone-else"]
     found = [p for p in problems(changed) if "IRSA role" in p]
     assert found[0].startswith("prod-addons | release external-secrets (external-secrets)")
@@ -258,7 +292,9 @@ def test_a_pod_needs_its_service_account_secret_and_storage_class(deploys):
     pod["serviceAccountName"] = "nobody"
     pod.setdefault("volumes", []).append({"name": "extra", "secret": {"secretName": "not-there"}})
     pod["volumes"].append({"name": "fine", "secret": {"secretName": "not-there-either", "optional": True}})
-    set_objects(consumer, [o for o in objects if not (o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "nobody")])
+    set_objects(
+        consumer, [o for o in objects if not (o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "nobody")]
+    )
     rabbit = releases(changed, "dev-app")["rabbitmq"]
     values = yaml.safe_load(rabbit["values"][-1])
     values["persistence"] = {"enabled": True, "storageClass": "fast"}
@@ -274,10 +310,18 @@ def test_a_kind_removed_from_the_kubernetes_version_is_refused(deploys):
     changed = variant(deploys["dev"])
     defaults = next(b for b in releases(changed, "dev-app").values() if b["name"].endswith("network-defaults"))
     objects = objects_of(defaults)
-    objects.append({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
-                    "metadata": {"name": "old", "namespace": "burrow-dev"}, "spec": {}})
+    objects.append(
+        {
+            "apiVersion": "policy/v1beta1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "old", "namespace": "burrow-dev"},
+            "spec": {},
+        }
+    )
     set_objects(defaults, objects)
-    assert any("kind policy/v1beta1 PodDisruptionBudget (PodDisruptionBudget/burrow-dev/old)" in p for p in problems(changed))
+    assert any(
+        "kind policy/v1beta1 PodDisruptionBudget (PodDisruptionBudget/burrow-dev/old)" in p for p in problems(changed)
+    )
 
 
 # --- the command line and the docs ---------------------------------------------------------------
@@ -287,7 +331,9 @@ def order_block(text: str) -> list[str]:
     """The stacks listed in the fenced block after the `make rehearse ENV=prod` order heading."""
     block = re.search(r"<!-- rehearse-order -->\s*```text\n(.*?)```", text, re.S)
     assert block, "docs/first-deploy.md has no <!-- rehearse-order --> block"
-    return [line.split(". ", 1)[1].split("  (")[0] for line in block.group(1).splitlines() if re.match(r"^\d+\. ", line)]
+    return [
+        line.split(". ", 1)[1].split("  (")[0] for line in block.group(1).splitlines() if re.match(r"^\d+\. ", line)
+    ]
 
 
 def test_the_first_deploy_page_shows_the_order_the_rehearsal_prints(deploys):
@@ -297,8 +343,9 @@ def test_the_first_deploy_page_shows_the_order_the_rehearsal_prints(deploys):
 
 def test_make_rehearse_prints_the_order_and_exits_as_the_rehearsal_judges(deploys):
     expected = rehearse(deploys["prod"])
-    run = subprocess.run(["make", "-s", "rehearse", "ENV=prod"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         check=False)
+    run = subprocess.run(
+        ["make", "-s", "rehearse", "ENV=prod"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
     printed = [line.split(". ", 1)[1].split("  (")[0] for line in run.stdout.splitlines() if re.match(r"^\d+\. ", line)]
     assert printed == expected.stack_order
     if expected.blocked:  # the rehearsal exits 1, and make says so
@@ -310,7 +357,8 @@ def test_make_rehearse_prints_the_order_and_exits_as_the_rehearsal_judges(deploy
 
 
 def test_make_rehearse_refuses_an_unknown_environment():
-    run = subprocess.run(["make", "-s", "rehearse", "ENV=nowhere"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run(
+        ["make", "-s", "rehearse", "ENV=nowhere"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert run.returncode == 2 and "Error 2" in run.stderr  # the rehearsal's own status for bad input
     assert "nowhere" in run.stderr and "Traceback" not in run.stderr

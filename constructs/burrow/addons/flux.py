@@ -34,9 +34,10 @@ NAMESPACE = "flux-system"
 SOURCE = "burrow"
 KINDS = ChartKinds(
     chart="flux2",
-    kinds=(DEPLOYMENT, *CLUSTER_RBAC, *core("Service", "ServiceAccount"), ("networking.k8s.io/v1", "NetworkPolicy")),
-    crds=(*group_kinds("source.toolkit.fluxcd.io", "Bucket", "GitRepository", "HelmChart", "HelmRepository",
-                       "OCIRepository"),
+    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *core("Service", "ServiceAccount"),
+           ("networking.k8s.io/v1", "NetworkPolicy")),
+    crds=(*group_kinds("source.toolkit.fluxcd.io", "Bucket", "ExternalArtifact", "GitRepository", "HelmChart",
+                       "HelmRepository", "OCIRepository"),
           ("kustomize.toolkit.fluxcd.io", "Kustomization"), ("helm.toolkit.fluxcd.io", "HelmRelease"),
           *group_kinds("notification.toolkit.fluxcd.io", "Alert", "Provider", "Receiver")),
 )

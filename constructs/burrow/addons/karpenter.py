@@ -43,7 +43,7 @@ NODE_POOL = "burrow"
 NODE_CLASS = "burrow"
 POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
-CRDS = (*group_kinds("karpenter.sh", "NodePool", "NodeClaim"), ("karpenter.k8s.aws", "EC2NodeClass"))
+CRDS = (*group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"))
 CRD_KINDS = ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
 #: The controller's chart ships the same CRDs in `crds/`; Burrow skips them (`skip_crds`).
 KINDS = ChartKinds(

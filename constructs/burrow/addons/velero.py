@@ -40,7 +40,7 @@ LOCATION = "default"
 #: The chart's CRDs are applied by its pre-install hook Job (`velero install --crds-only`), not from the chart.
 KINDS = ChartKinds(
     chart="velero",
-    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Service", "ServiceAccount"),
+    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("ConfigMap", "Service", "ServiceAccount"),
            ("velero.io/v1", "BackupStorageLocation"), ("velero.io/v1", "VolumeSnapshotLocation")),
     when={"metrics.serviceMonitor.enabled": (SERVICE_MONITOR,)},
     crds=group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",
