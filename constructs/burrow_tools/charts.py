@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from burrow.addons.base import ChartKinds
+from burrow.addons.kinds import ChartKinds
 from burrow.config.loader import deep_merge, load_environment
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape

@@ -43,7 +43,8 @@ from typing import Any
 import yaml
 
 from burrow.addons import edge, external_secrets, flux, karpenter, keda, metrics_server, monitoring, velero
-from burrow.addons.base import SYSTEM_NAMESPACES, ChartKinds
+from burrow.addons.base import SYSTEM_NAMESPACES
+from burrow.addons.kinds import ChartKinds
 from burrow.app import rabbitmq
 from burrow.config.loader import deep_merge
 from burrow.config.schema import EnvironmentConfig

@@ -149,7 +149,7 @@ def test_custom_resources_are_checked_strictly_against_the_charts_crds(tmp_path)
 
 
 def test_what_a_chart_renders_is_checked_against_its_declaration(chart, helm, tmp_path):
-    from burrow.addons.base import ChartKinds
+    from burrow.addons.kinds import ChartKinds
 
     (chart / "templates" / "monitor.yaml").write_text(
         "{{- if .Values.monitor }}\napiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: demo}\n"

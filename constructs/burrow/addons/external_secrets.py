@@ -15,17 +15,8 @@ from typing import Any
 
 from cdktf import TerraformStack
 
-from burrow.addons.base import (
-    CLUSTER_RBAC,
-    DEPLOYMENT,
-    NAMESPACE_RBAC,
-    ChartKinds,
-    ClusterAddOn,
-    HelmAddOn,
-    core,
-    group_kinds,
-    owned_namespace,
-)
+from burrow.addons import kinds as k
+from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
 from burrow.spi import ClusterInfo, SecretsAccess
@@ -43,13 +34,13 @@ REFRESH = "1h"
 
 SMALL = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="external-secrets",
-    kinds=(DEPLOYMENT, *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Secret", "Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Secret", "Service", "ServiceAccount"),
            ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")),
-    crds=(*group_kinds("external-secrets.io", "ExternalSecret", "ClusterExternalSecret", "SecretStore",
+    crds=(*k.group_kinds("external-secrets.io", "ExternalSecret", "ClusterExternalSecret", "SecretStore",
                        "ClusterSecretStore", "PushSecret", "ClusterPushSecret"),
-          *group_kinds("generators.external-secrets.io", "ACRAccessToken", "CloudsmithAccessToken", "ClusterGenerator",
+          *k.group_kinds("generators.external-secrets.io", "ACRAccessToken", "CloudsmithAccessToken", "ClusterGenerator",
                        "ECRAuthorizationToken", "Fake", "GCRAccessToken", "GeneratorState", "GithubAccessToken",
                        "Grafana", "MFA", "Password", "QuayAccessToken", "SSHKey", "STSSessionToken", "UUID",
                        "VaultDynamicSecret", "Webhook")),

@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from cdktf import TerraformStack
 from cdktf_cdktf_provider_helm.release import Release
 
-from burrow.addons.base import (
-    CLUSTER_RBAC,
-    DEPLOYMENT,
-    ChartKinds,
-    ClusterAddOn,
-    HelmAddOn,
-    core,
-    group_kinds,
-    owned_namespace,
-)
+from burrow.addons import kinds as k
+from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.config.schema import GitOpsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
@@ -32,14 +24,14 @@ from constructs import Construct
 CHART_VERSION = "2.18.3"  # Flux 2.8.5
 NAMESPACE = "flux-system"
 SOURCE = "burrow"
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="flux2",
-    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *core("Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.core("Service", "ServiceAccount"),
            ("networking.k8s.io/v1", "NetworkPolicy")),
-    crds=(*group_kinds("source.toolkit.fluxcd.io", "Bucket", "ExternalArtifact", "GitRepository", "HelmChart",
+    crds=(*k.group_kinds("source.toolkit.fluxcd.io", "Bucket", "ExternalArtifact", "GitRepository", "HelmChart",
                        "HelmRepository", "OCIRepository"),
           ("kustomize.toolkit.fluxcd.io", "Kustomization"), ("helm.toolkit.fluxcd.io", "HelmRelease"),
-          *group_kinds("notification.toolkit.fluxcd.io", "Alert", "Provider", "Receiver")),
+          *k.group_kinds("notification.toolkit.fluxcd.io", "Alert", "Provider", "Receiver")),
 )
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 

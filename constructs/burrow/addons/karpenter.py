@@ -15,18 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from burrow.addons.base import (
-    CLUSTER_RBAC,
-    DEPLOYMENT,
-    NAMESPACE_RBAC,
-    PDB,
-    SERVICE_MONITOR,
-    ChartKinds,
-    ClusterAddOn,
-    HelmAddOn,
-    core,
-    group_kinds,
-)
+from burrow.addons import kinds as k
+from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.config.schema import EnvironmentConfig, KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
@@ -43,13 +33,13 @@ NODE_POOL = "burrow"
 NODE_CLASS = "burrow"
 POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
-CRDS = (*group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"))
-CRD_KINDS = ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
+CRDS = (*k.group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"))
+CRD_KINDS = k.ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
 #: The controller's chart ships the same CRDs in `crds/`; Burrow skips them (`skip_crds`).
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="karpenter",
-    kinds=(DEPLOYMENT, PDB, *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Service", "ServiceAccount")),
-    when={"serviceMonitor.enabled": (SERVICE_MONITOR,)},
+    kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Service", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     crds=CRDS,
 )
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from burrow.addons.base import CLUSTER_RBAC, DEPLOYMENT, NAMESPACE_RBAC, ChartKinds, HelmAddOn, core, group_kinds
+from burrow.addons import kinds as k
+from burrow.addons.base import HelmAddOn
 
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="keda",
-    kinds=(DEPLOYMENT, *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Service", "ServiceAccount"),
            ("apiregistration.k8s.io/v1", "APIService"), ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")),
-    crds=(*group_kinds("keda.sh", "ScaledObject", "ScaledJob", "TriggerAuthentication", "ClusterTriggerAuthentication"),
-          *group_kinds("eventing.keda.sh", "CloudEventSource", "ClusterCloudEventSource")),
+    crds=(*k.group_kinds("keda.sh", "ScaledObject", "ScaledJob", "TriggerAuthentication", "ClusterTriggerAuthentication"),
+          *k.group_kinds("eventing.keda.sh", "CloudEventSource", "ClusterCloudEventSource")),
 )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from burrow.addons.base import CLUSTER_RBAC, DEPLOYMENT, PDB, RBAC, ChartKinds, HelmAddOn, core
+from burrow.addons import kinds as k
+from burrow.addons.base import HelmAddOn
 
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="metrics-server",
-    kinds=(DEPLOYMENT, PDB, *CLUSTER_RBAC, (RBAC, "RoleBinding"), *core("Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, (k.RBAC, "RoleBinding"), *k.core("Service", "ServiceAccount"),
            ("apiregistration.k8s.io/v1", "APIService")),
 )
 

@@ -11,20 +11,8 @@ from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 
-from burrow.addons.base import (
-    CLUSTER_RBAC,
-    DEPLOYMENT,
-    NAMESPACE_RBAC,
-    PDB,
-    SERVICE_MONITOR,
-    WEBHOOKS,
-    ChartKinds,
-    ClusterAddOn,
-    HelmAddOn,
-    core,
-    group_kinds,
-    owned_namespace,
-)
+from burrow.addons import kinds as k
+from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.addons.external_secrets import external_secret, store_ready
 from burrow.addons.storage import STORAGE_CLASSES
 from burrow.config.schema import MonitoringConfig
@@ -40,27 +28,27 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 LOKI_PORT = 3100
 MONITORING_GROUP = "monitoring.coreos.com"
 
-PROMETHEUS_KINDS = ChartKinds(
+PROMETHEUS_KINDS = k.ChartKinds(
     chart="kube-prometheus-stack",
-    kinds=(DEPLOYMENT, ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), *CLUSTER_RBAC, *NAMESPACE_RBAC, *WEBHOOKS,
-           *core("ConfigMap", "Secret", "Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS,
+           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount"),
            *((f"{MONITORING_GROUP}/v1", kind) for kind in ("Alertmanager", "Prometheus", "PrometheusRule", "ServiceMonitor"))),
-    crds=group_kinds(MONITORING_GROUP, "Alertmanager", "AlertmanagerConfig", "PodMonitor", "Probe", "Prometheus",
+    crds=k.group_kinds(MONITORING_GROUP, "Alertmanager", "AlertmanagerConfig", "PodMonitor", "Probe", "Prometheus",
                      "PrometheusAgent", "PrometheusRule", "ScrapeConfig", "ServiceMonitor", "ThanosRuler"),
     secrets=("grafana.admin.existingSecret",),
     storage_classes=("prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.storageClassName",),
 )
-LOKI_KINDS = ChartKinds(
+LOKI_KINDS = k.ChartKinds(
     chart="loki",
-    kinds=(("apps/v1", "StatefulSet"), DEPLOYMENT, ("apps/v1", "DaemonSet"), PDB, *CLUSTER_RBAC,
-           *core("ConfigMap", "Pod", "Service", "ServiceAccount")),
-    when={"monitoring.serviceMonitor.enabled": (SERVICE_MONITOR,)},
+    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), k.PDB, *k.CLUSTER_RBAC,
+           *k.core("ConfigMap", "Pod", "Service", "ServiceAccount")),
+    when={"monitoring.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     storage_classes=("singleBinary.persistence.storageClass",),
 )
-PROMTAIL_KINDS = ChartKinds(
+PROMTAIL_KINDS = k.ChartKinds(
     chart="promtail",
-    kinds=(("apps/v1", "DaemonSet"), *CLUSTER_RBAC, *core("Secret", "ServiceAccount")),
-    when={"serviceMonitor.enabled": (SERVICE_MONITOR,)},
+    kinds=(("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC, *k.core("Secret", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
 )
 
 

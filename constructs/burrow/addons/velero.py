@@ -13,18 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from burrow.addons.base import (
-    CLUSTER_RBAC,
-    DEPLOYMENT,
-    NAMESPACE_RBAC,
-    SERVICE_MONITOR,
-    ChartKinds,
-    ClusterAddOn,
-    HelmAddOn,
-    core,
-    group_kinds,
-    owned_namespace,
-)
+from burrow.addons import kinds as k
+from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.config.schema import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
@@ -38,12 +28,12 @@ NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 LOCATION = "default"
 #: The chart's CRDs are applied by its pre-install hook Job (`velero install --crds-only`), not from the chart.
-KINDS = ChartKinds(
+KINDS = k.ChartKinds(
     chart="velero",
-    kinds=(DEPLOYMENT, ("batch/v1", "Job"), *CLUSTER_RBAC, *NAMESPACE_RBAC, *core("ConfigMap", "Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("ConfigMap", "Service", "ServiceAccount"),
            ("velero.io/v1", "BackupStorageLocation"), ("velero.io/v1", "VolumeSnapshotLocation")),
-    when={"metrics.serviceMonitor.enabled": (SERVICE_MONITOR,)},
-    crds=group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",
+    when={"metrics.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    crds=k.group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",
                      "DeleteBackupRequest", "DownloadRequest", "PodVolumeBackup", "PodVolumeRestore", "Restore",
                      "Schedule", "ServerStatusRequest", "VolumeSnapshotLocation"),
 )
