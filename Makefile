@@ -25,6 +25,7 @@ PIPENV_VERSION := 2026.10.3
 ENV ?=
 
 .PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
+	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
@@ -36,6 +37,8 @@ help:
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order; REGION=… one region's stacks)"
 	@echo "make regions ENV=prod    an environment's regions, the primary first"
+	@echo "make rehearse ENV=prod   the first deploy into an empty account, simulated step by step (no AWS needed)"
+	@echo "make dev-up | dev-down   dev on a laptop: kind cluster burrow + registry localhost:5001, images, deploy, smoke"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
@@ -103,6 +106,12 @@ deploy: install
 		stacks="$$(echo $$stacks) --ignore-missing-stack-dependencies"; fi; \
 	echo "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"; \
 	eval "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"
+
+# The first deploy of an empty account, simulated in the order cdktf runs it: at every release, what the
+# API server and the controllers need then (kinds, namespaces, Secrets, IRSA roles, a reachable API).
+rehearse: $(VENV)/.synced
+	@test -n "$(ENV)" || { echo "usage: make rehearse ENV=<environment>"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.rehearse "$(ENV)"
 
 # An environment's regions, the primary first (the order deploys go in).
 regions: $(VENV)/.synced
@@ -219,6 +228,44 @@ github-environments: install
 dev-kubeconfig:
 	@test -n "$$KUBECONFIG_CONTENT" || { echo "KUBECONFIG_CONTENT is empty"; exit 2; }
 	@mkdir -p $$HOME/.kube && umask 077 && printf '%s\n' "$$KUBECONFIG_CONTENT" > $$HOME/.kube/config
+
+# --- dev on a laptop (needs Docker, kind $(KIND_VERSION) and kubectl; none of them runs on the build machines) --
+# A kind cluster `burrow` (kubeconfig context kind-burrow) from dev/kind-cluster.yaml, a registry container
+# on localhost:5001 that the cluster's nodes pull from, the two images built from apps/ and pushed there as
+# localhost:5001/burrow/<service>:dev, then `make deploy ENV=dev` and `make smoke ENV=dev`.
+KIND_VERSION := v0.32.0
+KIND_CONFIG := dev/kind-cluster.yaml
+KIND_CLUSTER := burrow
+DEV_REGISTRY_NAME := burrow-registry
+DEV_REGISTRY_PORT := 5001
+DEV_REGISTRY := localhost:$(DEV_REGISTRY_PORT)
+DEV_TAG := dev
+REGISTRY_IMAGE := registry:3
+dev-up: install
+	@for tool in docker kind kubectl; do command -v $$tool >/dev/null || { echo "dev-up needs $$tool on the PATH"; exit 2; }; done
+	@kind version | grep -q "kind $(KIND_VERSION) " || { echo "dev-up is tested with kind $(KIND_VERSION): $$(kind version)"; exit 2; }
+	@if [ "$$(docker inspect -f '{{.State.Running}}' $(DEV_REGISTRY_NAME) 2>/dev/null)" != true ]; then \
+	  docker run -d --restart=always -p 127.0.0.1:$(DEV_REGISTRY_PORT):5000 --network bridge \
+	    --name $(DEV_REGISTRY_NAME) $(REGISTRY_IMAGE); fi
+	@kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --config $(KIND_CONFIG)
+	@for node in $$(kind get nodes --name $(KIND_CLUSTER)); do \
+	  docker exec $$node mkdir -p /etc/containerd/certs.d/$(DEV_REGISTRY) && \
+	  printf '[host."http://$(DEV_REGISTRY_NAME):5000"]\n' | docker exec -i $$node cp /dev/stdin /etc/containerd/certs.d/$(DEV_REGISTRY)/hosts.toml; \
+	done
+	@[ "$$(docker inspect -f '{{json .NetworkSettings.Networks.kind}}' $(DEV_REGISTRY_NAME))" != null ] || \
+	  docker network connect kind $(DEV_REGISTRY_NAME)
+	for svc in producer consumer; do \
+	  docker build apps -f apps/$$svc/Dockerfile --tag $(DEV_REGISTRY)/burrow/$$svc:$(DEV_TAG) && \
+	  docker push $(DEV_REGISTRY)/burrow/$$svc:$(DEV_TAG) || exit 1; \
+	done
+	$(MAKE) --no-print-directory deploy ENV=dev
+	$(MAKE) --no-print-directory smoke ENV=dev
+
+# Removes the kind cluster, the registry container and dev's local Terraform state (it described that cluster).
+dev-down:
+	-kind delete cluster --name $(KIND_CLUSTER)
+	-docker rm -f $(DEV_REGISTRY_NAME)
+	rm -f $(OUT)/stacks/dev-*/terraform.dev-*.tfstate*
 
 # Fails when a tracked file changed or appeared during the run (e.g. a regenerated snapshot).
 check-clean:

@@ -8,6 +8,8 @@ names that chart and version, anywhere below it) or pulled with Helm from its re
   an unknown key, so a typo never surfaces); keys below an empty mapping or list are free-form,
   and an undeclared key the chart does read (the output changes without it) is noted, not failed;
 - `helm template` with the release's name, namespace and values must succeed;
+- what the chart renders must be what its `ChartKinds` declaration says (the kinds, with these
+  values, and the CRDs it ships), since the first-deploy rehearsal (`make rehearse`) trusts it;
 - every rendered built-in object must pass strict schema validation for the environment's
   Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`;
 - Burrow's own custom resources (`<outdir>/objects/<env>.yaml` and the GitOps trees under
@@ -34,10 +36,11 @@ from typing import Any
 
 import yaml
 
-from burrow.config.loader import load_environment
+from burrow.addons.kinds import ChartKinds
+from burrow.config.loader import deep_merge, load_environment
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
-from burrow.k8s.validate import object_id, validate_objects
+from burrow.k8s.validate import is_custom_resource, object_id, validate_objects
 from burrow_tools.helm import helm_binary, manifests, run_helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,8 +134,10 @@ def pull_chart(helm: str, release: ChartRelease, work: Path) -> Path:
 
 
 def render(helm: str, release: ChartRelease, chart_dir: Path, work: Path,
-           values: list[dict[str, Any]]) -> subprocess.CompletedProcess:
-    files = []
+           values: list[dict[str, Any]], api_versions: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`helm template`; `api_versions` are custom APIs the cluster serves by then (a chart that
+    renders a ServiceMonitor only where the API exists renders it)."""
+    files = [arg for api in api_versions for arg in ("--api-versions", api)]
     for index, doc in enumerate(values):
         path = work / f"{release.stack}-{release.name}-{index}.yaml"
         path.write_text(yaml.safe_dump(doc))
@@ -145,8 +150,36 @@ def documents(output: str) -> set[str]:
     return {doc.strip() for doc in output.split("\n---") if doc.strip()}
 
 
-def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> None:
-    rendered = render(helm, release, chart_dir, work, release.values)
+def declaration_problems(declared: ChartKinds, values: list[dict[str, Any]], objects: list[dict[str, Any]],
+                         crds: list[dict[str, Any]]) -> list[str]:
+    """Where the chart's declaration and what the chart rendered with `values` disagree."""
+    merged: dict[str, Any] = {}
+    for doc in values:
+        merged = deep_merge(merged, doc)
+    rendered = {(obj.get("apiVersion"), obj.get("kind")) for obj in objects}
+    expected = declared.rendered(merged)
+    problems = [f"renders {api} {kind}, which its ChartKinds declaration does not list" for api, kind in sorted(rendered - expected)]
+    problems += [f"its ChartKinds declaration lists {api} {kind}, which it does not render with these values"
+                 for api, kind in sorted(expected - rendered)]
+    shipped = {(crd["spec"]["group"], crd["spec"]["names"]["kind"]) for crd in crds}
+    if shipped:  # a chart that installs its CRDs some other way (a hook Job) ships none to compare
+        problems += [f"ships the CRD of {group} {kind}, which its ChartKinds declaration does not list"
+                     for group, kind in sorted(shipped - set(declared.crds))]
+        problems += [f"its ChartKinds declaration lists the CRD of {group} {kind}, which it does not ship"
+                     for group, kind in sorted(set(declared.crds) - shipped)]
+    return problems
+
+
+def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path,
+           declarations: Mapping[str, ChartKinds] | None = None) -> None:
+    """Check one chart release; `declarations` (default: Burrow's, `burrow_tools.rehearse.DECLARED`)
+    say what each chart renders."""
+    if declarations is None:
+        from burrow_tools.rehearse import DECLARED as declarations  # noqa: N811, PLC0415 - loads the add-ons
+    declared = declarations.get(release.chart)
+    listed = [*declared.kinds, *(k for kinds in declared.when.values() for k in kinds)] if declared else []
+    api_versions = tuple(sorted({api for api, _ in listed if is_custom_resource({"apiVersion": api})}))
+    rendered = render(helm, release, chart_dir, work, release.values, api_versions)
     if rendered.returncode != 0:
         release.problems.append(f"helm template failed: {rendered.stderr.strip()[-1500:]}")
         return
@@ -156,11 +189,12 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     defaults = chart_defaults(chart_dir)
     undeclared = [(index, path) for index, doc in enumerate(release.values) for path in unknown_paths(doc, defaults)]
     if undeclared:  # the second render is only needed to judge undeclared keys
-        stable = documents(rendered.stdout) & documents(render(helm, release, chart_dir, work, release.values).stdout)
+        stable = documents(rendered.stdout) & documents(render(helm, release, chart_dir, work, release.values,
+                                                                 api_versions).stdout)
         for index, path in undeclared:
             doc = release.values[index]
             values = [without(doc, path) if i == index else other for i, other in enumerate(release.values)]
-            trial = render(helm, release, chart_dir, work, values)
+            trial = render(helm, release, chart_dir, work, values, api_versions)
             if trial.returncode == 0 and stable <= documents(trial.stdout):
                 release.problems.append(f"values[{index}]: unknown key {'.'.join(path)}")
             else:
@@ -174,6 +208,10 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     release.crds = [doc for doc in objects + [d for path in shipped for d in manifests(path.read_text())]
                     if doc.get("kind") == "CustomResourceDefinition"]
     objects = [obj for obj in objects if obj.get("kind") != "CustomResourceDefinition"]
+    if declared is None:
+        release.notes.append(f"no ChartKinds declaration for chart {release.chart}: `make rehearse` cannot judge it")
+    else:
+        release.problems += declaration_problems(declared, release.values, objects, release.crds)
     env = load_environment(release.stack.split("-", 1)[0], ROOT / "environments")  # `prod-us-east-1-app` is prod
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:

@@ -93,7 +93,8 @@ def test_an_undeclared_key_the_chart_reads_is_noted_not_failed(chart, helm, tmp_
     verify(checked, chart, helm, tmp_path)
     # both keys reach the ConfigMap through toYaml, so neither is ignored by Helm
     assert checked.problems == []
-    assert checked.notes == ["values[0]: config.retention is not in values.yaml but the chart reads it",
+    assert [n for n in checked.notes if "ChartKinds" not in n] == [
+        "values[0]: config.retention is not in values.yaml but the chart reads it",
                              "values[0]: config.levle is not in values.yaml but the chart reads it"]
 
 
@@ -145,3 +146,32 @@ def test_custom_resources_are_checked_strictly_against_the_charts_crds(tmp_path)
         "objects/qa.yaml: Widget/-/w: spec: Additional properties are not allowed ('colour' was unexpected)",
         "objects/qa.yaml: Widget/-/w: spec.size: 0 is less than the minimum of 1",
     ]
+
+
+def test_what_a_chart_renders_is_checked_against_its_declaration(chart, helm, tmp_path):
+    from burrow.addons.kinds import ChartKinds
+
+    (chart / "templates" / "monitor.yaml").write_text(
+        "{{- if .Values.monitor }}\napiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: demo}\n"
+        "{{- end }}\n"
+    )
+    (chart / "values.yaml").write_text(CHART["values.yaml"] + "monitor: false\n")
+    right = ChartKinds(chart="demo", kinds=(("apps/v1", "Deployment"),),
+                       when={"monitor": (("monitoring.coreos.com/v1", "ServiceMonitor"),)})
+    for monitor in (False, True):
+        checked = release({"monitor": monitor}, "tools")
+        verify(checked, chart, helm, tmp_path, {"demo": right})
+        assert checked.problems == []
+    wrong = ChartKinds(chart="demo", kinds=(("apps/v1", "Deployment"), ("v1", "Service")))
+    checked = release({"monitor": True}, "tools")
+    verify(checked, chart, helm, tmp_path, {"demo": wrong})
+    assert checked.problems == [
+        "renders monitoring.coreos.com/v1 ServiceMonitor, which its ChartKinds declaration does not list",
+        "its ChartKinds declaration lists v1 Service, which it does not render with these values",
+    ]
+
+
+def test_a_chart_without_a_declaration_is_noted(chart, helm, tmp_path):
+    checked = release({}, "tools")
+    verify(checked, chart, helm, tmp_path, {})
+    assert checked.notes == ["no ChartKinds declaration for chart demo: `make rehearse` cannot judge it"]

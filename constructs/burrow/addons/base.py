@@ -21,7 +21,6 @@ from constructs import Construct
 # Namespaces every cluster has; nobody creates or owns them.
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "default")
 
-
 def owned_namespace(scope: Construct, name: str) -> NamespaceV1 | None:
     """The stack's one `kubernetes_namespace_v1` for `name`, created on first use (None for system
     namespaces). Every release in the namespace depends on it and never creates it itself, so a
@@ -38,11 +37,16 @@ def owned_namespace(scope: Construct, name: str) -> NamespaceV1 | None:
     )
 
 
+#: Construct metadata naming an `after=` add-on that the stack did not have (the rehearsal reports it).
+UNRESOLVED_AFTER = "burrow:unresolved-after"
+
+
 def release_of(scope: Construct, addon_name: str) -> Release | None:
     """The helm_release of the add-on `addon_name` deployed earlier in `scope`'s stack, if any: its
     chart's release (`HelmAddOn.release` directly under the add-on), else its first release."""
     holder = TerraformStack.of(scope).node.try_find_child(addon_name)
     if holder is None:
+        scope.node.add_metadata(UNRESOLVED_AFTER, addon_name)
         return None
     chart = holder.node.try_find_child("release")
     if isinstance(chart, Release):
@@ -105,3 +109,9 @@ class HelmAddOn(ClusterAddOn):
             provider=helm,
             depends_on=needs or None,
         )
+
+
+def unresolved_after(stack: TerraformStack) -> list[tuple[str, str]]:
+    """(add-on, name) for every `after=` name that resolved to no add-on of `stack`."""
+    return [(node.node.id, entry.data) for node in stack.node.find_all() for entry in node.node.metadata
+            if entry.type == UNRESOLVED_AFTER]

@@ -4,11 +4,28 @@ environment's zone). Both authenticate with the IRSA roles of `burrow.cluster.ed
 
 from __future__ import annotations
 
+from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
 from burrow.spi import EdgeAccess
 
 LOAD_BALANCER_CHART_VERSION = "3.5.0"  # AWS Load Balancer Controller v3.5.0
 DNS_CHART_VERSION = "1.21.1"  # external-dns 0.21.0
+LOAD_BALANCER_KINDS = k.ChartKinds(
+    chart="aws-load-balancer-controller",
+    kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS, *k.core("Secret", "Service", "ServiceAccount"),
+           ("networking.k8s.io/v1", "IngressClass"), ("elbv2.k8s.aws/v1beta1", "IngressClassParams")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    crds=(*k.group_kinds("elbv2.k8s.aws", "ALBTargetControlConfig", "IngressClassParams", "TargetGroupBinding"),
+          ("aga.k8s.aws", "GlobalAccelerator"),
+          *k.group_kinds("gateway.k8s.aws", "ListenerRuleConfiguration", "LoadBalancerConfiguration",
+                       "TargetGroupConfiguration")),
+)
+DNS_KINDS = k.ChartKinds(
+    chart="external-dns",
+    kinds=(k.DEPLOYMENT, *k.CLUSTER_RBAC, *k.core("Service", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    crds=(("externaldns.k8s.io", "DNSEndpoint"),),
+)
 SMALL = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 
 

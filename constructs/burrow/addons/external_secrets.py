@@ -15,6 +15,7 @@ from typing import Any
 
 from cdktf import TerraformStack
 
+from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
@@ -32,6 +33,18 @@ CHART_VERSION = "0.20.4"
 REFRESH = "1h"
 
 SMALL = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+
+KINDS = k.ChartKinds(
+    chart="external-secrets",
+    kinds=(k.DEPLOYMENT, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Secret", "Service", "ServiceAccount"),
+           ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")),
+    crds=(*k.group_kinds("external-secrets.io", "ExternalSecret", "ClusterExternalSecret", "SecretStore",
+                       "ClusterSecretStore", "PushSecret", "ClusterPushSecret"),
+          *k.group_kinds("generators.external-secrets.io", "ACRAccessToken", "CloudsmithAccessToken", "ClusterGenerator",
+                       "ECRAuthorizationToken", "Fake", "GCRAccessToken", "GeneratorState", "GithubAccessToken",
+                       "Grafana", "MFA", "Password", "QuayAccessToken", "SSHKey", "STSSessionToken", "UUID",
+                       "VaultDynamicSecret", "Webhook")),
+)
 
 
 def operator_values(access: SecretsAccess) -> dict[str, Any]:

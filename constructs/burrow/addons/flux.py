@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cdktf import TerraformStack
 from cdktf_cdktf_provider_helm.release import Release
 
+from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.config.schema import GitOpsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
@@ -23,6 +24,15 @@ from constructs import Construct
 CHART_VERSION = "2.18.3"  # Flux 2.8.5
 NAMESPACE = "flux-system"
 SOURCE = "burrow"
+KINDS = k.ChartKinds(
+    chart="flux2",
+    kinds=(k.DEPLOYMENT, ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.core("Service", "ServiceAccount"),
+           ("networking.k8s.io/v1", "NetworkPolicy")),
+    crds=(*k.group_kinds("source.toolkit.fluxcd.io", "Bucket", "ExternalArtifact", "GitRepository", "HelmChart",
+                       "HelmRepository", "OCIRepository"),
+          ("kustomize.toolkit.fluxcd.io", "Kustomization"), ("helm.toolkit.fluxcd.io", "HelmRelease"),
+          *k.group_kinds("notification.toolkit.fluxcd.io", "Alert", "Provider", "Receiver")),
+)
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.config.schema import EnvironmentConfig, KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
@@ -32,6 +33,15 @@ NODE_POOL = "burrow"
 NODE_CLASS = "burrow"
 POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
+CRDS = (*k.group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"))
+CRD_KINDS = k.ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
+#: The controller's chart ships the same CRDs in `crds/`; Burrow skips them (`skip_crds`).
+KINDS = k.ChartKinds(
+    chart="karpenter",
+    kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Service", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    crds=CRDS,
+)
 
 
 def workload_node_selector(env: EnvironmentConfig, broker: bool = False) -> dict[str, str]:

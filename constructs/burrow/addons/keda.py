@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+
+KINDS = k.ChartKinds(
+    chart="keda",
+    kinds=(k.DEPLOYMENT, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("Service", "ServiceAccount"),
+           ("apiregistration.k8s.io/v1", "APIService"), ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")),
+    crds=(*k.group_kinds("keda.sh", "ScaledObject", "ScaledJob", "TriggerAuthentication", "ClusterTriggerAuthentication"),
+          *k.group_kinds("eventing.keda.sh", "CloudEventSource", "ClusterCloudEventSource")),
+)
 
 
 def keda() -> HelmAddOn:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+
+KINDS = k.ChartKinds(
+    chart="metrics-server",
+    kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, (k.RBAC, "RoleBinding"), *k.core("Service", "ServiceAccount"),
+           ("apiregistration.k8s.io/v1", "APIService")),
+)
 
 
 def metrics_server() -> HelmAddOn:

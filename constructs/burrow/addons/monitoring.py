@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 
+from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.addons.external_secrets import external_secret, store_ready
 from burrow.addons.storage import STORAGE_CLASSES
@@ -25,6 +26,30 @@ PROMETHEUS_COMMUNITY = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_CHARTS = "https://grafana.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 LOKI_PORT = 3100
+MONITORING_GROUP = "monitoring.coreos.com"
+
+PROMETHEUS_KINDS = k.ChartKinds(
+    chart="kube-prometheus-stack",
+    kinds=(k.DEPLOYMENT, ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS,
+           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount"),
+           *((f"{MONITORING_GROUP}/v1", kind) for kind in ("Alertmanager", "Prometheus", "PrometheusRule", "ServiceMonitor"))),
+    crds=k.group_kinds(MONITORING_GROUP, "Alertmanager", "AlertmanagerConfig", "PodMonitor", "Probe", "Prometheus",
+                     "PrometheusAgent", "PrometheusRule", "ScrapeConfig", "ServiceMonitor", "ThanosRuler"),
+    secrets=("grafana.admin.existingSecret",),
+    storage_classes=("prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.storageClassName",),
+)
+LOKI_KINDS = k.ChartKinds(
+    chart="loki",
+    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), k.PDB, *k.CLUSTER_RBAC,
+           *k.core("ConfigMap", "Pod", "Service", "ServiceAccount")),
+    when={"monitoring.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    storage_classes=("singleBinary.persistence.storageClass",),
+)
+PROMTAIL_KINDS = k.ChartKinds(
+    chart="promtail",
+    kinds=(("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC, *k.core("Secret", "ServiceAccount")),
+    when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+)
 
 
 def loki_url(config: MonitoringConfig) -> str:

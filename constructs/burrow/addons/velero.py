@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.config.schema import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
@@ -26,6 +27,16 @@ PLUGIN_IMAGE = "docker.io/velero/velero-plugin-for-aws:v1.13.2"  # the plugin li
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 LOCATION = "default"
+#: The chart's CRDs are applied by its pre-install hook Job (`velero install --crds-only`), not from the chart.
+KINDS = k.ChartKinds(
+    chart="velero",
+    kinds=(k.DEPLOYMENT, ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("ConfigMap", "Service", "ServiceAccount"),
+           ("velero.io/v1", "BackupStorageLocation"), ("velero.io/v1", "VolumeSnapshotLocation")),
+    when={"metrics.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
+    crds=k.group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",
+                     "DeleteBackupRequest", "DownloadRequest", "PodVolumeBackup", "PodVolumeRestore", "Restore",
+                     "Schedule", "ServerStatusRequest", "VolumeSnapshotLocation"),
+)
 NO_ESCALATION = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 

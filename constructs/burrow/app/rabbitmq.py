@@ -20,6 +20,7 @@ from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from pydantic import Field
 
+from burrow.addons import kinds as k
 from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
 from burrow.app import federation as fed
 from burrow.app.namespace import AppNamespace
@@ -51,6 +52,18 @@ SIDECAR_SECURITY = {
     "runAsUser": 1001, "runAsGroup": 1001, "runAsNonRoot": True, "readOnlyRootFilesystem": True,
     "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+#: What the Bitnami chart renders with Burrow's values, and the Secrets and StorageClass it needs first.
+KINDS = k.ChartKinds(
+    chart="rabbitmq",
+    kinds=(("apps/v1", "StatefulSet"), *k.NAMESPACE_RBAC, *k.core("Secret", "Service", "ServiceAccount")),
+    when={"pdb.create": (k.PDB,), "networkPolicy.enabled": (("networking.k8s.io/v1", "NetworkPolicy"),),
+          "metrics.serviceMonitor.default.enabled": (k.SERVICE_MONITOR,),
+          "metrics.serviceMonitor.detailed.enabled": (k.SERVICE_MONITOR,),
+          "metrics.prometheusRule.enabled": (("monitoring.coreos.com/v1", "PrometheusRule"),)},
+    secrets=("auth.existingPasswordSecret", "auth.existingErlangSecret", "loadDefinition.existingSecret"),
+    storage_classes=("persistence.storageClass",),
+)
 
 # Chart values Burrow derives from the typed props; a values file may not set them,
 # so each setting has exactly one home.
