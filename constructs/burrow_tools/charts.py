@@ -1,7 +1,8 @@
 """`make verify-charts`: the third-party charts Burrow installs, checked with the exact values it passes.
 
 For every `helm_release` with a chart repository in the synthesized stacks (Bitnami RabbitMQ,
-metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …) the chart at its pinned version
+metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …; each must be pinned in
+`burrow.pins`, and an environment that overrides its pin is noted) the chart at its version
 is taken from `CHARTS_DIR` (a `<chart>-<version>.tgz`, or an unpacked chart whose Chart.yaml
 names that chart and version, anywhere below it) or pulled with Helm from its repository. Then:
 - every values key Burrow sets must exist in the chart's own values.yaml (Helm silently ignores
@@ -38,6 +39,7 @@ from burrow.config.loader import load_environment
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import object_id, validate_objects
+from burrow.pins import pin_of
 from burrow_tools.helm import helm_binary, manifests, run_helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,6 +226,15 @@ def custom_resource_problems(outdir: Path, schemas: Mapping[tuple[str, str], dic
     return checked, problems
 
 
+def pin_problem(release: ChartRelease) -> None:
+    """Every third-party chart is pinned in burrow.pins; an environment may override a pin (noted)."""
+    pin = pin_of(release.chart)
+    if pin is None:
+        release.problems.append(f"chart {release.chart} has no pin in constructs/burrow/pins.py")
+    elif (pin.repository, pin.version) != (release.repository, release.version):
+        release.notes.append(f"the pin is {pin.repository} {pin.version}; this release overrides it")
+
+
 def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
     results = []
     with tempfile.TemporaryDirectory(prefix="burrow-charts-") as tmp:
@@ -231,6 +242,7 @@ def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
         for release in chart_releases(outdir):
             work = Path(tmp) / f"{release.stack}-{release.name}"
             work.mkdir()
+            pin_problem(release)
             try:
                 chart_dir = find_local_chart(charts_dir, release.chart, release.version, work) if charts_dir else None
                 chart_dir = chart_dir or pull_chart(helm, release, work)

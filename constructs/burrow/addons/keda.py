@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from burrow.addons.base import HelmAddOn
+from burrow.pins import KEDA
 
 
 def keda() -> HelmAddOn:
     return HelmAddOn(
         name="keda",
-        repository="https://kedacore.github.io/charts",
+        repository=KEDA.repository,
         chart="keda",
-        version="2.16.1",
+        version=KEDA.version,
         namespace="keda",
     )

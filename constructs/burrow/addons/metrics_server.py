@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from burrow.addons.base import HelmAddOn
+from burrow.pins import METRICS_SERVER
 
 
 def metrics_server() -> HelmAddOn:
     return HelmAddOn(
         name="metrics-server",
-        repository="https://kubernetes-sigs.github.io/metrics-server/",
+        repository=METRICS_SERVER.repository,
         chart="metrics-server",
-        version="3.12.2",
+        version=METRICS_SERVER.version,
         namespace="kube-system",
         values={"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
+from burrow.pins import RABBITMQ
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
@@ -326,8 +327,8 @@ class RabbitMqConfig(Model):
     cluster has several.
     """
 
-    chart_repository: str = "oci://registry-1.docker.io/bitnamicharts"
-    chart_version: str = "16.0.14"
+    chart_repository: str = RABBITMQ.repository
+    chart_version: str = RABBITMQ.version
     image: Image
     replicas: int = Field(default=1, ge=1, le=7)
     username: DnsLabel = "burrow"

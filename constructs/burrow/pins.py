@@ -1,0 +1,156 @@
+"""Every third-party Helm chart Burrow installs, pinned in one place.
+
+The add-ons and the RabbitMQ broker read their chart version from here; `make verify-charts`
+checks that every chart release it finds is one of these pins, and `make outdated` compares each
+pin with the newest release upstream. Renovate updates the `version` lines of this file (its
+regex manager in `renovate.json` expects each pin written as `chart=…, repository=…, version=…`
+in that order, one per line; a test checks that it matches every pin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """One chart at one version, where it is installed from and where its source lives."""
+
+    #: The chart's name in its repository.
+    chart: str
+    #: The Helm repository (`https://…`) or OCI registry path (`oci://…`) Helm pulls the chart from.
+    repository: str
+    #: The chart version Burrow installs.
+    version: str
+    #: The GitHub repository (`owner/name`) holding the chart's source and its release tags.
+    source: str
+    #: How `source` tags a release of the chart; `{version}` stands for the chart version.
+    tag: str
+    #: Why this version (and why it stays behind the newest release, where it does).
+    why: str
+    #: Other charts released with this one at the same version from the same repository.
+    companions: tuple[str, ...] = ()
+
+
+KUBE_PROMETHEUS_STACK = ChartPin(
+    chart="kube-prometheus-stack",
+    repository="https://prometheus-community.github.io/helm-charts",
+    version="69.4.1",
+    source="prometheus-community/helm-charts",
+    tag="kube-prometheus-stack-{version}",
+    why="Prometheus Operator 0.80; the majors since change CRDs and Grafana's chart, bumped on merged code.",
+)
+LOKI = ChartPin(
+    chart="loki",
+    repository="https://grafana.github.io/helm-charts",
+    version="6.29.0",
+    source="grafana/loki",
+    tag="helm-loki-{version}",
+    why="Loki 3.4 single binary on a filesystem store; 7.x changes the chart's layout, bumped on merged code.",
+)
+PROMTAIL = ChartPin(
+    chart="promtail",
+    repository="https://grafana.github.io/helm-charts",
+    version="6.16.6",
+    source="grafana/helm-charts",
+    tag="promtail-{version}",
+    why="Deprecated upstream (Promtail is end-of-life since 2026-03-02): to be replaced by Grafana Alloy, not bumped.",
+)
+KEDA = ChartPin(
+    chart="keda",
+    repository="https://kedacore.github.io/charts",
+    version="2.16.1",
+    source="kedacore/charts",
+    tag="v{version}",
+    why="Installs the ScaledObject CRDs the consumer's autoscaling uses; behind, bumped on merged code.",
+)
+METRICS_SERVER = ChartPin(
+    chart="metrics-server",
+    repository="https://kubernetes-sigs.github.io/metrics-server/",
+    version="3.12.2",
+    source="kubernetes-sigs/metrics-server",
+    tag="metrics-server-helm-chart-{version}",
+    why="metrics-server 0.7.2, the resource metrics API the HPAs read; behind, bumped on merged code.",
+)
+EXTERNAL_SECRETS = ChartPin(
+    chart="external-secrets",
+    repository="https://charts.external-secrets.io",
+    version="0.20.4",
+    source="external-secrets/external-secrets",
+    tag="helm-chart-{version}",
+    why="The last 0.x (serves external-secrets.io/v1); 1.x and later are bumped on merged code.",
+)
+VELERO = ChartPin(
+    chart="velero",
+    repository="https://vmware-tanzu.github.io/helm-charts",
+    version="11.4.0",
+    source="vmware-tanzu/helm-charts",
+    tag="velero-{version}",
+    why="Velero 1.17.1 with the AWS plugin; 12.x is bumped on merged code.",
+)
+KARPENTER = ChartPin(
+    chart="karpenter",
+    repository="oci://public.ecr.aws/karpenter",
+    version="1.13.1",
+    source="aws/karpenter-provider-aws",
+    tag="v{version}",
+    why="Karpenter's chart and its CRD chart move together; one minor behind the newest.",
+    companions=("karpenter-crd",),
+)
+FLUX = ChartPin(
+    chart="flux2",
+    repository="https://fluxcd-community.github.io/helm-charts",
+    version="2.18.3",
+    source="fluxcd-community/helm-charts",
+    tag="flux2-{version}",
+    why="Flux 2.8.5, for environments delivered through GitOps.",
+)
+AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
+    chart="aws-load-balancer-controller",
+    repository="https://aws.github.io/eks-charts",
+    version="3.5.0",
+    source="kubernetes-sigs/aws-load-balancer-controller",
+    tag="v{version}",
+    why="AWS Load Balancer Controller v3.5.0 (the chart is versioned with the controller).",
+)
+EXTERNAL_DNS = ChartPin(
+    chart="external-dns",
+    repository="https://kubernetes-sigs.github.io/external-dns/",
+    version="1.21.1",
+    source="kubernetes-sigs/external-dns",
+    tag="external-dns-helm-chart-{version}",
+    why="external-dns 0.21.0, the regions' names in the environment's zone.",
+)
+RABBITMQ = ChartPin(
+    chart="rabbitmq",
+    repository="oci://registry-1.docker.io/bitnamicharts",
+    version="16.0.14",
+    source="bitnami/charts",
+    tag="rabbitmq/{version}",
+    why="RabbitMQ 4.1 with quorum queues; Bitnami's public catalog froze in 2025 (images in bitnamilegacy), "
+    "so newer charts need Bitnami Secure Images or a mirror.",
+)
+
+#: Every pin, by chart name.
+PINS: dict[str, ChartPin] = {
+    pin.chart: pin
+    for pin in (
+        KUBE_PROMETHEUS_STACK,
+        LOKI,
+        PROMTAIL,
+        KEDA,
+        METRICS_SERVER,
+        EXTERNAL_SECRETS,
+        VELERO,
+        KARPENTER,
+        FLUX,
+        AWS_LOAD_BALANCER_CONTROLLER,
+        EXTERNAL_DNS,
+        RABBITMQ,
+    )
+}
+
+
+def pin_of(chart: str) -> ChartPin | None:
+    """The pin that installs `chart` (itself or as a companion), if any."""
+    return PINS.get(chart) or next((pin for pin in PINS.values() if chart in pin.companions), None)
