@@ -26,7 +26,8 @@ ENV ?=
 
 .PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
-	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
+	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean \
+	outdated upgrade-plan
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
@@ -37,6 +38,8 @@ help:
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order; REGION=… one region's stacks)"
 	@echo "make regions ENV=prod    an environment's regions, the primary first"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
+	@echo "make outdated            how far each chart pin lags its newest release (CHARTS_DIR=… offline)"
+	@echo "make upgrade-plan ENV=prod TO=1.36  the ordered steps of a Kubernetes minor-version upgrade"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
 	@echo "make gitops-export ENV=uat [DIR=…]  the GitOps tree Flux reconciles (delivery: gitops)"
@@ -114,6 +117,18 @@ regions: $(VENV)/.synced
 CHARTS_DIR ?=
 verify-charts: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.charts $(OUT) $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
+
+# How far each chart pin (constructs/burrow/pins.py) lags the newest release of its chart, from
+# CHARTS_DIR (repository index.yaml files, Git mirrors of the charts' sources, packaged charts) or
+# the chart repositories themselves. Fails when a pin lags more than 183 days.
+outdated: $(VENV)/.synced
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.outdated $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
+
+# The ordered steps that move an environment's cluster to Kubernetes TO (one minor at a time).
+TO ?=
+upgrade-plan: $(VENV)/.synced
+	@test -n "$(ENV)" -a -n "$(TO)" || { echo "usage: make upgrade-plan ENV=<environment> TO=<kubernetes version>"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)"
 
 # Pull-request previews (burrow.previews): pr-<n>-app in the previews' host cluster (qa).
 PREVIEW_VARS = BURROW_PREVIEW=$(PR) BURROW_PREVIEW_HOST=$(HOST) BURROW_PREVIEW_COMMIT=$(COMMIT) BURROW_RELEASE=$(RELEASE)
