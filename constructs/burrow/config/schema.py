@@ -528,7 +528,13 @@ class AppsConfig(Model):
 
 
 class KubernetesConfig(Model):
+    """The cluster's Kubernetes minor version. On EKS it must be one EKS offers in standard support
+    (`burrow.k8s.versions`); an existing cluster (dev's kind) only needs Burrow's object schemas."""
+
     version: str
+    #: Accept a version in EKS extended support (USD 0.50 more per cluster-hour) instead of refusing it.
+    #: default: false
+    extended_support: bool = False
 
     @field_validator("version")
     @classmethod
