@@ -89,9 +89,17 @@ def from_git(git_dir: Path, pin: ChartPin, releases: Releases) -> None:
     before, _, after = pin.tag.partition("{version}")
     pattern = re.compile(re.escape(before) + r"(?P<version>.+)" + re.escape(after) + "$")
     listing = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "for-each-ref", "--format=%(refname:strip=2) %(creatordate:short)",
-         f"refs/tags/{before}*"],
-        capture_output=True, text=True, check=False,
+        [
+            "git",
+            "--git-dir",
+            str(git_dir),
+            "for-each-ref",
+            "--format=%(refname:strip=2) %(creatordate:short)",
+            f"refs/tags/{before}*",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if listing.returncode != 0:
         raise CannotLook(f"git cannot read the tags of {git_dir}: {listing.stderr.strip()}")
@@ -151,8 +159,10 @@ def remote_releases(pins: Iterable[ChartPin], timeout: float = 20) -> tuple[Rele
                 continue
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise CannotLook(f"cannot reach {url} ({reason}): no network? "
-                                 "Give CHARTS_DIR=<fetched chart sources or index.yaml files> to look offline") from None
+                raise CannotLook(
+                    f"cannot reach {url} ({reason}): no network? "
+                    "Give CHARTS_DIR=<fetched chart sources or index.yaml files> to look offline"
+                ) from None
         from_index(indexes[url], [pin.chart], releases)
     return releases, skipped
 
@@ -199,15 +209,16 @@ def table(rows: list[Lag]) -> str:
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], pins: Iterable[ChartPin] = PINS.values()) -> int:
     parser = argparse.ArgumentParser(prog="outdated")
     parser.add_argument("--charts-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    pins = list(PINS.values())
+    pins = list(pins)
     try:
         if args.charts_dir:
             releases, skipped = local_releases(args.charts_dir, pins), []
@@ -222,9 +233,11 @@ def main(argv: list[str]) -> int:
         print(f"  {line}")
     lagging = [r for r in rows if r.status == "LAGS"]
     missing = [r for r in rows if r.status != "ok" and r not in lagging]
-    print(f"\n{len(rows) - len(lagging) - len(missing)} of {len(rows)} pins within {MAX_LAG_DAYS} days of their newest "
-          f"release; lagging: {', '.join(r.pin.chart for r in lagging) or 'none'}; "
-          f"not looked up: {', '.join(r.pin.chart for r in missing) or 'none'}")
+    print(
+        f"\n{len(rows) - len(lagging) - len(missing)} of {len(rows)} pins within {MAX_LAG_DAYS} days of their newest "
+        f"release; lagging: {', '.join(r.pin.chart for r in lagging) or 'none'}; "
+        f"not looked up: {', '.join(r.pin.chart for r in missing) or 'none'}"
+    )
     return 1 if lagging else 2 if missing else 0
 
 
