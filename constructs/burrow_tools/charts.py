@@ -30,12 +30,14 @@ import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from burrow.config.loader import load_environment
+from burrow.config.schema import EnvironmentConfig
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import object_id, validate_objects
@@ -139,8 +141,20 @@ def render(helm: str, release: ChartRelease, chart_dir: Path, work: Path,
         path = work / f"{release.stack}-{release.name}-{index}.yaml"
         path.write_text(yaml.safe_dump(doc))
         files += ["--values", str(path)]
+    # At the environment's Kubernetes version, as the helm provider renders against the cluster
+    # (a chart's kubeVersion range and its Capabilities.KubeVersion branches apply).
+    version = environment_of(release).kubernetes.version
     return run_helm(helm, "template", release.name, str(chart_dir), "--namespace", release.namespace,
-                    "--include-crds", *files)
+                    "--kube-version", f"{version}.0", "--include-crds", *files)
+
+
+@cache
+def environment(name: str) -> EnvironmentConfig:
+    return load_environment(name, ROOT / "environments")
+
+
+def environment_of(release: ChartRelease) -> EnvironmentConfig:
+    return environment(release.stack.split("-", 1)[0])  # `prod-us-east-1-app` is prod
 
 
 def documents(output: str) -> set[str]:
@@ -176,7 +190,7 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path) -> Non
     release.crds = [doc for doc in objects + [d for path in shipped for d in manifests(path.read_text())]
                     if doc.get("kind") == "CustomResourceDefinition"]
     objects = [obj for obj in objects if obj.get("kind") != "CustomResourceDefinition"]
-    env = load_environment(release.stack.split("-", 1)[0], ROOT / "environments")  # `prod-us-east-1-app` is prod
+    env = environment_of(release)
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:
         if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:
