@@ -124,11 +124,16 @@ verify-charts: synth
 outdated: $(VENV)/.synced
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.outdated $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
 
-# The ordered steps that move an environment's cluster to Kubernetes TO (one minor at a time).
+# The ordered steps that move an environment's clusters to Kubernetes TO, one minor version at a time
+# from FROM (default: the version the environment file sets). docs/upgrades.md is the runbook.
 TO ?=
+FROM ?=
 upgrade-plan: $(VENV)/.synced
 	@test -n "$(ENV)" -a -n "$(TO)" || { echo "usage: make upgrade-plan ENV=<environment> TO=<kubernetes version>"; exit 2; }
-	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)"
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)" $(if $(FROM),--from $(FROM),) --check
+	@$(FRESH_OUT)
+	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)" $(if $(FROM),--from $(FROM),) --outdir $(OUT)
 
 # Pull-request previews (burrow.previews): pr-<n>-app in the previews' host cluster (qa).
 PREVIEW_VARS = BURROW_PREVIEW=$(PR) BURROW_PREVIEW_HOST=$(HOST) BURROW_PREVIEW_COMMIT=$(COMMIT) BURROW_RELEASE=$(RELEASE)

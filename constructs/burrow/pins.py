@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CRDS_FOLDER = "Helm never upgrades a chart's crds/ folder: apply the new version's CRDs server-side before the chart."
+
 
 @dataclass(frozen=True)
 class ChartPin:
@@ -28,6 +30,8 @@ class ChartPin:
     tag: str
     #: Why this version (and why it stays behind the newest release, where it does).
     why: str
+    #: How the chart's CustomResourceDefinitions reach the cluster on an upgrade ("" when it has none).
+    crds: str = ""
     #: Other charts released with this one at the same version from the same repository.
     companions: tuple[str, ...] = ()
 
@@ -39,6 +43,7 @@ KUBE_PROMETHEUS_STACK = ChartPin(
     source="prometheus-community/helm-charts",
     tag="kube-prometheus-stack-{version}",
     why="Prometheus Operator 0.80; the majors since change CRDs and Grafana's chart, bumped on merged code.",
+    crds="In its crds subchart's crds/ folder. " + CRDS_FOLDER,
 )
 LOKI = ChartPin(
     chart="loki",
@@ -63,6 +68,7 @@ KEDA = ChartPin(
     source="kedacore/charts",
     tag="v{version}",
     why="Installs the ScaledObject CRDs the consumer's autoscaling uses; behind, bumped on merged code.",
+    crds="Templated: upgraded with the chart.",
 )
 METRICS_SERVER = ChartPin(
     chart="metrics-server",
@@ -79,6 +85,7 @@ EXTERNAL_SECRETS = ChartPin(
     source="external-secrets/external-secrets",
     tag="helm-chart-{version}",
     why="The last 0.x (serves external-secrets.io/v1); 1.x and later are bumped on merged code.",
+    crds="Templated (installCRDs): upgraded with the chart.",
 )
 VELERO = ChartPin(
     chart="velero",
@@ -87,6 +94,7 @@ VELERO = ChartPin(
     source="vmware-tanzu/helm-charts",
     tag="velero-{version}",
     why="Velero 1.17.1 with the AWS plugin; 12.x is bumped on merged code.",
+    crds="In crds/, upgraded by the chart's own hook Job (upgradeCRDs) on every chart upgrade.",
 )
 KARPENTER = ChartPin(
     chart="karpenter",
@@ -96,6 +104,7 @@ KARPENTER = ChartPin(
     tag="v{version}",
     why="Karpenter's chart and its CRD chart move together; one minor behind the newest.",
     companions=("karpenter-crd",),
+    crds="Templated in the karpenter-crd chart, its own release upgraded before the controller (installed with skip_crds).",
 )
 FLUX = ChartPin(
     chart="flux2",
@@ -104,6 +113,7 @@ FLUX = ChartPin(
     source="fluxcd-community/helm-charts",
     tag="flux2-{version}",
     why="Flux 2.8.5, for environments delivered through GitOps.",
+    crds="Templated: upgraded with the chart.",
 )
 AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
     chart="aws-load-balancer-controller",
@@ -112,6 +122,7 @@ AWS_LOAD_BALANCER_CONTROLLER = ChartPin(
     source="kubernetes-sigs/aws-load-balancer-controller",
     tag="v{version}",
     why="AWS Load Balancer Controller v3.5.0 (the chart is versioned with the controller).",
+    crds="In crds/ (TargetGroupBinding, IngressClassParams, Gateway API). " + CRDS_FOLDER,
 )
 EXTERNAL_DNS = ChartPin(
     chart="external-dns",
@@ -120,6 +131,7 @@ EXTERNAL_DNS = ChartPin(
     source="kubernetes-sigs/external-dns",
     tag="external-dns-helm-chart-{version}",
     why="external-dns 0.21.0, the regions' names in the environment's zone.",
+    crds="In crds/ (DNSEndpoint). " + CRDS_FOLDER,
 )
 RABBITMQ = ChartPin(
     chart="rabbitmq",
