@@ -51,7 +51,8 @@ LOKI = ChartPin(
     version="6.29.0",
     source="grafana/loki",
     tag="helm-loki-{version}",
-    why="Loki 3.4 single binary on a filesystem store; 7.x changes the chart's layout, bumped on merged code.",
+    why="Loki 3.4 single binary on a filesystem store. grafana/loki's chart is GEL-only from 7.0; the OSS chart moved "
+    "to grafana-community/helm-charts (its repository and source when bumped, on merged code).",
 )
 PROMTAIL = ChartPin(
     chart="promtail",
@@ -67,7 +68,7 @@ KEDA = ChartPin(
     version="2.16.1",
     source="kedacore/charts",
     tag="v{version}",
-    why="Installs the ScaledObject CRDs the consumer's autoscaling uses; behind, bumped on merged code.",
+    why="Installs the ScaledObject CRDs the consumer's autoscaling uses; behind (2.20 is newest), bumped on merged code.",
     crds="Templated: upgraded with the chart.",
 )
 METRICS_SERVER = ChartPin(
@@ -76,7 +77,7 @@ METRICS_SERVER = ChartPin(
     version="3.12.2",
     source="kubernetes-sigs/metrics-server",
     tag="metrics-server-helm-chart-{version}",
-    why="metrics-server 0.7.2, the resource metrics API the HPAs read; behind, bumped on merged code.",
+    why="metrics-server 0.7.2, the resource metrics API the HPAs read; behind (3.13 is newest), bumped on merged code.",
 )
 EXTERNAL_SECRETS = ChartPin(
     chart="external-secrets",
@@ -84,7 +85,7 @@ EXTERNAL_SECRETS = ChartPin(
     version="0.20.4",
     source="external-secrets/external-secrets",
     tag="helm-chart-{version}",
-    why="The last 0.x (serves external-secrets.io/v1); 1.x and later are bumped on merged code.",
+    why="Serves external-secrets.io/v1, the API Burrow writes; 2.x (1.35 listed from 2.0) is bumped on merged code.",
     crds="Templated (installCRDs): upgraded with the chart.",
 )
 VELERO = ChartPin(
@@ -93,7 +94,7 @@ VELERO = ChartPin(
     version="11.4.0",
     source="vmware-tanzu/helm-charts",
     tag="velero-{version}",
-    why="Velero 1.17.1 with the AWS plugin; 12.x is bumped on merged code.",
+    why="Velero 1.17.1, matching the AWS plugin v1.13 line; 12.x (Velero 1.18) waits for the plugin line made for it.",
     crds="In crds/, upgraded by the chart's own hook Job (upgradeCRDs) on every chart upgrade.",
 )
 KARPENTER = ChartPin(
@@ -102,7 +103,7 @@ KARPENTER = ChartPin(
     version="1.13.1",
     source="aws/karpenter-provider-aws",
     tag="v{version}",
-    why="Karpenter's chart and its CRD chart move together; one minor behind the newest.",
+    why="Karpenter's chart and its CRD chart move together; supports Kubernetes 1.35 (its compatibility matrix).",
     companions=("karpenter-crd",),
     crds="Templated in the karpenter-crd chart, its own release upgraded before the controller (installed with skip_crds).",
 )
@@ -139,8 +140,8 @@ RABBITMQ = ChartPin(
     version="16.0.14",
     source="bitnami/charts",
     tag="rabbitmq/{version}",
-    why="RabbitMQ 4.1 with quorum queues; Bitnami's public catalog froze in 2025 (images in bitnamilegacy), "
-    "so newer charts need Bitnami Secure Images or a mirror.",
+    why="RabbitMQ 4.1 with quorum queues, run from the frozen bitnamilegacy images (Bitnami's public images "
+    "stopped in 2025); 16.0.16 is the newest chart in bitnami/charts.",
 )
 
 #: Every pin, by chart name.
