@@ -27,7 +27,8 @@ ENV ?=
 .PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
-	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
+	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean \
+	outdated upgrade-plan
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
@@ -40,6 +41,8 @@ help:
 	@echo "make rehearse ENV=prod   the first deploy into an empty account, simulated step by step (no AWS needed)"
 	@echo "make dev-up | dev-down   dev on a laptop: kind cluster burrow + registry localhost:5001, images, deploy, smoke"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
+	@echo "make outdated            how far each chart pin lags its newest release (CHARTS_DIR=… offline)"
+	@echo "make upgrade-plan ENV=prod TO=1.36  the ordered steps of a Kubernetes minor-version upgrade"
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
 	@echo "make gitops-export ENV=uat [DIR=…]  the GitOps tree Flux reconciles (delivery: gitops)"
@@ -123,6 +126,23 @@ regions: $(VENV)/.synced
 CHARTS_DIR ?=
 verify-charts: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.charts $(OUT) $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
+
+# How far each chart pin (constructs/burrow/pins.py) lags the newest release of its chart, from
+# CHARTS_DIR (repository index.yaml files, Git mirrors of the charts' sources, packaged charts) or
+# the chart repositories themselves. Fails when a pin lags more than 183 days.
+outdated: $(VENV)/.synced
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.outdated $(if $(CHARTS_DIR),--charts-dir $(CHARTS_DIR),)
+
+# The ordered steps that move an environment's clusters to Kubernetes TO, one minor version at a time
+# from FROM (default: the version the environment file sets). docs/upgrades.md is the runbook.
+TO ?=
+FROM ?=
+upgrade-plan: $(VENV)/.synced
+	@test -n "$(ENV)" -a -n "$(TO)" || { echo "usage: make upgrade-plan ENV=<environment> TO=<kubernetes version>"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)" $(if $(FROM),--from $(FROM),) --check
+	@$(FRESH_OUT)
+	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.upgrade_plan "$(ENV)" "$(TO)" $(if $(FROM),--from $(FROM),) --outdir $(OUT)
 
 # Pull-request previews (burrow.previews): pr-<n>-app in the previews' host cluster (qa).
 PREVIEW_VARS = BURROW_PREVIEW=$(PR) BURROW_PREVIEW_HOST=$(HOST) BURROW_PREVIEW_COMMIT=$(COMMIT) BURROW_RELEASE=$(RELEASE)

@@ -1,7 +1,8 @@
 """`make verify-charts`: the third-party charts Burrow installs, checked with the exact values it passes.
 
 For every `helm_release` with a chart repository in the synthesized stacks (Bitnami RabbitMQ,
-metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …) the chart at its pinned version
+metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …; each must be pinned in
+`burrow.pins`, and an environment that overrides its pin is noted) the chart at its version
 is taken from `CHARTS_DIR` (a `<chart>-<version>.tgz`, or an unpacked chart whose Chart.yaml
 names that chart and version, anywhere below it) or pulled with Helm from its repository. Then:
 - every values key Burrow sets must exist in the chart's own values.yaml (Helm silently ignores
@@ -31,6 +32,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,11 @@ import yaml
 
 from burrow.addons.kinds import ChartKinds
 from burrow.config.loader import deep_merge, load_environment
+from burrow.config.schema import EnvironmentConfig
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import is_custom_resource, object_id, validate_objects
+from burrow.pins import pin_of
 from burrow_tools.helm import helm_binary, manifests, run_helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,8 +146,20 @@ def render(helm: str, release: ChartRelease, chart_dir: Path, work: Path,
         path = work / f"{release.stack}-{release.name}-{index}.yaml"
         path.write_text(yaml.safe_dump(doc))
         files += ["--values", str(path)]
+    # At the environment's Kubernetes version, as the helm provider renders against the cluster
+    # (a chart's kubeVersion range and its Capabilities.KubeVersion branches apply).
+    version = environment_of(release).kubernetes.version
     return run_helm(helm, "template", release.name, str(chart_dir), "--namespace", release.namespace,
-                    "--include-crds", *files)
+                    "--kube-version", f"{version}.0", "--include-crds", *files)
+
+
+@cache
+def environment(name: str) -> EnvironmentConfig:
+    return load_environment(name, ROOT / "environments")
+
+
+def environment_of(release: ChartRelease) -> EnvironmentConfig:
+    return environment(release.stack.split("-", 1)[0])  # `prod-us-east-1-app` is prod
 
 
 def documents(output: str) -> set[str]:
@@ -212,7 +228,7 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path,
         release.notes.append(f"no ChartKinds declaration for chart {release.chart}: `make rehearse` cannot judge it")
     else:
         release.problems += declaration_problems(declared, release.values, objects, release.crds)
-    env = load_environment(release.stack.split("-", 1)[0], ROOT / "environments")  # `prod-us-east-1-app` is prod
+    env = environment_of(release)
     release.problems += validate_objects(objects, env.kubernetes.version)
     for obj in objects:
         if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:
@@ -262,6 +278,15 @@ def custom_resource_problems(outdir: Path, schemas: Mapping[tuple[str, str], dic
     return checked, problems
 
 
+def pin_problem(release: ChartRelease) -> None:
+    """Every third-party chart is pinned in burrow.pins; an environment may override a pin (noted)."""
+    pin = pin_of(release.chart)
+    if pin is None:
+        release.problems.append(f"chart {release.chart} has no pin in constructs/burrow/pins.py")
+    elif (pin.repository, pin.version) != (release.repository, release.version):
+        release.notes.append(f"the pin is {pin.repository} {pin.version}; this release overrides it")
+
+
 def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
     results = []
     with tempfile.TemporaryDirectory(prefix="burrow-charts-") as tmp:
@@ -269,6 +294,7 @@ def verify_all(outdir: Path, charts_dir: Path | None) -> list[ChartRelease]:
         for release in chart_releases(outdir):
             work = Path(tmp) / f"{release.stack}-{release.name}"
             work.mkdir()
+            pin_problem(release)
             try:
                 chart_dir = find_local_chart(charts_dir, release.chart, release.version, work) if charts_dir else None
                 chart_dir = chart_dir or pull_chart(helm, release, work)

@@ -9,11 +9,13 @@ import textwrap
 
 import pytest
 
+from burrow.pins import RABBITMQ, pin_of
 from burrow_tools.charts import (
     ChartRelease,
     chart_releases,
     crd_schemas,
     custom_resource_problems,
+    pin_problem,
     unknown_keys,
     verify,
 )
@@ -77,6 +79,17 @@ def test_every_third_party_release_is_found_with_its_pin(synthesized):
                                      "external-secrets", "karpenter-crd", "karpenter", "velero", "flux2",
                                      "aws-load-balancer-controller", "external-dns"}
     assert ("rabbitmq", "16.0.14") in found
+    for chart, version in found:  # every chart is installed at its pin in burrow.pins
+        assert pin_of(chart) is not None and pin_of(chart).version == version, chart
+
+
+def test_a_chart_without_a_pin_fails_and_an_overridden_pin_is_noted():
+    unpinned = release({})
+    pin_problem(unpinned)
+    assert unpinned.problems == ["chart demo has no pin in constructs/burrow/pins.py"]
+    broker = ChartRelease("qa-app", "rabbitmq", "burrow-qa", RABBITMQ.repository, "rabbitmq", "16.0.13", [])
+    pin_problem(broker)
+    assert broker.problems == [] and broker.notes == [f"the pin is {RABBITMQ.repository} 16.0.14; this release overrides it"]
 
 
 def test_unknown_keys_walks_nested_mappings():

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+from burrow.pins import AWS_LOAD_BALANCER_CONTROLLER, EXTERNAL_DNS
 from burrow.spi import EdgeAccess
 
-LOAD_BALANCER_CHART_VERSION = "3.5.0"  # AWS Load Balancer Controller v3.5.0
-DNS_CHART_VERSION = "1.21.1"  # external-dns 0.21.0
 LOAD_BALANCER_KINDS = k.ChartKinds(
     chart="aws-load-balancer-controller",
     kinds=(k.DEPLOYMENT, k.PDB, *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS, *k.core("Secret", "Service", "ServiceAccount"),
@@ -38,9 +37,9 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
     Service webhook off, so it takes only Services that ask for it (`loadBalancerClass`)."""
     return HelmAddOn(
         name="aws-load-balancer-controller",
-        repository="https://aws.github.io/eks-charts",
+        repository=AWS_LOAD_BALANCER_CONTROLLER.repository,
         chart="aws-load-balancer-controller",
-        version=LOAD_BALANCER_CHART_VERSION,
+        version=AWS_LOAD_BALANCER_CONTROLLER.version,
         namespace="kube-system",
         values={
             "clusterName": access.cluster_name,
@@ -66,9 +65,9 @@ def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
     hosts are ignored, so the latency-routed public name stays the global stack's."""
     return HelmAddOn(
         name="external-dns",
-        repository="https://kubernetes-sigs.github.io/external-dns/",
+        repository=EXTERNAL_DNS.repository,
         chart="external-dns",
-        version=DNS_CHART_VERSION,
+        version=EXTERNAL_DNS.version,
         namespace="external-dns",
         values={
             "provider": {"name": "aws"},

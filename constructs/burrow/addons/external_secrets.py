@@ -19,6 +19,7 @@ from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
+from burrow.pins import EXTERNAL_SECRETS
 from burrow.spi import ClusterInfo, SecretsAccess
 from constructs import Construct
 
@@ -28,7 +29,7 @@ SERVICE_ACCOUNT = "external-secrets"
 SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 STORE = "burrow-secrets-manager"
 API_VERSION = "external-secrets.io/v1"
-CHART_VERSION = "0.20.4"
+CHART_VERSION = EXTERNAL_SECRETS.version
 #: How often the operator re-reads Secrets Manager (a rotated value arrives within this).
 REFRESH = "1h"
 
@@ -151,7 +152,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
         holder = Construct(scope, self.name)
         chart = HelmAddOn(
             name=self.name,
-            repository="https://charts.external-secrets.io",
+            repository=EXTERNAL_SECRETS.repository,
             chart="external-secrets",
             version=CHART_VERSION,
             namespace=NAMESPACE,

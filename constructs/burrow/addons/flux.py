@@ -18,10 +18,11 @@ from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.config.schema import GitOpsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
+from burrow.pins import FLUX
 from burrow.spi import ClusterInfo
 from constructs import Construct
 
-CHART_VERSION = "2.18.3"  # Flux 2.8.5
+CHART_VERSION = FLUX.version
 NAMESPACE = "flux-system"
 SOURCE = "burrow"
 KINDS = k.ChartKinds(
@@ -89,7 +90,7 @@ class FluxAddOn(ClusterAddOn):
         # What Flux syncs uses the CRDs and operators of every add-on installed before it.
         earlier = [node for node in TerraformStack.of(scope).node.find_all() if isinstance(node, Release)]
         holder = Construct(scope, self.name)
-        chart = HelmAddOn(name=self.name, repository="https://fluxcd-community.github.io/helm-charts", chart="flux2",
+        chart = HelmAddOn(name=self.name, repository=FLUX.repository, chart="flux2",
                           version=CHART_VERSION, namespace=NAMESPACE, values=flux_values())
         release = chart.release(holder, ClusterInfo.providers_of(scope).helm)
         KubernetesObjects(holder, "sync", release_name="burrow-gitops-sync", namespace=NAMESPACE,

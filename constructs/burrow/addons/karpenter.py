@@ -20,13 +20,14 @@ from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.config.schema import EnvironmentConfig, KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
+from burrow.pins import KARPENTER
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo, NodeAutoscalingAccess
 from constructs import Construct
 
-CHART_REPOSITORY = "oci://public.ecr.aws/karpenter"
-CHART_VERSION = "1.13.1"
+CHART_REPOSITORY = KARPENTER.repository
+CHART_VERSION = KARPENTER.version
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 NODE_POOL = "burrow"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+from burrow.pins import KEDA
 
 KINDS = k.ChartKinds(
     chart="keda",
@@ -17,8 +18,8 @@ KINDS = k.ChartKinds(
 def keda() -> HelmAddOn:
     return HelmAddOn(
         name="keda",
-        repository="https://kedacore.github.io/charts",
+        repository=KEDA.repository,
         chart="keda",
-        version="2.16.1",
+        version=KEDA.version,
         namespace="keda",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+from burrow.pins import METRICS_SERVER
 
 KINDS = k.ChartKinds(
     chart="metrics-server",
@@ -15,9 +16,9 @@ KINDS = k.ChartKinds(
 def metrics_server() -> HelmAddOn:
     return HelmAddOn(
         name="metrics-server",
-        repository="https://kubernetes-sigs.github.io/metrics-server/",
+        repository=METRICS_SERVER.repository,
         chart="metrics-server",
-        version="3.12.2",
+        version=METRICS_SERVER.version,
         namespace="kube-system",
         values={"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
     )

@@ -18,12 +18,13 @@ from burrow.addons.storage import STORAGE_CLASSES
 from burrow.config.schema import MonitoringConfig
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
+from burrow.pins import KUBE_PROMETHEUS_STACK, LOKI, PROMTAIL
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
 
-PROMETHEUS_COMMUNITY = "https://prometheus-community.github.io/helm-charts"
-GRAFANA_CHARTS = "https://grafana.github.io/helm-charts"
+PROMETHEUS_COMMUNITY = KUBE_PROMETHEUS_STACK.repository
+GRAFANA_CHARTS = LOKI.repository
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 LOKI_PORT = 3100
 MONITORING_GROUP = "monitoring.coreos.com"
@@ -94,7 +95,7 @@ class MonitoringAddOn(ClusterAddOn):
 
     config: MonitoringConfig
     name: str = "kube-prometheus-stack"
-    version: str = "69.4.1"
+    version: str = KUBE_PROMETHEUS_STACK.version
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -150,7 +151,7 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
         name="loki",
         repository=GRAFANA_CHARTS,
         chart="loki",
-        version="6.29.0",
+        version=LOKI.version,
         namespace=config.namespace,
         values={
             "deploymentMode": "SingleBinary",
@@ -184,7 +185,7 @@ def promtail(config: MonitoringConfig) -> HelmAddOn:
         name="promtail",
         repository=GRAFANA_CHARTS,
         chart="promtail",
-        version="6.16.6",
+        version=PROMTAIL.version,
         namespace=config.namespace,
         values={"config": {"clients": [{"url": f"{loki_url(config)}/loki/api/v1/push"}]}},
         after=("loki",),

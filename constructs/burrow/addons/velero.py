@@ -19,10 +19,11 @@ from burrow.config.schema import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.rules import Alert, prometheus_rule, selector
+from burrow.pins import VELERO
 from burrow.spi import BackupAccess, ClusterInfo
 from constructs import Construct
 
-CHART_VERSION = "11.4.0"  # Velero 1.17.1
+CHART_VERSION = VELERO.version
 PLUGIN_IMAGE = "docker.io/velero/velero-plugin-for-aws:v1.13.2"  # the plugin line made for Velero 1.17
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
@@ -140,7 +141,7 @@ class VeleroAddOn(ClusterAddOn):
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
         chart = HelmAddOn(
-            name=self.name, repository="https://vmware-tanzu.github.io/helm-charts", chart="velero",
+            name=self.name, repository=VELERO.repository, chart="velero",
             version=CHART_VERSION, namespace=NAMESPACE, values=velero_values(self.access, self.monitoring),
             after=("kube-prometheus-stack",) if self.monitoring else (),
         )

@@ -76,6 +76,9 @@ MANAGED_VALUES = (
     "global",
     "pdb",
     "podAntiAffinityPreset",
+    "podManagementPolicy",
+    "updateStrategy",
+    "readinessProbe",
     "topologySpreadConstraints",
     "nodeSelector",
     "memoryHighWatermark",
@@ -350,6 +353,12 @@ class RabbitMqBroker(Construct):
             "resources": props.resources.model_dump(),
             "memoryHighWatermark": {"enabled": True, "type": "relative", "value": props.memory_high_watermark},
             "podAntiAffinityPreset": props.anti_affinity,
+            # A rolling restart (an upgrade, a node drain) takes one pod at a time and waits for it
+            # to be Ready before the next: the chart's defaults, pinned here so no values file or
+            # chart bump changes them (docs/upgrades.md, "The broker").
+            "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "readinessProbe": {"enabled": True},
             # Burrow builds the broker's NetworkPolicy itself (see network_policy).
             "networkPolicy": {"enabled": False},
             "metrics": {"enabled": True, "serviceMonitor": self._service_monitors()},

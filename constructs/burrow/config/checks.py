@@ -21,8 +21,10 @@ peered for federation, and overlapping networks cannot be routed).
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 
 from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig, Tier
+from burrow.k8s.versions import eks_version_problem, today
 
 GP3 = "gp3"
 # The StorageClasses Burrow's add-ons stack creates, per cluster provider.
@@ -214,6 +216,15 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
     ]
 
 
+def kubernetes_problems(env: EnvironmentConfig, day: date | None = None) -> list[Problem]:
+    """An EKS cluster runs a version EKS offers, in standard support unless extended support is accepted."""
+    if not env.on_aws:
+        return []
+    k8s = env.kubernetes
+    problem = eks_version_problem(k8s.version, day or today(), extended=k8s.extended_support)
+    return [(("kubernetes", "version"), k8s.version, problem)] if problem else []
+
+
 def deployability_problems(env: EnvironmentConfig) -> list[Problem]:
-    return (storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
+    return (kubernetes_problems(env) + storage_problems(env) + scheduling_problems(env) + account_problems(env) + karpenter_problems(env)
             + backup_problems(env) + preview_problems(env) + delivery_problems(env) + ingress_problems(env))

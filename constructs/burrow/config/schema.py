@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
+from burrow.pins import RABBITMQ
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
@@ -326,8 +327,8 @@ class RabbitMqConfig(Model):
     cluster has several.
     """
 
-    chart_repository: str = "oci://registry-1.docker.io/bitnamicharts"
-    chart_version: str = "16.0.14"
+    chart_repository: str = RABBITMQ.repository
+    chart_version: str = RABBITMQ.version
     image: Image
     replicas: int = Field(default=1, ge=1, le=7)
     username: DnsLabel = "burrow"
@@ -527,7 +528,13 @@ class AppsConfig(Model):
 
 
 class KubernetesConfig(Model):
+    """The cluster's Kubernetes minor version. On EKS it must be one EKS offers in standard support
+    (`burrow.k8s.versions`); an existing cluster (dev's kind) only needs Burrow's object schemas."""
+
     version: str
+    #: Accept a version in EKS extended support (USD 0.50 more per cluster-hour) instead of refusing it.
+    #: default: false
+    extended_support: bool = False
 
     @field_validator("version")
     @classmethod
