@@ -27,8 +27,8 @@ ENV ?=
 .PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
-	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean \
-	outdated upgrade-plan
+	changed-envs pr-comment pr-diffs pr-environments images scan-images release smoke github-environments dev-kubeconfig \
+	check-clean outdated upgrade-plan
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
@@ -228,6 +228,17 @@ release: install
 smoke: install
 	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<environment> [REGION=<region>] [PR=<preview in its cluster>]"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.smoke "$(ENV)" $(PR) $(if $(REGION),--region $(REGION),)
+
+# plan.yml: the pull request's environment files over the base branch's, so that the base branch's
+# (trusted) code plans them. PR_DIR is a checkout of the pull request holding environments/; only
+# regular files and folders are taken (a link could point the trusted code at a file of the runner).
+PR_DIR ?=
+pr-environments:
+	@test -d "$(PR_DIR)/environments" || { echo "usage: make pr-environments PR_DIR=<checkout of the pull request>"; exit 2; }
+	@links="$$(find "$(PR_DIR)/environments" ! -type f ! -type d)"; if [ -n "$$links" ]; then \
+	  echo "refused: only regular files may change under environments/, not: $$links"; exit 2; fi
+	@rm -rf environments && cp -R "$(PR_DIR)/environments" environments && rm -rf "$(PR_DIR)"
+	@git status --short -- environments
 
 # Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
 pr-diffs: install
