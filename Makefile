@@ -24,13 +24,14 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
+.PHONY: help install synth test test-fast mutation lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs images scan-images release smoke github-environments dev-kubeconfig check-clean
 
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
 	@echo "make test                the whole test suite (needs a RabbitMQ; starts one if it can)"
+	@echo "make test-fast           the in-process tests only (no broker, Terraform, Helm, scanner, subprocess)"
 	@echo "make validate            terraform init + validate of every stack whose providers install here"
 	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
@@ -77,6 +78,12 @@ lint: $(VENV)/.synced
 
 test: install .venv-tools/.installed lint
 	$(PY) -m pytest
+
+# The tests that need none of the tiers tests/conftest.py marks (see docs/testing.md); each test's
+# setup, call and teardown get TEST_TIMEOUT seconds.
+TEST_TIMEOUT ?= 180
+test-fast: install
+	$(PY) -m pytest -m fast --test-timeout=$(TEST_TIMEOUT) -p no:cacheprovider -q
 
 validate: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.validate $(OUT)
