@@ -93,10 +93,21 @@ TIERS = {
     "helm": "runs a real Helm binary (fixture helm, burrow_tools.helm)",
     "subprocess": "starts a process: make, main.py, pip, a service with bad configuration",
 }
-FIXTURE_TIERS = {"broker": "broker", "start": "broker", "topology": "broker", "cells": "broker",
-                 "controlled": "faults", "proxy": "faults", "helm": "helm"}
-MODULE_TIERS = {"burrow_tools.terraform.validate": "terraform", "burrow_tools.terraform.emulator": "terraform",
-                "burrow_tools.helm": "helm", "subprocess": "subprocess"}
+FIXTURE_TIERS = {
+    "broker": "broker",
+    "start": "broker",
+    "topology": "broker",
+    "cells": "broker",
+    "controlled": "faults",
+    "proxy": "faults",
+    "helm": "helm",
+}
+MODULE_TIERS = {
+    "burrow_tools.terraform.validate": "terraform",
+    "burrow_tools.terraform.emulator": "terraform",
+    "burrow_tools.helm": "helm",
+    "subprocess": "subprocess",
+}
 
 
 def _reached(code, namespace: dict, seen: set) -> set[str]:
@@ -163,8 +174,12 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 # --- a per-test time limit (--test-timeout=SECONDS; make test-fast sets one) ---------------------------
 def pytest_addoption(parser) -> None:
-    parser.addoption("--test-timeout", type=float, default=0,
-                     help="fail any test whose setup, call or teardown takes longer (seconds; 0: no limit)")
+    parser.addoption(
+        "--test-timeout",
+        type=float,
+        default=0,
+        help="fail any test whose setup, call or teardown takes longer (seconds; 0: no limit)",
+    )
 
 
 class TestTimeout(Exception):
