@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.burrow.test_properties import rabbitmq_values
 from burrow.config.loader import load_environment
+from tests.burrow.test_properties import rabbitmq_values
 from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS
 from tests.support.services import ROOT
 
