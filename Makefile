@@ -154,6 +154,7 @@ previews-destroy-expired: install
 # DIR=<checkout of the GitOps repository>/clusters/<env> also copies it there.
 gitops-export: $(VENV)/.synced
 	@test -n "$(ENV)" || { echo "usage: make gitops-export ENV=<environment> [DIR=<folder>]"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops --check $(ENV)
 	@$(FRESH_OUT)
 	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops $(OUT) $(ENV) $(DIR)
