@@ -14,9 +14,9 @@ HEADING = "Run them locally against a broker on 127.0.0.1"
 
 
 def readme_block() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "services.md").read_text()
     match = re.search(re.escape(HEADING) + r".*?```bash\n(.*?)```", text, re.S)
-    assert match, "the README no longer has the block"
+    assert match, "docs/services.md no longer has the block"
     return match.group(1)
 
 
