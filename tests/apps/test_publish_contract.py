@@ -6,6 +6,7 @@ through a real server, is tests/apps/test_contract.py."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,10 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 from producer.producer import MAX_BODY_BYTES, RETRY_AFTER, add_routes, authorized, parse_publish_body
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from burrow_service.messaging import BrokerState
+from burrow_service.web import create_app
 
 TOKEN = "T0k3n" * 8
 
@@ -143,3 +148,31 @@ def test_without_its_token_a_public_producer_answers_401_and_publishes_nothing()
     assert publisher.published == []
     assert post(publisher, b'{"payload": 1}', Authorization=f"Bearer {TOKEN}").status_code == 201
     assert publisher.client().get("/health").status_code != 401  # only /publish asks for the token
+
+
+def test_health_is_the_process_ready_is_the_broker_and_metrics_are_prometheus_text():
+    """The probes both services serve (burrow_service.web), against a real BrokerState."""
+    state = BrokerState(needs_subscription=True)
+    service = SimpleNamespace(role="burrow_service", state=state, stopping=threading.Event())
+    client = create_app(service).test_client()
+
+    def ready() -> tuple[int, dict]:
+        answer = client.get("/ready")
+        return answer.status_code, answer.get_json()
+
+    health = client.get("/health")
+    assert (health.status_code, health.mimetype, health.data) == (200, "application/json", b'{"status": "UP!"}')
+    assert ready() == (503, {"status": "NOT READY", "reason": "connecting to the broker"})
+    state.update(connected=True)
+    assert ready() == (503, {"status": "NOT READY", "reason": "not subscribed to the queue"})
+    state.update(connected=True, subscribed=True)
+    assert ready() == (200, {"status": "READY"})
+    state.set_blocked("memory alarm")
+    assert ready() == (503, {"status": "NOT READY", "reason": "broker blocks publishers: memory alarm"})
+    state.set_blocked("")
+    service.stopping.set()
+    assert ready() == (503, {"status": "NOT READY", "reason": "shutting down"})
+    assert client.get("/health").status_code == 200  # liveness never follows the broker
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert "# TYPE burrow_messages_published_total counter" in metrics.get_data(as_text=True)
