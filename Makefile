@@ -41,6 +41,7 @@ help:
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
 	@echo "make gitops-export ENV=uat [DIR=…]  the GitOps tree Flux reconciles (delivery: gitops)"
+	@echo "make mutation [MUTATION=policy|contract]  mutation testing with the fast tier; prints the survivors"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
@@ -57,6 +58,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 .venv-tools/.installed: tests/tools/requirements.txt
 	$(PYTHON) -m venv .venv-tools
 	.venv-tools/bin/pip install -q -r tests/tools/requirements.txt
+	@touch $@
+
+# cosmic-ray for `make mutation`, in a virtualenv of its own (not in the Pipfile); it runs .venv's pytest.
+.venv-mutation/.installed: tests/tools/mutation-requirements.txt
+	$(PYTHON) -m venv .venv-mutation
+	.venv-mutation/bin/pip install -q -r tests/tools/mutation-requirements.txt
 	@touch $@
 
 # What synthesis and the cdktf CLI need; the scanners' virtualenv is only for `make test`.
@@ -162,6 +169,21 @@ gitops-export: $(VENV)/.synced
 new-env: install
 	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)"
+
+# Mutation testing (not part of CI): cosmic-ray rewrites the guardrails (policy) or the producer's
+# publish contract (contract) one mutation at a time, in place, and runs the fast tests that cover
+# them; a mutant that no test kills is printed with its diff. Run nothing else in this checkout
+# meanwhile. The producer's publishing threads are out of scope (the broker tiers test them).
+MUTATION ?= contract policy
+mutation: install .venv-mutation/.installed
+	@mkdir -p .cache; for target in $(MUTATION); do \
+	  session=.cache/mutation-$$target.sqlite; \
+	  .venv-mutation/bin/cosmic-ray init tests/tools/mutation-$$target.toml $$session --force || exit 1; \
+	  .venv-mutation/bin/python tests/tools/mutation_scope.py tests/tools/mutation-$$target.toml $$session || exit 1; \
+	  .venv-mutation/bin/cosmic-ray exec tests/tools/mutation-$$target.toml $$session || exit 1; \
+	  git diff --quiet -- constructs apps || { echo "mutation: the source was left changed"; exit 1; }; \
+	  echo "== surviving mutants: $$target"; .venv-mutation/bin/cr-report --surviving-only --show-diff $$session; \
+	done
 
 bench: install
 	$(PY) tests/bench/bench_synth.py
