@@ -5,6 +5,7 @@ through a real server, is tests/apps/test_contract.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import uuid
@@ -66,6 +67,7 @@ def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
         (TOKEN, f"Bearer {TOKEN[:-1]}", False),
         (TOKEN, f"Bearer {TOKEN}x", False),
         (TOKEN, f"Basic {TOKEN}", False),
+        (TOKEN, f"Token {TOKEN}", False),
         (TOKEN, f"{TOKEN}", False),
     ],
 )
@@ -176,3 +178,17 @@ def test_health_is_the_process_ready_is_the_broker_and_metrics_are_prometheus_te
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["Content-Type"] == CONTENT_TYPE_LATEST
     assert "# TYPE burrow_messages_published_total counter" in metrics.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_BODY_BYTES + 1, 413), (MAX_BODY_BYTES, 400)])
+def test_a_body_without_a_declared_length_is_read_up_to_the_limit_only(size, status):
+    """A body whose length is not declared (a server that passes chunked bodies on) is read up to the
+    limit plus one byte: one byte over is refused as too large, the limit itself is read (and judged)."""
+    publisher = Publisher()
+    answer = publisher.client().post(
+        "/publish", input_stream=io.BytesIO(b" " * size),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # the stream ends where the body does
+    )
+    assert answer.status_code == status, answer.get_json()
+    assert publisher.published == []
