@@ -50,6 +50,7 @@ def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
     assert set(message) == {"id", "created_at", "payload"}
     assert (message["id"], message["payload"]) == ("x" * 128, {"n": 1})
     assert before <= datetime.fromisoformat(message["created_at"]) <= datetime.now(UTC)
+    assert parse_publish_body(b'{"payload": 1, "id": "a"}')["id"] == "a"  # one character is an id
     first, second = (parse_publish_body(b'{"payload": null}')["id"] for _ in range(2))
     assert uuid.UUID(first).version == 4 and first != second
 
@@ -121,6 +122,7 @@ def test_a_message_the_broker_did_not_take_is_503_with_retry_after(refusal):
     [
         (b'{"payload": 1}', "text/plain", {}, 415, "Content-Type must be application/json"),
         (b'{"payload": 1}', "application/xml", {}, 415, "Content-Type must be application/json"),
+        (b'{"payload": 1}', "application/csv", {}, 415, "Content-Type must be application/json"),
         (b"[not json", "application/json", {}, 400, "not valid JSON"),
         (b'{"payload": 1, "x": 1}', "application/json", {}, 400, "unknown keys ['x']"),
         pytest.param(b" " * (MAX_BODY_BYTES + 1), "application/json", {}, 413, f"body exceeds {MAX_BODY_BYTES} bytes", id="1MiB+1"),
@@ -149,7 +151,8 @@ def test_without_its_token_a_public_producer_answers_401_and_publishes_nothing()
         assert "Authorization: Bearer <token>" in answer.get_json()["error"]
     assert publisher.published == []
     assert post(publisher, b'{"payload": 1}', Authorization=f"Bearer {TOKEN}").status_code == 201
-    assert publisher.client().get("/health").status_code != 401  # only /publish asks for the token
+    for path in ("/health", "/ready", "/metrics", "/publishers"):  # only /publish asks for the token
+        assert publisher.client().get(path).status_code != 401, path
 
 
 def test_health_is_the_process_ready_is_the_broker_and_metrics_are_prometheus_text():
