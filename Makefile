@@ -24,7 +24,7 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
+.PHONY: help install synth test test-fast mutation lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
 	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs pr-environments images scan-images release smoke github-environments dev-kubeconfig \
@@ -33,6 +33,7 @@ ENV ?=
 help:
 	@echo "make synth [ENV=prod]    synthesize every environment (or one) into cdktf.out/"
 	@echo "make test                the whole test suite (needs a RabbitMQ; starts one if it can)"
+	@echo "make test-fast           the in-process tests only (no broker, Terraform, Helm, scanner, subprocess)"
 	@echo "make validate            terraform init + validate of every stack whose providers install here"
 	@echo "make e2e-aws ENV=qa      apply, empty re-plan and destroy of the AWS layers against moto"
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
@@ -46,6 +47,7 @@ help:
 	@echo "make new-env NAME=perf ACCOUNT=123456789012  scaffold environments/perf.yaml"
 	@echo "make preview-synth PR=42 | preview PR=42 | preview-destroy PR=42 | previews-expired   pull-request previews"
 	@echo "make gitops-export ENV=uat [DIR=…]  the GitOps tree Flux reconciles (delivery: gitops)"
+	@echo "make mutation [MUTATION=policy|contract]  mutation testing with the fast tier; prints the survivors"
 	@echo "make bench | bench-apps  benchmarks (ratios against a baseline run in the same process tree)"
 	@echo "delivery: make changed-envs BASE=<ref> | pr-comment | images | scan-images | release | smoke"
 
@@ -62,6 +64,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 .venv-tools/.installed: tests/tools/requirements.txt
 	$(PYTHON) -m venv .venv-tools
 	.venv-tools/bin/pip install -q -r tests/tools/requirements.txt
+	@touch $@
+
+# cosmic-ray for `make mutation`, in a virtualenv of its own (not in the Pipfile); it runs .venv's pytest.
+.venv-mutation/.installed: tests/tools/mutation-requirements.txt
+	$(PYTHON) -m venv .venv-mutation
+	.venv-mutation/bin/pip install -q -r tests/tools/mutation-requirements.txt
 	@touch $@
 
 # What synthesis and the cdktf CLI need; the scanners' virtualenv is only for `make test`.
@@ -83,6 +91,12 @@ lint: $(VENV)/.synced
 
 test: install .venv-tools/.installed lint
 	$(PY) -m pytest
+
+# The tests that need none of the tiers tests/conftest.py marks (see docs/testing.md); each test's
+# setup, call and teardown get TEST_TIMEOUT seconds.
+TEST_TIMEOUT ?= 180
+test-fast: install
+	$(PY) -m pytest -m fast --test-timeout=$(TEST_TIMEOUT) -p no:cacheprovider -q
 
 validate: synth
 	PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.validate $(OUT)
@@ -176,6 +190,7 @@ previews-destroy-expired: install
 # DIR=<checkout of the GitOps repository>/clusters/<env> also copies it there.
 gitops-export: $(VENV)/.synced
 	@test -n "$(ENV)" || { echo "usage: make gitops-export ENV=<environment> [DIR=<folder>]"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops --check $(ENV)
 	@$(FRESH_OUT)
 	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops $(OUT) $(ENV) $(DIR)
@@ -183,6 +198,21 @@ gitops-export: $(VENV)/.synced
 new-env: install
 	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }
 	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)"
+
+# Mutation testing (not part of CI): cosmic-ray rewrites the guardrails (policy) or the producer's
+# publish contract (contract) one mutation at a time, in place, and runs the fast tests that cover
+# them; a mutant that no test kills is printed with its diff. Run nothing else in this checkout
+# meanwhile. The producer's publishing threads are out of scope (the broker tiers test them).
+MUTATION ?= contract policy
+mutation: install .venv-mutation/.installed
+	@mkdir -p .cache; for target in $(MUTATION); do \
+	  session=.cache/mutation-$$target.sqlite; \
+	  .venv-mutation/bin/cosmic-ray init tests/tools/mutation-$$target.toml $$session --force || exit 1; \
+	  .venv-mutation/bin/python tests/tools/mutation_scope.py tests/tools/mutation-$$target.toml $$session || exit 1; \
+	  .venv-mutation/bin/cosmic-ray exec tests/tools/mutation-$$target.toml $$session || exit 1; \
+	  git diff --quiet -- constructs apps || { echo "mutation: the source was left changed"; exit 1; }; \
+	  echo "== surviving mutants: $$target"; .venv-mutation/bin/cr-report --surviving-only --show-diff $$session; \
+	done
 
 bench: install
 	$(PY) tests/bench/bench_synth.py

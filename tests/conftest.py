@@ -81,6 +81,162 @@ def helm(tmp_path_factory) -> str:
     return binary
 
 
+# --- test tiers ------------------------------------------------------------------------------------
+# Every test is marked here, by what it reaches, so a new test is classified without editing a list:
+# the fixtures it asks for, and what its code (its own, its module's helpers', its fixtures') refers to.
+# `-m fast` (make test-fast) runs the tests that need none of these.
+TIERS = {
+    "broker": "starts service processes against a real RabbitMQ (fixtures broker, start, topology, cells)",
+    "faults": "stops, kills or cuts off the broker (fixtures controlled, proxy)",
+    "terraform": "runs a real Terraform or the AWS emulator (burrow_tools.terraform.validate/emulator)",
+    "scanner": "runs a scanner from .venv-tools (checkov, check-jsonschema)",
+    "helm": "runs a real Helm binary (fixture helm, burrow_tools.helm)",
+    "subprocess": "starts a process: make, main.py, pip, a service with bad configuration",
+}
+FIXTURE_TIERS = {
+    "broker": "broker",
+    "start": "broker",
+    "topology": "broker",
+    "cells": "broker",
+    "controlled": "faults",
+    "proxy": "faults",
+    "helm": "helm",
+}
+MODULE_TIERS = {
+    "burrow_tools.terraform.validate": "terraform",
+    "burrow_tools.terraform.emulator": "terraform",
+    "burrow_tools.helm": "helm",
+    "subprocess": "subprocess",
+}
+
+
+def _reached(code, namespace: dict, seen: set) -> set[str]:
+    """The tiers a code object reaches: the modules its names resolve to, through the helpers of
+    the test modules it calls (recursively) and the functions and lambdas nested in it."""
+    import types
+
+    if code in seen:
+        return set()
+    seen.add(code)
+    tiers: set[str] = set()
+    for name in code.co_names:
+        tiers |= {tier for module, tier in MODULE_TIERS.items() if name == module or name.startswith(module + ".")}
+        value = namespace.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str | Path) and ".venv-tools" in str(value):
+            tiers.add("scanner")
+        module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None) or ""
+        tiers |= {tier for prefix, tier in MODULE_TIERS.items() if module == prefix or module.startswith(prefix + ".")}
+        target = getattr(value, "__wrapped__", value)
+        if isinstance(target, types.FunctionType) and target.__module__.startswith("tests."):
+            tiers |= _reached(target.__code__, target.__globals__, seen)
+        elif isinstance(target, type) and target.__module__.startswith("tests."):
+            for member in vars(target).values():
+                if isinstance(member, types.FunctionType):
+                    tiers |= _reached(member.__code__, member.__globals__, seen)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            tiers |= _reached(const, namespace, seen)
+    return tiers
+
+
+def tiers_of(item) -> set[str]:
+    tiers = {FIXTURE_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS}
+    if "faults" in tiers:
+        tiers.add("broker")
+    seen: set = set()
+    function = getattr(item, "function", None)
+    if function is not None:
+        tiers |= _reached(function.__code__, function.__globals__, seen)
+    for definitions in getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).values():
+        for definition in definitions:
+            func = getattr(definition.func, "__wrapped__", definition.func)
+            if getattr(func, "__module__", "").startswith("tests."):
+                tiers |= _reached(func.__code__, func.__globals__, seen)
+    return tiers
+
+
+def pytest_configure(config) -> None:
+    for tier, what in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {what}")
+    config.addinivalue_line("markers", "fast: needs none of the tiers above (make test-fast)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        tiers = tiers_of(item) | {m.name for m in item.iter_markers() if m.name in TIERS}
+        for tier in sorted(tiers):
+            item.add_marker(tier)
+        if not tiers:
+            item.add_marker("fast")
+
+
+# --- a per-test time limit (--test-timeout=SECONDS; make test-fast sets one) ---------------------------
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--test-timeout",
+        type=float,
+        default=0,
+        help="fail any test whose setup, call or teardown takes longer (seconds; 0: no limit)",
+    )
+
+
+class TestTimeout(Exception):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _time_limit(item, "setup"):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _time_limit(item, "call"):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    with _time_limit(item, "teardown"):
+        yield
+
+
+class _time_limit:
+    """SIGALRM raises in the test's thread; should that thread be stuck where Python cannot raise,
+    faulthandler dumps every thread's stack a few seconds later and ends the run."""
+
+    def __init__(self, item, phase: str) -> None:
+        self.seconds = item.config.getoption("--test-timeout")
+        self.what = f"{item.nodeid} ({phase})"
+
+    def __enter__(self) -> None:
+        import faulthandler
+        import signal
+
+        if self.seconds <= 0:
+            return
+
+        def expired(_signum, _frame):
+            raise TestTimeout(f"{self.what} took longer than {self.seconds:g} s (--test-timeout)")
+
+        self.previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        faulthandler.dump_traceback_later(self.seconds + 30, exit=True)
+
+    def __exit__(self, *exc) -> None:
+        import faulthandler
+        import signal
+
+        if self.seconds <= 0:
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+        faulthandler.cancel_dump_traceback_later()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """The fault scenarios' id counts, so a reader sees the figures and not only a pass."""
     from tests.support.faults import RESULTS, results_table

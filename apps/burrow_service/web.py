@@ -41,7 +41,7 @@ def create_app(service: Service) -> Flask:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), status=200, mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), status=200, content_type=CONTENT_TYPE_LATEST)  # its charset once
 
     return app
 

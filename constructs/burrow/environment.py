@@ -32,7 +32,7 @@ class EnvironmentStacks:
 
 
 def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
-    """The `ExistingCluster` provider: a cluster someone else made, reached by kubeconfig context."""
+    """The `existing` cluster provider: a cluster someone else made, reached by kubeconfig context."""
     existing = env.cluster.existing
     if existing is None:
         raise ConfigError(f"environment {env.name}: cluster.existing is required for provider 'existing'")

@@ -1,7 +1,7 @@
 """The small interfaces the cluster layer plugs into (EKS Blueprints' shape).
 
-A cluster provider (`EksCluster`, `ExistingCluster`) makes or finds a cluster
-and hands back a `ClusterInfo`. Anything that talks to the cluster (add-ons,
+A cluster provider (`EksCluster` makes one; `existing_cluster` in environment.py finds one
+through a `KubeconfigCluster`) hands back a `ClusterInfo`. Anything that talks to the cluster (add-ons,
 the app layer) asks that `ClusterInfo` to configure the kubernetes and helm
 providers in *its own* stack, so the cluster always exists before a stack that
 talks to it is planned, and cdktf turns the cloud values into cross-stack

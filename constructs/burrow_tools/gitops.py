@@ -7,7 +7,7 @@ kubectl-layer package), every built-in object it builds must pass strict schema 
 the environment's Kubernetes version, and it must hold no Secret. With DIR the tree replaces that
 folder (a checkout of the GitOps repository at the configured path).
 
-Usage: python -m burrow_tools.gitops <cdktf.out> <env> [dir]
+Usage: python -m burrow_tools.gitops <cdktf.out> <env> [dir] | --check <env>
 """
 
 from __future__ import annotations
@@ -44,16 +44,29 @@ def check_tree(tree: Path, kubernetes_version: str, cache_dir: Path) -> list[dic
     return objects
 
 
+def gitops_environment(env_name: str):
+    """The environment's configuration; refused (before any synthesis) unless it is in delivery: gitops."""
+    env = load_environment(env_name, ROOT / "environments")
+    if env.delivery != "gitops":
+        raise BurrowError(f"ENV = {env_name!r}: delivery is {env.delivery!r}; set delivery: gitops (and gitops.repository) "
+                          f"in environments/{env_name}.yaml to export a GitOps tree")
+    return env
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
+    if argv[0] == "--check":  # `make gitops-export` asks first, so a wrong ENV costs no synthesis
+        try:
+            gitops_environment(argv[1])
+        except BurrowError as exc:
+            print(f"gitops-export: {exc}", file=sys.stderr)
+            return 2
+        return 0
     outdir, env_name = Path(argv[0]), argv[1]
     try:
-        env = load_environment(env_name, ROOT / "environments")
-        if env.delivery != "gitops":
-            raise BurrowError(f"ENV = {env_name!r}: delivery is {env.delivery!r}; set delivery: gitops (and gitops.repository) "
-                              f"in environments/{env_name}.yaml to export a GitOps tree")
+        env = gitops_environment(env_name)
         tree = outdir / "gitops" / env_name
         with tempfile.TemporaryDirectory(prefix="burrow-kubectl-") as cache:
             objects = check_tree(tree, env.kubernetes.version, Path(cache))

@@ -77,6 +77,12 @@ def processed_count(ledger: Ledger, log) -> int:
     return len(ledger.processed)
 
 
+def unacknowledged(consumer: ServiceProcess) -> float:
+    """Messages the consumer has processed (or recognised) and not yet acknowledged."""
+    handled = consumer.metric("burrow_messages_consumed_total") - consumer.metric("burrow_messages_dead_lettered_total")
+    return handled - consumer.metric("burrow_messages_acked_total")
+
+
 def unready_within(seconds: float, *services: ServiceProcess) -> dict[str, float]:
     """Seconds until each service's /ready answered 503, measured from now, all polled together."""
     started, found = time.monotonic(), {}
@@ -152,11 +158,15 @@ def test_consumer_kill9_mid_batch_and_restart(start, controlled, scenario):
     producer.wait_ready()
     clients = Clients(scenario, producer.url, "mid-batch").start()
     wait_until(lambda: processed_count(scenario, log) >= 150, 60, "consuming")
+    # Killed while it holds processed (logged) messages it has not acknowledged yet (acks go in batches).
+    wait_until(lambda: unacknowledged(consumer) > 0, 30, "processed messages not yet acknowledged")
     consumer.kill()  # processed and logged but not yet acknowledged: redelivered to the next one
-    start("consumer", PROCESSED_LOG=str(log), PREFETCH_COUNT="50").wait_ready(30)
+    restarted = start("consumer", PROCESSED_LOG=str(log), PREFETCH_COUNT="50")
+    restarted.wait_ready(30)
     grow(scenario, 100, 60, "publishing")
     settle(scenario, clients, log)
-    # The processed-id log survives the restart, so a redelivery is recognised, not processed again.
+    # The redelivery happened and the processed-id log, which survives the restart, recognised it.
+    assert restarted.metric("burrow_messages_duplicate_total") >= 1, "no redelivery reached the restarted consumer"
     assert scenario.duplicates == 0
 
 
@@ -188,7 +198,10 @@ def test_listener_that_accepts_and_never_answers(start, controlled, proxy, scena
     time.sleep(8)  # more than two handshake timeouts: still not ready, still answering
     for service in (producer, consumer):
         ready = service.get("/ready")
-        assert ready.status_code == 503 and "broker" in ready.json()["reason"], ready.text
+        # Not merely "connecting": an attempt timed out and was given up (a service without connect
+        # and handshake timeouts would wait on the silent listener forever and report no failure).
+        assert ready.status_code == 503 and "broker unavailable: " in ready.json()["reason"], ready.text
+        assert service.metric("burrow_broker_reconnects_total") >= 1, service.role
     asked = time.monotonic()
     refused = producer.post("/publish", json.dumps({"id": "silent-probe", "payload": {}}).encode())
     assert refused.status_code == 503 and refused.headers["Retry-After"], refused.text

@@ -184,4 +184,7 @@ def test_stopping_and_restarting_the_downstream_broker_loses_nothing_acknowledge
     assert not lost, sorted(lost)[:10]
     assert received <= acknowledged
     assert acknowledged <= set(seen), "the downstream region did not drain the upstream after its restart"
-    assert "re-applied policy burrow-federation" in said or links_alone != "0"
+    # RabbitMQ does not restart the quorum queue's link by itself (none 8 s after the restart): the
+    # keeper restored it, and said so.
+    assert links_alone == "0", f"{links_alone} links came back without the keeper: the keeper went untested"
+    assert "re-applied policy burrow-federation" in said, said

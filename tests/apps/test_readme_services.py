@@ -10,7 +10,7 @@ HEADING = "Run them locally against a broker on 127.0.0.1"
 
 
 def test_the_readme_services_block_publishes_a_confirmed_message(broker: Broker, tmp_path):
-    status, printed = run_example(bash_block(ROOT / "README.md", HEADING), broker, tmp_path / "out.txt")
+    status, printed = run_example(bash_block(ROOT / "docs" / "services.md", HEADING), broker, tmp_path / "out.txt")
     assert status == 0, printed
     # curl prints the answer without a newline, between the services' JSON log lines
     assert '{"id": "hello-1", "status": "confirmed"}' in printed, printed

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -105,28 +104,26 @@ def test_the_helm_release_carries_exactly_the_values_terraform_would_pass(tree, 
     assert source["spec"]["ref"] == {"tag": "16.0.14"}
 
 
-def test_the_export_is_byte_identical_on_another_run_and_another_checkout_path(tree, tmp_path):
+def test_make_gitops_export_as_the_readme_prints_it_is_byte_identical_from_another_checkout_path(tree, tmp_path):
+    """One synthesis in a process of its own serves both: `make gitops-export ENV=uat DIR=…` run as
+    printed, in a copy of the checkout at another path, writes the tree the session built here."""
     checkout = tmp_path / "elsewhere" / "burrow"
     for part in ("constructs", "environments", "helm"):
         shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "main.py", checkout / "main.py")
-    out = tmp_path / "out"
-    env = {"PATH": os.environ["PATH"], "BURROW_ENV": "uat", "CDKTF_OUTDIR": str(out), "HOME": str(tmp_path),
-           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    result = subprocess.run([sys.executable, str(checkout / "main.py")], cwd=checkout, env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert tree_files(out / "gitops" / "uat") == tree
-    assert str(ROOT) not in "".join(tree.values()) and str(checkout) not in "".join(tree.values())
-
-
-def test_make_gitops_export_as_the_readme_prints_it(tmp_path):
+    for part in ("main.py", "Makefile", "Pipfile", "Pipfile.lock"):
+        shutil.copy2(ROOT / part, checkout / part)  # their times too: the installed .venv stays up to date
+    for part in (".venv", "node_modules"):
+        (checkout / part).symlink_to((ROOT / part).resolve())
     target = tmp_path / "burrow-gitops" / "clusters" / "uat"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     result = subprocess.run(["make", "gitops-export", "ENV=uat", f"DIR={target}", f"CDKTF_OUTDIR={tmp_path / 'out'}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+                            cwd=checkout, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "pipenv" not in result.stdout + result.stderr  # the copy used the installed environment as it was
     assert "kustomize built 26 objects" in result.stdout and "strict validation passed; no Secret" in result.stdout
     assert (target / "kustomization.yaml").is_file() and (target / "rabbitmq" / "release.yaml").is_file()
+    assert tree_files(tmp_path / "out" / "gitops" / "uat") == tree_files(target) == tree
+    assert str(ROOT) not in "".join(tree.values()) and str(checkout) not in "".join(tree.values())
 
 
 def test_make_gitops_export_of_a_terraform_environment_says_what_to_set(tmp_path):
@@ -134,6 +131,7 @@ def test_make_gitops_export_of_a_terraform_environment_says_what_to_set(tmp_path
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert "gitops-export: ENV = 'qa': delivery is 'terraform'; set delivery: gitops" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before synthesis: nothing written
 
 
 

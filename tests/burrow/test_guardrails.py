@@ -77,6 +77,15 @@ def test_production_broker_rules(tmp_path, rabbitmq, rule, advice):
     assert violations(synth_error(app, tmp_path)) == [f"prod-app: prod-app/rabbitmq: [{rule}] {advice}"]
 
 
+def test_the_documented_refusal_is_what_synth_prints(tmp_path):
+    """docs/security.md quotes a refused synth; it must be the report the code prints, word for word."""
+    config = env("prod")
+    app, _ = app_layer(tmp_path, config.model_copy(update={"rabbitmq": config.rabbitmq.model_copy(update={"replicas": 1})}))
+    page = (ROOT / "docs" / "security.md").read_text()
+    quoted = page.split("exit status 2:\n\n```\n", 1)[1].split("```", 1)[0]
+    assert quoted == f"burrow: {synth_error(app, tmp_path)}\n"
+
+
 def test_image_digest_rule_without_the_waiver(tmp_path):
     config = env("prod", guardrails={"waivers": []})
     app, _ = app_layer(tmp_path, config)
@@ -139,9 +148,9 @@ def test_a_waiver_needs_a_known_rule_and_a_reason():
     assert guardrails.waivers == {"image-digest": "x" * 30}
 
 
-def test_every_rule_is_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
-    assert [rule for rule in RULE_IDS if f"`{rule}`" not in readme] == []
+def test_every_rule_is_documented():
+    page = (ROOT / "docs" / "security.md").read_text()
+    assert [rule for rule in RULE_IDS if f"`{rule}`" not in page] == []
 
 
 def test_a_privileged_replacement_of_the_deployment_is_refused(tmp_path):
@@ -184,24 +193,31 @@ def test_a_broker_values_edit_through_the_release_is_refused(tmp_path):
         (lambda ingress: ingress["spec"]["rules"][0]["http"]["paths"][1].update(pathType="Prefix"),
          "not '/health' (Prefix)"),
         (lambda ingress: ingress["spec"].pop("tls"), "serve HTTPS (spec.tls) and redirect HTTP to it"),
+        (lambda ingress: ingress["metadata"]["annotations"].pop("alb.ingress.kubernetes.io/ssl-redirect"),
+         "serve HTTPS (spec.tls) and redirect HTTP to it (ssl-redirect: '443')"),
         (lambda ingress: ingress["spec"].update(defaultBackend={"service": {"name": "consumer", "port": {"number": 5000}}}),
          "remove spec.defaultBackend"),
     ],
 )
 def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, edit, expected):
-    """Edited through its escape hatch to expose more (or drop TLS), the producer's Ingress makes a
-    staging stack refuse to synthesize (as Burrow builds it, prod synthesizes: the snapshots)."""
-    from burrow.app.ingress import PublicIngress, producer_ingress
-    from burrow.spi import EdgeAccess
+    """Edited through its escape hatch to expose more (or drop TLS or the HTTP-to-HTTPS redirect), the
+    producer's Ingress makes a staging stack refuse to synthesize; as Burrow builds it, it synthesizes."""
 
-    app, worker = team_stack(tmp_path, tier=Tier.STAGING)
-    edge = EdgeAccess(cluster_name="c", region="eu-west-1", vpc_id="vpc-1", load_balancer_role_arn="arn:r",
-                      dns_role_arn="arn:d", zone_id="Z1", zone_name="example.com", host="events.example.com",
-                      region_host="eu-west-1.events.example.com")
-    config = env("prod").ingress
-    ingress = producer_ingress("producer", "team", "producer", 5000, edge, config)
-    public = PublicIngress(TerraformStack.of(worker), "public", namespace="team", objects=[ingress], depends_on=[])
-    assert not [line for line in guardrail_report(violations_in(stacks_of(app))).splitlines() if "public-ingress" in line]
+    def staging_stack_with_public_ingress(outdir):
+        from burrow.app.ingress import PublicIngress, producer_ingress
+        from burrow.spi import EdgeAccess
+
+        app, worker = team_stack(outdir, tier=Tier.STAGING)
+        edge = EdgeAccess(cluster_name="c", region="eu-west-1", vpc_id="vpc-1", load_balancer_role_arn="arn:r",
+                          dns_role_arn="arn:d", zone_id="Z1", zone_name="example.com", host="events.example.com",
+                          region_host="eu-west-1.events.example.com")
+        ingress = producer_ingress("producer", "team", "producer", 5000, edge, env("prod").ingress)
+        public = PublicIngress(TerraformStack.of(worker), "public", namespace="team", objects=[ingress], depends_on=[])
+        return app, public
+
+    as_built, _ = staging_stack_with_public_ingress(tmp_path / "as-built")
+    assert synth_error(as_built, tmp_path / "as-built") is None
+    app, public = staging_stack_with_public_ingress(tmp_path / "edited")
     edit(public.objects[0])
-    found = violations(synth_error(app, tmp_path))
+    found = violations(synth_error(app, tmp_path / "edited"))
     assert any("team/public: [public-ingress] Ingress producer: " in line and expected in line for line in found), found

@@ -16,8 +16,8 @@ from tests.support.services import ROOT
 
 
 def readme_example() -> str:
-    """The README's "Using Burrow's constructs in your own stack" example, as printed."""
-    section = (ROOT / "README.md").read_text().split("## Using Burrow's constructs in your own stack", 1)[1]
+    """docs/constructs.md's "Using Burrow's constructs in your own stack" example, as printed."""
+    section = (ROOT / "docs" / "constructs.md").read_text().split("## Using Burrow's constructs in your own stack", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from burrow.config.loader import load_environment
 from tests.burrow.test_properties import rabbitmq_values
 from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS
+from tests.support.services import ROOT
 
 CLOUD = [env for env in ENVIRONMENTS if env != "dev"]
 
@@ -49,7 +51,14 @@ def test_workload_pods_are_hardened(synthesized, env):
         assert ctx["readOnlyRootFilesystem"] is True and ctx["allowPrivilegeEscalation"] is False
         assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-        assert set(container) >= {"livenessProbe", "readinessProbe", "startupProbe", "resources"}
+        # Probed where the services answer, a minute to start; requests and limits exactly as configured.
+        health, ready = {"path": "/health", "port": "http"}, {"path": "/ready", "port": "http"}
+        probes = {key: container[key] for key in ("livenessProbe", "readinessProbe", "startupProbe")}
+        assert [p["httpGet"] for p in probes.values()] == [health, ready, health]
+        assert probes["startupProbe"]["periodSeconds"] * probes["startupProbe"]["failureThreshold"] == 60
+        assert all(p["timeoutSeconds"] >= 1 and p["failureThreshold"] >= 1 for p in probes.values())
+        configured = getattr(load_environment(env, ROOT / "environments").apps, name).resources
+        assert container["resources"] == configured.model_dump(mode="json", exclude_none=True)
 
 
 @pytest.mark.parametrize("env", APP_STACK_ENVIRONMENTS)

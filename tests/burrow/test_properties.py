@@ -104,8 +104,10 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     statements = json.loads(policy["policy"])["Statement"]
     assert statements[0]["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     assert all(r.startswith("${aws_secretsmanager_secret.credentials_") for r in statements[0]["Resource"])
+    # the one key that encrypts these secrets (the cluster stack's other keys stay out of reach)
+    [key] = [k for k in resources(cluster, "aws_kms_key") if k.startswith("credentials_key")]
     assert statements[1] == {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt",
-                             "Resource": statements[1]["Resource"]}
+                             "Resource": f"${{aws_kms_key.{key}.arn}}"}
     operator = next(r for r in resources(addons, "helm_release").values() if r["name"] == "external-secrets")
     assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "0.20.4", "external-secrets")
     values = yaml.safe_load(operator["values"][0])

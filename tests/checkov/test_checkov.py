@@ -21,14 +21,12 @@ CHECKOV = Path(os.environ.get("CHECKOV_BIN", ROOT / ".venv-tools" / "bin" / "che
 PRODUCTION = ("preprod", "prod")
 
 
-def checkov(framework: str, files: list[Path], skip: bool) -> list[dict]:
-    """Run checkov; return its failed checks (after the skip list when `skip`)."""
+def checkov(framework: str, files: list[Path]) -> list[dict]:
+    """Run checkov once over `files`, no check skipped; return its failed checks."""
     assert CHECKOV.exists(), f"checkov is not installed at {CHECKOV} (make test installs it)"
     command = [str(CHECKOV), "--framework", framework, "--output", "json", "--skip-download", "--quiet"]
     for path in files:
         command += ["--file", str(path)]
-    if skip:
-        command += ["--skip-check", ",".join(SKIPS[framework])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"})
     assert result.returncode in (0, 1), result.stderr[-2000:]
     reports = json.loads(result.stdout)
@@ -48,29 +46,46 @@ def object_files(synthesized, tmp_path_factory) -> dict[str, list[Path]]:
     return {b.env.name: export_objects(b, out) for b in synthesized.built}
 
 
+@pytest.fixture(scope="module")
+def failed(synthesized, object_files) -> dict[tuple[str, str], list[dict]]:
+    """One checkov run per framework over every production file, nothing skipped; its failed checks
+    by (framework, environment). Every assertion below reads these two runs."""
+    files = {"terraform_json": {env: stack_files(synthesized, env) for env in PRODUCTION},
+             "kubernetes": {env: object_files[env] for env in PRODUCTION}}
+    found: dict[tuple[str, str], list[dict]] = {}
+    for framework, by_env in files.items():
+        owner = {str(path.resolve()): env for env, paths in by_env.items() for path in paths}
+        checks = checkov(framework, [path for paths in by_env.values() for path in paths])
+        for env in PRODUCTION:
+            found[framework, env] = [c for c in checks if owner[str(Path(c["file_abs_path"]).resolve())] == env]
+        assert sum(len(v) for (f, _), v in found.items() if f == framework) == len(checks)
+    return found
+
+
 def describe(failed: list[dict]) -> str:
     return "\n".join(f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in failed)
 
 
-@pytest.mark.parametrize("env", PRODUCTION)
-def test_terraform_stacks_pass_checkov(synthesized, env):
-    failed = checkov("terraform_json", stack_files(synthesized, env), skip=True)
-    assert failed == [], describe(failed)
+def not_skipped(framework: str, checks: list[dict]) -> list[dict]:
+    return [c for c in checks if c["check_id"] not in SKIPS[framework]]
 
 
 @pytest.mark.parametrize("env", PRODUCTION)
-def test_kubernetes_objects_pass_checkov(object_files, env):
-    failed = checkov("kubernetes", object_files[env], skip=True)
-    assert failed == [], describe(failed)
+def test_terraform_stacks_pass_checkov(failed, env):
+    left = not_skipped("terraform_json", failed["terraform_json", env])
+    assert left == [], describe(left)
 
 
-def test_every_skip_is_still_needed(synthesized, object_files):
-    needed = {
-        "terraform_json": {c["check_id"] for c in checkov("terraform_json", stack_files(synthesized, "prod"), skip=False)},
-        "kubernetes": {c["check_id"] for c in checkov("kubernetes", object_files["prod"], skip=False)},
-    }
+@pytest.mark.parametrize("env", PRODUCTION)
+def test_kubernetes_objects_pass_checkov(failed, env):
+    left = not_skipped("kubernetes", failed["kubernetes", env])
+    assert left == [], describe(left)
+
+
+def test_every_skip_is_still_needed(failed):
     for framework, skips in SKIPS.items():
-        assert set(skips) == needed[framework], f"{framework}: skip list and failing checks differ"
+        needed = {c["check_id"] for c in failed[framework, "prod"]}
+        assert set(skips) == needed, f"{framework}: skip list and failing checks differ"
 
 
 def test_every_skip_has_a_reason():

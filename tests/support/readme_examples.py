@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with `-p` in pyproject.toml): the README's code blocks, which
+"""pytest plugin (loaded with `-p` in pyproject.toml): the code blocks of README.md and docs/, which
 pytest-markdown-docs runs as tests, run in an empty folder of their own, so what they write
 (`cdktf.out/`) never lands in the checkout or meets another test's files."""
 

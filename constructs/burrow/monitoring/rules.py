@@ -14,7 +14,7 @@ from typing import Any
 from burrow.config.schema import AlertThresholds
 from burrow.k8s.objects import K8sObject, metadata
 
-RUNBOOK_BASE = "README.md#alerts"
+RUNBOOK_BASE = "docs/operating.md#alerts"
 
 
 @dataclass(frozen=True)
