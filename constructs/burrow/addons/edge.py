@@ -5,6 +5,7 @@ environment's zone). Both authenticate with the IRSA roles of `burrow.cluster.ed
 from __future__ import annotations
 
 from burrow.addons.base import HelmAddOn
+from burrow.addons.monitoring import MONITORING
 from burrow.spi import EdgeAccess
 
 LOAD_BALANCER_CHART_VERSION = "3.5.0"  # AWS Load Balancer Controller v3.5.0
@@ -39,7 +40,7 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "resources": SMALL,
             "serviceMonitor": {"enabled": monitoring},
         },
-        after=("monitoring",),
+        after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
     )
 
 
@@ -67,6 +68,6 @@ def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "resources": SMALL,
             "serviceMonitor": {"enabled": monitoring},
         },
-        after=("monitoring",),
+        after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
     )
 
