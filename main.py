@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "constructs"))
 
 from burrow.synth import main  # noqa: E402
+from burrow_tools.delivery.deploy_path import deploy_path_check  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(ROOT))
+    # The repository's own check: every deploy job can reach its environment's cluster API.
+    sys.exit(main(ROOT, checks=[deploy_path_check(ROOT)]))

@@ -180,6 +180,21 @@ class KubeconfigCluster(ClusterInfo):
         return {"config_path": self.kubeconfig_path, "config_context": self.context}
 
 
+def get_token_args(cluster_name: str, region: str, role_arn: str | None = None) -> list[str]:
+    """`aws eks get-token` for `cluster_name`, as the role the stacks' AWS providers assume when there
+    is one: the cluster's access entries know that role (it created the cluster), not necessarily
+    the caller's own identity."""
+    return [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        cluster_name,
+        "--region",
+        region,
+        *(["--role-arn", role_arn] if role_arn else []),
+    ]
+
+
 @dataclass(frozen=True)
 class TokenCluster(ClusterInfo):
     """A cluster reached by endpoint, CA and a short-lived token from `aws eks get-token`.
@@ -194,10 +209,12 @@ class TokenCluster(ClusterInfo):
     region: str
     version: str
     multi_zone: bool = True
+    #: The role tokens are requested as (`aws.role_arn`); default: the caller's own credentials.
+    role_arn: str | None = None
 
     def connection(self) -> dict[str, Any]:
         return {
             "host": self.endpoint,
             "cluster_ca_certificate": Fn.base64decode(self.certificate_authority),
-            "exec_args": ["eks", "get-token", "--cluster-name", self.name, "--region", self.region],
+            "exec_args": get_token_args(self.name, self.region, self.role_arn),
         }

@@ -18,7 +18,7 @@ import yaml
 from burrow.config.loader import load_environments
 from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release
 from burrow.config.schema import EnvironmentConfig
-from burrow.errors import BurrowError
+from burrow.errors import BurrowError, ConfigError
 from burrow.previews import HOST_VARIABLE, PreviewRequest, preview_host, request_from_environment
 
 if TYPE_CHECKING:
@@ -157,8 +157,10 @@ def progress(message: str) -> None:
     print(f"burrow: {message}", file=sys.stderr, flush=True)
 
 
-def main(root: Path) -> int:
-    """Synthesize the environments in `BURROW_ENV` (default: all) into cdktf's output folder."""
+def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[str]]] = ()) -> int:
+    """Synthesize the environments in `BURROW_ENV` (default: all) into cdktf's output folder.
+    `checks` are the application's own checks of the loaded environments (each returns problems, one
+    sentence each); any problem stops synthesis like a configuration error."""
     names = selected_environments(os.environ.get(ENV_VARIABLE))
     try:
         # Configuration is validated before cdktf or any provider binding is imported:
@@ -167,6 +169,9 @@ def main(root: Path) -> int:
         if preview is not None:  # the host's environment is read in full; only the preview is built
             names = None
         configs = load_environments(root / "environments", names)
+        problems = [problem for check in checks for problem in check(configs)]
+        if problems:
+            raise ConfigError("\n".join(problems))
         release_file = os.environ.get(RELEASE_VARIABLE)
         if release_file:
             # A deploy pins the images recorded when they were built (build once, deploy many).

@@ -145,7 +145,6 @@ class Deploy:
     stacks: dict[str, dict]  # name -> cdk.tf.json, in the order the environment builds them
     dependencies: dict[str, list[str]]  # name -> stacks it depends on (cdktf's manifest)
     gitops: list[dict] = field(default_factory=list)  # objects Flux applies (`delivery: gitops`)
-    unresolved: list[tuple[str, str, str]] = field(default_factory=list)  # (stack, add-on, after name)
     #: Where the deploy runs (`internet` or `vpc`); default: the environment's `cluster.api_access.deploy_from`.
     deploy_from: str | None = None
 
@@ -576,15 +575,6 @@ class Simulation:
             else:
                 continue
             steps.append(step)
-        for stack_name, addon, after in self.deploy.unresolved:
-            for step in steps:
-                if stack_name == name and step.label.startswith(f"release {addon} "):
-                    step.needs.append(
-                        Need(
-                            ("never", addon, after),
-                            f"after=({after!r},) names no add-on of {name}: the release waits for nothing",
-                        )
-                    )
         return steps, graph
 
     def gitops_steps(self, stack: str, cluster: str) -> list[Step]:
@@ -776,8 +766,6 @@ def rehearse(deploy: Deploy) -> Rehearsal:
 def deploy_of(built: Any, stacks: Mapping[str, dict], outdir: Path) -> Deploy:
     """The `Deploy` of one built environment (`burrow.environment.EnvironmentStacks`) whose stacks
     were synthesized into `outdir` (`stacks` holds them parsed, by name)."""
-    from burrow.addons.base import unresolved_after  # noqa: PLC0415 - loads cdktf
-
     names = [stack.node.id for stack in built.stacks]
     manifest = json.loads((outdir / "manifest.json").read_text())["stacks"]
     gitops: list[dict] = []
@@ -794,9 +782,6 @@ def deploy_of(built: Any, stacks: Mapping[str, dict], outdir: Path) -> Deploy:
         stacks={name: stacks[name] for name in names},
         dependencies={name: list(manifest[name].get("dependencies") or []) for name in names},
         gitops=gitops,
-        unresolved=[
-            (stack.node.id, addon, after) for stack in built.stacks for addon, after in unresolved_after(stack)
-        ],
     )
 
 

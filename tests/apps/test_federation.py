@@ -2,8 +2,9 @@
 names, ports and data directories), each booting with the definitions Burrow renders for its
 region (`burrow.app.federation.federation_definitions`, loaded as the Bitnami chart loads them:
 `load_definitions` at boot) and the federation plugin. Only the upstream's host and port (a
-loopback port instead of the other region's load balancer name) and the password (instead of
-the External Secrets template) differ from what a cluster gets.
+loopback port instead of the other region's load balancer name) and the passwords (instead of
+the External Secrets templates) differ from what a cluster gets. The links log in as the federation
+user with the environment's one federation password, never with the other region's broker password.
 
 The topology is the services' own (`declare_topology`); ids are counted and printed. The
 downstream broker runs Burrow's link keeper (`KEEPER_SCRIPT` with the environment its sidecar
@@ -40,7 +41,8 @@ from tests.support.rabbitmq_node import RabbitMqNode, rabbitmq_script
 pytestmark = pytest.mark.broker
 
 USER = "burrow"
-PASSWORD = uuid.uuid4().hex  # this run's broker password (both regions', as the same secret path holds)
+PASSWORD = uuid.uuid4().hex  # this run's broker password (the services' login in both cells)
+FEDERATION_PASSWORD = uuid.uuid4().hex  # the federation user's, one for the environment
 REGIONS = ("eu-west-1", "us-east-1")
 MESSAGING = MessagingConfig()
 
@@ -48,13 +50,13 @@ MESSAGING = MessagingConfig()
 def federation_of(region: str, other: str) -> BrokerFederation:
     return BrokerFederation(
         region=region, broker_host=f"rabbitmq.{region}.example.com", vpc_cidr="10.50.0.0/16", peer_cidrs=["10.51.0.0/16"],
-        upstreams=[FederationUpstream(region=other, host=f"rabbitmq.{other}.example.com", credentials_key="burrow/t/rabbitmq")],
-        credentials_key="burrow/t/rabbitmq", reconnect_delay_seconds=1,
+        upstreams=[FederationUpstream(region=other, host=f"rabbitmq.{other}.example.com")],
+        credentials_key="burrow/t/rabbitmq", federation_key="burrow/t/federation", reconnect_delay_seconds=1,
     )
 
 
 def rendered(region: str, other: str, password: str, other_port: int) -> dict:
-    return federation_definitions(federation_of(region, other), USER, MESSAGING, password, lambda _region: password,
+    return federation_definitions(federation_of(region, other), USER, MESSAGING, password, FEDERATION_PASSWORD,
                                   host_of=lambda _upstream: f"127.0.0.1:{other_port}")
 
 

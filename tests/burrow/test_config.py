@@ -217,13 +217,15 @@ def test_one_state_bucket_from_two_accounts_is_refused(env_dir):
                 "(111122223333: perf; 210987654321: qa)") in str(caught.value)
 
 
-def test_the_account_guard_and_role_reach_every_aws_provider_and_the_backend(env_dir, tmp_path):
+def test_the_account_guard_and_role_reach_every_aws_provider_the_backend_and_the_cluster_token(env_dir, tmp_path):
+    """The role is assumed by every AWS provider and the backend, and `aws eks get-token` asks for a
+    token as that role too (the role created the cluster, so its access entry is the one that exists)."""
     from cdktf import App
 
     from burrow.synth import build_app
 
     role = "arn:aws:iam::210987654321:role/burrow-deployer"
-    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}", external_id: "ci-x1"}}\n')
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}"}}\n')
     app = App(outdir=str(tmp_path / "out"))
     build_app(app, [load_environment("perf", env_dir)], ROOT / "helm")
     app.synth()
@@ -231,10 +233,24 @@ def test_the_account_guard_and_role_reach_every_aws_provider_and_the_backend(env
         stack = json.loads((tmp_path / "out" / "stacks" / f"perf-{layer}" / "cdk.tf.json").read_text())
         (aws,) = stack["provider"]["aws"]
         assert aws["allowed_account_ids"] == ["210987654321"]
-        assert aws["assume_role"] == [{"role_arn": role, "external_id": "ci-x1", "session_name": "burrow-perf"}]
+        assert aws["assume_role"] == [{"role_arn": role, "session_name": "burrow-perf"}]
         backend = stack["terraform"]["backend"]["s3"]
         assert backend["allowed_account_ids"] == ["210987654321"]
-        assert backend["assume_role"] == {"role_arn": role, "external_id": "ci-x1", "session_name": "burrow-perf"}
+        assert backend["assume_role"] == {"role_arn": role, "session_name": "burrow-perf"}
+    for layer in ("addons", "app"):
+        providers = json.loads((tmp_path / "out" / "stacks" / f"perf-{layer}" / "cdk.tf.json").read_text())["provider"]
+        (kubernetes,), (helm,) = providers["kubernetes"], providers["helm"]
+        for exec_block in (kubernetes["exec"][0], helm["kubernetes"]["exec"]):
+            assert exec_block["args"][:2] == ["eks", "get-token"]
+            assert exec_block["args"][-2:] == ["--role-arn", role], layer
+
+
+def test_an_external_id_is_refused_where_the_cluster_token_cannot_pass_it(env_dir):
+    role = "arn:aws:iam::210987654321:role/burrow-deployer"
+    write(env_dir, "perf", STATE + f'aws: {{account_id: "210987654321", role_arn: "{role}", external_id: "ci-x1"}}\n')
+    message = error_for(env_dir, "perf")
+    assert f"{env_dir / 'perf.yaml'}: aws.external_id = 'ci-x1': `aws eks get-token`" in message
+    assert "cannot pass an external id" in message
 
 
 def test_make_new_env_as_the_readme_prints_it_and_without_an_account():

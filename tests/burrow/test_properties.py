@@ -84,16 +84,19 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     for stack in (cluster, addons, app):
         assert "random_password" not in stack.get("resource", {})
         assert "kubernetes_secret_v1" not in stack.get("resource", {})
-    public = load_environment(env, ROOT / "environments").ingress.enabled  # prod: a token for the public producer
+    config = load_environment(env, ROOT / "environments")
+    public = config.ingress.enabled  # prod: a token for the public producer
+    federated = config.federation.enabled  # prod: the federation links' password
     generators = cluster["ephemeral"]["aws_secretsmanager_random_password"]
     assert {name: g["password_length"] for name, g in generators.items()} == {
         "credentials_rabbitmq_password": 32, "credentials_rabbitmq_erlang_cookie": 64,
         "credentials_grafana_admin_password": 32, **({"credentials_producer_publish_token": 48} if public else {}),
+        **({"credentials_federation_password": 32} if federated else {}),
     }
     assert all(g["exclude_punctuation"] for g in generators.values())
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
-    assert sorted(secrets) == [f"burrow/{env}/grafana", *([f"burrow/{env}/producer"] if public else []),
-                               f"burrow/{env}/rabbitmq"]
+    assert sorted(secrets) == [*([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
+                               *([f"burrow/{env}/producer"] if public else []), f"burrow/{env}/rabbitmq"]
     assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_key") for s in secrets.values())
     for version in resources(cluster, "aws_secretsmanager_secret_version").values():
         assert "secret_string" not in version
@@ -132,15 +135,11 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
 def test_the_secret_store_serves_only_the_app_and_monitoring_namespaces(synthesized, env):
     addons = synthesized.stack(f"{env}-addons")
     store_release = next(r for r in resources(addons, "helm_release").values() if r["name"] == "burrow-secret-store")
-    store, *peers = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
+    # one store, of the cluster's own region (federation reads no other region's: test_first_deploy)
+    [store] = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
     assert store["kind"] == "ClusterSecretStore"
     assert store["spec"]["provider"] == {"aws": {"service": "SecretsManager", "region": "eu-west-1"}}
     assert store["spec"]["conditions"] == [{"namespaces": [f"burrow-{env}", "monitoring"]}]
-    # federation (prod): one more store per upstream region, for the same namespaces only
-    config = load_environment(env, ROOT / "environments")
-    assert [(p["metadata"]["name"], p["spec"]["provider"]["aws"]["region"]) for p in peers] == [
-        (f"burrow-secrets-manager-{region}", region) for region in config.federation_peers]
-    assert all(p["spec"]["conditions"] == store["spec"]["conditions"] for p in peers)
     assert any("external-secrets_release" in d for d in store_release["depends_on"])
 
 
@@ -259,7 +258,7 @@ def test_eks_encrypts_secrets_and_spreads_nodes_over_private_subnets(synthesized
     cluster_stack = synthesized.stack("prod-cluster")
     cluster = next(iter(resources(cluster_stack, "aws_eks_cluster").values()))
     assert cluster["encryption_config"]["resources"] == ["secrets"]
-    assert cluster["vpc_config"]["endpoint_public_access"] is False
+    assert cluster["vpc_config"]["endpoint_private_access"] is True  # the public side: test_first_deploy
     group = next(iter(resources(cluster_stack, "aws_eks_node_group").values()))
     assert group["capacity_type"] == "ON_DEMAND"
     assert group["scaling_config"] == {"desired_size": 3, "max_size": 9, "min_size": 3}
@@ -305,7 +304,8 @@ def test_the_public_producers_token_is_one_secret_replicated_and_read_in_every_r
     assert "burrow/prod/producer" not in {s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()}
     (policy,) = [p for key, p in resources(secondary, "aws_iam_role_policy").items() if key.startswith("credentials_")]
     [replica] = [s for s in json.loads(policy["policy"])["Statement"] if s["Sid"] == "ReadReplicatedSecrets"]
-    assert replica["Resource"] == ["arn:aws:secretsmanager:us-east-1:345678901234:secret:burrow/prod/producer-*"]
+    assert replica["Resource"] == [f"arn:aws:secretsmanager:us-east-1:345678901234:secret:burrow/prod/{key}-*"
+                                   for key in ("producer", "federation")]
     for prefix in ("prod", "prod-us-east-1"):
         objects = synthesized.objects("prod", prefix)
         [auth] = [o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "producer-auth"]

@@ -82,11 +82,12 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"{env}-common: bootstrap passed" in printed
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
-    public = config.ingress.enabled  # prod: the public producer's token too, one value replicated to every region
-    secrets = ", ".join(f"burrow/{env}/{key}" for key in ("grafana", *(["producer"] if public else []), "rabbitmq"))
+    # prod: the public producer's token and federation's password too, one value each replicated to every region
+    shared = [*(["producer"] if config.ingress.enabled else []), *(["federation"] if config.federation.enabled else [])]
+    secrets = ", ".join(f"burrow/{env}/{key}" for key in sorted(("grafana", "rabbitmq", *shared)))
     for view in config.regional():  # every region: its own secrets (same path), queue, bucket and roles
         region, prefix = view.aws.region, view.stack_prefix
-        assert f"credentials: {4 if public else 3} values in {3 if public else 2} secrets ({secrets}) in {region}; " \
+        assert f"credentials: {3 + len(shared)} values in {2 + len(shared)} secrets ({secrets}) in {region}; " \
             "none in" in printed
         assert f"day 2: burrow-{prefix}-karpenter receives 4 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed

@@ -12,6 +12,7 @@ from cdktf_cdktf_provider_helm.provider import HelmProvider
 from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 
+from burrow.errors import PropsError
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import to_yaml
 from burrow.scope import stack_singleton
@@ -37,8 +38,13 @@ def owned_namespace(scope: Construct, name: str) -> NamespaceV1 | None:
     )
 
 
-#: Construct metadata naming an `after=` add-on that the stack did not have (the rehearsal reports it).
-UNRESOLVED_AFTER = "burrow:unresolved-after"
+def installed_addons(scope: Construct) -> list[str]:
+    """The add-ons deployed so far in `scope`'s stack (each holds at least one helm_release)."""
+    return [
+        child.node.id
+        for child in TerraformStack.of(scope).node.children
+        if any(isinstance(node, Release) for node in child.node.find_all())
+    ]
 
 
 def release_of(scope: Construct, addon_name: str) -> Release | None:
@@ -46,7 +52,6 @@ def release_of(scope: Construct, addon_name: str) -> Release | None:
     chart's release (`HelmAddOn.release` directly under the add-on), else its first release."""
     holder = TerraformStack.of(scope).node.try_find_child(addon_name)
     if holder is None:
-        scope.node.add_metadata(UNRESOLVED_AFTER, addon_name)
         return None
     chart = holder.node.try_find_child("release")
     if isinstance(chart, Release):
@@ -74,9 +79,15 @@ class HelmAddOn(ClusterAddOn):
     version: str
     namespace: str
     values: Mapping[str, Any] = field(default_factory=dict)
-    #: Add-ons installed before this one when the stack has them (Promtail after Loki, volumes after
-    #: their StorageClass, custom resources after the chart that installs their CRDs).
+    #: Add-ons that must be installed before this one (Promtail after Loki, a chart that renders a
+    #: ServiceMonitor after kube-prometheus-stack, which installs the CRD). Each must be deployed
+    #: earlier in the same stack: a name that finds nothing stops synthesis (a typo, or an add-on the
+    #: environment does not have), never a silently missing dependency.
     after: tuple[str, ...] = ()
+    #: Add-ons installed before this one when the stack has them and legitimately absent otherwise
+    #: (volumes after the `storage-classes` EKS gets; an existing cluster brings its own). Name them by
+    #: the constant their module exports, so a typo fails at import.
+    after_if_present: tuple[str, ...] = ()
     #: Leave the chart's CRDs alone (a separate CRD chart, installed first, owns and upgrades them).
     skip_crds: bool = False
 
@@ -89,7 +100,8 @@ class HelmAddOn(ClusterAddOn):
         """The chart's helm_release under `scope` (for add-ons that add resources around it),
         after its namespace and the add-ons named in `after`."""
         namespace = owned_namespace(scope, self.namespace)
-        earlier = [r for r in (release_of(scope, name) for name in self.after) if r is not None]
+        earlier = [self._required(scope, name) for name in self.after]
+        earlier += [r for r in (release_of(scope, name) for name in self.after_if_present) if r is not None]
         needs = [*([namespace] if namespace is not None else []), *earlier, *depends_on]
         return Release(
             scope,
@@ -110,8 +122,16 @@ class HelmAddOn(ClusterAddOn):
             depends_on=needs or None,
         )
 
-
-def unresolved_after(stack: TerraformStack) -> list[tuple[str, str]]:
-    """(add-on, name) for every `after=` name that resolved to no add-on of `stack`."""
-    return [(node.node.id, entry.data) for node in stack.node.find_all() for entry in node.node.metadata
-            if entry.type == UNRESOLVED_AFTER]
+    def _required(self, scope: Construct, name: str) -> Release:
+        found = release_of(scope, name)
+        if found is None:
+            installed = ", ".join(installed_addons(scope)) or "none"
+            raise PropsError(
+                f"{TerraformStack.of(scope).node.id}/{self.name}",
+                "after",
+                self.after,
+                f"no add-on {name!r} is installed before {self.name} in this stack (installed before it: "
+                f"{installed}); name one of those, install {name!r} first, or use after_if_present for an "
+                "add-on the environment may leave out",
+            )
+        return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
+from burrow.addons.monitoring import MONITORING
 from burrow.pins import AWS_LOAD_BALANCER_CONTROLLER, EXTERNAL_DNS
 from burrow.spi import EdgeAccess
 
@@ -55,7 +56,7 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "resources": SMALL,
             "serviceMonitor": {"enabled": monitoring},
         },
-        after=("monitoring",),
+        after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
     )
 
 
@@ -83,6 +84,6 @@ def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "resources": SMALL,
             "serviceMonitor": {"enabled": monitoring},
         },
-        after=("monitoring",),
+        after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
     )
 

@@ -62,20 +62,15 @@ def operator_values(access: SecretsAccess) -> dict[str, Any]:
     }
 
 
-def regional_store(region: str) -> str:
-    """The ClusterSecretStore reading Secrets Manager in another region (federation upstreams)."""
-    return f"{STORE}-{region}"
-
-
-def cluster_secret_store(access: SecretsAccess, readers: tuple[str, ...], region: str | None = None) -> K8sObject:
-    """The store every ExternalSecret of Burrow uses: Secrets Manager, for `readers` only. With
-    `region`, the store of that other region (same role; it may read only the broker secret there)."""
+def cluster_secret_store(access: SecretsAccess, readers: tuple[str, ...]) -> K8sObject:
+    """The store every ExternalSecret of Burrow uses: Secrets Manager of the cluster's own region
+    (secrets of the whole environment are replicated there), for `readers` only."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ClusterSecretStore",
-        "metadata": {"name": regional_store(region) if region else STORE, "labels": dict(MANAGED_BY)},
+        "metadata": {"name": STORE, "labels": dict(MANAGED_BY)},
         "spec": {
-            "provider": {"aws": {"service": "SecretsManager", "region": region or access.region}},
+            "provider": {"aws": {"service": "SecretsManager", "region": access.region}},
             "conditions": [{"namespaces": list(readers)}],
         },
     }
@@ -144,8 +139,6 @@ class ExternalSecretsAddOn(ClusterAddOn):
 
     access: SecretsAccess
     readers: tuple[str, ...]
-    #: Other regions whose broker secret this cluster reads (federation upstreams): a store each.
-    peer_regions: tuple[str, ...] = ()
     name: str = "external-secrets"
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
@@ -164,8 +157,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
             "store",
             release_name="burrow-secret-store",
             namespace=NAMESPACE,
-            objects=[cluster_secret_store(self.access, self.readers),
-                     *(cluster_secret_store(self.access, self.readers, region) for region in self.peer_regions)],
+            objects=[cluster_secret_store(self.access, self.readers)],
             depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), release],
         )
         return holder

@@ -17,6 +17,7 @@ from typing import Any
 
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn
+from burrow.addons.monitoring import MONITORING
 from burrow.config.schema import EnvironmentConfig, KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
@@ -165,7 +166,7 @@ class KarpenterAddOn(ClusterAddOn):
         controller = HelmAddOn(
             name="karpenter", repository=CHART_REPOSITORY, chart="karpenter", version=CHART_VERSION,
             namespace=NAMESPACE, values=controller_values(self.access, self.monitoring), skip_crds=True,
-            after=("kube-prometheus-stack",) if self.monitoring else (),
+            after=(MONITORING,) if self.monitoring else (),
         )
         release = controller.release(holder, helm, depends_on=[crd_release])
         KarpenterNodePool(holder, "node-pool",

@@ -51,6 +51,8 @@ PROMTAIL_KINDS = k.ChartKinds(
     kinds=(("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC, *k.core("Secret", "ServiceAccount")),
     when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
 )
+#: The monitoring add-on's name: charts that render ServiceMonitors or PrometheusRules install after it.
+MONITORING = "kube-prometheus-stack"
 
 
 def loki_url(config: MonitoringConfig) -> str:
@@ -94,7 +96,7 @@ class MonitoringAddOn(ClusterAddOn):
     Secrets Manager through External Secrets where the cluster has them, else from Terraform."""
 
     config: MonitoringConfig
-    name: str = "kube-prometheus-stack"
+    name: str = MONITORING
     version: str = KUBE_PROMETHEUS_STACK.version
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
@@ -140,10 +142,19 @@ class MonitoringAddOn(ClusterAddOn):
             version=self.version,
             namespace=self.config.namespace,
             values=prometheus_values(self.config),
-            after=(STORAGE_CLASSES,),
+            after_if_present=(STORAGE_CLASSES,),
         )
         chart.release(holder, providers.helm, depends_on=[secret])
         return holder
+
+
+#: Memory (MB) of Loki's memcached chunks cache. The chart (6.29) defaults to 8192 and requests
+#: round(1.2 x that) = 9830 Mi for the cache pod: two thirds of a 16 GiB core node (prod's m6i.xlarge),
+#: more than is free beside Prometheus, so the release could wait for a node until it times out and
+#: rolls back (the monitoring namespace has no node selector, and Karpenter is installed in parallel).
+#: A single-binary Loki on its own volume reads chunks from local disk; 1 GiB of cache (1229 Mi
+#: requested, like the chart's results cache) is plenty.
+LOKI_CHUNKS_CACHE_MB = 1024
 
 
 def loki(config: MonitoringConfig) -> HelmAddOn:
@@ -174,9 +185,10 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
                 "compactor": {"retention_enabled": True, "delete_request_store": "filesystem"},
             },
             "singleBinary": {"replicas": 1, "persistence": {"size": config.loki.storage_size}},
+            "chunksCache": {"allocatedMemory": LOKI_CHUNKS_CACHE_MB},
             **{part: {"replicas": 0} for part in ("read", "write", "backend")},
         },
-        after=(STORAGE_CLASSES,),
+        after_if_present=(STORAGE_CLASSES,),
     )
 
 

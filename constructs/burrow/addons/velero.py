@@ -15,6 +15,7 @@ from typing import Any
 
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
+from burrow.addons.monitoring import MONITORING
 from burrow.config.schema import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
@@ -143,7 +144,7 @@ class VeleroAddOn(ClusterAddOn):
         chart = HelmAddOn(
             name=self.name, repository=VELERO.repository, chart="velero",
             version=CHART_VERSION, namespace=NAMESPACE, values=velero_values(self.access, self.monitoring),
-            after=("kube-prometheus-stack",) if self.monitoring else (),
+            after=(MONITORING,) if self.monitoring else (),
         )
         release = chart.release(holder, ClusterInfo.providers_of(scope).helm)
         objects = [schedule(name, config, self.app_namespace) for name, config in self.config.schedules.items()]

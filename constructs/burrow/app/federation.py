@@ -6,14 +6,24 @@ has the federation plugin and loads, at every boot, definitions that Burrow rend
 
 - one `federation-upstream` per other region: its broker's name (a record in the environment's
   zone, kept by that region's external-dns, resolving to an internal network load balancer that
-  only the peered networks reach), with that region's broker credentials, read by External
-  Secrets from the same Secrets Manager path in that region;
+  only the peered networks reach), logging in as the federation user;
 - one policy: `queue` mode federates the work queue (messages move to a region whose consumers
   have capacity when the upstream region's consumers have none, so each message is still
   processed once); `exchange` mode federates the work exchange (every region gets a copy of
   every message: processed once per region);
 - the broker's user, its permissions and the virtual host, because a broker that loads
-  definitions at boot takes its users from them.
+  definitions at boot takes its users from them; and the federation user (`FEDERATION_USER`, no
+  management tags) the other regions' links log in as.
+
+**The first deploy.** Regions are deployed one after another, the primary first, so a broker
+must boot before any later region exists. Its definitions therefore read only secrets of its own
+region: its broker password, and the federation password, one value for the whole environment
+that the primary region's cluster stack generates and Secrets Manager replicates to the other
+federated regions (`burrow.stacks.aws.environment_secrets`). An upstream whose region is not
+deployed yet is simply a link that retries every `reconnect_delay_seconds` until that region's
+broker answers; nothing waits for it. (Reading each peer's own broker secret from its region,
+as before, made the primary's ExternalSecret fail until the last region existed: the broker never
+started and the first deploy never got past the primary.)
 
 Links acknowledge `on-confirm`: the upstream broker removes a message only after the downstream
 broker has confirmed it durably, so a message is never acknowledged away in transit.
@@ -39,7 +49,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from burrow.addons.external_secrets import API_VERSION, STORE, regional_store
+from burrow.addons.external_secrets import API_VERSION, STORE
 from burrow.config.schema import MessagingConfig, Model
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -48,6 +58,10 @@ AMQP_PORT = 5672
 POLICY = "burrow-federation"
 DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDefinition file name
 PLUGIN = "rabbitmq_federation"
+#: The user federation links log in as on the upstream broker (every region's broker has it).
+FEDERATION_USER = "burrow-federation"
+#: The field the federation password is renamed to in the definitions' ExternalSecret.
+FEDERATION_FIELD = "federation_password"
 
 
 class FederationUpstream(Model):
@@ -56,8 +70,6 @@ class FederationUpstream(Model):
     region: str
     host: str
     port: int = AMQP_PORT
-    #: The Secrets Manager secret (in `region`) with that broker's `password`.
-    credentials_key: str
 
 
 class BrokerFederation(Model):
@@ -74,25 +86,23 @@ class BrokerFederation(Model):
     max_hops: int = 1
     prefetch: int = 100
     reconnect_delay_seconds: int = 5
-    #: The secret holding this region's broker `password` (same path as the upstreams').
+    #: The secret holding this region's broker `password`.
     credentials_key: str
+    #: The secret (in this region: generated here in the primary, a replica elsewhere) holding the
+    #: federation user's `password`, the same in every region.
+    federation_key: str
 
     @property
     def secret_name(self) -> str:
         return "rabbitmq-federation-definitions"
 
 
-def template_field(region: str) -> str:
-    """The field an upstream region's password is renamed to in the definitions' ExternalSecret."""
-    return "upstream_" + region.replace("-", "_") + "_password"
-
-
 def federation_definitions(
     federation: BrokerFederation, username: str, messaging: MessagingConfig, password: str,
-    upstream_password: Callable[[str], str], host_of: Callable[[FederationUpstream], str] | None = None,
+    federation_password: str, host_of: Callable[[FederationUpstream], str] | None = None,
 ) -> dict[str, Any]:
-    """The definitions one region's broker loads at boot. `password` and `upstream_password(region)`
-    are the values (or the External Secrets templates that become them); `host_of` can replace an
+    """The definitions one region's broker loads at boot. `password` and `federation_password` are
+    the values (or the External Secrets templates that become them); `host_of` can replace an
     upstream's `host:port` (the federation test points it at a loopback port)."""
     where = host_of or (lambda upstream: f"{upstream.host}:{upstream.port}")
     upstreams = [
@@ -101,7 +111,7 @@ def federation_definitions(
             "component": "federation-upstream",
             "name": upstream.region,
             "value": {
-                "uri": f"amqp://{username}:{upstream_password(upstream.region)}@{where(upstream)}/%2F",
+                "uri": f"amqp://{FEDERATION_USER}:{federation_password}@{where(upstream)}/%2F",
                 "ack-mode": "on-confirm",
                 "trust-user-id": False,
                 "max-hops": federation.max_hops,
@@ -114,9 +124,11 @@ def federation_definitions(
         for upstream in federation.upstreams
     ]
     return {
-        "users": [{"name": username, "password": password, "tags": "administrator"}],
+        "users": [{"name": username, "password": password, "tags": "administrator"},
+                  {"name": FEDERATION_USER, "password": federation_password, "tags": ""}],
         "vhosts": [{"name": "/"}],
-        "permissions": [{"user": username, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+        "permissions": [{"user": user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+                        for user in (username, FEDERATION_USER)],
         "parameters": upstreams,
         "policies": [federation_policy(federation, messaging)],
     }
@@ -132,18 +144,16 @@ def federation_policy(federation: BrokerFederation, messaging: MessagingConfig) 
 def definitions_secret(federation: BrokerFederation, namespace: str, username: str,
                        messaging: MessagingConfig) -> k8s.K8sObject:
     """The ExternalSecret that renders the definitions into the Secret the chart loads them from:
-    this region's broker password from the environment's store, each upstream's from the store
-    of its region (same secret path), renamed so they do not collide."""
+    this region's broker password and the federation password (renamed so they do not collide),
+    both from this region's store, so the Secret exists as soon as this region's own stacks do."""
     definitions = federation_definitions(
-        federation, username, messaging, "{{ .password }}", lambda region: "{{ ." + template_field(region) + " }}"
+        federation, username, messaging, "{{ .password }}", "{{ ." + FEDERATION_FIELD + " }}"
     )
-    sources: list[dict[str, Any]] = [{"extract": {"key": federation.credentials_key}}]
-    for upstream in federation.upstreams:
-        sources.append({
-            "extract": {"key": upstream.credentials_key},
-            "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": regional_store(upstream.region)}},
-            "rewrite": [{"regexp": {"source": "^password$", "target": template_field(upstream.region)}}],
-        })
+    sources: list[dict[str, Any]] = [
+        {"extract": {"key": federation.credentials_key}},
+        {"extract": {"key": federation.federation_key},
+         "rewrite": [{"regexp": {"source": "^password$", "target": FEDERATION_FIELD}}]},
+    ]
     return {
         "apiVersion": API_VERSION,
         "kind": "ExternalSecret",

@@ -121,6 +121,12 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     messaging: MessagingConfig = MessagingConfig()
 
 
+def detailed_job(release_name: str) -> str:
+    """The Prometheus job of a broker's per-queue (detailed) metrics; the aggregated metrics keep the
+    job the Prometheus operator gives them, the Service's name (the release's)."""
+    return f"{release_name}-detailed"
+
+
 def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
     """The top-level keys of a chart values document that Burrow manages itself."""
     return [key for key in MANAGED_VALUES if key in values]
@@ -151,7 +157,8 @@ class RabbitMqBroker(Construct):
                 )
         if props.federation is not None and not props.credentials_key:
             raise PropsError(self.node.path, "federation", props.federation.region,
-                             "federation reads every region's broker credentials from Secrets Manager: set credentials_key")
+                             "federation reads the broker's and the federation user's credentials from Secrets Manager: "
+                             "set credentials_key")
         self.props = props
         self.namespace = namespace.name
         self.secret_name = f"{props.release_name}-auth"
@@ -287,7 +294,13 @@ class RabbitMqBroker(Construct):
         )
 
     def _service_monitors(self) -> dict[str, Any]:
-        """The chart's ServiceMonitors: the aggregated endpoint, and per-queue depth and consumers."""
+        """The chart's ServiceMonitor endpoints: the aggregated one, and per-queue depth and consumers.
+
+        Both scrape the same port of the same pods, so Prometheus would give both targets the same
+        labels: two `up` series and two `rabbitmq_identity_info` series per node that collide (and
+        count every node twice). The detailed endpoint's targets get a job of their own
+        (`<release>-detailed`, see `detailed_job`), and its copy of `rabbitmq_identity_info` is
+        dropped, so counting that series counts nodes."""
         monitored = self.props.monitoring_namespace is not None
         return {
             "default": {"enabled": monitored},
@@ -295,6 +308,9 @@ class RabbitMqBroker(Construct):
                 "enabled": monitored,
                 "family": ["queue_coarse_metrics", "queue_consumer_count"],
                 "vhost": ["/"],
+                "relabelings": [{"targetLabel": "job", "replacement": detailed_job(self.props.release_name)}],
+                "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "rabbitmq_identity_info",
+                                       "action": "drop"}],
             },
         }
 

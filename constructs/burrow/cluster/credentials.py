@@ -36,21 +36,9 @@ GENERATED = {
 }
 #: The public producer's bearer token (`ingress.authentication: token`): one for the environment.
 PUBLISH_TOKEN = {"producer": {"publish_token": 48}}
-
-
-def peer_statements(prefix: str, account_id: str, regions: tuple[str, ...]) -> list[dict]:
-    """Reading the broker secret `<prefix>/rabbitmq` of other regions, and decrypting it there
-    through Secrets Manager only."""
-    if not regions:
-        return []
-    return [
-        {"Sid": "ReadPeerBrokerSecrets", "Effect": "Allow",
-         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-         "Resource": [f"arn:aws:secretsmanager:{region}:{account_id}:secret:{prefix}/rabbitmq-*" for region in regions]},
-        {"Sid": "DecryptPeerBrokerSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
-         "Resource": [f"arn:aws:kms:{region}:{account_id}:key/*" for region in regions],
-         "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com" for region in regions]}}},
-    ]
+#: The password of the user federation links log in with (`federation.enabled`): one for the
+#: environment, so every region's broker knows it before any other region exists.
+FEDERATION = {"federation": {"password": 32}}
 
 
 def replica_statements(prefix: str, account_id: str, region: str, keys: Sequence[str]) -> list[dict]:
@@ -82,13 +70,10 @@ class GeneratedCredentials(Construct):
         recovery_days: int = 30,
         generation: int = 1,
         role_name: str | None = None,
-        peer_regions: tuple[str, ...] = (),
         replicas: Mapping[str, Sequence[str]] | None = None,
         replicated: Sequence[str] = (),
     ) -> None:
-        """`role_name`: the reader role's name (default: the prefix with dashes); `peer_regions`:
-        regions whose secret `<prefix>/rabbitmq` the reader may read too (federation upstreams);
-        `replicas`: secret key -> regions Secrets Manager keeps a replica of it in (one value for
+        """`role_name`: the reader role's name (default: the prefix with dashes); `replicas`: secret key -> regions Secrets Manager keeps a replica of it in (one value for
         the whole environment); `replicated`: keys whose secret is such a replica in this region
         (made by another region's credentials, only read here)."""
         super().__init__(scope, id)
@@ -148,7 +133,6 @@ class GeneratedCredentials(Construct):
                             "Resource": [s.arn for s in self.secrets.values()],
                         },
                         {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": self.kms_key.arn},
-                        *peer_statements(prefix, account_id, peer_regions),
                         *replica_statements(prefix, account_id, region, replicated),
                     ],
                 }

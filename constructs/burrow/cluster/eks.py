@@ -29,7 +29,7 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
-from burrow.config.schema import EksClusterConfig
+from burrow.config.schema import ApiAccessConfig, EksClusterConfig
 from burrow.spi import TokenCluster
 from constructs import Construct
 
@@ -40,6 +40,14 @@ EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 EBS_CSI_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
 # EKS-managed add-ons the app layer relies on (RabbitMQ volumes need the EBS CSI driver).
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+#: The VPC CNI's settings. It enforces NetworkPolicy only when asked: `enableNetworkPolicy` starts the
+#: network policy agent (the `aws-network-policy-agent` container of the aws-node DaemonSet, eBPF, in
+#: every add-on version since v1.14.0; clusters of Kubernetes 1.25 or later, which every version
+#: Burrow supports is); without it the default-deny, broker isolation and ingress rules are accepted
+#: and ignored. The version is EKS's default for the cluster's Kubernetes version (v1.19 or later for
+#: 1.31+), so no pin is needed for the agent.
+VPC_CNI_SETTINGS = {"enableNetworkPolicy": "true"}
+ADDON_SETTINGS = {"vpc-cni": VPC_CNI_SETTINGS}
 
 
 def key_policy(account_id: str, *extra: dict) -> str:
@@ -122,8 +130,11 @@ class EksCluster(Construct):
         region: str,
         config: EksClusterConfig,
         subnet_ids: Sequence[str],
+        api_access: ApiAccessConfig | None = None,
     ) -> None:
+        """`api_access`: where deploys reach the API from. default: inside the VPC only (no public endpoint)"""
         super().__init__(scope, id)
+        api_access = api_access or ApiAccessConfig()
         account = DataAwsCallerIdentity(self, "account")
         self.kms_key = KmsKey(
             self,
@@ -148,8 +159,8 @@ class EksCluster(Construct):
             vpc_config=EksClusterVpcConfig(
                 subnet_ids=list(subnet_ids),
                 endpoint_private_access=True,
-                endpoint_public_access=config.endpoint_public_access,
-                public_access_cidrs=list(config.public_access_cidrs) or None,
+                endpoint_public_access=api_access.public,
+                public_access_cidrs=list(api_access.public_cidrs) or None,
             ),
             encryption_config=EksClusterEncryptionConfig(
                 resources=["secrets"], provider=EksClusterEncryptionConfigProvider(key_arn=self.kms_key.arn)
@@ -188,6 +199,7 @@ class EksCluster(Construct):
                 f"addon-{addon}",
                 cluster_name=self.cluster.name,
                 addon_name=addon,
+                configuration_values=json.dumps(ADDON_SETTINGS[addon]) if addon in ADDON_SETTINGS else None,
                 resolve_conflicts_on_update="OVERWRITE",
                 depends_on=nodes if addon == "coredns" else None,
             )

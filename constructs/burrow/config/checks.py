@@ -90,6 +90,11 @@ def account_problems(env: EnvironmentConfig) -> list[Problem]:
         return []
     if env.aws.account_id is None:
         return [(("aws", "account_id"), None, "an EKS environment names its AWS account: 12 digits, quoted")]
+    if env.aws.external_id:
+        return [(("aws", "external_id"), env.aws.external_id,
+                 "`aws eks get-token`, which authenticates the kubernetes and helm providers to the EKS cluster as "
+                 "aws.role_arn, cannot pass an external id, so those stacks could not assume the role; remove "
+                 "external_id and let the role's trust policy name the principals that deploy")]
     role_account = env.aws.role_account
     if role_account and role_account != env.aws.account_id and not env.aws.cross_account_role:
         return [(("aws", "role_arn"), env.aws.role_arn,

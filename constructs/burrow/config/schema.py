@@ -181,16 +181,62 @@ class KarpenterConfig(Model):
 
 
 class EksClusterConfig(Model):
-    """An EKS cluster created by Burrow's cluster layer."""
+    """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
 
-    endpoint_public_access: bool = False
-    public_access_cidrs: list[str] = Field(default_factory=list)
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         default_factory=lambda: ["api", "audit", "authenticator"]
     )
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
     #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
     karpenter: KarpenterConfig = KarpenterConfig()
+
+
+def ipv4_networks(values: list[str]) -> list[str]:
+    """`values` if each is an IPv4 network in CIDR notation (host bits zero) and none repeats."""
+    for value in values:
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({exc})") from None
+    return _distinct(values, "network")
+
+
+#: The most networks EKS accepts in a cluster's `publicAccessCidrs`.
+MAX_PUBLIC_ACCESS_CIDRS = 40
+
+
+class ApiAccessConfig(Model):
+    """Where deploys reach the EKS cluster's API from (the kubernetes and helm providers of the add-ons
+    and app stacks, `make smoke`). The private endpoint is always on (nodes and pods use it).
+
+    `internet`: the public endpoint is on, for `public_cidrs` only (deploys from a laptop, from
+    GitHub-hosted runners); every request still needs an IAM identity with an EKS access entry.
+    `vpc`: the public endpoint is off; deploys run on runners inside the VPC (or a network routed
+    to it). default: vpc (nothing public)"""
+
+    deploy_from: Literal["internet", "vpc"] = "vpc"
+    #: Networks allowed to reach the public endpoint (`deploy_from: internet`; at most 40).
+    public_cidrs: list[str] = Field(default_factory=list, max_length=MAX_PUBLIC_ACCESS_CIDRS)
+
+    @field_validator("public_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        return ipv4_networks(values)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ApiAccessConfig:
+        if self.deploy_from == "internet" and not self.public_cidrs:
+            raise ValueError("deploy_from: internet needs public_cidrs (the networks deploys come from, e.g. your "
+                             "runners' or office's egress addresses); an empty list would let nobody in")
+        if self.deploy_from == "vpc" and self.public_cidrs:
+            raise ValueError(f"public_cidrs {self.public_cidrs} are only used with deploy_from: internet (with vpc "
+                             "the public endpoint is off); remove them or set deploy_from: internet")
+        return self
+
+    @property
+    def public(self) -> bool:
+        """True when the cluster's public endpoint is on."""
+        return self.deploy_from == "internet"
 
 
 class ClusterConfig(Model):
@@ -202,6 +248,8 @@ class ClusterConfig(Model):
     provider: Literal["existing", "eks"]
     existing: ExistingClusterConfig | None = None
     eks: EksClusterConfig | None = None
+    #: Where deploys reach an EKS cluster's API from (unused for an existing cluster).
+    api_access: ApiAccessConfig = ApiAccessConfig()
 
     @model_validator(mode="after")
     def _selected_section(self) -> ClusterConfig:
@@ -666,12 +714,7 @@ class IngressConfig(Model):
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                ipaddress.IPv4Network(value, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({exc})") from None
-        return _distinct(values, "network")
+        return ipv4_networks(values)
 
     @model_validator(mode="after")
     def _named(self) -> IngressConfig:

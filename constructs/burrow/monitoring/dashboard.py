@@ -85,7 +85,7 @@ def panels(namespace: str, queue: str, consumer: str, broker_release: str) -> li
         Panel(
             "Broker health",
             (
-                ("nodes up", f"sum(up{selector(namespace=namespace, service=broker_release)})"),
+                ("nodes up", f"sum(up{selector(namespace=namespace, service=broker_release, job=broker_release)})"),
                 ("memory alarm", f"max(rabbitmq_alarms_memory_used_watermark{ns})"),
                 ("disk alarm", f"max(rabbitmq_alarms_free_disk_space_watermark{ns})"),
                 ("services connected", f"sum(burrow_broker_connected{ns})"),

@@ -28,7 +28,7 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
         readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []))
-        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers, peer_regions=tuple(env.federation_peers)))
+        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:

@@ -19,7 +19,7 @@ from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
 from burrow.monitoring.objects import alertmanager_config, dashboard_config_map
 from burrow.policy.guardrails import Guardrails
-from burrow.spi import ClusterInfo
+from burrow.spi import ClusterInfo, SecretsAccess
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
 
@@ -32,7 +32,7 @@ def broker_host(env: EnvironmentConfig, region: str) -> str:
     return f"rabbitmq.{region}.{env.ingress.zone}"
 
 
-def broker_federation(env: EnvironmentConfig, credentials_key: str) -> BrokerFederation | None:
+def broker_federation(env: EnvironmentConfig, secrets: SecretsAccess) -> BrokerFederation | None:
     """This region's side of the environment's federation, or None when it takes no part."""
     peers = env.federation_peers
     if not peers:
@@ -40,10 +40,10 @@ def broker_federation(env: EnvironmentConfig, credentials_key: str) -> BrokerFed
     config = env.federation
     return BrokerFederation(
         mode=config.mode, region=env.aws.region, broker_host=broker_host(env, env.aws.region),
-        upstreams=[FederationUpstream(region=r, host=broker_host(env, r), credentials_key=credentials_key) for r in peers],
+        upstreams=[FederationUpstream(region=r, host=broker_host(env, r)) for r in peers],
         vpc_cidr=env.network.vpc_cidr, peer_cidrs=[env.in_region(r).network.vpc_cidr for r in peers],
         max_hops=config.max_hops, prefetch=config.prefetch, reconnect_delay_seconds=config.reconnect_delay_seconds,
-        credentials_key=credentials_key,
+        credentials_key=secrets.secret("rabbitmq"), federation_key=secrets.secret("federation"),
     )
 
 
@@ -89,7 +89,7 @@ class AppLayer(BurrowStack):
                 alerts=env.monitoring.enabled,
                 credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
                 generate_credentials_in_cluster=in_cluster_credentials,
-                federation=broker_federation(env, cluster.secrets.secret("rabbitmq")) if cluster.secrets else None,
+                federation=broker_federation(env, cluster.secrets) if cluster.secrets else None,
                 messaging=env.messaging,
             ),
         )

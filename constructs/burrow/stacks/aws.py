@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.provider import (
 )
 
 from burrow.cluster.backups import BackupAccessRole
-from burrow.cluster.credentials import GENERATED, PUBLISH_TOKEN, GeneratedCredentials
+from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
@@ -91,14 +91,23 @@ class AwsStack(BurrowStack):
         return AwsProvider(self, f"aws-{alias}" if alias else "aws", **settings)
 
 
-def publish_token(env: EnvironmentConfig) -> dict:
-    """GeneratedCredentials' settings for the public producer's token (`ingress.authentication`)."""
-    if not (env.ingress.enabled and env.ingress.authentication == "token"):
+def environment_secrets(env: EnvironmentConfig) -> dict:
+    """GeneratedCredentials' settings for the secrets that hold one value for the whole environment:
+    the public producer's token (`ingress.authentication`) and the federation links' password. Each
+    is generated in the primary region, which is deployed first, and replicated by Secrets Manager to
+    the other regions that read it, so no region ever waits for a region deployed after it."""
+    needed = {}  # key -> the regions that read it
+    if env.ingress.enabled and env.ingress.authentication == "token":
+        needed.update({key: env.region_names for key in PUBLISH_TOKEN})
+    if env.federated_regions:
+        needed.update({key: env.federated_regions for key in FEDERATION})
+    if not needed:
         return {}
     if not env.is_primary:
-        return {"replicated": tuple(PUBLISH_TOKEN)}
-    others = [r for r in env.region_names if r != env.aws.region]
-    return {"secrets": {**GENERATED, **PUBLISH_TOKEN}, "replicas": {key: others for key in PUBLISH_TOKEN}}
+        return {"replicated": tuple(key for key, regions in needed.items() if env.aws.region in regions)}
+    generated = {key: fields for key, fields in {**PUBLISH_TOKEN, **FEDERATION}.items() if key in needed}
+    return {"secrets": {**GENERATED, **generated},
+            "replicas": {key: [r for r in regions if r != env.aws.region] for key, regions in needed.items()}}
 
 
 def aws_assume_role(env: EnvironmentConfig) -> AwsProviderAssumeRole:
@@ -171,6 +180,7 @@ class ClusterLayer(AwsStack):
             region=env.aws.region,
             config=env.cluster.eks,
             subnet_ids=network.private_subnet_ids,
+            api_access=env.cluster.api_access,
         )
         assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
         self.credentials = GeneratedCredentials(
@@ -178,10 +188,9 @@ class ClusterLayer(AwsStack):
             "credentials",
             prefix=f"burrow/{env.name}",
             role_name=f"{cluster_name(env)}-secrets-reader",
-            # federation: the broker credentials of the other regions, read at the same path there
-            peer_regions=tuple(env.federation_peers),
-            # the public producer's token: generated in the primary region, replicated to the others
-            **publish_token(env),
+            # the public producer's token, federation's password: generated in the primary region,
+            # replicated to the others
+            **environment_secrets(env),
             account_id=env.aws.account_id,
             region=env.aws.region,
             cluster=self.eks,
@@ -209,6 +218,7 @@ class ClusterLayer(AwsStack):
     def cluster_info(self) -> ClusterInfo:
         return replace(
             self.eks.info,
+            role_arn=self.env.aws.role_arn,
             secrets=self.credentials.access,
             node_autoscaling=self.node_autoscaling.access if self.node_autoscaling else None,
             backups=self.backup_role.access if self.backup_role else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cdktf import LocalBackend, S3Backend, TerraformStack
 
 from burrow.config.schema import EnvironmentConfig
+from burrow.stacks import TERRAFORM_VERSION
 from constructs import Construct
 
 
@@ -41,6 +42,7 @@ class BurrowStack(TerraformStack):
         super().__init__(scope, name)
         self.env = env
         self.layer = layer
+        self.add_override("terraform.required_version", TERRAFORM_VERSION)
         if local_state or env.state.backend == "local":
             LocalBackend(self, path=f"../{name}/terraform.{name}.tfstate")
         else:

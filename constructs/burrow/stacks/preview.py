@@ -9,7 +9,7 @@ from cdktf import DataTerraformRemoteStateS3, Fn, TerraformStack
 
 from burrow.config.schema import EnvironmentConfig
 from burrow.previews import PreviewRequest, preview_config
-from burrow.spi import ClusterInfo
+from burrow.spi import ClusterInfo, get_token_args
 from burrow.stacks.app import AppLayer
 from burrow.stacks.base import state_access
 from constructs import Construct
@@ -37,8 +37,7 @@ class HostCluster(ClusterInfo):
         return {
             "host": state.get_string("cluster-endpoint"),
             "cluster_ca_certificate": Fn.base64decode(state.get_string("cluster-certificate-authority")),
-            "exec_args": ["eks", "get-token", "--cluster-name", state.get_string("cluster-name"),
-                          "--region", host.aws.region],
+            "exec_args": get_token_args(state.get_string("cluster-name"), host.aws.region, host.aws.role_arn),
         }
 
 

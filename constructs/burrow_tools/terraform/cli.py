@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from burrow.stacks import TERRAFORM_VERSION
+
 MIRROR_VARIABLE = "BURROW_TF_MIRROR"
 SEARCH_ROOTS = ("/opt", "/usr/local", "/usr/share", "/var/lib", str(Path.home()))
 _MAX_DEPTH = 9
@@ -46,7 +48,7 @@ class ProviderMirror:
 def terraform_binary() -> str:
     found = shutil.which("terraform")
     if not found:
-        raise TerraformUnavailable("no `terraform` on PATH; install Terraform >= 1.10")
+        raise TerraformUnavailable(f"no `terraform` on PATH; install Terraform {TERRAFORM_VERSION}")
     return found
 
 
