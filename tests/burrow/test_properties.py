@@ -127,13 +127,14 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
 
 
 @pytest.mark.parametrize("env", CLOUD)
-def test_the_secret_store_serves_only_the_app_and_monitoring_namespaces(synthesized, env):
+def test_the_secret_store_serves_only_the_app_monitoring_and_keda_namespaces(synthesized, env):
     addons = synthesized.stack(f"{env}-addons")
     store_release = next(r for r in resources(addons, "helm_release").values() if r["name"] == "burrow-secret-store")
     store, *peers = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
     assert store["kind"] == "ClusterSecretStore"
     assert store["spec"]["provider"] == {"aws": {"service": "SecretsManager", "region": "eu-west-1"}}
-    assert store["spec"]["conditions"] == [{"namespaces": [f"burrow-{env}", "monitoring"]}]
+    # keda: its scaler's AMQP URI lives in its own namespace (it reads no other namespace's Secrets)
+    assert store["spec"]["conditions"] == [{"namespaces": [f"burrow-{env}", "monitoring", "keda"]}]
     # federation (prod): one more store per upstream region, for the same namespaces only
     config = load_environment(env, ROOT / "environments")
     assert [(p["metadata"]["name"], p["spec"]["provider"]["aws"]["region"]) for p in peers] == [
