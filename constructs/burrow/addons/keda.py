@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from burrow.addons.base import HelmAddOn
+from burrow.addons.base import HelmAddOn, owned_namespace
 from burrow.addons.external_secrets import external_secret, store_ready
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
@@ -80,7 +80,7 @@ class KedaAddOn(HelmAddOn):
                 release_name="keda-scaler-auth",
                 namespace=self.namespace,
                 objects=list(self.objects),
-                depends_on=[release, *store_ready(scope)],
+                depends_on=[*filter(None, [owned_namespace(scope, self.namespace)]), release, *store_ready(scope)],
             )
         return holder
 
