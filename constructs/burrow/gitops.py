@@ -1,8 +1,8 @@
 """The GitOps tree of an environment (`delivery: gitops`): what its app layer delivers, as files
 Flux reconciles, instead of `helm_release` resources applied by Terraform.
 
-- `kustomization.yaml`: the Kustomization root listing every file;
-- `namespace.yaml`: the namespace with its Pod Security labels;
+- `kustomization.yaml`: the Kustomization root listing every file (the namespace itself is
+  Terraform's: Flux applies the tree as a tenant of it, `burrow.addons.flux`);
 - one file per object release of the app layer (`<release>.yaml`: NetworkPolicies, workers,
   autoscalers, the ExternalSecret that builds the broker's Secret, monitoring): the same objects,
   in native shape, that Terraform would deliver;
@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from burrow.addons.flux import TENANT
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects, release_values
 
@@ -32,8 +33,10 @@ def _documents(env_name: str, objects: list[K8sObject]) -> str:
 
 
 def helm_release_objects(name: str, namespace: str, repository: str, chart: str, version: str,
-                         values: dict[str, Any], timeout: str = "15m") -> list[K8sObject]:
-    """A Flux HelmRelease of `chart` at `version` with `values`, and the source it pulls the chart from."""
+                         values: dict[str, Any], timeout: str = "15m",
+                         service_account: str | None = None) -> list[K8sObject]:
+    """A Flux HelmRelease of `chart` at `version` with `values` (installed as `service_account` of
+    `namespace` when given), and the source it pulls the chart from."""
     meta = {"name": f"{name}-chart", "namespace": namespace, "labels": dict(MANAGED_BY)}
     if repository.startswith("oci://"):
         source = {
@@ -61,6 +64,7 @@ def helm_release_objects(name: str, namespace: str, repository: str, chart: str,
         "spec": {
             "interval": "10m",
             "releaseName": name,
+            **({"serviceAccountName": service_account} if service_account else {}),
             **chart_spec,
             "timeout": timeout,
             "install": {"remediation": {"retries": 3}},
@@ -75,17 +79,15 @@ def gitops_tree(app) -> dict[str, str]:  # noqa: ANN001 - an AppLayer (importing
     """{relative path: file text} of the environment's app layer (`burrow.stacks.app.AppLayer`)."""
     env_name = app.env.name
     namespace = app.namespace
-    files = {"namespace.yaml": _documents(env_name, [{
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace.name, "labels": dict(namespace.labels)},
-    }])}
+    files = {}
     for node in app.node.find_all():
         if isinstance(node, KubernetesObjects) and node.objects:
             files[f"{node.release_name}.yaml"] = _documents(env_name, list(node.objects))
     props = app.broker.props
     files["rabbitmq/release.yaml"] = _documents(env_name, helm_release_objects(
         props.release_name, namespace.name, props.chart_repository, "rabbitmq", props.chart_version,
-        release_values(app.broker.release)))
-    resources = ["namespace.yaml", *sorted(path for path in files if path != "namespace.yaml")]
+        release_values(app.broker.release), service_account=TENANT))
+    resources = sorted(files)
     files[KUSTOMIZATION] = HEADER.format(env=env_name) + yaml.safe_dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources},
         sort_keys=False)

@@ -123,6 +123,8 @@ def preview_config(host: EnvironmentConfig, request: PreviewRequest) -> Environm
     for role in ("producer", "consumer"):
         worker = getattr(apps, role)
         scaling = worker.autoscaling.model_copy(update={"max_replicas": min(worker.autoscaling.max_replicas, caps)})
+        if role == "consumer":  # KEDA reads only its own namespace's Secrets; a preview's broker password is not there
+            scaling = scaling.model_copy(update={"enabled": False})
         workers[role] = worker.model_copy(update={"replicas": 1, "autoscaling": scaling})
     rabbitmq = host.rabbitmq.model_copy(update={
         "replicas": 1, "persistence": PersistenceConfig(enabled=False), "resources": SMALL, "anti_affinity": "soft",

@@ -92,6 +92,8 @@ class EdgeAccess:
     zone_name: str
     host: str
     region_host: str
+    #: The region's validated ACM certificate for `host` and `region_host` (None without TLS).
+    certificate_arn: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from burrow.addons.flux import TENANT_KINDS
 from burrow.config.loader import load_environment
 from burrow.errors import BurrowError
 from burrow.k8s.validate import validate_objects
@@ -34,11 +35,29 @@ def kustomize_build(tree: Path, cache_dir: Path) -> list[dict]:
     return manifests(result.stdout)
 
 
+def resource_of(kind: str) -> str:
+    """The API resource (plural) of a kind, as RBAC names it."""
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+
+
+def outside_tenant(obj: dict) -> str | None:
+    """Why Flux's tenant (the app namespace's `flux-deployer`) could not apply `obj`, or None."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    if resource_of(obj["kind"]) not in TENANT_KINDS.get(group, []):
+        return (f"{obj['kind']}/{obj['metadata']['name']}: Flux applies the tree as a tenant of the app namespace, "
+                f"whose Role does not cover {obj['kind']} ({group or 'core'}); deliver it from Terraform")
+    return None
+
+
 def check_tree(tree: Path, kubernetes_version: str, cache_dir: Path) -> list[dict]:
     """The objects the tree builds; raises with every problem found."""
     objects = kustomize_build(tree, cache_dir)
     problems = validate_objects(objects, kubernetes_version)
     problems += [f"{o['kind']}/{o['metadata']['name']}: a Secret never goes to Git" for o in objects if o["kind"] == "Secret"]
+    problems += [problem for problem in map(outside_tenant, objects) if problem]
     if problems:
         raise BurrowError("the GitOps tree is not valid:\n  " + "\n  ".join(problems))
     return objects

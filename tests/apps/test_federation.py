@@ -49,7 +49,8 @@ MESSAGING = MessagingConfig()
 
 def federation_of(region: str, other: str) -> BrokerFederation:
     return BrokerFederation(
-        region=region, broker_host=f"rabbitmq.{region}.example.com", vpc_cidr="10.50.0.0/16", peer_cidrs=["10.51.0.0/16"],
+        region=region, broker_host=f"rabbitmq.{region}.example.com", load_balancer_cidrs=["10.50.32.0/20"],
+        peer_cidrs=["10.51.32.0/20"],
         upstreams=[FederationUpstream(region=other, host=f"rabbitmq.{other}.example.com")],
         credentials_key="burrow/t/rabbitmq", federation_key="burrow/t/federation", reconnect_delay_seconds=1,
     )

@@ -36,9 +36,10 @@ def test_a_gitops_environment_has_no_app_stack_and_installs_flux(synthesized):
     flux = releases["flux"]
     assert (flux["chart"], flux["version"], flux["namespace"]) == ("flux2", FLUX_VERSION, "flux-system")
     sync = yaml.safe_load(terraform_unescape(releases["burrow-gitops-sync"]["values"][0]))["objects"]
-    source, kustomization = sync
+    *_tenant, source, kustomization = sync
     assert source["spec"] == {"interval": "5m", "url": "https://github.com/burrow-dev/burrow-gitops.git",
-                              "ref": {"branch": "main"}}
+                              "ref": {"branch": "main"},
+                              "verify": {"mode": "HEAD", "secretRef": {"name": "flux-signing-keys"}}}
     assert kustomization["spec"]["path"] == "./clusters/uat" and kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "burrow"}
     # Flux syncs after every other add-on: the tree uses their CRDs (KEDA, External Secrets, monitoring).
@@ -57,8 +58,8 @@ def test_the_tree_matches_snapshot(tree, snapshot):
 def test_the_tree_builds_with_kustomize_passes_strict_validation_and_holds_no_secret(synthesized, tmp_path):
     objects = check_tree(synthesized.outdir / "gitops" / "uat", "1.33", tmp_path)
     kinds = [o["kind"] for o in objects]
-    assert "Secret" not in kinds and kinds.count("HelmRelease") == 1 and kinds.count("Namespace") == 1
-    # Exactly Burrow's objects of the environment, plus the namespace and the chart's Flux objects.
+    assert "Secret" not in kinds and kinds.count("HelmRelease") == 1 and "Namespace" not in kinds
+    # Exactly Burrow's objects of the environment, plus the chart's Flux objects (the namespace is Terraform's).
     from burrow.k8s.pod_security import pod_specs, restricted_violations
 
     assert [p for o in objects for pod in pod_specs(o) for p in restricted_violations(pod)] == []
@@ -66,8 +67,11 @@ def test_the_tree_builds_with_kustomize_passes_strict_validation_and_holds_no_se
     built = {(o["kind"], o["metadata"]["name"]) for o in synthesized.objects("uat")
              if o["metadata"].get("namespace") == "burrow-uat"}
     exported = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    assert exported - built == {("Namespace", "burrow-uat"), ("OCIRepository", "rabbitmq-chart"), ("HelmRelease", "rabbitmq")}
-    assert built - exported == set()
+    assert exported - built == {("OCIRepository", "rabbitmq-chart"), ("HelmRelease", "rabbitmq")}
+    # Flux's own objects in the namespace (its tenant, source and Kustomization) are Terraform's, not the tree's.
+    assert built - exported == {("ServiceAccount", "flux-deployer"), ("Role", "flux-deployer"),
+                                ("RoleBinding", "flux-deployer"), ("GitRepository", "burrow"),
+                                ("Kustomization", "burrow-uat")}
 
 
 def test_the_check_refuses_a_broken_tree_and_a_secret(synthesized, tmp_path):

@@ -31,7 +31,8 @@ def run_example(code: str, work, pythonpath: list[str]) -> subprocess.CompletedP
 def check_orders_stack(outdir) -> None:
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
-    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "consumer"}
+    # orders-rabbitmq-scaler: the ClusterTriggerAuthentication of the scaler Secret in KEDA's namespace
+    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "consumer", "orders-rabbitmq-scaler"}
     objects = yaml.safe_load(terraform_unescape(releases["consumer"]["values"][0]))["objects"]
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -76,9 +76,9 @@ def test_the_preview_is_small(preview):
     assert values["replicaCount"] == 1 and values["persistence"]["enabled"] is False
     assert values["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
     [hpa] = objects(preview, "HorizontalPodAutoscaler")
-    [scaled] = objects(preview, "ScaledObject")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 2)
-    assert scaled["spec"]["maxReplicaCount"] == 2
+    # KEDA reads Secrets only in its own namespace, where a preview's generated password is not.
+    assert objects(preview, "ScaledObject") == []
     assert not objects(preview, "ServiceMonitor") and not objects(preview, "PrometheusRule")
 
 
@@ -101,7 +101,7 @@ def peers(policy: dict) -> list[dict]:
 def test_no_policy_admits_another_namespace_but_dns_and_keda(preview):
     """Default deny both ways; the only other namespaces named are kube-system (DNS) and keda (queue
     depth). No selector matches namespaces by a label all previews share, so previews cannot reach
-    each other."""
+    each other; the only addresses named are the cluster's private subnets, for the API server."""
     policies = objects(preview, "NetworkPolicy")
     [deny] = [p for p in policies if p["metadata"]["name"] == "default-deny"]
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []}
@@ -112,7 +112,12 @@ def test_no_policy_admits_another_namespace_but_dns_and_keda(preview):
                 labels = peer["namespaceSelector"]["matchLabels"]
                 assert list(labels) == ["kubernetes.io/metadata.name"], labels
                 named.add(labels["kubernetes.io/metadata.name"])
-            assert "ipBlock" not in peer
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            if any("ipBlock" in peer for peer in rule.get("to", [])):
+                assert {port["port"] for port in rule["ports"]} == {443, 6443}, policy
+    assert not any("ipBlock" in peer for policy in policies for rule in policy["spec"].get("ingress", [])
+                   for peer in rule.get("from", []))
     assert named == {"kube-system", "keda"}
 
 

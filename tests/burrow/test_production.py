@@ -107,20 +107,29 @@ def test_producer_scales_on_cpu(synthesized, env):
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_consumer_scales_on_queue_depth_through_keda_with_a_secret_reference(synthesized, env):
+def test_consumer_scales_on_queue_depth_through_keda_with_a_secret_in_kedas_namespace(synthesized, env):
+    """KEDA may read Secrets only in its own namespace (`restrict.secret`): the ScaledObject names a
+    ClusterTriggerAuthentication whose Secret holds the AMQP URI in `keda`, never the app's Secret."""
     scaled = objects_of(synthesized, env, "ScaledObject")["consumer"]
     [trigger] = scaled["spec"]["triggers"]
     assert trigger["type"] == "rabbitmq"
     assert trigger["metadata"] == {"protocol": "amqp", "queueName": "burrow.work", "mode": "QueueLength", "value": "50"}
     assert "host" not in trigger["metadata"] and "password" not in str(trigger)
-    auth = objects_of(synthesized, env, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
-    assert auth["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "rabbitmq-auth", "key": "rabbitmq-amqp-uri"}]
-    if env == "dev":  # Terraform generates dev's credentials
-        secret = next(iter(synthesized.stack("dev-app")["resource"]["kubernetes_secret_v1"].values()))
-        assert secret["data"]["rabbitmq-amqp-uri"].startswith("amqp://burrow:${random_password.")
-    else:  # the Secret External Secrets builds from Secrets Manager
-        template = objects_of(synthesized, env, "ExternalSecret")["rabbitmq-auth"]["spec"]["target"]["template"]
-        assert template["data"]["rabbitmq-amqp-uri"].startswith("amqp://burrow:{{ .password }}@")
+    name = f"burrow-{env}-rabbitmq"
+    assert trigger["authenticationRef"] == {"name": name, "kind": "ClusterTriggerAuthentication"}
+    assert objects_of(synthesized, env, "TriggerAuthentication") == {}
+    auth = objects_of(synthesized, env, "ClusterTriggerAuthentication")[name]
+    assert auth["spec"]["secretTargetRef"] == [{"parameter": "host", "name": name, "key": "host"}]
+    if env == "dev":  # Terraform generates dev's credentials, and writes KEDA's copy
+        secrets = synthesized.stack("dev-app")["resource"]["kubernetes_secret_v1"].values()
+        [secret] = [s for s in secrets if s["metadata"]["name"] == name]
+        assert secret["metadata"]["namespace"] == "keda"
+        assert secret["data"]["host"].startswith("amqp://burrow:${random_password.")
+    else:  # External Secrets builds it in KEDA's namespace from Secrets Manager
+        external = objects_of(synthesized, env, "ExternalSecret")[name]
+        assert external["metadata"]["namespace"] == "keda"
+        assert external["spec"]["target"]["template"]["data"]["host"] == (
+            f"amqp://burrow:{{{{ .password }}}}@rabbitmq.burrow-{env}.svc.cluster.local:5672/")
     assert (scaled["spec"]["maxReplicaCount"], scaled["spec"]["cooldownPeriod"]) == (10, 120)
 
 

@@ -26,6 +26,9 @@ DNS_KINDS = k.ChartKinds(
     when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     crds=(("externaldns.k8s.io", "DNSEndpoint"),),
 )
+INGRESS_CLASS = "alb"
+#: The annotation external-dns requires on a Service or Ingress before it reads it.
+DNS_OPT_IN = "burrow.dev/external-dns"
 SMALL = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 
 
@@ -33,9 +36,22 @@ def irsa_account(name: str, role_arn: str) -> dict:
     return {"create": True, "name": name, "annotations": {"eks.amazonaws.com/role-arn": role_arn}}
 
 
-def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
+def ingress_class_params(access: EdgeAccess, namespace: str) -> dict:
+    """What every Ingress of the `alb` class gets whatever it asks for: only Ingresses in the app
+    namespace are served (the controller refuses the others), internet-facing, with the region's
+    certificate."""
+    spec: dict = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                  "scheme": "internet-facing"}
+    if access.certificate_arn:
+        spec["certificateArn"] = [access.certificate_arn]
+    return {"create": True, "name": INGRESS_CLASS, "spec": spec}
+
+
+def load_balancer_controller(access: EdgeAccess, monitoring: bool, namespace: str) -> HelmAddOn:
     """The controller, two replicas, with WAF and Shield off (its role may not use them) and its
-    Service webhook off, so it takes only Services that ask for it (`loadBalancerClass`)."""
+    Service webhook off, so it takes only Services that ask for it (`loadBalancerClass`). Its one
+    IngressClass (`alb`) serves the app `namespace` only (`ingress_class_params`), and the old
+    `kubernetes.io/ingress.class` annotation, which would bypass the class's parameters, is off."""
     return HelmAddOn(
         name="aws-load-balancer-controller",
         repository=AWS_LOAD_BALANCER_CONTROLLER.repository,
@@ -52,6 +68,10 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "enableWaf": False,
             "enableWafv2": False,
             "enableServiceMutatorWebhook": False,
+            "ingressClass": INGRESS_CLASS,
+            "createIngressClassResource": True,
+            "ingressClassParams": ingress_class_params(access, namespace),
+            "disableIngressClassAnnotation": True,
             "podDisruptionBudget": {"maxUnavailable": 1},
             "resources": SMALL,
             "serviceMonitor": {"enabled": monitoring},
@@ -63,7 +83,9 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
 def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
     """external-dns for the environment's zone only, owning what this cluster created (TXT
     registry, owner id = the cluster's name), from annotations only: an Ingress's rule and TLS
-    hosts are ignored, so the latency-routed public name stays the global stack's."""
+    hosts are ignored, so the latency-routed public name stays the global stack's. It reads only the
+Services and Ingresses annotated `DNS_OPT_IN` (Burrow's own), so no other namespace's object can
+name itself in the zone."""
     return HelmAddOn(
         name="external-dns",
         repository=EXTERNAL_DNS.repository,
@@ -79,6 +101,7 @@ def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
             "registry": "txt",
             "txtOwnerId": access.cluster_name,
             "domainFilters": [access.zone_name],
+            "annotationFilter": f"{DNS_OPT_IN}=true",
             "extraArgs": [f"--zone-id-filter={access.zone_id}", "--aws-zone-type=public",
                           "--ignore-ingress-rules-spec", "--ignore-ingress-tls-spec"],
             "resources": SMALL,

@@ -49,12 +49,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from burrow.addons.edge import DNS_OPT_IN
 from burrow.addons.external_secrets import API_VERSION, STORE
 from burrow.config.schema import MessagingConfig, Model
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 
 AMQP_PORT = 5672
+HEALTH_CHECK_PORT = 9419  # the broker's Prometheus port: what the federation load balancer checks
 POLICY = "burrow-federation"
 DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDefinition file name
 PLUGIN = "rabbitmq_federation"
@@ -80,8 +82,9 @@ class BrokerFederation(Model):
     upstreams: list[FederationUpstream] = Field(min_length=1)
     #: This region's broker name for the other regions (external-dns writes it for the internal NLB).
     broker_host: str
-    #: This region's VPC range (the internal load balancer's addresses) and the peers' ranges.
-    vpc_cidr: str
+    #: This region's private subnets: the internal load balancer's addresses (its health checks).
+    load_balancer_cidrs: list[str]
+    #: The peer regions' private subnets, where their brokers run (the load balancer keeps their addresses).
     peer_cidrs: list[str]
     max_hops: int = 1
     prefetch: int = 100
@@ -171,7 +174,9 @@ def definitions_secret(federation: BrokerFederation, namespace: str, username: s
 def federation_service(federation: BrokerFederation, namespace: str, release_name: str,
                        pod_labels: dict[str, str]) -> k8s.K8sObject:
     """The broker's AMQP port on an internal network load balancer (AWS Load Balancer Controller,
-    IP targets), reachable only from the peered regions' networks, named by external-dns."""
+    IP targets), reachable only from the peer regions' broker subnets, named by external-dns. The
+    load balancer keeps the client's address, so the brokers' NetworkPolicy sees the peer broker
+    itself; it checks the targets on the metrics port (TCP), so its own addresses never need AMQP."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -183,7 +188,11 @@ def federation_service(federation: BrokerFederation, namespace: str, release_nam
                 "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
                 "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
                 "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+                "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "tcp",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": str(HEALTH_CHECK_PORT),
                 "external-dns.alpha.kubernetes.io/hostname": federation.broker_host,
+                DNS_OPT_IN: "true",
             },
         },
         "spec": {
@@ -197,9 +206,12 @@ def federation_service(federation: BrokerFederation, namespace: str, release_nam
 
 
 def federation_rules(federation: BrokerFederation) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(ingress, egress) NetworkPolicy rules of the brokers for federation: AMQP in from the load
-    balancer's addresses (this VPC), AMQP out to the other regions' load balancers (their VPCs)."""
-    ingress = [{"from": [{"ipBlock": {"cidr": federation.vpc_cidr}}], "ports": k8s.tcp_ports(AMQP_PORT)}]
+    """(ingress, egress) NetworkPolicy rules of the brokers for federation: AMQP in from the peer
+    regions' broker subnets (client addresses preserved), the health check in from the load
+    balancer's subnets, AMQP out to the other regions' load balancers (in their broker subnets)."""
+    ingress = [{"from": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQP_PORT)},
+               {"from": [{"ipBlock": {"cidr": cidr}} for cidr in federation.load_balancer_cidrs],
+                "ports": k8s.tcp_ports(HEALTH_CHECK_PORT)}]
     egress = [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQP_PORT)}]
     return ingress, egress
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from cdktf import ITerraformDependable
 
+from burrow.addons.edge import DNS_OPT_IN, INGRESS_CLASS
 from burrow.config.schema import IngressConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -28,7 +29,6 @@ from burrow.policy.guardrails import Guardrails
 from burrow.spi import EdgeAccess
 from constructs import Construct
 
-INGRESS_CLASS = "alb"
 PUBLIC_PATHS = GUARDED_PATHS
 READINESS_PATH = "/ready"
 
@@ -44,6 +44,7 @@ def producer_ingress(name: str, namespace: str, service: str, port: int, edge: E
         "alb.ingress.kubernetes.io/inbound-cidrs": ",".join(config.allowed_cidrs),
         "alb.ingress.kubernetes.io/load-balancer-attributes": "routing.http.drop_invalid_header_fields.enabled=true",
         "external-dns.alpha.kubernetes.io/hostname": edge.region_host,
+        DNS_OPT_IN: "true",
     }
     spec: dict[str, Any] = {"ingressClassName": INGRESS_CLASS}
     if config.tls:
@@ -65,11 +66,12 @@ def producer_ingress(name: str, namespace: str, service: str, port: int, edge: E
     }
 
 
-def load_balancer_policy(name: str, namespace: str, pod_labels: dict[str, str], vpc_cidr: str,
+def load_balancer_policy(name: str, namespace: str, pod_labels: dict[str, str], subnet_cidrs: list[str],
                          port: int | str) -> k8s.K8sObject:
-    """Lets the ALB (its addresses are in the region's VPC) reach the producer's HTTP port."""
-    return k8s.network_policy(name, namespace, pod_labels,
-                              ingress=[{"from": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": k8s.tcp_ports(port)}])
+    """Lets the internet-facing ALB (its addresses are in the region's public subnets, where no pod
+    runs) reach the producer's HTTP port."""
+    return k8s.network_policy(name, namespace, pod_labels, ingress=[
+        {"from": [{"ipBlock": {"cidr": cidr}} for cidr in subnet_cidrs], "ports": k8s.tcp_ports(port)}])
 
 
 class PublicIngress(DeliversObjects, Construct):

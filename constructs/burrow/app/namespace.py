@@ -8,17 +8,13 @@ from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV
 
 from burrow.config.schema import NamespaceQuota
 from burrow.k8s import objects as k8s
-from burrow.k8s.objects import MANAGED_BY
+from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
+from burrow.k8s.pod_security import admission_labels
 from burrow.k8s.release import KubernetesObjects
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from constructs import Construct
-
-PSA_LEVEL = "restricted"
-
-
-DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 
 
 def quota_objects(namespace: str, quota: NamespaceQuota) -> list[dict]:
@@ -78,7 +74,7 @@ class AppNamespace(Construct):
         labels = {
             **(labels or {}),
             **MANAGED_BY,
-            **{f"pod-security.kubernetes.io/{mode}": PSA_LEVEL for mode in ("enforce", "audit", "warn")},
+            **admission_labels(),
         }
         self.labels = labels
         self.resource = NamespaceV1(

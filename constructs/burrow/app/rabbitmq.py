@@ -20,6 +20,7 @@ from cdktf_cdktf_provider_random.password import Password
 from cdktf_cdktf_provider_random.provider import RandomProvider
 from pydantic import Field
 
+from burrow.addons import keda
 from burrow.addons import kinds as k
 from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
 from burrow.app import federation as fed
@@ -40,11 +41,25 @@ AMQP_PORT = 5672
 AMQPS_PORT = 5671
 METRICS_PORT = 9419
 CLUSTER_PORTS = (4369, 25672)  # epmd and Erlang distribution between broker pods
+KEDA_OPERATOR = {"app.kubernetes.io/name": "keda-operator"}  # the KEDA chart's operator pods
 API_SERVER_PORTS = (443, 6443)  # Kubernetes peer discovery asks the API server for its peers
-URI_KEY = "rabbitmq-amqp-uri"  # full AMQP URI with credentials, for KEDA's TriggerAuthentication
+URI_KEY = "rabbitmq-amqp-uri"  # full AMQP URI with credentials, for clients that take one string
 USERNAME_KEY = "rabbitmq-username"
 PASSWORD_KEY = "rabbitmq-password"  # the Bitnami chart's default key for auth.existingPasswordSecret
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"  # the chart's default key for auth.existingErlangSecret
+
+RELEASE_NAME = "rabbitmq"
+
+
+def service_host(release_name: str, namespace: str) -> str:
+    """The in-cluster DNS name of a broker's Service (what clients connect to)."""
+    return f"{release_name}.{namespace}.svc.cluster.local"
+
+
+def amqp_uri(username: str, password: str, host: str) -> str:
+    """The AMQP URI with credentials (`password` may be a template expression)."""
+    return f"amqp://{username}:{password}@{host}:{AMQP_PORT}/"
+
 
 # The security context of containers Burrow adds to the broker pods (Pod Security `restricted`), with
 # the user the chart runs the broker as, so both read the Erlang cookie they share.
@@ -94,7 +109,7 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     values Burrow derives from the typed fields (which therefore always win).
     """
 
-    release_name: str = Field(default="rabbitmq", pattern=r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+    release_name: str = Field(default=RELEASE_NAME, pattern=r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
     values: Sequence[Mapping[str, Any]] = ()
     #: Spread brokers over availability zones (set when the cluster spans several).
     zone_spread: bool = False
@@ -104,6 +119,10 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     monitoring_namespace: str | None = None
     #: Namespace of the KEDA operator, allowed to read queue depth over AMQP.
     keda_namespace: str | None = "keda"
+    #: Where the Kubernetes API answers (the EKS endpoint's interfaces are in the private subnets);
+    #: the brokers' peer discovery may reach only these on 443. default: any address (a cluster whose
+    #: API addresses Burrow does not know, such as kind)
+    api_server_cidrs: Sequence[str] = ()
     #: Ship the broker's PrometheusRule (node down, partition, memory and disk alarms).
     alerts: bool = False
     #: The AWS Secrets Manager secret (JSON fields `password`, `erlang_cookie`) that External Secrets
@@ -212,13 +231,15 @@ class RabbitMqBroker(Construct):
         return {
             USERNAME_KEY: username,
             PASSWORD_KEY: password,
-            URI_KEY: f"amqp://{username}:{password}@{self.host}:{AMQP_PORT}/",
+            URI_KEY: amqp_uri(username, password, self.host),
         }
 
     def _generated_secret(self, namespace: AppNamespace) -> ITerraformDependable:
         random = stack_singleton(self, "random", lambda stack, id: RandomProvider(stack, id))
         password = Password(self, "password", length=32, special=False, provider=random)
         erlang_cookie = Password(self, "erlang-cookie", length=64, special=False, provider=random)
+        if self.props.keda_namespace:
+            self._scaler_secret(password.result, namespace)
         return SecretV1(
             self,
             "auth",
@@ -228,6 +249,18 @@ class RabbitMqBroker(Construct):
             provider=ClusterInfo.providers_of(self).kubernetes,
             depends_on=[namespace.resource],
         )
+
+    def _scaler_secret(self, password: str, namespace: AppNamespace) -> None:
+        """KEDA reads Secrets in its own namespace only: the AMQP URI there, and the
+        ClusterTriggerAuthentication naming it (with Secrets Manager, the add-ons stack builds both)."""
+        name = keda.scaler_auth_name(self.namespace)
+        providers = ClusterInfo.providers_of(self)
+        SecretV1(self, "scaler-auth", metadata=SecretV1Metadata(name=name, namespace=self.props.keda_namespace,
+                                                                 labels=dict(MANAGED_BY)),
+                 data={keda.SCALER_KEY: amqp_uri(self.props.username, password, self.host)}, type="Opaque",
+                 provider=providers.kubernetes)
+        KubernetesObjects(self, "scaler-auth-objects", release_name=f"{name}-scaler", namespace=self.props.keda_namespace,
+                          objects=[keda.scaler_auth(self.namespace)], depends_on=[namespace.resource])
 
     def _external_secret(self, namespace: AppNamespace) -> ITerraformDependable:
         template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
@@ -269,22 +302,24 @@ class RabbitMqBroker(Construct):
         return (AMQP_PORT, AMQPS_PORT) if self.props.tls else (AMQP_PORT,)
 
     def network_policy(self) -> dict[str, Any]:
-        """Who may talk to the brokers: clients and KEDA over AMQP, the brokers among themselves,
-        the monitoring namespace on the metrics port; brokers may reach each other and the API server."""
+        """Who may talk to the brokers: labelled clients of the namespace and KEDA's operator over
+        AMQP, the brokers among themselves, Prometheus on the metrics port, the peer regions'
+        brokers (federation); brokers may reach each other, the API server (peer discovery) and,
+        federated, the peer regions' load balancers. Nothing else, on no other port."""
         ingress = [
             {"from": [k8s.peer_pods(self.client_labels)], "ports": k8s.tcp_ports(*self.amqp_ports)},
             {"from": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)},
         ]
         if self.props.keda_namespace:
-            ingress.append({"from": [k8s.peer_namespace(self.props.keda_namespace)], "ports": k8s.tcp_ports(AMQP_PORT)})
+            ingress.append({"from": [k8s.peer_in_namespace(self.props.keda_namespace, KEDA_OPERATOR)],
+                            "ports": k8s.tcp_ports(AMQP_PORT)})
         if self.props.monitoring_namespace:
-            ingress.append(
-                {"from": [k8s.peer_namespace(self.props.monitoring_namespace)], "ports": k8s.tcp_ports(METRICS_PORT)}
-            )
-        egress = [
-            {"to": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)},
-            {"ports": k8s.tcp_ports(*API_SERVER_PORTS)},
-        ]
+            ingress.append({"from": [k8s.peer_in_namespace(self.props.monitoring_namespace, k8s.PROMETHEUS)],
+                            "ports": k8s.tcp_ports(METRICS_PORT)})
+        api_server: dict[str, Any] = {"ports": k8s.tcp_ports(*API_SERVER_PORTS)}
+        if self.props.api_server_cidrs:
+            api_server["to"] = [{"ipBlock": {"cidr": cidr}} for cidr in self.props.api_server_cidrs]
+        egress = [{"to": [k8s.peer_pods(self.pod_labels)], "ports": k8s.tcp_ports(*CLUSTER_PORTS, AMQP_PORT)}, api_server]
         if self.props.federation is not None:
             links_in, links_out = fed.federation_rules(self.props.federation)
             ingress += links_in
@@ -314,14 +349,10 @@ class RabbitMqBroker(Construct):
             },
         }
 
-    def uri_secret_ref(self) -> tuple[str, str]:
-        """(secret name, key) of the AMQP URI with credentials, for clients that take one string."""
-        return self.secret_name, URI_KEY
-
     @property
     def host(self) -> str:
         """The in-cluster DNS name clients connect to (the chart's Service)."""
-        return f"{self.props.release_name}.{self.namespace}.svc.cluster.local"
+        return service_host(self.props.release_name, self.namespace)
 
     @property
     def port(self) -> int:

@@ -13,6 +13,7 @@ from typing import Literal
 from cdktf import ITerraformDependable
 from pydantic import Field, model_validator
 
+from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker
 from burrow.config.schema import (
@@ -193,10 +194,10 @@ class QueueWorker(DeliversObjects, Construct):
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
         """The worker may reach its broker over AMQP; its HTTP port is open to its own namespace and
-        to the monitoring namespace."""
+        to Prometheus."""
         sources = [{"podSelector": {}}]
         if self.props.monitoring_namespace:
-            sources.append(k8s.peer_namespace(self.props.monitoring_namespace))
+            sources.append(k8s.peer_in_namespace(self.props.monitoring_namespace, k8s.PROMETHEUS))
         return k8s.network_policy(
             self.name,
             namespace,
@@ -208,15 +209,8 @@ class QueueWorker(DeliversObjects, Construct):
     def queue_autoscaler(
         self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker, scaling: QueueAutoscalingConfig
     ) -> list[k8s.K8sObject]:
-        """A KEDA ScaledObject on the worker's queue depth, authenticated through a Secret reference."""
-        secret, key = broker.uri_secret_ref()
-        auth_name = f"{self.name}-rabbitmq"
-        trigger_auth = {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "TriggerAuthentication",
-            "metadata": k8s.metadata(auth_name, namespace, labels),
-            "spec": {"secretTargetRef": [{"parameter": "host", "name": secret, "key": key}]},
-        }
+        """A KEDA ScaledObject on the worker's queue depth, authenticated by the broker's
+        ClusterTriggerAuthentication (KEDA reads Secrets only in its own namespace)."""
         scaled = {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
@@ -236,12 +230,13 @@ class QueueWorker(DeliversObjects, Construct):
                             "mode": "QueueLength",
                             "value": str(scaling.queue_length),
                         },
-                        "authenticationRef": {"name": auth_name},
+                        "authenticationRef": {"name": keda.scaler_auth_name(namespace),
+                                              "kind": "ClusterTriggerAuthentication"},
                     }
                 ],
             },
         }
-        return [trigger_auth, scaled]
+        return [scaled]
 
     @staticmethod
     def broker_env(broker: RabbitMqBroker, messaging: MessagingConfig) -> dict[str, str]:

@@ -154,7 +154,7 @@ class PublicEntry(Construct):
             records.add_override(
                 "for_each", "${{ for option in " + self.certificate.fqn + ".domain_validation_options : "
                 "option.domain_name => option }}")
-            AcmCertificateValidation(
+            validated = AcmCertificateValidation(
                 self, "validated", certificate_arn=self.certificate.arn,
                 validation_record_fqdns=Token.as_list(TerraformIterator.from_resources(records).pluck_property("fqdn")),
             )
@@ -168,6 +168,7 @@ class PublicEntry(Construct):
         self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
         IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id))
         self.access = EdgeAccess(
+            certificate_arn=validated.certificate_arn if tls else None,
             cluster_name=name, region=region, vpc_id=vpc_id, load_balancer_role_arn=self.load_balancer_role.arn,
             dns_role_arn=self.dns_role.arn, zone_id=zone_id, zone_name=zone_name, host=host, region_host=region_host,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from cdktf import Fn
@@ -39,9 +38,8 @@ def plan_subnets(config: NetworkConfig) -> list[SubnetPlan]:
     Public subnets take the first blocks, private ones the blocks after them; the schema
     already checked that they fit.
     """
-    blocks = list(ipaddress.IPv4Network(config.vpc_cidr).subnets(new_prefix=config.subnet_prefix_length))
-    zones = config.availability_zones
-    return [SubnetPlan(i, str(blocks[i]), str(blocks[zones + i])) for i in range(zones)]
+    return [SubnetPlan(i, public, private)
+            for i, (public, private) in enumerate(zip(config.public_subnet_cidrs, config.private_subnet_cidrs, strict=True))]
 
 
 class Network(Construct):

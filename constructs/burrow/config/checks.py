@@ -142,6 +142,9 @@ def delivery_problems(env: EnvironmentConfig) -> list[Problem]:
     if not env.on_aws:
         return [(("delivery",), "gitops", "GitOps keeps the broker's credentials out of Git through External Secrets, "
                  "which only EKS environments have; use delivery: terraform here")]
+    if not env.gitops.signing_keys:
+        return [(("gitops", "signing_keys"), [], "Flux applies only signed commits: list the ASCII-armored OpenPGP "
+                 "public key of each signer of the GitOps repository (gpg --armor --export <key id>)")]
     return []
 
 

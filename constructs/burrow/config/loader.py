@@ -139,7 +139,7 @@ def load_environment(name: str, env_dir: Path) -> EnvironmentConfig:
     def source_of(key: tuple[str, ...], value: object) -> Path:
         # a problem inside a region entry comes from the file that lists the regions
         found = _has_path(override, key[:2] if key[0] == "regions" else key)
-        return env_file if found or value is None else defaults_file
+        return env_file if found or value is None or value == [] else defaults_file
 
     problems = deployability_problems(env) + region_problems(env)
     if not problems and env.regions:

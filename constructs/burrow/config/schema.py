@@ -345,6 +345,21 @@ class NetworkConfig(Model):
             )
         return self
 
+    def _blocks(self) -> list[str]:
+        blocks = ipaddress.IPv4Network(self.vpc_cidr).subnets(new_prefix=self.subnet_prefix_length)
+        return [str(block) for _, block in zip(range(2 * self.availability_zones), blocks, strict=False)]
+
+    @property
+    def public_subnet_cidrs(self) -> list[str]:
+        """One per zone, the VPC's first blocks: where internet-facing load balancers take their addresses."""
+        return self._blocks()[: self.availability_zones]
+
+    @property
+    def private_subnet_cidrs(self) -> list[str]:
+        """One per zone, the blocks after the public ones: nodes, pods (VPC CNI), internal load
+        balancers and the EKS API's network interfaces."""
+        return self._blocks()[self.availability_zones :]
+
 
 class RegistryConfig(Model):
     """ECR repositories for Burrow's own images."""
@@ -627,6 +642,10 @@ GIT_URL = re.compile(
 )
 
 
+PGP_PUBLIC_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+PGP_PUBLIC_END = "-----END PGP PUBLIC KEY BLOCK-----"
+
+
 class GitOpsConfig(Model):
     """Where Flux reads an environment's app layer from (`delivery: gitops`)."""
 
@@ -636,8 +655,22 @@ class GitOpsConfig(Model):
     #: Folder in the repository that holds `make gitops-export`'s tree. default: clusters/<env>
     path: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")] | None = None
     interval: Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")] = "5m"
-    #: A Secret in flux-system with the repository's credentials (deploy key, token); none for public.
+    #: A Secret in the app namespace with the repository's credentials (deploy key, token); none for public.
     secret_name: DnsLabel | None = None
+    #: ASCII-armored OpenPGP public keys (`gpg --armor --export <key id>`) of whoever signs the
+    #: repository's commits: Flux applies a commit only when its signature verifies against one of
+    #: them. Required with `delivery: gitops`.
+    signing_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _public_keys(cls, values: list[str]) -> list[str]:
+        for value in values:
+            text = value.strip()
+            if not (text.startswith(PGP_PUBLIC_BEGIN) and text.endswith(PGP_PUBLIC_END)):
+                raise ValueError(f"not an ASCII-armored OpenPGP public key: each entry starts with {PGP_PUBLIC_BEGIN} "
+                                 f"and ends with {PGP_PUBLIC_END} (a private key never goes here)")
+        return values
 
     @field_validator("repository")
     @classmethod

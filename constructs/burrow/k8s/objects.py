@@ -242,6 +242,11 @@ def cpu_autoscaler(
     }
 
 
+DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+#: The labels of the Prometheus pods the Prometheus operator runs (kube-prometheus-stack).
+PROMETHEUS = {"app.kubernetes.io/name": "prometheus"}
+
+
 def network_policy(
     name: str,
     namespace: str,
@@ -274,6 +279,11 @@ def peer_pods(labels: Mapping[str, str]) -> dict[str, Any]:
 
 def peer_namespace(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def peer_in_namespace(namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The pods with `labels` in `namespace` (one peer: both selectors must match)."""
+    return {**peer_namespace(namespace), **peer_pods(labels)}
 
 
 def tcp_ports(*ports: int | str) -> list[dict[str, Any]]:

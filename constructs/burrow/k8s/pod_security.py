@@ -13,6 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+PSA_LEVEL = "restricted"
+
+
+def admission_labels(level: str = PSA_LEVEL) -> dict[str, str]:
+    """The namespace labels that make Pod Security Admission enforce, audit and warn at `level`."""
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+
+
 # Volume types the restricted profile allows.
 ALLOWED_VOLUMES = frozenset(
     {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}

@@ -72,3 +72,20 @@ def expressions(objects: Sequence[K8sObject]) -> list[str]:
             for text in obj["data"].values():
                 found += [t["expr"] for panel in json.loads(text)["panels"] for t in panel.get("targets", [])]
     return found
+
+
+#: kube-prometheus-stack's Grafana service account (release `kube-prometheus-stack`).
+GRAFANA_SERVICE_ACCOUNT = "kube-prometheus-stack-grafana"
+
+
+def dashboard_reader(namespace: str, labels: Mapping[str, str], monitoring_namespace: str) -> list[K8sObject]:
+    """A Role and RoleBinding letting Grafana's dashboard sidecar read ConfigMaps (never Secrets) of
+    `namespace`: its chart grants it nothing outside the monitoring namespace."""
+    name = "grafana-dashboard-reader"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata(name, namespace, labels),
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(name, namespace, labels),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": GRAFANA_SERVICE_ACCOUNT, "namespace": monitoring_namespace}]},
+    ]

@@ -9,11 +9,13 @@ from burrow.addons.edge import external_dns, load_balancer_controller
 from burrow.addons.external_secrets import ExternalSecretsAddOn
 from burrow.addons.flux import FluxAddOn
 from burrow.addons.karpenter import KarpenterAddOn
-from burrow.addons.keda import keda
+from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
+from burrow.addons.keda import keda, scaler_credentials
 from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
 from burrow.addons.storage import EbsStorageClasses
 from burrow.addons.velero import VeleroAddOn
+from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
@@ -27,28 +29,34 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     whose cloud side made room for them gets Karpenter and Velero."""
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
-        readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []))
+        readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []),
+                   *([KEDA_NAMESPACE] if env.addons.keda.enabled else []))
         chosen.append(ExternalSecretsAddOn(cluster.secrets, readers))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:
         chosen.append(metrics_server())
+    cluster_cidrs = tuple(env.network.private_subnet_cidrs) if env.on_aws else ()
     if env.addons.keda.enabled:
-        chosen.append(keda())
+        scalers = ()
+        if cluster is not None and cluster.secrets is not None:  # else the app stack writes KEDA's Secret
+            uri = amqp_uri(env.rabbitmq.username, "{{ .password }}", service_host(RELEASE_NAME, env.namespace))
+            scalers = tuple(scaler_credentials(env.namespace, cluster.secrets.secret("rabbitmq"), uri))
+        chosen.append(keda(scalers))
     if env.monitoring.enabled:
-        chosen.append(MonitoringAddOn(env.monitoring))
+        chosen.append(MonitoringAddOn(env.monitoring, dashboard_namespaces=(env.namespace,), cluster_cidrs=cluster_cidrs))
         if env.monitoring.loki.enabled:
             chosen += [loki(env.monitoring), promtail(env.monitoring)]
     autoscaling = cluster.node_autoscaling if cluster is not None else None
     if autoscaling is not None and env.karpenter is not None:
         chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
     if cluster is not None and cluster.edge is not None:
-        chosen += [load_balancer_controller(cluster.edge, env.monitoring.enabled),
+        chosen += [load_balancer_controller(cluster.edge, env.monitoring.enabled, env.namespace),
                    external_dns(cluster.edge, env.monitoring.enabled)]
     if cluster is not None and cluster.backups is not None:
         chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled))
     if env.delivery == "gitops" and env.gitops is not None:
-        chosen.append(FluxAddOn(env.gitops, env.name))  # last: what it syncs needs every CRD above
+        chosen.append(FluxAddOn(env.gitops, env.name, env.namespace))  # last: what it syncs needs every CRD above
     return chosen
 
 

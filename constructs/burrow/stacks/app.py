@@ -17,7 +17,7 @@ from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
-from burrow.monitoring.objects import alertmanager_config, dashboard_config_map
+from burrow.monitoring.objects import alertmanager_config, dashboard_config_map, dashboard_reader
 from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo, SecretsAccess
 from burrow.stacks.base import BurrowStack
@@ -41,7 +41,8 @@ def broker_federation(env: EnvironmentConfig, secrets: SecretsAccess) -> BrokerF
     return BrokerFederation(
         mode=config.mode, region=env.aws.region, broker_host=broker_host(env, env.aws.region),
         upstreams=[FederationUpstream(region=r, host=broker_host(env, r)) for r in peers],
-        vpc_cidr=env.network.vpc_cidr, peer_cidrs=[env.in_region(r).network.vpc_cidr for r in peers],
+        load_balancer_cidrs=env.network.private_subnet_cidrs,
+        peer_cidrs=[cidr for r in peers for cidr in env.in_region(r).network.private_subnet_cidrs],
         max_hops=config.max_hops, prefetch=config.prefetch, reconnect_delay_seconds=config.reconnect_delay_seconds,
         credentials_key=secrets.secret("rabbitmq"), federation_key=secrets.secret("federation"),
     )
@@ -86,6 +87,7 @@ class AppLayer(BurrowStack):
                 node_selector=workload_node_selector(env, broker=True),
                 monitoring_namespace=self.monitoring_namespace,
                 keda_namespace="keda" if env.addons.keda.enabled else None,
+                api_server_cidrs=env.network.private_subnet_cidrs if env.on_aws else (),
                 alerts=env.monitoring.enabled,
                 credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
                 generate_credentials_in_cluster=in_cluster_credentials,
@@ -125,7 +127,7 @@ class AppLayer(BurrowStack):
             self, "ingress", namespace=env.namespace,
             objects=[producer_ingress(producer.name, env.namespace, producer.name, HTTP_PORT, self.cluster.edge, env.ingress),
                      load_balancer_policy(f"{producer.name}-from-load-balancer", env.namespace, labels,
-                                          env.network.vpc_cidr, "http")],
+                                          env.network.public_subnet_cidrs, "http")],
             depends_on=[self.namespace.resource],
         )
 
@@ -133,7 +135,8 @@ class AppLayer(BurrowStack):
         """The stack's dashboard and, when a receiver is configured, where its alerts go."""
         labels = {**MANAGED_BY, "app.kubernetes.io/part-of": "burrow"}
         board = dashboard(env.namespace, env.messaging.queue, self.consumer.name, self.broker.props.release_name)
-        objects = [dashboard_config_map("burrow-dashboard", env.namespace, labels, board)]
+        objects = [dashboard_config_map("burrow-dashboard", env.namespace, labels, board),
+                   *dashboard_reader(env.namespace, labels, env.monitoring.namespace)]
         if env.monitoring.receiver:
             objects.append(alertmanager_config(env.namespace, labels, env.monitoring.receiver))
         return KubernetesObjects(
