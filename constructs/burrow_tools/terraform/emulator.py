@@ -430,6 +430,10 @@ def rehearse(env_name: str) -> None:
         with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
             outdir = Path(tmp)
             step(f"emulator on {emulator.url}; synthesizing {env_name} ({', '.join(config.region_names)})")
+            # The account's prerequisites (docs/iam.md): the EC2 Spot service-linked role, which
+            # Burrow checks for and never creates.
+            emulator.client("iam", region).create_service_linked_role(AWSServiceName="spot.amazonaws.com")
+            step("account prerequisite: the EC2 Spot service-linked role exists")
             before = {view.aws.region: emulator.inventory(view.aws.region) for view in views}
             synthesize(env_name, outdir, emulator.url)
             tf_env = terraform_env(outdir, find_mirror())
