@@ -21,8 +21,9 @@ references are `../shared/upstream/` (the AWS Load Balancer Controller's `iam_po
 Karpenter's CloudFormation template) and, for Velero's AWS plugin and external-dns, whose
 references are prose documentation, the action lists transcribed below with their provenance.
 
-The function API (`check`, `reference_grants`, `burrow_grants`, `upstream_dir`) is what the
-tests and the first-deploy rehearsal call.
+The function API (`check_all`, `check`, `reference_grants`, `burrow_grants`, `upstream_dir`) is
+what the tests and the first-deploy rehearsal call; `python -m burrow_tools.iam_conformance
+[cdktf.out]` checks a synthesized folder (exit 1 on a difference, 2 without stacks or references).
 """
 
 from __future__ import annotations
@@ -502,3 +503,38 @@ def declared_markdown(declared: Sequence[Declared], controller: str) -> str:
         if row.controller == controller
     ]
     return "\n".join(lines)
+
+
+def check_all(stacks: Mapping[str, dict], upstream: Path) -> list[Conformance]:
+    """Every controller's policy in every stack that has it, against its reference at the pinned version."""
+    return [
+        check(controller, spec.pinned, stacks, stack, upstream)
+        for controller, spec in CONTROLLERS.items()
+        for stack in stacks
+        if burrow_policy(stacks, stack, controller)
+    ]
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m burrow_tools.iam_conformance [cdktf.out]`: check a synthesized output folder."""
+    outdir = Path(argv[0] if argv else "cdktf.out")
+    stacks = {path.parent.name: json.loads(path.read_text()) for path in sorted(outdir.glob("stacks/*/cdk.tf.json"))}
+    if not stacks:
+        print(f"iam-conformance: no synthesized stacks in {outdir}/stacks (run make synth first)")
+        return 2
+    try:
+        results = check_all(stacks, upstream_dir(Path(__file__).resolve().parents[2]))
+    except UpstreamMissing as error:
+        print(f"iam-conformance: {error}")
+        return 2
+    for result in results:
+        print(result.summary())
+        for problem in result.problems():
+            print(f"  {problem}")
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

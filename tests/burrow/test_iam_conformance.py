@@ -15,10 +15,12 @@ from burrow_tools.iam_conformance import (
     burrow_grants,
     burrow_policy,
     check,
+    check_all,
     compare,
     declared_markdown,
     karpenter_interruption_events,
     karpenter_node_policies,
+    main,
     upstream_dir,
 )
 from burrow_tools.iam_narrowings import DECLARED
@@ -174,3 +176,16 @@ def test_karpenter_node_role_has_the_reference_managed_policies(synthesized, ups
         attachments = synthesized.stacks[stack]["resource"]["aws_iam_role_policy_attachment"].values()
         attached = {a["policy_arn"].rsplit("/", 1)[1] for a in attachments if "karpenter_node-role" in a["role"]}
         assert attached == expected, stack
+
+
+def test_check_all_covers_every_role_policy_at_the_pinned_versions(synthesized, upstream):
+    results = check_all(synthesized.stacks, upstream)
+    assert all(result.ok for result in results)
+    assert {(r.controller, r.stack) for r in results} == {
+        (controller, stack) for controller in CONTROLLERS for stack in stacks_with(synthesized, controller)
+    }
+
+
+def test_the_command_refuses_a_folder_without_stacks(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no synthesized stacks" in capsys.readouterr().out
