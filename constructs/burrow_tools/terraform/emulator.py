@@ -311,7 +311,9 @@ def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: st
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rules = [r["Name"] for r in events.list_rules(NamePrefix=f"{queue}-")["Rules"]]
     untargeted = [r for r in rules if arn not in {t["Arn"] for t in events.list_targets_by_rule(Rule=r)["Targets"]}]
-    if len(rules) != 4 or untargeted:
+    from burrow.cluster.karpenter import INTERRUPTION_EVENTS  # noqa: PLC0415 - loads the AWS bindings
+
+    if len(rules) != len(INTERRUPTION_EVENTS) or untargeted:
         raise RuntimeError(f"interruption rules: {rules}; not sending to {queue}: {untargeted}")
     bucket = f"burrow-{env_name}-backups-{account_id}"
     [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
