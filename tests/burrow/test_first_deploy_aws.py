@@ -99,10 +99,15 @@ def test_spot_environments_check_for_the_service_linked_role(synthesized):
     for name, spot in (("qa-cluster", True), ("uat-cluster", True), ("prod-cluster", False)):
         checks = synthesized.stack(name).get("data", {}).get("aws_iam_roles", {}).values()
         assert len(checks) == int(spot), name
-        for check in checks:
+        for key, check in synthesized.stack(name).get("data", {}).get("aws_iam_roles", {}).items():
             assert check["path_prefix"] == SPOT_ROLE_PATH
-            [condition] = check["lifecycle"]["postcondition"]
-            assert condition["condition"] == "${length(self.names) > 0}"
+            [role] = [
+                r
+                for r in synthesized.stack(name)["resource"]["aws_iam_role"].values()
+                if r["name"].endswith("-karpenter")
+            ]
+            [condition] = role["lifecycle"]["precondition"]
+            assert condition["condition"] == f"${{length(data.aws_iam_roles.{key}.names) > 0}}"
             assert (
                 "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" in condition["error_message"]
             )

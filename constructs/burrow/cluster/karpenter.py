@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdktf import Postcondition, TerraformResourceLifecycle
+from cdktf import Precondition, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktf_cdktf_provider_aws.data_aws_iam_roles import DataAwsIamRoles
@@ -183,16 +183,18 @@ class NodeAutoscaling(Construct):
                                   arn=self.queue.arn)
             self.rules[event] = rule
         trust = irsa_trust(self, "controller-trust", cluster.oidc_provider.arn, cluster.issuer, SERVICE_ACCOUNT_SUBJECT)
-        self.controller_role = IamRole(self, "controller", name=f"{name}-karpenter", assume_role_policy=trust.json)
+        # With Spot, the controller role (what launches it) requires the account's Spot role, checked
+        # at every plan; Terraform stops with SPOT_ROLE_MISSING before changing anything.
+        self.spot_role_check = DataAwsIamRoles(self, "spot-service-linked-role", path_prefix=SPOT_ROLE_PATH) if spot else None
+        lifecycle = TerraformResourceLifecycle(precondition=[Precondition(
+            condition=f"${{length({self.spot_role_check.fqn}.names) > 0}}", error_message=SPOT_ROLE_MISSING,
+        )]) if self.spot_role_check else None
+        self.controller_role = IamRole(self, "controller", name=f"{name}-karpenter", assume_role_policy=trust.json,
+                                       lifecycle=lifecycle)
         IamRolePolicy(
             self, "controller-policy", role=self.controller_role.name, name="karpenter-controller",
             policy=controller_policy(name, region, account_id, self.queue.arn, self.node_role.arn),
         )
-        self.spot_role_check = DataAwsIamRoles(
-            self, "spot-service-linked-role", path_prefix=SPOT_ROLE_PATH,
-            lifecycle=TerraformResourceLifecycle(postcondition=[Postcondition(
-                condition="${length(self.names) > 0}", error_message=SPOT_ROLE_MISSING)]),
-        ) if spot else None
         Ec2Tag(self, "security-group-discovery",
                resource_id=cluster.cluster.vpc_config.cluster_security_group_id, key=DISCOVERY_TAG, value=name)
         self.access = NodeAutoscalingAccess(
