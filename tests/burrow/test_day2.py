@@ -141,10 +141,11 @@ def test_interruptions_reach_karpenter_through_its_queue(synthesized, env_name):
     assert queue["name"] == f"burrow-{env_name}-karpenter"
     assert queue["message_retention_seconds"] == 300 and queue["sqs_managed_sse_enabled"] is True
     patterns = sorted(json.loads(r["event_pattern"])["detail-type"][0] for r in resources(cluster, "aws_cloudwatch_event_rule").values())
-    assert patterns == ["AWS Health Event", "EC2 Instance Rebalance Recommendation",
-                        "EC2 Instance State-change Notification", "EC2 Spot Instance Interruption Warning"]
+    assert patterns == ["AWS Health Event", "EC2 Capacity Reservation Instance Interruption Warning",
+                        "EC2 Instance Rebalance Recommendation", "EC2 Instance State-change Notification",
+                        "EC2 Spot Instance Interruption Warning"]
     targets = resources(cluster, "aws_cloudwatch_event_target").values()
-    assert len(targets) == 4 and all("aws_sqs_queue" in t["arn"] for t in targets)
+    assert len(targets) == 5 and all("aws_sqs_queue" in t["arn"] for t in targets)
     [queue_policy] = resources(cluster, "aws_sqs_queue_policy").values()
     statements = policy(queue_policy)["Statement"]
     assert statements[0]["Principal"]["Service"] == ["events.amazonaws.com", "sqs.amazonaws.com"]

@@ -89,7 +89,7 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
         region, prefix = view.aws.region, view.stack_prefix
         assert f"credentials: {3 + len(shared)} values in {2 + len(shared)} secrets ({secrets}) in {region}; " \
             "none in" in printed
-        assert f"day 2: burrow-{prefix}-karpenter receives 4 EventBridge rules; burrow-{prefix}-backups-" \
+        assert f"day 2: burrow-{prefix}-karpenter receives 5 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
     if config.multi_region:  # prod: two regions, the global stack first, federation's peering
         assert f"{env}-global: init + apply" in printed

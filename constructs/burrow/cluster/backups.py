@@ -30,7 +30,7 @@ def velero_policy(bucket_arn: str, key_arn: str, region: str, account: str, clus
          "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                     "s3:ListMultipartUploadParts"],
          "Resource": f"{bucket_arn}/*"},
-        {"Sid": "UseTheKey", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+        {"Sid": "UseTheKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
          "Resource": key_arn},
         {"Sid": "DescribeVolumesAndSnapshots", "Effect": "Allow",
          "Action": ["ec2:DescribeVolumes", "ec2:DescribeSnapshots"], "Resource": "*",

@@ -1,12 +1,14 @@
 """`PublicEntry`: the AWS side of one region's way in (`ingress.enabled`).
 
 - An ACM certificate for the producer's public name and the region's own name
-  (`<region>.<host>`), validated by DNS records in the environment's zone;
+  (`<region>.<host>`), validated by DNS records in the environment's zone (the public name's
+  record, the same in every region, is owned by the primary region alone);
 - the IRSA role of the AWS Load Balancer Controller, which turns the producer's Ingress into an
   internet-facing ALB (and the broker's federation Service into an internal NLB). Its policy
-  follows the controller's reference policy, with every write scoped to load balancers, target
-  groups and security groups the controller tagged for this cluster; WAF and Shield are off;
-- the IRSA role of external-dns, which may change records in this zone only.
+  follows the controller's reference policy: writes scoped to load balancers, target groups and
+  security groups the controller tagged, ingress rules to security groups of the cluster's VPC
+  (the cluster security group is not the controller's); WAF, Shield and Cognito are off;
+- the IRSA role of external-dns, which may list and change records in this zone only.
 
 The latency-routed public name and the health checks live in the `<env>-global` stack
 (`burrow.stacks.global_`); external-dns owns only `<region>.<host>` (and the broker's name),
@@ -20,7 +22,10 @@ import json
 
 from cdktf import TerraformIterator, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate, AcmCertificateOptions
-from cdktf_cdktf_provider_aws.acm_certificate_validation import AcmCertificateValidation
+from cdktf_cdktf_provider_aws.acm_certificate_validation import (
+    AcmCertificateValidation,
+    AcmCertificateValidationTimeouts,
+)
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.route53_record import Route53Record
@@ -32,15 +37,31 @@ from constructs import Construct
 LOAD_BALANCER_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:aws-load-balancer-controller"
 DNS_SERVICE_ACCOUNT = "system:serviceaccount:external-dns:external-dns"
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+#: How long a cluster stack waits for ACM to issue its certificate. ACM can validate only once the
+#: zone answers publicly: a zone that `<env>-global` has just created must first be delegated from its
+#: parent to the name servers that stack prints (`name-servers`). The hour runs while the cluster is
+#: created; it covers a delegation made as soon as `<env>-global` is applied, and waiting longer would
+#: only hold the state lock. On a timeout: delegate, then deploy again (docs/iam.md, "First deploy").
+VALIDATION_TIMEOUT = "60m"
 
 
 def _tagged(key: str) -> dict:
     return {"Null": {f"aws:{key}/{CLUSTER_TAG}": "false"}}
 
 
-def load_balancer_policy() -> dict:
-    """What the AWS Load Balancer Controller may do (its reference policy, without WAF, Shield and
-    Cognito): read everything it reconciles against; create, change and delete only what it tagged."""
+#: What may add or remove tags only on what the controller tagged, and never its cluster tag.
+_RETAG_OWN = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "true", f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+
+
+def load_balancer_policy(region: str, vpc_id: str) -> dict:
+    """What the AWS Load Balancer Controller may do (its reference policy, without WAF, Shield,
+    Cognito and IAM server certificates): read everything it reconciles against; create, change
+    and delete only what it tagged; open ingress on the security groups of this cluster's VPC.
+
+    The last is the reference's unconditioned `AuthorizeSecurityGroupIngress` narrowed to one VPC:
+    the controller must open the EKS cluster security group (and any node security group) to its
+    load balancers, and it never tags those. The deliberate differences from the reference are in
+    `burrow_tools.iam_narrowings` and docs/iam.md."""
     describe = [
         "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
         "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
@@ -66,27 +87,31 @@ def load_balancer_policy() -> dict:
         "arn:aws:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
         "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
     ]
+    security_groups = "arn:aws:ec2:*:*:security-group/*"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole", "Resource": "*",
          "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
         {"Sid": "Read", "Effect": "Allow", "Action": describe, "Resource": "*"},
+        {"Sid": "IngressInThisVpc", "Effect": "Allow",
+         "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+         "Resource": f"arn:aws:ec2:{region}:*:security-group/*",
+         "Condition": {"ArnLike": {"ec2:Vpc": f"arn:aws:ec2:{region}:*:vpc/{vpc_id}"}}},
         {"Sid": "CreateSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*"},
-        {"Sid": "TagNewSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateTags",
-         "Resource": "arn:aws:ec2:*:*:security-group/*",
+        {"Sid": "TagNewSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": security_groups,
          "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **_tagged("RequestTag")}},
-        {"Sid": "OwnSecurityGroups", "Effect": "Allow",
-         "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:AuthorizeSecurityGroupIngress",
-                    "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
-         "Resource": "arn:aws:ec2:*:*:security-group/*", "Condition": _tagged("ResourceTag")},
+        {"Sid": "RetagOwnSecurityGroups", "Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+         "Resource": security_groups, "Condition": _RETAG_OWN},
+        {"Sid": "DeleteOwnSecurityGroups", "Effect": "Allow", "Action": "ec2:DeleteSecurityGroup", "Resource": "*",
+         "Condition": _tagged("ResourceTag")},
         {"Sid": "CreateTagged", "Effect": "Allow",
          "Action": ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
          "Resource": "*", "Condition": _tagged("RequestTag")},
         {"Sid": "Listeners", "Effect": "Allow",
          "Action": ["elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
                     "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule"], "Resource": "*"},
-        {"Sid": "TagOwn", "Effect": "Allow",
+        {"Sid": "RetagOwn", "Effect": "Allow",
          "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-         "Resource": owned_lb, "Condition": _tagged("ResourceTag")},
+         "Resource": owned_lb, "Condition": _RETAG_OWN},
         {"Sid": "TagListeners", "Effect": "Allow",
          "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"], "Resource": listeners},
         {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "elasticloadbalancing:AddTags", "Resource": owned_lb,
@@ -111,13 +136,14 @@ def load_balancer_policy() -> dict:
 
 
 def dns_policy(zone_id: str) -> str:
-    """external-dns: change records in the environment's zone, list zones and records."""
+    """external-dns: change and list the records of the environment's zone only (it is started with
+    `--zone-id-filter`, so it reads no other zone's records, and no zone tags), list zones."""
+    zone = f"arn:aws:route53:::hostedzone/{zone_id}"
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Sid": "ChangeThisZone", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets",
-         "Resource": f"arn:aws:route53:::hostedzone/{zone_id}"},
-        {"Sid": "List", "Effect": "Allow",
-         "Action": ["route53:ListHostedZones", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
-         "Resource": "*"},
+        {"Sid": "ThisZone", "Effect": "Allow",
+         "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
+         "Resource": zone},
+        {"Sid": "ListZones", "Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
     ]})
 
 
@@ -130,8 +156,12 @@ class PublicEntry(Construct):
 
     def __init__(
         self, scope: Construct, id: str, *, cluster: EksCluster, region: str, vpc_id: str, zone_id: str,
-        zone_name: str, host: str, tls: bool = True,
+        zone_name: str, host: str, tls: bool = True, owns_shared_validation: bool = True,
     ) -> None:
+        """`owns_shared_validation`: whether this region creates the DNS validation record of `host`
+        itself. Every region's certificate names `host`, and ACM asks for the same record for the
+        same name in every region of an account: one region (the primary, deployed first and
+        destroyed last) owns it, so destroying another region leaves the renewal record in place."""
         super().__init__(scope, id)
         name = cluster.name
         region_host = f"{region}.{host}"
@@ -151,19 +181,24 @@ class PublicEntry(Construct):
             )
             # Keyed by the set's own domain names, not through tolist() (whose order Terraform cannot
             # know before the certificate exists): the form Terraform can plan on the first apply.
+            options_of = self.certificate.fqn + ".domain_validation_options"
+            shared = "" if owns_shared_validation else f' if option.domain_name != "{host}"'
             records.add_override(
-                "for_each", "${{ for option in " + self.certificate.fqn + ".domain_validation_options : "
-                "option.domain_name => option }}")
+                "for_each", "${{ for option in " + options_of + " : option.domain_name => option" + shared + " }}")
+            # Every record the certificate needs, the shared one included (another region's), so the
+            # provider checks the full set; the records of this region are waited for explicitly.
             validated = AcmCertificateValidation(
-                self, "validated", certificate_arn=self.certificate.arn,
-                validation_record_fqdns=Token.as_list(TerraformIterator.from_resources(records).pluck_property("fqdn")),
+                self, "validated", certificate_arn=self.certificate.arn, depends_on=[records],
+                timeouts=AcmCertificateValidationTimeouts(create=VALIDATION_TIMEOUT),
+                validation_record_fqdns=Token.as_list(
+                    "${[ for option in " + options_of + " : trimsuffix(option.resource_record_name, \".\") ]}"),
             )
         lb_trust = irsa_trust(self, "load-balancer-trust", cluster.oidc_provider.arn, cluster.issuer,
                               LOAD_BALANCER_SERVICE_ACCOUNT)
         self.load_balancer_role = IamRole(self, "load-balancer", name=f"{name}-load-balancer",
                                           assume_role_policy=lb_trust.json)
         IamRolePolicy(self, "load-balancer-policy", role=self.load_balancer_role.name,
-                      name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy()))
+                      name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy(region, vpc_id)))
         dns_trust = irsa_trust(self, "dns-trust", cluster.oidc_provider.arn, cluster.issuer, DNS_SERVICE_ACCOUNT)
         self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
         IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id))

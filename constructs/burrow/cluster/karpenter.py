@@ -8,10 +8,14 @@ Karpenter launches and removes EC2 instances for pods the scheduler cannot place
   cluster;
 - a node role its instances run with, admitted to the cluster by an EKS access entry (`EC2_LINUX`);
 - an SQS interruption queue that EventBridge feeds with spot interruption warnings, rebalance
-  recommendations, instance state changes and AWS Health scheduled changes, so Karpenter drains a
-  node before EC2 takes it away;
+  recommendations, instance state changes, capacity reservation interruptions and AWS Health
+  scheduled changes, so Karpenter drains a node before EC2 takes it away;
 - the `karpenter.sh/discovery` tag on the cluster security group (the private subnets carry it
-  from the common layer), which its EC2NodeClass selects by.
+  from the common layer), which its EC2NodeClass selects by;
+- with Spot capacity, a plan-time check that the account has EC2's Spot service-linked role
+  (`AWSServiceRoleForEC2Spot`), without which every Spot launch fails. Burrow does not create it:
+  it is one per account (regions and environments share it, and creating it again fails), and
+  most accounts already have it. docs/iam.md says how to create it once.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cdktf import Precondition, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
+from cdktf_cdktf_provider_aws.data_aws_iam_roles import DataAwsIamRoles
 from cdktf_cdktf_provider_aws.ec2_tag import Ec2Tag
 from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -28,7 +34,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
-from burrow.cluster.eks import NODE_POLICIES, EksCluster, irsa_trust, service_role
+from burrow.cluster.eks import EksCluster, irsa_trust, service_role
 from burrow.spi import NodeAutoscalingAccess
 from constructs import Construct
 
@@ -36,24 +42,41 @@ DISCOVERY_TAG = "karpenter.sh/discovery"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
-#: Karpenter's nodes also get Session Manager access (no SSH keys, no open port).
-KARPENTER_NODE_POLICIES = (*NODE_POLICIES, "AmazonSSMManagedInstanceCore")
+#: The node role's managed policies, as in Karpenter's reference template: the worker and CNI policies
+#: of every node, image pulls only (not the registry read-only policy's listing), and Session
+#: Manager access (no SSH keys, no open port).
+KARPENTER_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                           "AmazonSSMManagedInstanceCore")
 #: What EventBridge forwards to the interruption queue (rule suffix -> event pattern).
 INTERRUPTION_EVENTS = {
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
     "instance-state-change": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
+    "capacity-reservation": {
+        "source": ["aws.ec2"], "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"]},
 }
 
 
+#: Where the account's EC2 Spot service-linked role (`AWSServiceRoleForEC2Spot`) lives.
+SPOT_ROLE_PATH = "/aws-service-role/spot.amazonaws.com/"
+SPOT_ROLE_MISSING = (
+    "Karpenter may launch Spot here (karpenter.capacity_types), but the account has no EC2 Spot service-linked "
+    "role (AWSServiceRoleForEC2Spot), so every Spot launch would fail. Create it once per account: "
+    "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com (docs/iam.md)."
+)
+
+
 def controller_policy(cluster: str, region: str, account: str, queue_arn: str, node_role_arn: str) -> str:
-    """Karpenter's controller permissions (its v1 reference policy), for one cluster and region."""
+    """Karpenter's controller permissions (its reference policy at the pinned version), for one cluster
+    and region. The deliberate differences from the reference are in `burrow_tools.iam_narrowings`
+    and docs/iam.md."""
     ec2 = f"arn:aws:ec2:{region}"
     owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned"}
     request_owned = {f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned", "aws:RequestTag/eks:eks-cluster-name": cluster}
     profile = f"arn:aws:iam::{account}:instance-profile/*"
-    launched = [f"{ec2}:{account}:{kind}/*" for kind in
+    cluster_arn = f"arn:aws:eks:{region}:{account}:cluster/{cluster}"
+    launched = [f"{ec2}:*:{kind}/*" for kind in
                 ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
 
     def statement(sid: str, actions: list[str], resources: Any, condition: dict | None = None) -> dict:
@@ -62,7 +85,7 @@ def controller_policy(cluster: str, region: str, account: str, queue_arn: str, n
     statements = [
         statement("ScopedEC2InstanceAccess", ["ec2:RunInstances", "ec2:CreateFleet"],
                   [f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*",
-                   f"{ec2}:*:capacity-reservation/*"]),
+                   f"{ec2}:*:capacity-reservation/*", f"{ec2}:*:placement-group/*"]),
         statement("ScopedEC2LaunchTemplateAccess", ["ec2:RunInstances", "ec2:CreateFleet"], f"{ec2}:*:launch-template/*",
                   {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}),
         statement("ScopedEC2InstanceActionsWithTags", ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
@@ -70,16 +93,16 @@ def controller_policy(cluster: str, region: str, account: str, queue_arn: str, n
         statement("ScopedResourceCreationTagging", ["ec2:CreateTags"], launched,
                   {"StringEquals": {**request_owned, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
                    "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}),
-        statement("ScopedResourceTagging", ["ec2:CreateTags"], f"{ec2}:{account}:instance/*",
+        statement("ScopedResourceTagging", ["ec2:CreateTags"], f"{ec2}:*:instance/*",
                   {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
                    "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster},
                    "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}}),
         statement("ScopedDeletion", ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-                  [f"{ec2}:{account}:instance/*", f"{ec2}:{account}:launch-template/*"],
+                  [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
                   {"StringEquals": owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}),
         statement("RegionalReadActions",
-                  ["ec2:DescribeAvailabilityZones", "ec2:DescribeCapacityReservations", "ec2:DescribeImages",
-                   "ec2:DescribeInstances", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                  ["ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+                   "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
                    "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
                    "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"],
                   "*", {"StringEquals": {"aws:RequestedRegion": region}}),
@@ -87,7 +110,7 @@ def controller_policy(cluster: str, region: str, account: str, queue_arn: str, n
         statement("PricingReadActions", ["pricing:GetProducts"], "*"),
         statement("InterruptionQueueActions", ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], queue_arn),
         statement("PassNodeIAMRole", ["iam:PassRole"], node_role_arn,
-                  {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}),
+                  {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}),
         statement("ScopedInstanceProfileCreation", ["iam:CreateInstanceProfile"], profile,
                   {"StringEquals": {**request_owned, "aws:RequestTag/topology.kubernetes.io/region": region},
                    "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}),
@@ -100,8 +123,11 @@ def controller_policy(cluster: str, region: str, account: str, queue_arn: str, n
                   ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"], profile,
                   {"StringEquals": {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region},
                    "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}),
-        statement("InstanceProfileReadActions", ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"], "*"),
-        statement("APIServerEndpointDiscovery", ["eks:DescribeCluster"], f"arn:aws:eks:{region}:{account}:cluster/{cluster}"),
+        statement("UnscopedInstanceProfileListAction", ["iam:ListInstanceProfiles"], "*"),
+        statement("InstanceProfileReadActions", ["iam:GetInstanceProfile"], profile),
+        statement("APIServerEndpointDiscovery", ["eks:DescribeCluster"], cluster_arn),
+        statement("ZonalShiftStatusReadOnly", ["arc-zonal-shift:GetManagedResource"], "*",
+                  {"StringEquals": {"arc-zonal-shift:ResourceIdentifier": cluster_arn}}),
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
@@ -124,11 +150,15 @@ class NodeAutoscaling(Construct):
     """Karpenter's controller role, node role (with its access entry), interruption queue and
     EventBridge rules, and the discovery tag on the cluster security group, for `cluster`.
 
-    Escape hatches: `controller_role`, `node_role`, `access_entry`, `queue`, `rules` (by event).
+    Escape hatches: `controller_role`, `node_role`, `access_entry`, `queue`, `rules` (by event),
+    `spot_role_check` (None without Spot).
     `access` is what the add-ons stack needs to install Karpenter.
     """
 
-    def __init__(self, scope: Construct, id: str, *, cluster: EksCluster, region: str, account_id: str) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, cluster: EksCluster, region: str, account_id: str, spot: bool = False
+    ) -> None:
+        """`spot`: whether the NodePool may launch Spot capacity (default: on-demand only)."""
         super().__init__(scope, id)
         name = cluster.name
         node_role_name = f"{name}-karpenter-node"
@@ -153,7 +183,14 @@ class NodeAutoscaling(Construct):
                                   arn=self.queue.arn)
             self.rules[event] = rule
         trust = irsa_trust(self, "controller-trust", cluster.oidc_provider.arn, cluster.issuer, SERVICE_ACCOUNT_SUBJECT)
-        self.controller_role = IamRole(self, "controller", name=f"{name}-karpenter", assume_role_policy=trust.json)
+        # With Spot, the controller role (what launches it) requires the account's Spot role, checked
+        # at every plan; Terraform stops with SPOT_ROLE_MISSING before changing anything.
+        self.spot_role_check = DataAwsIamRoles(self, "spot-service-linked-role", path_prefix=SPOT_ROLE_PATH) if spot else None
+        lifecycle = TerraformResourceLifecycle(precondition=[Precondition(
+            condition=f"${{length({self.spot_role_check.fqn}.names) > 0}}", error_message=SPOT_ROLE_MISSING,
+        )]) if self.spot_role_check else None
+        self.controller_role = IamRole(self, "controller", name=f"{name}-karpenter", assume_role_policy=trust.json,
+                                       lifecycle=lifecycle)
         IamRolePolicy(
             self, "controller-policy", role=self.controller_role.name, name="karpenter-controller",
             policy=controller_policy(name, region, account_id, self.queue.arn, self.node_role.arn),

@@ -199,7 +199,8 @@ class ClusterLayer(AwsStack):
         self.node_autoscaling = None
         if env.karpenter is not None:
             self.node_autoscaling = NodeAutoscaling(self, "karpenter", cluster=self.eks, region=env.aws.region,
-                                                    account_id=env.aws.account_id)
+                                                    account_id=env.aws.account_id,
+                                                    spot="spot" in env.karpenter.capacity_types)
         self.backup_role = None
         if backups is not None:
             self.backup_role = BackupAccessRole(self, "velero", storage=backups, cluster=self.eks,
@@ -208,7 +209,8 @@ class ClusterLayer(AwsStack):
         if zone is not None:
             assert env.ingress.host is not None  # required when ingress is enabled (schema)
             self.edge = PublicEntry(self, "edge", cluster=self.eks, region=env.aws.region, vpc_id=network.vpc.id,
-                                    zone_id=zone[0], zone_name=zone[1], host=env.ingress.host, tls=env.ingress.tls)
+                                    zone_id=zone[0], zone_name=zone[1], host=env.ingress.host, tls=env.ingress.tls,
+                                    owns_shared_validation=env.is_primary)
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
         # Previews of pull requests read these three from this stack's state (burrow.previews).

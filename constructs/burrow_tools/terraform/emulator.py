@@ -311,7 +311,9 @@ def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: st
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rules = [r["Name"] for r in events.list_rules(NamePrefix=f"{queue}-")["Rules"]]
     untargeted = [r for r in rules if arn not in {t["Arn"] for t in events.list_targets_by_rule(Rule=r)["Targets"]}]
-    if len(rules) != 4 or untargeted:
+    from burrow.cluster.karpenter import INTERRUPTION_EVENTS  # noqa: PLC0415 - loads the AWS bindings
+
+    if len(rules) != len(INTERRUPTION_EVENTS) or untargeted:
         raise RuntimeError(f"interruption rules: {rules}; not sending to {queue}: {untargeted}")
     bucket = f"burrow-{env_name}-backups-{account_id}"
     [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -430,6 +432,10 @@ def rehearse(env_name: str) -> None:
         with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
             outdir = Path(tmp)
             step(f"emulator on {emulator.url}; synthesizing {env_name} ({', '.join(config.region_names)})")
+            # The account's prerequisites (docs/iam.md): the EC2 Spot service-linked role, which
+            # Burrow checks for and never creates.
+            emulator.client("iam", region).create_service_linked_role(AWSServiceName="spot.amazonaws.com")
+            step("account prerequisite: the EC2 Spot service-linked role exists")
             before = {view.aws.region: emulator.inventory(view.aws.region) for view in views}
             synthesize(env_name, outdir, emulator.url)
             tf_env = terraform_env(outdir, find_mirror())
