@@ -291,11 +291,11 @@ dev-kubeconfig:
 	@mkdir -p $$HOME/.kube && umask 077 && printf '%s\n' "$$KUBECONFIG_CONTENT" > $$HOME/.kube/config
 
 # --- dev on a laptop (needs Docker, kind $(KIND_VERSION) and kubectl; none of them runs on the build machines) --
-# A kind cluster `burrow` (kubeconfig context kind-burrow) from dev/kind-cluster.yaml, a registry container
+# A kind cluster `burrow` (kubeconfig context kind-burrow) from environments/kind/burrow.yaml, a registry container
 # on localhost:5001 that the cluster's nodes pull from, the two images built from apps/ and pushed there as
 # localhost:5001/burrow/<service>:dev, then `make deploy ENV=dev` and `make smoke ENV=dev`.
 KIND_VERSION := v0.32.0
-KIND_CONFIG := dev/kind-cluster.yaml
+KIND_CONFIG := environments/kind/burrow.yaml
 KIND_CLUSTER := burrow
 DEV_REGISTRY_NAME := burrow-registry
 DEV_REGISTRY_PORT := 5001
