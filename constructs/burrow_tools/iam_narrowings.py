@@ -28,6 +28,7 @@ DECLARED: tuple[Declared, ...] = (
         "EKS cluster security group (which every node, managed or Karpenter's, carries) and its own "
         "load balancer groups to its load balancers; all of them are in that VPC. The reference's "
         "second, tag-conditioned grant is subsumed.",
+        conditions=("ArnLike ec2:Vpc",),
     ),
     Declared(
         "aws-load-balancer-controller",
@@ -85,6 +86,7 @@ DECLARED: tuple[Declared, ...] = (
         ANY,
         ANY,
         "Only in the cluster's region (`aws:RequestedRegion`): the snapshot location is that region's.",
+        conditions=("StringEquals aws:RequestedRegion",),
     ),
     Declared(
         "velero",
@@ -94,6 +96,7 @@ DECLARED: tuple[Declared, ...] = (
         (f"{REGION_EC2}::snapshot/*", f"{REGION_EC2}:{{account}}:volume/*"),
         "Snapshots of this cluster's volumes only (tag `burrow.dev/cluster`, which the EBS CSI driver "
         "puts on every volume it creates), in its region.",
+        conditions=("StringEquals aws:ResourceTag/burrow.dev/cluster",),
     ),
     Declared(
         "velero",
@@ -103,6 +106,7 @@ DECLARED: tuple[Declared, ...] = (
         (f"{REGION_EC2}::snapshot/*", f"{REGION_EC2}:{{account}}:volume/*"),
         "Restores only from this cluster's snapshots (the plugin copies the volume's tags onto each "
         "snapshot), in its region.",
+        conditions=("StringEquals aws:ResourceTag/burrow.dev/cluster",),
     ),
     Declared(
         "velero",
@@ -112,6 +116,7 @@ DECLARED: tuple[Declared, ...] = (
         (f"{REGION_EC2}::snapshot/*", f"{REGION_EC2}:{{account}}:volume/*"),
         "Tags only while creating a snapshot or volume (`ec2:CreateAction`): the plugin tags through "
         "`TagSpecifications` of CreateSnapshot and CreateVolume, never afterwards.",
+        conditions=("StringEquals ec2:CreateAction",),
     ),
     Declared(
         "velero",
@@ -120,6 +125,7 @@ DECLARED: tuple[Declared, ...] = (
         ANY,
         (f"{REGION_EC2}::snapshot/*",),
         "Deletes only this cluster's snapshots (tag `burrow.dev/cluster`).",
+        conditions=("StringEquals aws:ResourceTag/burrow.dev/cluster",),
     ),
     Declared(
         "velero",

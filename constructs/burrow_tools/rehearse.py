@@ -147,6 +147,9 @@ class Deploy:
     gitops: list[dict] = field(default_factory=list)  # objects Flux applies (`delivery: gitops`)
     #: Where the deploy runs (`internet` or `vpc`); default: the environment's `cluster.api_access.deploy_from`.
     deploy_from: str | None = None
+    #: The upstream reference data the controllers' IAM policies are held to (`../shared/upstream`);
+    #: None: not checked.
+    upstream: Path | None = None
 
 
 # --- reading the synthesized stacks -----------------------------------------------------------
@@ -292,6 +295,22 @@ class Simulation:
         access = getattr(deploy.env.cluster, "api_access", None)  # absent before the deploy-path schema
         self.deploy_from: str = deploy.deploy_from or getattr(access, "deploy_from", None) or "internet"
         self.deploy_cidrs = list(getattr(access, "public_cidrs", None) or [])
+        self.upstream = deploy.upstream
+
+    def iam_problems(self, stack: str) -> list[str]:
+        """A controller's policy in `stack` that grants less than its upstream reference at the pinned
+        version, beyond the differences declared with a reason (`burrow_tools.iam_narrowings`): the
+        controller would fail at the first call it cannot make. Without the reference data, nothing."""
+        from burrow_tools import iam_conformance as iam  # noqa: PLC0415 - only AWS stacks need it
+
+        if self.upstream is None:
+            return []
+        return [
+            f"{finding.message()} (controller {controller} {spec.pinned})"
+            for controller, spec in iam.CONTROLLERS.items()
+            if iam.burrow_policy(self.stacks, stack, controller)
+            for finding in iam.check(controller, spec.pinned, self.stacks, stack, self.upstream).undeclared
+        ]
 
     # cluster side
     def cluster_of(self, stack: str) -> str | None:
@@ -616,6 +635,9 @@ class Simulation:
         visible: dict[str, list[Step]] = {}  # stack -> its steps, once simulated
         path = f"; the deploy runs from: {self.deploy_from}" if self.env.on_aws else ""
         lines = [f"first deploy of {self.env.name} (Kubernetes {self.version}{path})"]
+        if self.env.on_aws:
+            held = "held to upstream's reference" if self.upstream else "not checked (no ../shared/upstream)"
+            lines.append(f"controllers' IAM policies: {held}")
         blocked: list[tuple[Step, str]] = []
         flux_after = order[-1] if self.deploy.gitops else None
         for position, name in enumerate(order, 1):
@@ -623,6 +645,9 @@ class Simulation:
             deps = sorted(d for d in self.deploy.dependencies.get(name, []) if d in self.stacks)
             lines.append(f"{position}. {name}" + (f"  (after {', '.join(deps)})" if deps else ""))
             before = [s for stack in earlier if stack in visible for s in visible[stack]]
+            for problem in self.iam_problems(name):
+                blocked.append((Step(name, "iam", "IAM policies"), problem))
+                lines.append(f"   BLOCKED  IAM: {problem}")
             steps, graph = self.stack_steps(name)
             if not steps:
                 continue
@@ -763,6 +788,16 @@ def rehearse(deploy: Deploy) -> Rehearsal:
 # --- from a build to a Deploy ---------------------------------------------------------------------
 
 
+def reference_data() -> Path | None:
+    """The upstream reference data beside the repository (`../shared/upstream`), or None without it."""
+    from burrow_tools import iam_conformance as iam  # noqa: PLC0415
+
+    try:
+        return iam.upstream_dir(ROOT)
+    except iam.UpstreamMissing:
+        return None
+
+
 def deploy_of(built: Any, stacks: Mapping[str, dict], outdir: Path) -> Deploy:
     """The `Deploy` of one built environment (`burrow.environment.EnvironmentStacks`) whose stacks
     were synthesized into `outdir` (`stacks` holds them parsed, by name)."""
@@ -778,6 +813,7 @@ def deploy_of(built: Any, stacks: Mapping[str, dict], outdir: Path) -> Deploy:
                 if isinstance(doc, dict) and not doc.get("apiVersion", "").startswith("kustomize.config.k8s.io")
             ]
     return Deploy(
+        upstream=reference_data(),
         env=built.env,
         stacks={name: stacks[name] for name in names},
         dependencies={name: list(manifest[name].get("dependencies") or []) for name in names},

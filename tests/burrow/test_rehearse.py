@@ -150,6 +150,32 @@ def test_network_policies_need_the_vpc_cni_to_enforce_them(deploys):
     ), found
 
 
+# --- defect 3: a controller's IAM policy that cannot make a call its code path runs ----------------
+
+
+def with_ingress_only_on_tagged_groups(deploy: Deploy, stack: str) -> Deploy:
+    """The old defect: opening security groups only where the controller tagged them (it never tags
+    the EKS cluster security group, so the load balancers get no path to the pods)."""
+    changed = variant(deploy)
+    for policy in changed.stacks[stack]["resource"]["aws_iam_role_policy"].values():
+        if policy.get("name") != "aws-load-balancer-controller":
+            continue
+        document = json.loads(policy["policy"])
+        for statement in document["Statement"]:
+            if "ec2:AuthorizeSecurityGroupIngress" in statement["Action"]:
+                statement["Condition"] = {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
+        policy["policy"] = json.dumps(document)
+    return changed
+
+
+def test_a_controller_policy_narrower_than_upstream_blocks_its_stack(deploys):
+    assert deploys["prod"].upstream is not None, "the upstream reference data (../shared/upstream) is missing"
+    assert not [p for p in problems(deploys["prod"]) if p.startswith("prod-cluster | IAM")]
+    found = [p for p in problems(with_ingress_only_on_tagged_groups(deploys["prod"], "prod-cluster"))
+             if p.startswith("prod-cluster | IAM")]
+    assert found and all("ec2:" in p and "SecurityGroupIngress" in p for p in found), found
+
+
 # --- defect 2: a release before the CRDs it renders; an after= name that resolves to nothing ---------
 
 
@@ -164,7 +190,6 @@ def with_controller_after_monitoring(deploy: Deploy, after: bool) -> Deploy:
     controller = addons["aws-load-balancer-controller"]
     needs = [d for d in controller.get("depends_on") or [] if "kube-prometheus-stack" not in d]
     controller["depends_on"] = [*needs, f"helm_release.{monitoring}"] if after else needs
-    changed.unresolved.clear()
     return changed
 
 
