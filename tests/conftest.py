@@ -9,6 +9,7 @@ os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE", "enabled")
 
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,8 @@ def _reached(code, namespace: dict, seen: set) -> set[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             tiers |= _reached(const, namespace, seen)
+        elif isinstance(const, str) and ".venv-tools" in const:  # a scanner named by path
+            tiers.add("scanner")
     return tiers
 
 
@@ -188,14 +191,25 @@ class TestTimeout(Exception):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
-    with _time_limit(item, "setup"):
+    with _tier_known(item), _time_limit(item, "setup"):
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    with _time_limit(item, "call"):
+    with _tier_known(item), _time_limit(item, "call"):
         yield
+
+
+@contextmanager
+def _tier_known(item):
+    """A test the classifier put in the fast tier that still reaches a broker fails loudly
+    (tests.support.broker reads BURROW_TEST_TIER), instead of passing by luck where one runs."""
+    os.environ["BURROW_TEST_TIER"] = "fast" if item.get_closest_marker("fast") is not None else "full"
+    try:
+        yield
+    finally:
+        os.environ.pop("BURROW_TEST_TIER", None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -109,6 +109,11 @@ def _own_vhost(broker: Broker) -> Iterator[Broker]:
 
 @contextmanager
 def broker_session() -> Iterator[Broker]:
+    if os.environ.get("BURROW_TEST_TIER") == "fast":
+        raise RuntimeError(
+            "a test marked fast reached a broker: name the `broker` fixture (tests/conftest.py FIXTURE_TIERS) "
+            "so the classifier puts it in the broker tier"
+        )
     url = os.environ.get("RABBITMQ_URL")
     if url:
         home = os.environ.get("BURROW_RABBITMQ_NODE_HOME")
