@@ -62,17 +62,16 @@ def test_every_external_secret_reads_only_its_regions_store_and_secrets_that_exi
         assert externals
         for external in externals:
             name = f"{view.stack_prefix}: {external['metadata']['name']}"
-            assert (
-                external["spec"].get("secretStoreRef", {}).get("name", "burrow-secrets-manager")
-                == "burrow-secrets-manager"
-            ), name
+            namespace = external["metadata"]["namespace"]
+            assert external["spec"]["secretStoreRef"]["name"] == f"burrow-secrets-manager-{namespace}", name
             for source in external["spec"]["dataFrom"]:
                 if "generatorRef" in source.get("sourceRef", {}):
                     continue  # generated in the cluster (previews)
                 assert "storeRef" not in source.get("sourceRef", {}), name
                 assert source["extract"]["key"] in available, (name, source["extract"]["key"], sorted(available))
-        [store] = [o for o in synthesized.objects(env, view.stack_prefix) if o["kind"] == "ClusterSecretStore"]
-        assert store["spec"]["provider"]["aws"]["region"] == view.aws.region
+        stores = [o for o in synthesized.objects(env, view.stack_prefix) if o["kind"] == "ClusterSecretStore"]
+        assert stores
+        assert {store["spec"]["provider"]["aws"]["region"] for store in stores} == {view.aws.region}
 
 
 def test_federation_links_log_in_with_the_environments_one_federation_password(synthesized):

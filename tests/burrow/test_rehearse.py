@@ -220,7 +220,7 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
         )
         store_release = releases(changed, "prod-addons")["burrow-secret-store"]
         stores = [o for o in objects_of(store_release) if o["metadata"]["name"] != store]
-        peer = copy.deepcopy(stores[0])
+        peer = copy.deepcopy(next(o for o in stores if o["kind"] == "ClusterSecretStore"))
         peer["metadata"]["name"] = store
         peer["spec"]["provider"]["aws"]["region"] = peer_region
         set_objects(store_release, [*stores, peer])
@@ -231,7 +231,7 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
         "kind": "ExternalSecret",
         "metadata": {"name": FEDERATION_SECRET, "namespace": "burrow-prod"},
         "spec": {
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager"},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager-burrow-prod"},
             "target": {"name": FEDERATION_SECRET},
             "dataFrom": sources,
         },

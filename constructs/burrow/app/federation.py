@@ -50,7 +50,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from burrow.addons.edge import DNS_OPT_IN
-from burrow.addons.external_secrets import API_VERSION, STORE
+from burrow.addons.external_secrets import API_VERSION, store_for
 from burrow.config.schema import MessagingConfig, Model
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -163,7 +163,7 @@ def definitions_secret(federation: BrokerFederation, namespace: str, username: s
         "metadata": k8s.metadata(federation.secret_name, namespace, MANAGED_BY),
         "spec": {
             "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_for(namespace)},
             "target": {"name": federation.secret_name, "creationPolicy": "Owner",
                        "template": {"type": "Opaque", "data": {DEFINITIONS_FILE: json.dumps(definitions, indent=1)}}},
             "dataFrom": sources,

@@ -8,8 +8,10 @@ neither in state nor in plans. `secret_string_wo_version` is fixed, so the value
 once; raise `generation` to rotate (the next apply writes a new value). cdktf 0.21 has no typed
 API for ephemeral resources, so they are added to the stack as raw `ephemeral` blocks.
 
-The External Secrets Operator in the cluster reads them with an IRSA role that may read only
-these secrets and decrypt only with their key.
+Each consumer (a namespace whose ExternalSecrets read them) gets a reader role of its own, which
+may read only that consumer's secrets and decrypt only through Secrets Manager; External Secrets
+assumes it through a ServiceAccount of the consumer's in `external-secrets`
+(`burrow.addons.external_secrets`). The operator itself holds no AWS role.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret, SecretsmanagerSecretReplica
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
-from burrow.addons.external_secrets import SERVICE_ACCOUNT_SUBJECT
+from burrow.addons.external_secrets import reader_subject
 from burrow.cluster.eks import EksCluster, irsa_trust, key_policy
 from burrow.spi import SecretsAccess
 from constructs import Construct
@@ -34,27 +36,36 @@ GENERATED = {
     "rabbitmq": {"password": 32, "erlang_cookie": 64},
     "grafana": {"admin_password": 32},
 }
-#: The public producer's bearer token (`ingress.authentication: token`): one for the environment.
-PUBLISH_TOKEN = {"producer": {"publish_token": 48}}
+#: The public producer's bearer tokens (`ingress.authentication: token`): one secret for the
+#: environment. Both are accepted; `make rotate-token` moves the current one to `previous` and
+#: writes a new current one (the first `previous` is random, known to nobody).
+PUBLISH_TOKEN = {"producer": {"publish_token": 48, "previous_publish_token": 48}}
 #: The password of the user federation links log in with (`federation.enabled`): one for the
 #: environment, so every region's broker knows it before any other region exists.
 FEDERATION = {"federation": {"password": 32}}
+
+
+READ = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
 
 
 def replica_statements(prefix: str, account_id: str, region: str, keys: Sequence[str]) -> list[dict]:
     """Reading the replicas (in this region) of secrets another region's credentials generate."""
     if not keys:
         return []
-    return [{"Sid": "ReadReplicatedSecrets", "Effect": "Allow",
-             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+    return [{"Sid": "ReadReplicatedSecrets", "Effect": "Allow", "Action": READ,
              "Resource": [f"arn:aws:secretsmanager:{region}:{account_id}:secret:{prefix}/{key}-*" for key in keys]}]
+
+
+def through_secrets_manager(region: str) -> dict:
+    """The condition that limits a KMS permission to calls Secrets Manager makes in `region`."""
+    return {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}
 
 
 class GeneratedCredentials(Construct):
     """One Secrets Manager secret per entry of `secrets`, encrypted with a KMS key of its own.
 
-    Escape hatches: `kms_key`, `secrets` (by key), `reader_role`. `access` tells the cluster's
-    add-ons where to read them.
+    Escape hatches: `kms_key`, `secrets` (by key), `reader_roles` (by consumer namespace).
+    `access` tells the cluster's add-ons where to read them and which role each consumer uses.
     """
 
     def __init__(
@@ -69,13 +80,16 @@ class GeneratedCredentials(Construct):
         secrets: Mapping[str, Mapping[str, int]] = GENERATED,
         recovery_days: int = 30,
         generation: int = 1,
-        role_name: str | None = None,
+        readers: Mapping[str, Sequence[str]],
+        role_prefix: str | None = None,
         replicas: Mapping[str, Sequence[str]] | None = None,
         replicated: Sequence[str] = (),
     ) -> None:
-        """`role_name`: the reader role's name (default: the prefix with dashes); `replicas`: secret key -> regions Secrets Manager keeps a replica of it in (one value for
-        the whole environment); `replicated`: keys whose secret is such a replica in this region
-        (made by another region's credentials, only read here)."""
+        """`readers`: consumer namespace -> the secret keys it reads (each gets a reader role
+        `<role_prefix>-<namespace>`, default prefix: the prefix with dashes); `replicas`: secret
+        key -> regions Secrets Manager keeps a replica of it in (one value for the whole
+        environment); `replicated`: keys whose secret is such a replica in this region (made by
+        another region's credentials, only read here)."""
         super().__init__(scope, id)
         stack = TerraformStack.of(self)
         self.kms_key = KmsKey(
@@ -114,28 +128,39 @@ class GeneratedCredentials(Construct):
                 secret_string_wo_version=generation,
             )
             self.secrets[key] = secret
-        trust = irsa_trust(self, "reader-trust", cluster.oidc_provider.arn, cluster.issuer,
-                           SERVICE_ACCOUNT_SUBJECT)
-        self.reader_role = IamRole(self, "reader", name=role_name or f"{prefix.replace('/', '-')}-secrets-reader",
-                                   assume_role_policy=trust.json)
-        IamRolePolicy(
-            self,
-            "reader-policy",
-            role=self.reader_role.name,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "ReadTheseSecrets",
-                            "Effect": "Allow",
-                            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                            "Resource": [s.arn for s in self.secrets.values()],
-                        },
-                        {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": self.kms_key.arn},
-                        *replica_statements(prefix, account_id, region, replicated),
-                    ],
-                }
-            ),
-        )
-        self.access = SecretsAccess(role_arn=self.reader_role.arn, region=region, prefix=prefix)
+        available = {*self.secrets, *replicated}
+        for namespace, keys in readers.items():
+            unknown = sorted(set(keys) - available)
+            if unknown:
+                raise ValueError(f"{self.node.path}: readers[{namespace!r}] names {unknown}, which this region "
+                                 f"neither generates nor replicates (allowed: {sorted(available)})")
+        base = role_prefix or prefix.replace("/", "-")
+        self.reader_roles: dict[str, IamRole] = {}
+        for namespace, keys in readers.items():
+            self.reader_roles[namespace] = self._reader(
+                namespace, f"{base}-{namespace}", cluster, [k for k in keys if k in self.secrets],
+                [k for k in keys if k not in self.secrets], prefix, account_id, region)
+        self.access = SecretsAccess(readers={ns: role.arn for ns, role in self.reader_roles.items()},
+                                    region=region, prefix=prefix)
+
+    def _reader(self, namespace: str, name: str, cluster: EksCluster, own: Sequence[str], replicated: Sequence[str],
+                prefix: str, account_id: str, region: str) -> IamRole:
+        """The role External Secrets assumes for `namespace`: read `own` (generated here) and
+        `replicated` secrets, decrypt with the key only through Secrets Manager."""
+        if len(name) > 64:
+            raise ValueError(f"{self.node.path}: reader role name {name!r} is longer than IAM's 64 characters")
+        trust = irsa_trust(self, f"reader-{namespace}-trust", cluster.oidc_provider.arn, cluster.issuer,
+                           reader_subject(namespace))
+        role = IamRole(self, f"reader-{namespace}", name=name, assume_role_policy=trust.json)
+        statements = [*replica_statements(prefix, account_id, region, replicated)]
+        if own:
+            statements = [
+                {"Sid": "ReadTheseSecrets", "Effect": "Allow", "Action": READ,
+                 "Resource": [self.secrets[key].arn for key in own]},
+                {"Sid": "DecryptThemThroughSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+                 "Resource": self.kms_key.arn, "Condition": through_secrets_manager(region)},
+                *statements,
+            ]
+        IamRolePolicy(self, f"reader-{namespace}-policy", role=role.name,
+                      policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        return role
