@@ -83,7 +83,8 @@ def test_federation_links_log_in_with_the_environments_one_federation_password(s
         for s in resources(synthesized.stack("prod-cluster"), "aws_secretsmanager_secret").values()
         if s["name"] == "burrow/prod/federation"
     ]
-    assert federation["replica"] == [{"region": "us-east-1"}]
+    assert [r["region"] for r in federation["replica"]] == ["us-east-1"]
+    assert federation["replica"][0]["kms_key_id"].startswith("${aws_kms_replica_key.credentials_replicated-key-us-east-1")
     secondary = synthesized.stack("prod-us-east-1-cluster")
     assert "burrow/prod/federation" not in {
         s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()

@@ -100,7 +100,9 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
     assert sorted(secrets) == [*([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
                                *([f"burrow/{env}/producer"] if public else []), f"burrow/{env}/rabbitmq"]
-    assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_key") for s in secrets.values())
+    # a replicated secret is under the multi-Region key (its replicas under that key's replicas)
+    assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_replicated-key" if s.get("replica")
+                                          else "${aws_kms_key.credentials_key") for s in secrets.values())
     for version in resources(cluster, "aws_secretsmanager_secret_version").values():
         assert "secret_string" not in version
         assert version["secret_string_wo"].startswith("${jsonencode({")
@@ -299,6 +301,13 @@ def test_the_public_producers_token_is_one_secret_replicated_and_read_in_every_r
                if s["name"] == "burrow/prod/producer"]
     [replica] = token["replica"]
     assert replica["region"] == "us-east-1"
+    # the replica is under a customer-managed key in its region: a replica of the multi-Region key
+    [(name, key)] = resources(synthesized.stack("prod-cluster"), "aws_kms_replica_key").items()
+    assert replica["kms_key_id"] == f"${{aws_kms_replica_key.{name}.arn}}"
+    assert key["provider"] == "aws.us-east-1"
+    [primary_key] = [k for n, k in resources(synthesized.stack("prod-cluster"), "aws_kms_key").items()
+                     if key["primary_key_arn"] == f"${{aws_kms_key.{n}.arn}}"]
+    assert primary_key["multi_region"] is True and token["kms_key_id"] == key["primary_key_arn"]
     secondary = synthesized.stack("prod-us-east-1-cluster")
     assert "burrow/prod/producer" not in {s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()}
     (policy,) = [p for key, p in resources(secondary, "aws_iam_role_policy").items()

@@ -258,11 +258,13 @@ def test_irsa_roles_must_trust_the_service_account_that_uses_them(deploys):
     changed = variant(deploys["prod"])
     trust = changed.stacks["prod-cluster"]["data"]["aws_iam_policy_document"]
     reader = next(
-        doc for doc in trust.values() if "system:serviceaccount:external-secrets:external-secrets" in json.dumps(doc)
+        doc
+        for doc in trust.values()
+        if "system:serviceaccount:external-secrets:burrow-secrets-manager-burrow-prod" in json.dumps(doc)
     )
     reader["statement"][0]["condition"][0]["values"] = ["system:serviceaccount:external-secrets:someone-else"]
     found = [p for p in problems(changed) if "IRSA role" in p]
-    assert found[0].startswith("prod-addons | release external-secrets (external-secrets)")
+    assert found[0].startswith("prod-addons | release burrow-secret-store (external-secrets)")
     assert "its trust names ['system:serviceaccount:external-secrets:someone-else']" in found[0]
 
 

@@ -91,3 +91,19 @@ def test_an_environment_without_a_public_token_is_refused_in_one_line(tmp_path):
         "make rotate-token: qa has no public producer with a token (ingress.enabled "
         "and ingress.authentication: token); nothing to rotate"
     )
+
+
+def test_the_commands_in_docs_services_run_as_printed(tmp_path):
+    """docs/services.md's rotation block, each line through make, with the fake aws on PATH."""
+    page = (ROOT / "docs" / "services.md").read_text()
+    block = page.split("### The publish token and its rotation", 1)[1].split("```\n", 2)[1]
+    lines = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert lines == ["make rotate-token ENV=prod DRY_RUN=1", "make rotate-token ENV=prod"]
+    rotate(tmp_path, "--help")  # installs the fake aws
+    calls = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "AWS_CALLS": str(calls)}
+    for line, made in zip(lines, (0, 3), strict=True):
+        calls.unlink(missing_ok=True)
+        result = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr
+        assert (len(calls.read_text().splitlines()) if calls.exists() else 0) == made, line

@@ -115,6 +115,12 @@ def secret_readers(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
     return readers
 
 
+def replica_regions(env: EnvironmentConfig) -> list[str]:
+    """The regions this region's credentials replicate secrets to (the primary's only)."""
+    replicas = environment_secrets(env).get("replicas", {})
+    return sorted({r for regions in replicas.values() for r in regions})
+
+
 def environment_secrets(env: EnvironmentConfig) -> dict:
     """GeneratedCredentials' settings for the secrets that hold one value for the whole environment:
     the public producer's token (`ingress.authentication`) and the federation links' password. Each
@@ -209,6 +215,7 @@ class ClusterLayer(AwsStack):
             prefix=f"burrow/{env.name}",
             role_prefix=f"{cluster_name(env)}-secrets",
             readers=secret_readers(env),
+            providers={r: self.provider_in(r, alias=r) for r in replica_regions(env)},
             # the public producer's token, federation's password: generated in the primary region,
             # replicated to the others
             **environment_secrets(env),
