@@ -151,6 +151,8 @@ def test_every_reader_role_decrypts_only_through_secrets_manager(synthesized, en
             assert condition["StringEquals"] == {"kms:ViaService": f"secretsmanager.{view.aws.region}.amazonaws.com"}
             if statement["Resource"] == f"arn:aws:kms:{view.aws.region}:{view.aws.account_id}:key/*":
                 # a replica's key is named by its alias (the primary region's stack made it)
-                assert condition["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": [f"alias/burrow/{env}/replicated"]}
+                assert condition["ForAnyValue:StringEquals"] == {
+                    "kms:ResourceAliases": [f"alias/burrow/{env}/replicated"]
+                }
             else:
                 assert set(condition) == {"StringEquals"} and "*" not in json.dumps(statement["Resource"])
