@@ -24,7 +24,7 @@ PY := $(VENV)/bin/python
 PIPENV_VERSION := 2026.10.3
 ENV ?=
 
-.PHONY: help install synth test test-fast mutation lint validate e2e-aws diff deploy regions new-env bench bench-apps clean verify-charts \
+.PHONY: help install synth test test-fast mutation lint validate e2e-aws diff deploy regions rotate-token new-env bench bench-apps clean verify-charts \
 	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
 	changed-envs pr-comment pr-diffs pr-environments images scan-images release smoke github-environments dev-kubeconfig \
@@ -39,6 +39,7 @@ help:
 	@echo "make diff ENV=qa         terraform plan of every stack of one environment, in dependency order"
 	@echo "make deploy ENV=qa       cdktf deploy '<env>-*' (dependency order; REGION=… one region's stacks)"
 	@echo "make regions ENV=prod    an environment's regions, the primary first"
+	@echo "make rotate-token ENV=prod  a new publish token; the previous stays valid until the next rotation"
 	@echo "make rehearse ENV=prod   the first deploy into an empty account, simulated step by step (no AWS needed)"
 	@echo "make dev-up | dev-down   dev on a laptop: kind cluster burrow + registry localhost:5001, images, deploy, smoke"
 	@echo "make verify-charts       third-party charts at their pins with Burrow's values (CHARTS_DIR=… offline)"
@@ -129,6 +130,11 @@ deploy: install
 rehearse: $(VENV)/.synced
 	@test -n "$(ENV)" || { echo "usage: make rehearse ENV=<environment>"; exit 2; }
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.rehearse "$(ENV)"
+
+# A new bearer token for the public producer; the previous one stays valid until the next rotation.
+rotate-token: $(VENV)/.synced
+	@test -n "$(ENV)" || { echo "usage: make rotate-token ENV=<environment> [DRY_RUN=1]"; exit 2; }
+	@PYTHONPATH=constructs $(PY) -m burrow_tools.rotate_token "$(ENV)" $(if $(DRY_RUN),--dry-run,)
 
 # An environment's regions, the primary first (the order deploys go in).
 regions: $(VENV)/.synced

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from burrow_service.tokens import TokenFiles, valid_token
+
 T = TypeVar("T")
 
 # Variables the Kubernetes Deployment sets for every worker (checked against the synthesized
@@ -29,7 +31,7 @@ COMMON_VARIABLES = (
 )
 SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "PUBLISH_TOKEN")
 #: Read when set: the producer's bearer token for POST /publish (a public producer always gets one).
-OPTIONAL_VARIABLES = {"producer": ("PUBLISH_TOKEN",), "consumer": ()}
+OPTIONAL_VARIABLES = {"producer": ("PUBLISH_TOKEN", "PUBLISH_TOKENS_DIR"), "consumer": ()}
 ROLE_VARIABLES = {"producer": ("PUBLISH_RATE",), "consumer": ("PREFETCH_COUNT", "PROCESSED_LOG")}
 
 
@@ -64,6 +66,8 @@ class Settings:
     seen_ids: int
     #: POST /publish requires `Authorization: Bearer <publish_token>` when set.
     publish_token: str | None = None
+    #: ...or for any token held by a file of this directory (a mounted Secret), re-read when it changes.
+    publish_tokens: TokenFiles | None = None
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -146,10 +150,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         publish_token=_read(env, "PUBLISH_TOKEN", _token, None, "a bearer token of 32-256 letters and digits")
         if env.get("PUBLISH_TOKEN") else None,
+        publish_tokens=_read(env, "PUBLISH_TOKENS_DIR", _token_files, None,
+                             "a readable directory with a file holding a bearer token of 32-256 letters and digits")
+        if env.get("PUBLISH_TOKENS_DIR") else None,
     )
 
 
 def _token(raw: str) -> str:
-    if not (32 <= len(raw) <= 256 and raw.isalnum()):
+    if not valid_token(raw):
         raise ValueError("not a token")
     return raw
+
+
+def _token_files(raw: str) -> TokenFiles:
+    try:
+        return TokenFiles(raw)
+    except OSError as exc:
+        raise ValueError(raw) from exc

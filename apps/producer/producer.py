@@ -359,12 +359,17 @@ class Producer(Service):
                 connection.sleep(0.2)
 
 
-def authorized(token: str | None, header: str) -> bool:
-    """True without a configured token; else only for `Bearer <token>`, compared in constant time."""
-    if token is None:
+def authorized(settings: Any, header: str) -> bool:
+    """True without a configured token; else only for `Bearer <token>` with one of the tokens
+    (`PUBLISH_TOKEN`, or the files of `PUBLISH_TOKENS_DIR` as they are now), in constant time."""
+    if settings.publish_token is None and settings.publish_tokens is None:
         return True
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    if scheme.lower() != "bearer":
+        return False
+    given = given.strip()
+    static = settings.publish_token is not None and hmac.compare_digest(given.encode(), settings.publish_token.encode())
+    return static or (settings.publish_tokens is not None and settings.publish_tokens.accepts(given))
 
 
 def add_routes(app: Flask, service: Producer) -> None:
@@ -372,8 +377,8 @@ def add_routes(app: Flask, service: Producer) -> None:
 
     @app.before_request
     def require_token() -> Response | None:
-        """A public producer (PUBLISH_TOKEN set) publishes only for its bearer token; probes stay open."""
-        if request.path != "/publish" or authorized(service.settings.publish_token, request.headers.get("Authorization", "")):
+        """A public producer (a token configured) publishes only for a bearer token; probes stay open."""
+        if request.path != "/publish" or authorized(service.settings, request.headers.get("Authorization", "")):
             return None
         response = json_response({"error": "POST /publish needs the header Authorization: Bearer <token>"}, 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="burrow"'

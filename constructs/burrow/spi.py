@@ -11,6 +11,7 @@ references.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,12 @@ class KubernetesProviders:
 class SecretsAccess:
     """Where the cluster's External Secrets Operator reads the credentials Burrow generated.
 
-    `role_arn` is the IRSA role the operator's service account assumes (it may read only this
-    environment's secrets); `prefix` is their common name prefix in AWS Secrets Manager.
+    `readers` maps each consumer namespace to the IRSA role External Secrets assumes for it (it
+    may read only that consumer's secrets); `prefix` is their common name prefix in AWS Secrets
+    Manager.
     """
 
-    role_arn: str
+    readers: Mapping[str, str]
     region: str
     prefix: str
 

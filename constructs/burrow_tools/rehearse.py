@@ -87,6 +87,8 @@ CLUSTER_SCOPED = {
     "APIService",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 }
 #: StorageClasses a cluster comes with: EKS makes `gp2` (not the default); kind's `standard` is.
 CLUSTER_STORAGE = {"eks": ("gp2", None), "existing": ("standard", "standard")}

@@ -84,6 +84,8 @@ BASE = {"RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWO
         ("producer", {**BASE, "PUBLISH_RATE": "fast"}, "PUBLISH_RATE='fast' is invalid"),
         ("producer", {**BASE, "HTTP_PORT": "70000"}, "HTTP_PORT='70000' is invalid"),
         ("producer", {**BASE, "PUBLISH_TOKEN": "short"}, "PUBLISH_TOKEN=<hidden> is invalid (a bearer token of 32-256"),
+        ("producer", {**BASE, "PUBLISH_TOKENS_DIR": "/nonexistent"},
+         "PUBLISH_TOKENS_DIR='/nonexistent' is invalid (a readable directory with a file holding a bearer token"),
     ],
 )
 def test_bad_configuration_exits_with_one_line_naming_the_variable(role, env, expected):
@@ -140,6 +142,44 @@ def test_a_public_producer_publishes_only_for_its_bearer_token(start, broker, to
     assert (accepted.status_code, accepted.json()) == (201, {"id": "auth-1", "status": "confirmed"})
     assert producer.get("/health").status_code == 200  # health needs no token (load balancers, DNS checks)
     assert TOKEN not in producer.log_path.read_text(errors="replace")
+
+
+def mount_secret(directory: Path, files: dict[str, str], generation: int) -> None:
+    """Write `files` the way the kubelet updates a mounted Secret: a new timestamped directory,
+    then one atomic swap of the `..data` symlink that every file's symlink goes through."""
+    version = directory / f"..2026_{generation:02d}"
+    version.mkdir()
+    for name, value in files.items():
+        (version / name).write_text(value)
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(f"..data/{name}")
+    (directory / "..data_tmp").symlink_to(version.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+
+
+def test_a_public_producer_takes_a_rotated_token_without_a_restart(start, broker, topology, tmp_path):
+    """Two tokens are valid during a rotation (current and previous); the producer re-reads the
+    mounted Secret when the kubelet swaps it, and the token rotated out stops working."""
+    old, current, new = ("0ld" * 12, "Cur" * 12, "N3w" * 12)
+    secret = tmp_path / "producer-auth"
+    secret.mkdir()
+    mount_secret(secret, {"publish-token": current, "previous-publish-token": old}, 1)
+    producer = start("producer", PUBLISH_RATE="0", PUBLISH_TOKENS_DIR=str(secret))
+    producer.wait_ready()
+
+    def status(token: str, n: int) -> int:
+        body = json.dumps({"payload": {"n": n}, "id": f"rotate-{n}"}).encode()
+        return producer.post("/publish", body, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert [status(current, 1), status(old, 2), status(new, 3)] == [201, 201, 401]
+    mount_secret(secret, {"publish-token": new, "previous-publish-token": current}, 2)
+    assert [status(new, 4), status(current, 5), status(old, 6)] == [201, 201, 401]
+    # a Secret emptied by mistake does not open the producer: the last good tokens stay in force
+    mount_secret(secret, {"publish-token": "", "previous-publish-token": ""}, 3)
+    assert [status(new, 7), status(old, 8)] == [201, 401]
+    assert producer.post("/publish", b'{"payload": 1}').status_code == 401
+    log = producer.log_path.read_text(errors="replace")
+    assert not any(token in log for token in (old, current, new))
 
 
 def test_oversized_publish_body_gets_413(start, broker, topology):

@@ -26,6 +26,7 @@ import pika
 import pytest
 
 from burrow.app.federation import (
+    FEDERATION_USER,
     KEEPER_SCRIPT,
     PLUGIN,
     BrokerFederation,
@@ -140,6 +141,35 @@ def wait_for_link(node: RabbitMqNode, upstream: str, seconds: float = 60) -> Non
             return
         time.sleep(1)
     raise AssertionError(f"the federation link from {upstream} never ran: {status}")
+
+
+def refused_as_federation_user(node: RabbitMqNode, act) -> bool:
+    """True when the broker closes the channel with 403 ACCESS_REFUSED for `act(channel)`."""
+    with pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", node.amqp_port, credentials=pika.PlainCredentials(FEDERATION_USER, FEDERATION_PASSWORD))) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        try:
+            act(channel)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            return closed.reply_code == 403
+    return False
+
+
+def test_the_federation_user_reads_the_federated_queue_and_can_write_or_configure_nothing_else(cells):
+    """Issue 25, finding 2: the links' login is no administrator, publishes nowhere, declares and
+    deletes nothing (a purge of the work queue it reads stays possible: RabbitMQ counts it a read).
+    The other tests of this module show the links still carry every message with these rights."""
+    upstream = cells[REGIONS[0]]
+    body, props = b"forged", pika.BasicProperties(delivery_mode=2)
+    assert refused_as_federation_user(upstream, lambda ch: ch.basic_publish(
+        MESSAGING.exchange, MESSAGING.routing_key, body, props))
+    assert refused_as_federation_user(upstream, lambda ch: ch.basic_publish("", MESSAGING.queue, body, props))
+    assert refused_as_federation_user(upstream, lambda ch: ch.queue_declare("federation-made", durable=True))
+    assert refused_as_federation_user(upstream, lambda ch: ch.queue_delete(MESSAGING.queue))
+    assert refused_as_federation_user(upstream, lambda ch: ch.exchange_declare("federation-made", "topic"))
+    users = json.loads(upstream.ctl("list_users", "--formatter", "json"))
+    assert {u["user"]: u["tags"] for u in users}[FEDERATION_USER] == []
 
 
 def test_a_message_published_in_one_region_is_consumed_in_the_other(cells):

@@ -22,6 +22,7 @@ from burrow_service.messaging import BrokerState
 from burrow_service.web import create_app
 
 TOKEN = "T0k3n" * 8
+MAX_MESSAGE = 1024 * 1024  # the producer's default MAX_MESSAGE_BYTES
 
 
 @pytest.mark.parametrize(
@@ -40,18 +41,18 @@ TOKEN = "T0k3n" * 8
 )
 def test_a_bad_body_is_refused_with_its_reason(body, error):
     with pytest.raises(ValueError) as refused:
-        parse_publish_body(body)
+        parse_publish_body(body, MAX_MESSAGE)
     assert str(refused.value).startswith(error)
 
 
 def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
     before = datetime.now(UTC)
-    message = parse_publish_body(json.dumps({"payload": {"n": 1}, "id": "x" * 128}).encode())
+    message = parse_publish_body(json.dumps({"payload": {"n": 1}, "id": "x" * 128}).encode(), MAX_MESSAGE)
     assert set(message) == {"id", "created_at", "payload"}
     assert (message["id"], message["payload"]) == ("x" * 128, {"n": 1})
     assert before <= datetime.fromisoformat(message["created_at"]) <= datetime.now(UTC)
-    assert parse_publish_body(b'{"payload": 1, "id": "a"}')["id"] == "a"  # one character is an id
-    first, second = (parse_publish_body(b'{"payload": null}')["id"] for _ in range(2))
+    assert parse_publish_body(b'{"payload": 1, "id": "a"}', MAX_MESSAGE)["id"] == "a"  # one character is an id
+    first, second = (parse_publish_body(b'{"payload": null}', MAX_MESSAGE)["id"] for _ in range(2))
     assert uuid.UUID(first).version == 4 and first != second
 
 
@@ -73,14 +74,14 @@ def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
     ],
 )
 def test_only_the_configured_bearer_token_may_publish(token, header, allowed):
-    assert authorized(token, header) is allowed
+    assert authorized(SimpleNamespace(publish_token=token, publish_tokens=None), header) is allowed
 
 
 class Publisher:
     """Stands in for the producer's publishing threads: records what reached them, answers `refusal`."""
 
     def __init__(self, token: str | None = None, refusal: str | None = None) -> None:
-        self.settings = SimpleNamespace(publish_token=token)
+        self.settings = SimpleNamespace(publish_token=token, publish_tokens=None, max_message_bytes=MAX_MESSAGE)
         self.labels = {"queue": f"contract-{uuid.uuid4().hex[:6]}"}
         self.refusal = refusal
         self.published: list[dict] = []

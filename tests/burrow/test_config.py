@@ -352,9 +352,9 @@ PUBLIC = "ingress: {enabled: true, host: events.qa.example.com, zone: qa.example
          "federation.enabled = True: federation links at least two regions; this environment federates eu-west-1"),
         ("tier: production\n" + PUBLIC.replace("}", ", tls: false}"),
          "ingress.tls = False: a public producer in a production environment serves HTTPS only"),
-        ("tier: production\n" + PUBLIC.replace("}", ", authentication: none}"),
-         "ingress.authentication = 'none': a public producer in a production environment publishes only for its "
-         "bearer token"),
+        *((f"tier: {tier}\n" + PUBLIC.replace("}", ", authentication: none}"),
+           "qa.yaml: ingress.authentication = 'none': a public producer publishes only for its bearer token, in "
+           "every tier: set ingress.authentication: token") for tier in ("development", "staging", "production")),
         ("ingress: {enabled: true, host: events.example.org, zone: qa.example.com}",
          "host 'events.example.org' does not lie inside zone 'qa.example.com'"),
         ("ingress: {enabled: true}", "an enabled ingress needs host (the public name) and zone"),

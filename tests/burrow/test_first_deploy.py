@@ -62,17 +62,16 @@ def test_every_external_secret_reads_only_its_regions_store_and_secrets_that_exi
         assert externals
         for external in externals:
             name = f"{view.stack_prefix}: {external['metadata']['name']}"
-            assert (
-                external["spec"].get("secretStoreRef", {}).get("name", "burrow-secrets-manager")
-                == "burrow-secrets-manager"
-            ), name
+            namespace = external["metadata"]["namespace"]
+            assert external["spec"]["secretStoreRef"]["name"] == f"burrow-secrets-manager-{namespace}", name
             for source in external["spec"]["dataFrom"]:
                 if "generatorRef" in source.get("sourceRef", {}):
                     continue  # generated in the cluster (previews)
                 assert "storeRef" not in source.get("sourceRef", {}), name
                 assert source["extract"]["key"] in available, (name, source["extract"]["key"], sorted(available))
-        [store] = [o for o in synthesized.objects(env, view.stack_prefix) if o["kind"] == "ClusterSecretStore"]
-        assert store["spec"]["provider"]["aws"]["region"] == view.aws.region
+        stores = [o for o in synthesized.objects(env, view.stack_prefix) if o["kind"] == "ClusterSecretStore"]
+        assert stores
+        assert {store["spec"]["provider"]["aws"]["region"] for store in stores} == {view.aws.region}
 
 
 def test_federation_links_log_in_with_the_environments_one_federation_password(synthesized):
@@ -84,7 +83,8 @@ def test_federation_links_log_in_with_the_environments_one_federation_password(s
         for s in resources(synthesized.stack("prod-cluster"), "aws_secretsmanager_secret").values()
         if s["name"] == "burrow/prod/federation"
     ]
-    assert federation["replica"] == [{"region": "us-east-1"}]
+    assert [r["region"] for r in federation["replica"]] == ["us-east-1"]
+    assert federation["replica"][0]["kms_key_id"].startswith("${aws_kms_replica_key.credentials_replicated-key-us-east-1")
     secondary = synthesized.stack("prod-us-east-1-cluster")
     assert "burrow/prod/federation" not in {
         s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()

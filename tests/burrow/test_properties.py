@@ -92,33 +92,27 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     generators = cluster["ephemeral"]["aws_secretsmanager_random_password"]
     assert {name: g["password_length"] for name, g in generators.items()} == {
         "credentials_rabbitmq_password": 32, "credentials_rabbitmq_erlang_cookie": 64,
-        "credentials_grafana_admin_password": 32, **({"credentials_producer_publish_token": 48} if public else {}),
+        "credentials_grafana_admin_password": 32, **({"credentials_producer_publish_token": 48, "credentials_producer_previous_publish_token": 48}
+           if public else {}),
         **({"credentials_federation_password": 32} if federated else {}),
     }
     assert all(g["exclude_punctuation"] for g in generators.values())
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
     assert sorted(secrets) == [*([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
                                *([f"burrow/{env}/producer"] if public else []), f"burrow/{env}/rabbitmq"]
-    assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_key") for s in secrets.values())
+    # a replicated secret is under the multi-Region key (its replicas under that key's replicas)
+    assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_replicated-key" if s.get("replica")
+                                          else "${aws_kms_key.credentials_key") for s in secrets.values())
     for version in resources(cluster, "aws_secretsmanager_secret_version").values():
         assert "secret_string" not in version
         assert version["secret_string_wo"].startswith("${jsonencode({")
         assert "ephemeral.aws_secretsmanager_random_password." in version["secret_string_wo"]
         assert version["secret_string_wo_version"] == 1
-    (policy,) = [p for key, p in resources(cluster, "aws_iam_role_policy").items() if key.startswith("credentials_")]
-    statements = json.loads(policy["policy"])["Statement"]
-    assert statements[0]["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    assert all(r.startswith("${aws_secretsmanager_secret.credentials_") for r in statements[0]["Resource"])
-    # the one key that encrypts these secrets (the cluster stack's other keys stay out of reach)
-    [key] = [k for k in resources(cluster, "aws_kms_key") if k.startswith("credentials_key")]
-    assert statements[1] == {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt",
-                             "Resource": f"${{aws_kms_key.{key}.arn}}"}
+    # who reads which of them, through which role: test_secrets_by_consumer
     operator = next(r for r in resources(addons, "helm_release").values() if r["name"] == "external-secrets")
     assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "0.20.4", "external-secrets")
-    values = yaml.safe_load(operator["values"][0])
-    assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("${data.terraform_remote_state")
     auth = external_secrets(synthesized, env)["rabbitmq-auth"]
-    assert auth["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager"}
+    assert auth["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": f"burrow-secrets-manager-burrow-{env}"}
     assert auth["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/rabbitmq"}}]
     data = auth["spec"]["target"]["template"]["data"]
     assert data["rabbitmq-password"] == "{{ .password }}"
@@ -134,15 +128,18 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
 
 
 @pytest.mark.parametrize("env", CLOUD)
-def test_the_secret_store_serves_only_the_app_monitoring_and_keda_namespaces(synthesized, env):
+def test_each_secret_store_serves_one_namespace_of_the_clusters_own_region(synthesized, env):
     addons = synthesized.stack(f"{env}-addons")
     store_release = next(r for r in resources(addons, "helm_release").values() if r["name"] == "burrow-secret-store")
-    # one store, of the cluster's own region (federation reads no other region's: test_first_deploy)
-    [store] = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
-    assert store["kind"] == "ClusterSecretStore"
-    assert store["spec"]["provider"] == {"aws": {"service": "SecretsManager", "region": "eu-west-1"}}
+    # one store per consumer, of the cluster's own region (federation reads no other region's: test_first_deploy)
+    objects = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
+    stores = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterSecretStore"}
     # keda: its scaler's AMQP URI lives in its own namespace (it reads no other namespace's Secrets)
-    assert store["spec"]["conditions"] == [{"namespaces": [f"burrow-{env}", "monitoring", "keda"]}]
+    for namespace in (f"burrow-{env}", "monitoring", "keda"):
+        store = stores[f"burrow-secrets-manager-{namespace}"]
+        assert store["spec"]["provider"]["aws"]["region"] == "eu-west-1"
+        assert store["spec"]["conditions"] == [{"namespaces": [namespace]}]
+    assert len(stores) == 3
     assert any("external-secrets_release" in d for d in store_release["depends_on"])
 
 
@@ -169,13 +166,13 @@ def test_deployments_set_exactly_the_variables_the_services_read(synthesized, en
     for role, deployment in deployments(synthesized, env).items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         env_vars = {e["name"]: e for e in container["env"]}
-        # a public producer also reads its bearer token; nothing else is optional
-        optional = set(OPTIONAL_VARIABLES[role]) if public else set()
+        # a public producer also reads its bearer tokens (a mounted Secret); nothing else is optional
+        optional = {"PUBLISH_TOKENS_DIR"} & set(OPTIONAL_VARIABLES[role]) if public else set()
         assert set(env_vars) == set(COMMON_VARIABLES) | set(ROLE_VARIABLES[role]) | optional
         for name in SECRET_VARIABLES:
             if name in env_vars:
                 assert "secretKeyRef" in env_vars[name]["valueFrom"], name
-        plain = {k: v["value"] for k, v in env_vars.items() if "value" in v}
+        plain = {k: v["value"] for k, v in env_vars.items() if "value" in v and k != "PUBLISH_TOKENS_DIR"}
         settings = load_settings({**plain, "RABBITMQ_USERNAME": "u", "RABBITMQ_PASSWORD": "p"})
         assert settings.http_port == 5000
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -302,10 +299,19 @@ def test_the_public_producers_token_is_one_secret_replicated_and_read_in_every_r
     from its own region through External Secrets, before it starts."""
     [token] = [s for s in resources(synthesized.stack("prod-cluster"), "aws_secretsmanager_secret").values()
                if s["name"] == "burrow/prod/producer"]
-    assert token["replica"] == [{"region": "us-east-1"}]
+    [replica] = token["replica"]
+    assert replica["region"] == "us-east-1"
+    # the replica is under a customer-managed key in its region: a replica of the multi-Region key
+    [(name, key)] = resources(synthesized.stack("prod-cluster"), "aws_kms_replica_key").items()
+    assert replica["kms_key_id"] == f"${{aws_kms_replica_key.{name}.arn}}"
+    assert key["provider"] == "aws.us-east-1"
+    [primary_key] = [k for n, k in resources(synthesized.stack("prod-cluster"), "aws_kms_key").items()
+                     if key["primary_key_arn"] == f"${{aws_kms_key.{n}.arn}}"]
+    assert primary_key["multi_region"] is True and token["kms_key_id"] == key["primary_key_arn"]
     secondary = synthesized.stack("prod-us-east-1-cluster")
     assert "burrow/prod/producer" not in {s["name"] for s in resources(secondary, "aws_secretsmanager_secret").values()}
-    (policy,) = [p for key, p in resources(secondary, "aws_iam_role_policy").items() if key.startswith("credentials_")]
+    (policy,) = [p for key, p in resources(secondary, "aws_iam_role_policy").items()
+                 if key.startswith("credentials_reader-burrow-prod")]
     [replica] = [s for s in json.loads(policy["policy"])["Statement"] if s["Sid"] == "ReadReplicatedSecrets"]
     assert replica["Resource"] == [f"arn:aws:secretsmanager:us-east-1:345678901234:secret:burrow/prod/{key}-*"
                                    for key in ("producer", "federation")]
@@ -313,11 +319,17 @@ def test_the_public_producers_token_is_one_secret_replicated_and_read_in_every_r
         objects = synthesized.objects("prod", prefix)
         [auth] = [o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "producer-auth"]
         assert auth["spec"]["dataFrom"] == [{"extract": {"key": "burrow/prod/producer"}}]
-        assert auth["spec"]["target"]["template"]["data"] == {"publish-token": "{{ .publish_token }}"}
+        assert auth["spec"]["target"]["template"]["data"] == {
+            "publish-token": "{{ .publish_token }}", "previous-publish-token": "{{ .previous_publish_token }}"}
         [producer] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "producer"]
-        env = {e["name"]: e for e in producer["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert env["PUBLISH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "producer-auth", "key": "publish-token"}}
+        pod = producer["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert "PUBLISH_TOKEN" not in env  # an environment variable never changes
+        assert env["PUBLISH_TOKENS_DIR"] == {"name": "PUBLISH_TOKENS_DIR", "value": "/var/run/secrets/burrow/producer-auth"}
+        assert {"name": "secret-producer-auth", "mountPath": "/var/run/secrets/burrow/producer-auth",
+                "readOnly": True} in pod["containers"][0]["volumeMounts"]
+        assert {"name": "secret-producer-auth", "secret": {"secretName": "producer-auth", "defaultMode": 0o440}} in pod["volumes"]
         app = synthesized.stack(f"{prefix}-app")
         release = next(r for r in resources(app, "helm_release").values() if r["name"] == "producer")
         assert any("publish-auth_release" in d for d in release["depends_on"])
-    assert "PUBLISH_TOKEN" not in json.dumps(synthesized.objects("qa"))  # an internal producer has none
+    assert "PUBLISH_TOKEN" not in json.dumps(synthesized.objects("qa"))  # an internal producer has none (nor _DIR)

@@ -245,7 +245,7 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
         )
         store_release = releases(changed, "prod-addons")["burrow-secret-store"]
         stores = [o for o in objects_of(store_release) if o["metadata"]["name"] != store]
-        peer = copy.deepcopy(stores[0])
+        peer = copy.deepcopy(next(o for o in stores if o["kind"] == "ClusterSecretStore"))
         peer["metadata"]["name"] = store
         peer["spec"]["provider"]["aws"]["region"] = peer_region
         set_objects(store_release, [*stores, peer])
@@ -256,7 +256,7 @@ def with_federation_definitions(deploy: Deploy, peer_region: str | None) -> Depl
         "kind": "ExternalSecret",
         "metadata": {"name": FEDERATION_SECRET, "namespace": "burrow-prod"},
         "spec": {
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager"},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": "burrow-secrets-manager-burrow-prod"},
             "target": {"name": FEDERATION_SECRET},
             "dataFrom": sources,
         },
@@ -283,11 +283,13 @@ def test_irsa_roles_must_trust_the_service_account_that_uses_them(deploys):
     changed = variant(deploys["prod"])
     trust = changed.stacks["prod-cluster"]["data"]["aws_iam_policy_document"]
     reader = next(
-        doc for doc in trust.values() if "system:serviceaccount:external-secrets:external-secrets" in json.dumps(doc)
+        doc
+        for doc in trust.values()
+        if "system:serviceaccount:external-secrets:burrow-secrets-manager-burrow-prod" in json.dumps(doc)
     )
     reader["statement"][0]["condition"][0]["values"] = ["system:serviceaccount:external-secrets:someone-else"]
     found = [p for p in problems(changed) if "IRSA role" in p]
-    assert found[0].startswith("prod-addons | release external-secrets (external-secrets)")
+    assert found[0].startswith("prod-addons | release burrow-secret-store (external-secrets)")
     assert "its trust names ['system:serviceaccount:external-secrets:someone-else']" in found[0]
 
 

@@ -1,10 +1,14 @@
 """External Secrets Operator: puts the credentials Burrow generated in AWS Secrets Manager into
 Kubernetes Secrets, so their values never pass through Terraform.
 
-The operator runs in `external-secrets` with an IRSA role that may read only the environment's
-secrets (`burrow.cluster.credentials`). One `ClusterSecretStore` points at Secrets Manager in the
-environment's region and serves only the namespaces named in `readers`; `external_secret` builds
-an `ExternalSecret` that keeps a Kubernetes Secret in step with one generated secret.
+Secrets by consumer: every namespace that reads generated secrets (the app, `monitoring`, `keda`)
+has its own `ClusterSecretStore` (`store_for(namespace)`), which serves that namespace only and
+authenticates explicitly (`auth.jwt`) as a ServiceAccount of its own in `external-secrets`, whose
+IRSA role may read only that consumer's secrets (`burrow.cluster.credentials`). The operator has no
+AWS role of its own, the chart's aggregation into `edit`/`view` is off, and a
+ValidatingAdmissionPolicy refuses any store for AWS without `auth`, which would otherwise fall back
+to whatever credentials the operator's pod finds. `external_secret` builds an `ExternalSecret` that
+keeps a Kubernetes Secret in step with one generated secret, through its namespace's store.
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ from constructs import Construct
 
 NAMESPACE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
-#: The operator's identity as IRSA sees it (the reader role trusts exactly this subject).
-SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 STORE = "burrow-secrets-manager"
 API_VERSION = "external-secrets.io/v1"
 CHART_VERSION = EXTERNAL_SECRETS.version
@@ -48,32 +50,108 @@ KINDS = k.ChartKinds(
 )
 
 
-def operator_values(access: SecretsAccess) -> dict[str, Any]:
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def store_for(namespace: str) -> str:
+    """The ClusterSecretStore (and its ServiceAccount in `external-secrets`) of one consumer namespace."""
+    return f"{STORE}-{namespace}"
+
+
+def reader_subject(namespace: str) -> str:
+    """The IRSA subject of `namespace`'s store: the only identity its reader role trusts."""
+    return f"system:serviceaccount:{NAMESPACE}:{store_for(namespace)}"
+
+
+def operator_values() -> dict[str, Any]:
+    """No AWS role for the operator (every store names its own), and no aggregation of External
+    Secrets' kinds into `edit`/`view`: only cluster administrators make stores. The keys are the
+    same in chart 0.20.4 and the 1.x/2.x charts (`rbac.aggregateToEdit`, `rbac.aggregateToView`)."""
     return {
         "installCRDs": True,
-        "serviceAccount": {
-            "create": True,
-            "name": SERVICE_ACCOUNT,
-            "annotations": {"eks.amazonaws.com/role-arn": access.role_arn},
-        },
+        "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        "rbac": {"aggregateToEdit": False, "aggregateToView": False},
         "resources": SMALL,
         "webhook": {"resources": SMALL},
         "certController": {"resources": SMALL},
     }
 
 
-def cluster_secret_store(access: SecretsAccess, readers: tuple[str, ...]) -> K8sObject:
-    """The store every ExternalSecret of Burrow uses: Secrets Manager of the cluster's own region
-    (secrets of the whole environment are replicated there), for `readers` only."""
+def reader_account(namespace: str, role_arn: str) -> K8sObject:
+    """The ServiceAccount whose token `namespace`'s store exchanges for its reader role. It lives in
+    `external-secrets`, where the consumer cannot mint tokens for it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": store_for(namespace), "namespace": NAMESPACE, "labels": dict(MANAGED_BY),
+                     "annotations": {ROLE_ANNOTATION: role_arn}},
+        "automountServiceAccountToken": False,
+    }
+
+
+def cluster_secret_store(region: str, namespace: str) -> K8sObject:
+    """`namespace`'s store: Secrets Manager of the cluster's own region (secrets of the whole
+    environment are replicated there) as `namespace`'s reader role, for `namespace` only."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ClusterSecretStore",
-        "metadata": {"name": STORE, "labels": dict(MANAGED_BY)},
+        "metadata": {"name": store_for(namespace), "labels": dict(MANAGED_BY)},
         "spec": {
-            "provider": {"aws": {"service": "SecretsManager", "region": access.region}},
-            "conditions": [{"namespaces": list(readers)}],
+            "provider": {"aws": {
+                "service": "SecretsManager",
+                "region": region,
+                "auth": {"jwt": {"serviceAccountRef": {"name": store_for(namespace), "namespace": NAMESPACE}}},
+            }},
+            "conditions": [{"namespaces": [namespace]}],
         },
     }
+
+
+#: The admission policy's name (and its binding's).
+STORES_AUTHENTICATE = "burrow-secret-stores-authenticate"
+
+
+def store_admission() -> list[K8sObject]:
+    """A ValidatingAdmissionPolicy (Kubernetes >= 1.30) and its binding: a SecretStore or
+    ClusterSecretStore for AWS must say how it authenticates. Without `auth`, External Secrets
+    uses whatever AWS credentials its own pod finds (the node's role), for anyone who may create
+    a store."""
+    rule = {"apiGroups": ["external-secrets.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+            "resources": ["secretstores", "clustersecretstores"]}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": STORES_AUTHENTICATE, "labels": dict(MANAGED_BY)},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [{
+                    "expression": "!has(object.spec.provider) || !has(object.spec.provider.aws)"
+                                  " || has(object.spec.provider.aws.auth)",
+                    "message": "a secret store for AWS must name its credentials in spec.provider.aws.auth "
+                               "(Burrow's stores use auth.jwt.serviceAccountRef)",
+                    "reason": "Forbidden",
+                }],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": STORES_AUTHENTICATE, "labels": dict(MANAGED_BY)},
+            "spec": {"policyName": STORES_AUTHENTICATE, "validationActions": ["Deny"]},
+        },
+    ]
+
+
+def store_objects(access: SecretsAccess) -> list[K8sObject]:
+    """Per consumer its ServiceAccount and store, then the admission policy."""
+    per_consumer = [
+        obj
+        for namespace, role_arn in access.readers.items()
+        for obj in (reader_account(namespace, role_arn), cluster_secret_store(access.region, namespace))
+    ]
+    return [*per_consumer, *store_admission()]
 
 
 def external_secret(name: str, namespace: str, key: str, template: Mapping[str, str]) -> K8sObject:
@@ -85,7 +163,7 @@ def external_secret(name: str, namespace: str, key: str, template: Mapping[str, 
         "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
         "spec": {
             "refreshInterval": REFRESH,
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_for(namespace)},
             "target": {
                 "name": name,
                 "creationPolicy": "Owner",
@@ -135,10 +213,10 @@ def generated_secret(name: str, namespace: str, generator: str, fields: tuple[st
 
 @dataclass(frozen=True)
 class ExternalSecretsAddOn(ClusterAddOn):
-    """The operator's chart and Burrow's ClusterSecretStore (after the chart, which brings the CRDs)."""
+    """The operator's chart, then (it brings the CRDs) one ClusterSecretStore per consumer of
+    `access` and the admission policy for stores."""
 
     access: SecretsAccess
-    readers: tuple[str, ...]
     name: str = "external-secrets"
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
@@ -149,7 +227,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
             chart="external-secrets",
             version=CHART_VERSION,
             namespace=NAMESPACE,
-            values=operator_values(self.access),
+            values=operator_values(),
         )
         release = chart.release(holder, ClusterInfo.providers_of(scope).helm)
         KubernetesObjects(
@@ -157,7 +235,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
             "store",
             release_name="burrow-secret-store",
             namespace=NAMESPACE,
-            objects=[cluster_secret_store(self.access, self.readers)],
+            objects=store_objects(self.access),
             depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), release],
         )
         return holder

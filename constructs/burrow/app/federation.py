@@ -50,7 +50,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from burrow.addons.edge import DNS_OPT_IN
-from burrow.addons.external_secrets import API_VERSION, STORE
+from burrow.addons.external_secrets import API_VERSION, store_for
 from burrow.config.schema import MessagingConfig, Model
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -130,11 +130,22 @@ def federation_definitions(
         "users": [{"name": username, "password": password, "tags": "administrator"},
                   {"name": FEDERATION_USER, "password": federation_password, "tags": ""}],
         "vhosts": [{"name": "/"}],
-        "permissions": [{"user": user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-                        for user in (username, FEDERATION_USER)],
+        "permissions": [{"user": username, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+                        federation_permissions(federation, messaging)],
         "parameters": upstreams,
         "policies": [federation_policy(federation, messaging)],
     }
+
+
+def federation_permissions(federation: BrokerFederation, messaging: MessagingConfig) -> dict[str, Any]:
+    """What the federation user may do on an upstream broker: in `queue` mode, consume the work
+    queue only (RabbitMQ counts a purge as a read), declare and write nothing."""
+    if federation.mode != "queue":
+        # An exchange link declares and binds its own queue and exchange upstream; the narrow
+        # rights it needs are not yet proven against a real broker, so it keeps the broad ones.
+        return {"user": FEDERATION_USER, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    queue = "^" + messaging.queue.replace(".", "\\.") + "$"
+    return {"user": FEDERATION_USER, "vhost": "/", "configure": "^$", "write": "^$", "read": queue}
 
 
 def federation_policy(federation: BrokerFederation, messaging: MessagingConfig) -> dict[str, Any]:
@@ -163,7 +174,7 @@ def definitions_secret(federation: BrokerFederation, namespace: str, username: s
         "metadata": k8s.metadata(federation.secret_name, namespace, MANAGED_BY),
         "spec": {
             "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": STORE},
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_for(namespace)},
             "target": {"name": federation.secret_name, "creationPolicy": "Owner",
                        "template": {"type": "Opaque", "data": {DEFINITIONS_FILE: json.dumps(definitions, indent=1)}}},
             "dataFrom": sources,

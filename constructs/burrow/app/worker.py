@@ -77,6 +77,9 @@ class QueueWorkerProps(Model):
     alerts: AlertThresholds | None = None
     #: Variables read from Secrets: name -> (Secret, key), e.g. the public producer's PUBLISH_TOKEN.
     secret_settings: Mapping[str, tuple[str, str]] = Field(default_factory=dict)
+    #: Secrets read as files that follow the Secret's changes without a restart: variable ->
+    #: Secret, mounted read-only; the variable names the directory (e.g. PUBLISH_TOKENS_DIR).
+    secret_dirs: Mapping[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _grace_exceeds_drain(self) -> QueueWorkerProps:
@@ -132,6 +135,7 @@ class QueueWorker(DeliversObjects, Construct):
             state_dir=STATE_DIR if consumer else None,
             secret_env=[*broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
                         *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
+            secret_dirs=props.secret_dirs,
             liveness=k8s.HttpProbe(LIVENESS_PATH, period_seconds=10, failure_threshold=3),
             readiness=k8s.HttpProbe(READINESS_PATH, period_seconds=5, failure_threshold=2),
             startup=k8s.HttpProbe(LIVENESS_PATH, period_seconds=2, failure_threshold=30),

@@ -190,9 +190,9 @@ def ingress_problems(env: EnvironmentConfig) -> list[Problem]:
     if env.tier == Tier.PRODUCTION and not env.ingress.tls:
         problems.append((("ingress", "tls"), False, "a public producer in a production environment serves HTTPS "
                          "only: set ingress.tls: true (an ACM certificate is issued for it)"))
-    if env.tier == Tier.PRODUCTION and env.ingress.authentication == "none":
-        problems.append((("ingress", "authentication"), "none", "a public producer in a production environment "
-                         "publishes only for its bearer token: set ingress.authentication: token"))
+    if env.ingress.authentication == "none":
+        problems.append((("ingress", "authentication"), "none", "a public producer publishes only for its "
+                         "bearer token, in every tier: set ingress.authentication: token"))
     return problems
 
 

@@ -76,6 +76,11 @@ class HttpProbe:
         return probe
 
 
+def secret_dir(secret: str) -> str:
+    """Where a container finds the files of a mounted Secret."""
+    return f"/var/run/secrets/burrow/{secret}"
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """What Burrow needs to know to run one container."""
@@ -93,9 +98,14 @@ class ContainerSpec:
     #: container restarts but not the pod's deletion, eviction or node loss. None: only /tmp.
     state_dir: str | None = None
     state_size: str = "128Mi"
+    #: Secrets mounted read-only as directories (one file per key, which Kubernetes updates when
+    #: the Secret changes, unlike an environment variable): variable -> Secret; the variable
+    #: holds the directory (`secret_dir(secret)`).
+    secret_dirs: Mapping[str, str] = field(default_factory=dict)
 
     def render(self) -> dict[str, Any]:
         env = [{"name": k, "value": v} for k, v in self.env.items()] + [s.render() for s in self.secret_env]
+        env += [{"name": var, "value": secret_dir(secret)} for var, secret in self.secret_dirs.items()]
         container: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
@@ -114,7 +124,9 @@ class ContainerSpec:
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
-            + ([{"name": "state", "mountPath": self.state_dir}] if self.state_dir else []),
+            + ([{"name": "state", "mountPath": self.state_dir}] if self.state_dir else [])
+            + [{"name": f"secret-{secret}", "mountPath": secret_dir(secret), "readOnly": True}
+               for secret in self.secret_dirs.values()],
         }
         for key, probe in (("livenessProbe", self.liveness), ("readinessProbe", self.readiness)):
             if probe:
@@ -162,7 +174,9 @@ def deployment(
         },
         "containers": [container.render()],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
-        + ([{"name": "state", "emptyDir": {"sizeLimit": container.state_size}}] if container.state_dir else []),
+        + ([{"name": "state", "emptyDir": {"sizeLimit": container.state_size}}] if container.state_dir else [])
+        + [{"name": f"secret-{secret}", "secret": {"secretName": secret, "defaultMode": 0o440}}
+           for secret in container.secret_dirs.values()],
     }
     if spread:
         pod_spec["topologySpreadConstraints"] = list(spread)

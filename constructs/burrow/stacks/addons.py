@@ -9,7 +9,6 @@ from burrow.addons.edge import external_dns, load_balancer_controller
 from burrow.addons.external_secrets import ExternalSecretsAddOn
 from burrow.addons.flux import FluxAddOn
 from burrow.addons.karpenter import KarpenterAddOn
-from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
 from burrow.addons.keda import keda, scaler_credentials
 from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
@@ -29,9 +28,7 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     whose cloud side made room for them gets Karpenter and Velero."""
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
-        readers = (env.namespace, *([env.monitoring.namespace] if env.monitoring.enabled else []),
-                   *([KEDA_NAMESPACE] if env.addons.keda.enabled else []))
-        chosen.append(ExternalSecretsAddOn(cluster.secrets, readers))
+        chosen.append(ExternalSecretsAddOn(cluster.secrets))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:

@@ -25,6 +25,7 @@ from constructs import Construct
 
 PUBLISH_AUTH = "producer-auth"  # the Secret holding the public producer's bearer token
 PUBLISH_TOKEN_KEY = "publish-token"
+PREVIOUS_TOKEN_KEY = "previous-publish-token"  # still accepted during a rotation (make rotate-token)
 
 
 def broker_host(env: EnvironmentConfig, region: str) -> str:
@@ -100,7 +101,7 @@ class AppLayer(BurrowStack):
         self.publish_auth = self._publish_auth(env) if public and env.ingress.authentication == "token" else None
         self.producer = self._worker(
             env, "producer", apps.producer, {"PUBLISH_RATE": str(apps.producer.publish_rate)},
-            secret_settings={"PUBLISH_TOKEN": (PUBLISH_AUTH, PUBLISH_TOKEN_KEY)} if self.publish_auth else {},
+            secret_dirs={"PUBLISH_TOKENS_DIR": PUBLISH_AUTH} if self.publish_auth else {},
             depends_on=[self.publish_auth.release] if self.publish_auth else [],
         )
         self.consumer = self._worker(env, "consumer", apps.consumer, {"PREFETCH_COUNT": str(apps.consumer.prefetch)})
@@ -108,13 +109,15 @@ class AppLayer(BurrowStack):
         self.ingress = self._ingress(env) if public else None
 
     def _publish_auth(self, env: EnvironmentConfig) -> KubernetesObjects:
-        """The Secret with the public producer's bearer token, built by External Secrets from the
-        environment's one token (the primary region's secret, or this region's replica of it)."""
+        """The Secret with the public producer's bearer tokens (current and previous), built by
+        External Secrets from the environment's one token secret (the primary region's, or this
+        region's replica of it). The producer mounts it and re-reads it when it changes."""
         assert self.cluster.secrets is not None  # a public producer is an EKS environment's (configuration checks)
         return KubernetesObjects(
             self, "publish-auth", release_name="producer-auth", namespace=env.namespace,
             objects=[external_secret(PUBLISH_AUTH, env.namespace, self.cluster.secrets.secret("producer"),
-                                     {PUBLISH_TOKEN_KEY: "{{ .publish_token }}"})],
+                                     {PUBLISH_TOKEN_KEY: "{{ .publish_token }}",
+                                      PREVIOUS_TOKEN_KEY: "{{ .previous_publish_token }}"})],
             depends_on=[self.namespace.resource],
         )
 
@@ -150,7 +153,7 @@ class AppLayer(BurrowStack):
 
     def _worker(
         self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str],
-        secret_settings: dict[str, tuple[str, str]] | None = None, depends_on: Sequence = (),
+        secret_dirs: dict[str, str] | None = None, depends_on: Sequence = (),
     ) -> QueueWorker:
         props = QueueWorkerProps(
             role=role,
@@ -165,7 +168,7 @@ class AppLayer(BurrowStack):
             node_selector=workload_node_selector(env),
             monitoring_namespace=self.monitoring_namespace,
             alerts=env.monitoring.alerts if env.monitoring.enabled else None,
-            secret_settings=secret_settings or {},
+            secret_dirs=secret_dirs or {},
         )
         return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props, depends_on=depends_on)
 

@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_aws.provider import (
     AwsProviderEndpoints,
 )
 
+from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
 from burrow.cluster.backups import BackupAccessRole
 from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
@@ -91,16 +92,41 @@ class AwsStack(BurrowStack):
         return AwsProvider(self, f"aws-{alias}" if alias else "aws", **settings)
 
 
+def shared_secrets(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
+    """The secrets that hold one value for the whole environment -> the regions that read them."""
+    needed = {}
+    if env.ingress.enabled and env.ingress.authentication == "token":
+        needed.update({key: tuple(env.region_names) for key in PUBLISH_TOKEN})
+    if env.federated_regions:
+        needed.update({key: tuple(env.federated_regions) for key in FEDERATION})
+    return needed
+
+
+def secret_readers(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
+    """Who reads which generated secret in this region: consumer namespace -> secret keys. The app
+    reads the broker's credentials and the environment's shared secrets it uses; `monitoring`
+    Grafana's password; KEDA the broker's credentials (its scaler's AMQP URI)."""
+    shared = tuple(key for key, regions in shared_secrets(env).items() if env.aws.region in regions)
+    readers = {env.namespace: ("rabbitmq", *shared)}
+    if env.monitoring.enabled:
+        readers[env.monitoring.namespace] = ("grafana",)
+    if env.addons.keda.enabled:
+        readers[KEDA_NAMESPACE] = ("rabbitmq",)
+    return readers
+
+
+def replica_regions(env: EnvironmentConfig) -> list[str]:
+    """The regions this region's credentials replicate secrets to (the primary's only)."""
+    replicas = environment_secrets(env).get("replicas", {})
+    return sorted({r for regions in replicas.values() for r in regions})
+
+
 def environment_secrets(env: EnvironmentConfig) -> dict:
     """GeneratedCredentials' settings for the secrets that hold one value for the whole environment:
     the public producer's token (`ingress.authentication`) and the federation links' password. Each
     is generated in the primary region, which is deployed first, and replicated by Secrets Manager to
     the other regions that read it, so no region ever waits for a region deployed after it."""
-    needed = {}  # key -> the regions that read it
-    if env.ingress.enabled and env.ingress.authentication == "token":
-        needed.update({key: env.region_names for key in PUBLISH_TOKEN})
-    if env.federated_regions:
-        needed.update({key: env.federated_regions for key in FEDERATION})
+    needed = shared_secrets(env)
     if not needed:
         return {}
     if not env.is_primary:
@@ -187,7 +213,9 @@ class ClusterLayer(AwsStack):
             self,
             "credentials",
             prefix=f"burrow/{env.name}",
-            role_name=f"{cluster_name(env)}-secrets-reader",
+            role_prefix=f"{cluster_name(env)}-secrets",
+            readers=secret_readers(env),
+            providers={r: self.provider_in(r, alias=r) for r in replica_regions(env)},
             # the public producer's token, federation's password: generated in the primary region,
             # replicated to the others
             **environment_secrets(env),

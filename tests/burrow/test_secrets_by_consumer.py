@@ -1,0 +1,158 @@
+"""Secrets by consumer (issue 25, finding 1): every namespace that reads generated secrets has its
+own store, authenticated as its own ServiceAccount, whose IAM role reaches only its secrets. The
+table of who reaches what is computed from the synthesized stacks, printed, and must equal the one
+in docs/security.md."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from burrow.config.loader import load_environment
+from burrow.k8s.release import terraform_unescape
+from burrow_tools.rehearse import find, resolve
+from tests.conftest import ENVIRONMENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOUD = tuple(env for env in ENVIRONMENTS if env != "dev")
+#: What each consumer is meant to read (keda: its scaler's AMQP URI needs the broker's password).
+MEANT = {"app": {"rabbitmq", "producer", "federation"}, "monitoring": {"grafana"}, "keda": {"rabbitmq"}}
+_SECRET = re.compile(r"^arn:aws:secretsmanager:[\w-]+:\d+:secret:(.+)-\*$")
+
+
+def regional_prefixes(env: str) -> list[str]:
+    return [view.stack_prefix for view in load_environment(env, ROOT / "environments").regional()]
+
+
+def store_objects(synthesized, prefix: str) -> list[dict]:
+    addons = synthesized.stack(f"{prefix}-addons")
+    [store] = [r for r in addons["resource"]["helm_release"].values() if r["name"] == "burrow-secret-store"]
+    return yaml.safe_load(terraform_unescape(store["values"][0]))["objects"]
+
+
+def secret_name(stacks: dict, stack: str, resource: str) -> str:
+    """The Secrets Manager name a policy's Resource entry stands for."""
+    replica = _SECRET.match(resource)
+    if replica:
+        return replica.group(1)
+    found = find(stacks, resolve(stacks, stack, resource))
+    assert found is not None, resource
+    return found["name"]
+
+
+def reachable(synthesized, prefix: str) -> dict[str, set[str]]:
+    """Consumer namespace -> the Secrets Manager names its store's role may read, following
+    store -> ServiceAccount -> IRSA role -> the role's policies."""
+    stacks, objects = synthesized.stacks, store_objects(synthesized, prefix)
+    accounts = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "ServiceAccount"
+    }
+    table = {}
+    for store in (o for o in objects if o["kind"] == "ClusterSecretStore"):
+        [condition] = store["spec"]["conditions"]
+        [namespace] = condition["namespaces"]
+        account_ref = store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]
+        account = accounts[(account_ref["namespace"], account_ref["name"])]
+        role_stack, role = resolve(
+            stacks, f"{prefix}-addons", account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        )
+        names = set()
+        for policy in stacks[role_stack]["resource"]["aws_iam_role_policy"].values():
+            if resolve(stacks, role_stack, policy["role"]) != (role_stack, role):
+                continue
+            for statement in json.loads(policy["policy"])["Statement"]:
+                if any(a.startswith("secretsmanager:") for a in statement["Action"]):
+                    names |= {secret_name(stacks, role_stack, r) for r in statement["Resource"]}
+        table[namespace] = names
+    return table
+
+
+def markdown(tables: dict[str, dict[str, set[str]]]) -> str:
+    rows = ["| stacks | consumer (namespace) | Secrets Manager secrets it can read |", "|---|---|---|"]
+    for prefix, table in tables.items():
+        rows += [f"| {prefix} | `{ns}` | {', '.join(f'`{s}`' for s in sorted(names))} |" for ns, names in table.items()]
+    return "\n".join(rows)
+
+
+def consumer(namespace: str) -> str:
+    return namespace if namespace in ("monitoring", "keda") else "app"
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_each_consumer_reaches_only_its_own_secrets(synthesized, env):
+    tables = {prefix: reachable(synthesized, prefix) for prefix in regional_prefixes(env)}
+    print(f"\n{markdown(tables)}")
+    for prefix, table in tables.items():
+        assert set(table) == {f"burrow-{env}", "monitoring", "keda"}, prefix
+        for namespace, names in table.items():
+            keys = {name.removeprefix(f"burrow/{env}/") for name in names}
+            assert keys and keys <= MEANT[consumer(namespace)], (prefix, namespace, sorted(names))
+        # the app's token and federation password, Grafana's password: nobody else reaches them
+        assert not table["monitoring"] & table[f"burrow-{env}"]
+        assert table["keda"] == {f"burrow/{env}/rabbitmq"}
+
+
+def test_the_table_in_docs_security_is_the_one_prod_and_qa_synthesize(synthesized):
+    tables = {prefix: reachable(synthesized, prefix) for env in ("qa", "prod") for prefix in regional_prefixes(env)}
+    assert markdown(tables) in (ROOT / "docs" / "security.md").read_text(), markdown(tables)
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_every_store_authenticates_as_its_own_account_and_the_operator_holds_no_role(synthesized, env):
+    for prefix in regional_prefixes(env):
+        objects = store_objects(synthesized, prefix)
+        stores = [o for o in objects if o["kind"] == "ClusterSecretStore"]
+        accounts = {o["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"] for o in stores}
+        assert len(accounts) == len(stores) == 3, prefix
+        roles = [
+            o["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] for o in objects if o["kind"] == "ServiceAccount"
+        ]
+        assert len(set(roles)) == len(roles) == 3, prefix
+        addons = synthesized.stack(f"{prefix}-addons")
+        [operator] = [r for r in addons["resource"]["helm_release"].values() if r["name"] == "external-secrets"]
+        values = yaml.safe_load(operator["values"][0])
+        assert "annotations" not in values["serviceAccount"]
+        assert values["rbac"] == {"aggregateToEdit": False, "aggregateToView": False}
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_a_store_without_auth_is_refused_at_admission(synthesized, env):
+    objects = store_objects(synthesized, env)
+    [policy] = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"]
+    [binding] = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert set(rule["resources"]) == {"secretstores", "clustersecretstores"}
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"}
+    [validation] = policy["spec"]["validations"]
+    assert "has(object.spec.provider.aws.auth)" in validation["expression"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_every_reader_role_decrypts_only_through_secrets_manager(synthesized, env):
+    for view in load_environment(env, ROOT / "environments").regional():
+        policies = synthesized.stack(f"{view.stack_prefix}-cluster")["resource"]["aws_iam_role_policy"]
+        decrypts = [
+            statement
+            for key, policy in policies.items()
+            if key.startswith("credentials_reader")
+            for statement in json.loads(policy["policy"])["Statement"]
+            if "kms:Decrypt" in statement["Action"]
+        ]
+        assert decrypts, view.stack_prefix
+        for statement in decrypts:
+            condition = statement["Condition"]
+            assert condition["StringEquals"] == {"kms:ViaService": f"secretsmanager.{view.aws.region}.amazonaws.com"}
+            if statement["Resource"] == f"arn:aws:kms:{view.aws.region}:{view.aws.account_id}:key/*":
+                # a replica's key is named by its alias (the primary region's stack made it)
+                assert condition["ForAnyValue:StringEquals"] == {
+                    "kms:ResourceAliases": [f"alias/burrow/{env}/replicated"]
+                }
+            else:
+                assert set(condition) == {"StringEquals"} and "*" not in json.dumps(statement["Resource"])
