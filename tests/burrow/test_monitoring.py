@@ -45,7 +45,7 @@ def test_dev_is_unmonitored_by_default(synthesized):
 def test_the_monitoring_stack_is_installed_with_a_generated_grafana_password(synthesized, env):
     addons = releases(synthesized, f"{env}-addons")
     stack = addons["kube-prometheus-stack"]
-    assert (stack["repository"], stack["version"]) == ("https://prometheus-community.github.io/helm-charts", "69.4.1")
+    assert (stack["repository"], stack["version"]) == ("https://prometheus-community.github.io/helm-charts", "88.5.3")
     values = yaml.safe_load(stack["values"][0])
     assert values["grafana"]["admin"]["existingSecret"] == "grafana-admin"
     assert "adminPassword" not in values["grafana"]

@@ -114,7 +114,7 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     assert statements[1] == {"Sid": "DecryptThem", "Effect": "Allow", "Action": "kms:Decrypt",
                              "Resource": f"${{aws_kms_key.{key}.arn}}"}
     operator = next(r for r in resources(addons, "helm_release").values() if r["name"] == "external-secrets")
-    assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "0.20.4", "external-secrets")
+    assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "2.8.0", "external-secrets")
     values = yaml.safe_load(operator["values"][0])
     assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("${data.terraform_remote_state")
     auth = external_secrets(synthesized, env)["rabbitmq-auth"]
