@@ -33,7 +33,7 @@ MONITORING_GROUP = "monitoring.coreos.com"
 PROMETHEUS_KINDS = k.ChartKinds(
     chart="kube-prometheus-stack",
     kinds=(k.DEPLOYMENT, ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS,
-           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount"),
+           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount", "Pod"),  # Pod: Grafana's `helm test` hook
            *((f"{MONITORING_GROUP}/v1", kind) for kind in ("Alertmanager", "Prometheus", "PrometheusRule", "ServiceMonitor"))),
     crds=k.group_kinds(MONITORING_GROUP, "Alertmanager", "AlertmanagerConfig", "PodMonitor", "Probe", "Prometheus",
                      "PrometheusAgent", "PrometheusRule", "ScrapeConfig", "ServiceMonitor", "ThanosRuler"),
@@ -42,8 +42,8 @@ PROMETHEUS_KINDS = k.ChartKinds(
 )
 LOKI_KINDS = k.ChartKinds(
     chart="loki",
-    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), k.PDB, *k.CLUSTER_RBAC,
-           *k.core("ConfigMap", "Pod", "Service", "ServiceAccount")),
+    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC,
+           *k.core("ConfigMap", "Service", "ServiceAccount")),
     when={"monitoring.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     storage_classes=("singleBinary.persistence.storageClass",),
 )
@@ -238,7 +238,7 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
         version=LOKI.version,
         namespace=config.namespace,
         values={
-            "deploymentMode": "SingleBinary",
+            "deploymentMode": "Monolithic",  # the chart's name for SingleBinary from 12.0
             "loki": {
                 # Every request names its tenant (X-Scope-OrgID); Alloy and Grafana name Burrow's.
                 "auth_enabled": True,
