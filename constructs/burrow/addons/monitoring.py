@@ -267,6 +267,8 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
 
 
 #: Where Alloy keeps its state (log positions): an emptyDir, the container's own filesystem being read-only.
+#: It survives a container restart, not a new pod; a new pod reads each container's log from its start
+#: (Alloy's default: no gap, at worst lines twice), where a hostPath would have needed root.
 ALLOY_STORAGE = "/var/lib/alloy/data"
 #: Alloy's image user (`alloy`, uid 473): the image creates it but does not switch to it.
 ALLOY_USER = 473
