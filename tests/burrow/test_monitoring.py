@@ -184,3 +184,10 @@ def test_only_alloy_pushes_to_loki_and_alloy_reaches_only_loki(synthesized):
     assert alloy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "alloy"}}
     assert alloy["egress"] == [{"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "loki"}}}],
                                 "ports": [{"protocol": "TCP", "port": 3100}]}]
+
+
+def test_alloy_reads_only_pods_and_their_logs(synthesized):
+    values = yaml.safe_load(terraform_unescape(releases(synthesized, "prod-addons")["alloy"]["values"][0]))
+    # The chart's defaults grant get/list/watch on every Secret and ConfigMap of the cluster.
+    assert values["rbac"] == {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+                              "clusterRules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]}

@@ -311,7 +311,8 @@ def alloy_config(config: MonitoringConfig) -> str:
 
 def alloy(config: MonitoringConfig) -> HelmAddOn:
     """Grafana Alloy as a DaemonSet shipping the pods' logs to Loki: non-root, read-only, no host
-    paths, nothing reported to Grafana Labs; its PodLogs CRD (unused) is not installed."""
+    paths, reading only pods and their logs, nothing reported to Grafana Labs; its PodLogs CRD
+    (unused) is not installed."""
     return HelmAddOn(
         name="alloy",
         repository=ALLOY.repository,
@@ -320,6 +321,11 @@ def alloy(config: MonitoringConfig) -> HelmAddOn:
         namespace=config.namespace,
         values={
             "crds": {"create": False},
+            # Only what the pipeline reads (discovering pods, reading their logs): the chart's default
+            # ClusterRole would also read every Secret and ConfigMap of the cluster. (The chart renders
+            # both lists into one ClusterRole and fails on an empty one.)
+            "rbac": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+                     "clusterRules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]},
             "global": {"podSecurityContext": {"runAsNonRoot": True, "runAsUser": ALLOY_USER, "runAsGroup": ALLOY_USER,
                                               "fsGroup": ALLOY_USER, "seccompProfile": {"type": "RuntimeDefault"}}},
             "alloy": {
