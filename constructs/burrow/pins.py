@@ -39,53 +39,58 @@ class ChartPin:
 KUBE_PROMETHEUS_STACK = ChartPin(
     chart="kube-prometheus-stack",
     repository="https://prometheus-community.github.io/helm-charts",
-    version="69.4.1",
+    version="88.5.3",
     source="prometheus-community/helm-charts",
     tag="kube-prometheus-stack-{version}",
-    why="Prometheus Operator 0.80; the majors since change CRDs and Grafana's chart, bumped on merged code.",
-    crds="In its crds subchart's crds/ folder. " + CRDS_FOLDER,
+    why="Prometheus Operator 0.93 and Grafana 13 (its subchart now from grafana-community); Grafana's admin password "
+    "comes from Burrow's Secret (existingSecret), so 79's removed default password does not touch it.",
+    crds="In its crds subchart's crds/ folder. " + CRDS_FOLDER + " Majors 70-88 raise the Prometheus Operator CRDs: "
+    "`kubectl apply --server-side --force-conflicts` the crds of the new version, then upgrade the chart.",
 )
 LOKI = ChartPin(
     chart="loki",
-    repository="https://grafana.github.io/helm-charts",
-    version="6.29.0",
-    source="grafana/loki",
-    tag="helm-loki-{version}",
-    why="Loki 3.4 single binary on a filesystem store. grafana/loki's chart is GEL-only from 7.0; the OSS chart moved "
-    "to grafana-community/helm-charts (its repository and source when bumped, on merged code).",
+    repository="https://grafana-community.github.io/helm-charts",
+    version="18.11.0",
+    source="grafana-community/helm-charts",
+    tag="loki-{version}",
+    why="Loki 3.7 single binary on a filesystem store, from the community chart: grafana/loki's own chart is for "
+    "Grafana Enterprise Logs only from 7.0, and the open-source chart continues in grafana-community/helm-charts.",
 )
-PROMTAIL = ChartPin(
-    chart="promtail",
+ALLOY = ChartPin(
+    chart="alloy",
     repository="https://grafana.github.io/helm-charts",
-    version="6.16.6",
-    source="grafana/helm-charts",
-    tag="promtail-{version}",
-    why="Deprecated upstream (Promtail is end-of-life since 2026-03-02): to be replaced by Grafana Alloy, not bumped.",
+    version="1.11.1",
+    source="grafana/alloy",
+    tag="helm-chart/{version}",
+    why="Grafana Alloy 1.18, Promtail's successor (Promtail is end-of-life since 2026-03-02), tailing pod logs "
+    "through the Kubernetes API: no hostPath, no root.",
+    crds="None used: Burrow turns its PodLogs CRD subchart off (crds.create).",
 )
 KEDA = ChartPin(
     chart="keda",
     repository="https://kedacore.github.io/charts",
-    version="2.16.1",
+    version="2.20.2",
     source="kedacore/charts",
     tag="v{version}",
-    why="Installs the ScaledObject CRDs the consumer's autoscaling uses; behind (2.20 is newest), bumped on merged code.",
+    why="KEDA 2.20, the ScaledObject CRDs the consumer's autoscaling uses; supports Kubernetes 1.35.",
     crds="Templated: upgraded with the chart.",
 )
 METRICS_SERVER = ChartPin(
     chart="metrics-server",
     repository="https://kubernetes-sigs.github.io/metrics-server/",
-    version="3.12.2",
+    version="3.13.1",
     source="kubernetes-sigs/metrics-server",
     tag="metrics-server-helm-chart-{version}",
-    why="metrics-server 0.7.2, the resource metrics API the HPAs read; behind (3.13 is newest), bumped on merged code.",
+    why="metrics-server 0.8.1, the resource metrics API the HPAs read.",
 )
 EXTERNAL_SECRETS = ChartPin(
     chart="external-secrets",
     repository="https://charts.external-secrets.io",
-    version="0.20.4",
+    version="2.8.0",
     source="external-secrets/external-secrets",
     tag="helm-chart-{version}",
-    why="Serves external-secrets.io/v1, the API Burrow writes; 2.x (1.35 listed from 2.0) is bumped on merged code.",
+    why="One minor behind on purpose: 2.8 is the newest release whose support table lists Kubernetes 1.35 (2.9 lists "
+    "1.36 only). Serves external-secrets.io/v1 and generators.external-secrets.io/v1alpha1, the APIs Burrow writes.",
     crds="Templated (installCRDs): upgraded with the chart.",
 )
 VELERO = ChartPin(
@@ -94,13 +99,14 @@ VELERO = ChartPin(
     version="11.4.0",
     source="vmware-tanzu/helm-charts",
     tag="velero-{version}",
-    why="Velero 1.17.1, matching the AWS plugin v1.13 line; 12.x (Velero 1.18) waits for the plugin line made for it.",
+    why="Velero 1.17.1 with the AWS plugin v1.13 (its line for 1.17), one minor behind on purpose: 12.x runs Velero "
+    "1.18, whose plugin line v1.14 has only a release candidate (v1.14.0-rc.1) in velero-plugin-for-aws.",
     crds="In crds/, upgraded by the chart's own hook Job (upgradeCRDs) on every chart upgrade.",
 )
 KARPENTER = ChartPin(
     chart="karpenter",
     repository="oci://public.ecr.aws/karpenter",
-    version="1.13.1",
+    version="1.14.1",
     source="aws/karpenter-provider-aws",
     tag="v{version}",
     why="Karpenter's chart and its CRD chart move together; supports Kubernetes 1.35 (its compatibility matrix).",
@@ -150,7 +156,7 @@ PINS: dict[str, ChartPin] = {
     for pin in (
         KUBE_PROMETHEUS_STACK,
         LOKI,
-        PROMTAIL,
+        ALLOY,
         KEDA,
         METRICS_SERVER,
         EXTERNAL_SECRETS,

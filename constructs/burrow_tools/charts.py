@@ -1,7 +1,7 @@
 """`make verify-charts`: the third-party charts Burrow installs, checked with the exact values it passes.
 
 For every `helm_release` with a chart repository in the synthesized stacks (Bitnami RabbitMQ,
-metrics-server, KEDA, kube-prometheus-stack, Loki, Promtail, …; each must be pinned in
+metrics-server, KEDA, kube-prometheus-stack, Loki, Alloy, …; each must be pinned in
 `burrow.pins`, and an environment that overrides its pin is noted) the chart at its version
 is taken from `CHARTS_DIR` (a `<chart>-<version>.tgz`, or an unpacked chart whose Chart.yaml
 names that chart and version, anywhere below it) or pulled with Helm from its repository. Then:

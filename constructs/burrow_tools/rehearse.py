@@ -67,7 +67,7 @@ DECLARED: dict[str, ChartKinds] = {
         metrics_server.KINDS,
         monitoring.PROMETHEUS_KINDS,
         monitoring.LOKI_KINDS,
-        monitoring.PROMTAIL_KINDS,
+        monitoring.ALLOY_KINDS,
         velero.KINDS,
         rabbitmq.KINDS,
     )

@@ -100,10 +100,10 @@ def test_every_namespace_has_exactly_one_owner_and_comes_first(synthesized, env)
                 assert f"kubernetes_namespace_v1.{owner}" in release.get("depends_on", []), (layer, name)
 
 
-def test_promtail_installs_after_loki_and_volumes_after_their_storage_class(synthesized):
+def test_alloy_installs_after_loki_and_volumes_after_their_storage_class(synthesized):
     stack = releases(synthesized.stack("prod-addons"))
     by_name = {release["name"]: key for key, release in stack.items()}
-    assert f"helm_release.{by_name['loki']}" in stack[by_name["promtail"]]["depends_on"]
+    assert f"helm_release.{by_name['loki']}" in stack[by_name["alloy"]]["depends_on"]
     for chart in ("loki", "kube-prometheus-stack"):
         assert f"helm_release.{by_name['burrow-storage-classes']}" in stack[by_name[chart]]["depends_on"]
 

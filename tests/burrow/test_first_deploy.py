@@ -365,7 +365,7 @@ def test_lokis_chunks_cache_fits_beside_the_system_pods_on_a_core_node(synthesiz
         _, loki = releases(synthesized.stack(f"{env}-addons"))["loki"]
         allocated = (
             yaml.safe_load(terraform_unescape(loki["values"][0])).get("chunksCache", {}).get("allocatedMemory", 8192)
-        )  # the chart's default at 6.29.0
+        )  # the chart's default (8192 at 6.29.0 and 18.11.0)
         request_mib = (allocated * 12 + 5) // 10
         smallest_gib = min(
             INSTANCE_SIZE_VCPUS[t.split(".")[1]] * CATEGORY_GIB_PER_VCPU[t[0]]

@@ -230,15 +230,15 @@ def test_external_dns_reads_only_burrows_annotated_objects(synthesized, env):
     assert ingress["metadata"]["annotations"]["burrow.dev/external-dns"] == "true"
 
 
-# Finding 13: Loki is multi-tenant and only Grafana and Promtail reach it.
+# Finding 13: Loki is multi-tenant and only Grafana and Alloy reach it.
 
 
 @pytest.mark.parametrize("env", ("prod",))  # the environments with Loki
-def test_loki_is_multi_tenant_and_only_grafana_and_promtail_reach_its_api(synthesized, env):
+def test_loki_is_multi_tenant_and_only_grafana_and_alloy_reach_its_api(synthesized, env):
     addons = f"{env}-addons"
     assert release(synthesized, addons, "loki")["loki"]["auth_enabled"] is True
-    [client] = release(synthesized, addons, "promtail")["config"]["clients"]
-    assert client["tenant_id"] == "burrow"
+    pipeline = release(synthesized, addons, "alloy")["alloy"]["configMap"]["content"]
+    assert 'tenant_id = "burrow"' in pipeline
     [source] = release(synthesized, addons, "kube-prometheus-stack")["grafana"]["additionalDataSources"]
     assert source["jsonData"] == {"httpHeaderName1": "X-Scope-OrgID"}
     assert source["secureJsonData"] == {"httpHeaderValue1": "burrow"}
@@ -246,5 +246,5 @@ def test_loki_is_multi_tenant_and_only_grafana_and_promtail_reach_its_api(synthe
     [api] = [rule for rule in policies["loki"]["ingress"] if rule.get("ports") == [{"protocol": "TCP", "port": 3100}]]
     assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in api["from"]] == [
         "grafana",
-        "promtail",
+        "alloy",
     ]

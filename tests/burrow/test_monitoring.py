@@ -45,7 +45,7 @@ def test_dev_is_unmonitored_by_default(synthesized):
 def test_the_monitoring_stack_is_installed_with_a_generated_grafana_password(synthesized, env):
     addons = releases(synthesized, f"{env}-addons")
     stack = addons["kube-prometheus-stack"]
-    assert (stack["repository"], stack["version"]) == ("https://prometheus-community.github.io/helm-charts", "69.4.1")
+    assert (stack["repository"], stack["version"]) == ("https://prometheus-community.github.io/helm-charts", "88.5.3")
     values = yaml.safe_load(stack["values"][0])
     assert values["grafana"]["admin"]["existingSecret"] == "grafana-admin"
     assert "adminPassword" not in values["grafana"]
@@ -140,3 +140,54 @@ def test_alert_routing_goes_to_the_teams_receiver_by_secret_reference(tmp_path):
     assert webhook["urlSecret"] == {"name": "oncall-webhook", "key": "url"}
     assert routing["spec"]["route"]["receiver"] == "orders-oncall"
     assert "http" not in json.dumps(routing)
+
+
+#: The labels Promtail's chart (6.16) gave every pod log line; Alloy must give the same.
+PROMTAIL_LABELS = ("namespace", "pod", "container", "app", "instance", "component", "node_name", "job")
+
+
+def test_alloy_ships_the_pod_logs_to_burrows_tenant_with_promtails_labels(synthesized):
+    addons = releases(synthesized, "prod-addons")
+    assert "promtail" not in addons
+    release = addons["alloy"]
+    assert (release["repository"], release["chart"], release["version"]) == (
+        "https://grafana.github.io/helm-charts", "alloy", "1.11.1")
+    pipeline = yaml.safe_load(terraform_unescape(release["values"][0]))["alloy"]["configMap"]["content"]
+    for label in PROMTAIL_LABELS:
+        assert f'target_label = "{label}"' in pipeline, label
+    assert 'url = "http://loki.monitoring.svc.cluster.local:3100/loki/api/v1/push"' in pipeline
+    assert 'tenant_id = "burrow"' in pipeline
+    # Each DaemonSet pod tails only its own node's pods (HOSTNAME is the node's name in the chart).
+    assert 'field = "spec.nodeName=" + sys.env("HOSTNAME")' in pipeline
+    assert "loki.source.kubernetes" in pipeline and "loki.source.file" not in pipeline
+
+
+def test_alloy_runs_non_root_read_only_without_host_paths(synthesized):
+    values = yaml.safe_load(terraform_unescape(releases(synthesized, "prod-addons")["alloy"]["values"][0]))
+    pod = values["global"]["podSecurityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0 and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = values["alloy"]["securityContext"]
+    assert container == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    assert "varlog" not in values["alloy"].get("mounts", {}) and "dockercontainers" not in values["alloy"]["mounts"]
+    assert all("hostPath" not in volume for volume in values["controller"]["volumes"]["extra"])
+    assert values["alloy"]["enableReporting"] is False
+    # Its state directory is a writable emptyDir, the root filesystem being read-only.
+    [mount] = values["alloy"]["mounts"]["extra"]
+    assert mount["mountPath"] == values["alloy"]["storagePath"]
+
+
+def test_only_alloy_pushes_to_loki_and_alloy_reaches_only_loki(synthesized):
+    policies = {p["metadata"]["name"]: p["spec"] for p in
+                yaml.safe_load(terraform_unescape(releases(synthesized, "prod-addons")["monitoring-network"]["values"][0]))["objects"]}
+    assert "promtail" not in policies
+    alloy = policies["alloy"]
+    assert alloy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "alloy"}}
+    assert alloy["egress"] == [{"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "loki"}}}],
+                                "ports": [{"protocol": "TCP", "port": 3100}]}]
+
+
+def test_alloy_reads_only_pods_and_their_logs(synthesized):
+    values = yaml.safe_load(terraform_unescape(releases(synthesized, "prod-addons")["alloy"]["values"][0]))
+    # The chart's defaults grant get/list/watch on every Secret and ConfigMap of the cluster.
+    assert values["rbac"] == {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+                              "clusterRules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]}

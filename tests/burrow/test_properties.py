@@ -110,7 +110,7 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
         assert version["secret_string_wo_version"] == 1
     # who reads which of them, through which role: test_secrets_by_consumer
     operator = next(r for r in resources(addons, "helm_release").values() if r["name"] == "external-secrets")
-    assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "0.20.4", "external-secrets")
+    assert (operator["chart"], operator["version"], operator["namespace"]) == ("external-secrets", "2.8.0", "external-secrets")
     auth = external_secrets(synthesized, env)["rabbitmq-auth"]
     assert auth["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": f"burrow-secrets-manager-burrow-{env}"}
     assert auth["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/rabbitmq"}}]

@@ -75,7 +75,7 @@ def test_a_render_error_is_reported(chart, helm, tmp_path):
 
 def test_every_third_party_release_is_found_with_its_pin(synthesized):
     found = {(r.chart, r.version) for r in chart_releases(synthesized.outdir)}
-    assert {c for c, _ in found} == {"rabbitmq", "metrics-server", "keda", "kube-prometheus-stack", "loki", "promtail",
+    assert {c for c, _ in found} == {"rabbitmq", "metrics-server", "keda", "kube-prometheus-stack", "loki", "alloy",
                                      "external-secrets", "karpenter-crd", "karpenter", "velero", "flux2",
                                      "aws-load-balancer-controller", "external-dns"}
     assert ("rabbitmq", "16.0.14") in found

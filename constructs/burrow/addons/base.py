@@ -79,7 +79,7 @@ class HelmAddOn(ClusterAddOn):
     version: str
     namespace: str
     values: Mapping[str, Any] = field(default_factory=dict)
-    #: Add-ons that must be installed before this one (Promtail after Loki, a chart that renders a
+    #: Add-ons that must be installed before this one (Alloy after Loki, a chart that renders a
     #: ServiceMonitor after kube-prometheus-stack, which installs the CRD). Each must be deployed
     #: earlier in the same stack: a name that finds nothing stops synthesis (a typo, or an add-on the
     #: environment does not have), never a silently missing dependency.

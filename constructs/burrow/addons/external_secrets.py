@@ -43,8 +43,9 @@ KINDS = k.ChartKinds(
            ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")),
     crds=(*k.group_kinds("external-secrets.io", "ExternalSecret", "ClusterExternalSecret", "SecretStore",
                        "ClusterSecretStore", "PushSecret", "ClusterPushSecret"),
-          *k.group_kinds("generators.external-secrets.io", "ACRAccessToken", "CloudsmithAccessToken", "ClusterGenerator",
-                       "ECRAuthorizationToken", "Fake", "GCRAccessToken", "GeneratorState", "GithubAccessToken",
+          *k.group_kinds("generators.external-secrets.io", "ACRAccessToken", "BeyondtrustWorkloadCredentialsDynamicSecret",
+                       "CloudsmithAccessToken", "ClusterGenerator", "ECRAuthorizationToken", "Fake", "GCRAccessToken",
+                       "GeneratorState", "GithubAccessToken", "GitlabDeployToken",
                        "Grafana", "MFA", "Password", "QuayAccessToken", "SSHKey", "STSSessionToken", "UUID",
                        "VaultDynamicSecret", "Webhook")),
 )

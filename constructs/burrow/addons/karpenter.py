@@ -35,7 +35,9 @@ NODE_POOL = "burrow"
 NODE_CLASS = "burrow"
 POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
-CRDS = (*k.group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"))
+#: 1.14 adds the CapacityBuffer CRD of SIG Autoscaling's API (autoscaling.x-k8s.io); Burrow creates none.
+CRDS = (*k.group_kinds("karpenter.sh", "NodePool", "NodeClaim", "NodeOverlay"), ("karpenter.k8s.aws", "EC2NodeClass"),
+        ("autoscaling.x-k8s.io", "CapacityBuffer"))
 CRD_KINDS = k.ChartKinds(chart="karpenter-crd", kinds=(), crds=CRDS)
 #: The controller's chart ships the same CRDs in `crds/`; Burrow skips them (`skip_crds`).
 KINDS = k.ChartKinds(

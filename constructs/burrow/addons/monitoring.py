@@ -1,8 +1,9 @@
 """Monitoring add-ons: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, kube-state-metrics)
-and, where configured, Loki with Promtail shipping the pods' logs."""
+and, where configured, Loki with Grafana Alloy shipping the pods' logs."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,12 @@ from burrow.config.schema import MonitoringConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
-from burrow.pins import KUBE_PROMETHEUS_STACK, LOKI, PROMTAIL
+from burrow.pins import ALLOY, KUBE_PROMETHEUS_STACK, LOKI
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
 
 PROMETHEUS_COMMUNITY = KUBE_PROMETHEUS_STACK.repository
-GRAFANA_CHARTS = LOKI.repository
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 LOKI_PORT = 3100
 MONITORING_GROUP = "monitoring.coreos.com"
@@ -33,7 +33,7 @@ MONITORING_GROUP = "monitoring.coreos.com"
 PROMETHEUS_KINDS = k.ChartKinds(
     chart="kube-prometheus-stack",
     kinds=(k.DEPLOYMENT, ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.WEBHOOKS,
-           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount"),
+           *k.core("ConfigMap", "Secret", "Service", "ServiceAccount", "Pod"),  # Pod: Grafana's `helm test` hook
            *((f"{MONITORING_GROUP}/v1", kind) for kind in ("Alertmanager", "Prometheus", "PrometheusRule", "ServiceMonitor"))),
     crds=k.group_kinds(MONITORING_GROUP, "Alertmanager", "AlertmanagerConfig", "PodMonitor", "Probe", "Prometheus",
                      "PrometheusAgent", "PrometheusRule", "ScrapeConfig", "ServiceMonitor", "ThanosRuler"),
@@ -42,19 +42,19 @@ PROMETHEUS_KINDS = k.ChartKinds(
 )
 LOKI_KINDS = k.ChartKinds(
     chart="loki",
-    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), k.PDB, *k.CLUSTER_RBAC,
-           *k.core("ConfigMap", "Pod", "Service", "ServiceAccount")),
+    kinds=(("apps/v1", "StatefulSet"), k.DEPLOYMENT, ("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC,
+           *k.core("ConfigMap", "Service", "ServiceAccount")),
     when={"monitoring.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     storage_classes=("singleBinary.persistence.storageClass",),
 )
-PROMTAIL_KINDS = k.ChartKinds(
-    chart="promtail",
-    kinds=(("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC, *k.core("Secret", "ServiceAccount")),
+ALLOY_KINDS = k.ChartKinds(
+    chart="alloy",
+    kinds=(("apps/v1", "DaemonSet"), *k.CLUSTER_RBAC, *k.core("ConfigMap", "Service", "ServiceAccount")),
     when={"serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
 )
 #: The monitoring add-on's name: charts that render ServiceMonitors or PrometheusRules install after it.
 MONITORING = "kube-prometheus-stack"
-#: Loki runs multi-tenant; Burrow's logs are one tenant, named by Promtail and Grafana's data source.
+#: Loki runs multi-tenant; Burrow's logs are one tenant, named by Alloy and Grafana's data source.
 LOKI_TENANT = "burrow"
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -63,7 +63,7 @@ API_SERVER_PORTS = (443, 6443)
 #: What Prometheus scrapes outside pods: kubelets (cAdvisor) and node-exporter (host network).
 NODE_PORTS = (10250, 9100)
 GRAFANA_PODS = {"app.kubernetes.io/name": "grafana"}
-PROMTAIL_PODS = {"app.kubernetes.io/name": "promtail"}
+ALLOY_PODS = {"app.kubernetes.io/name": "alloy"}
 LOKI_PODS = {"app.kubernetes.io/name": "loki"}
 
 
@@ -174,7 +174,7 @@ class MonitoringAddOn(ClusterAddOn):
         return holder
 
 
-#: Memory (MB) of Loki's memcached chunks cache. The chart (6.29) defaults to 8192 and requests
+#: Memory (MB) of Loki's memcached chunks cache. The chart (6.29 as 18.11) defaults to 8192 and requests
 #: round(1.2 x that) = 9830 Mi for the cache pod: two thirds of a 16 GiB core node (prod's m6i.xlarge),
 #: more than is free beside Prometheus, so the release could wait for a node until it times out and
 #: rolls back (the monitoring namespace has no node selector, and Karpenter is installed in parallel).
@@ -196,7 +196,7 @@ def monitoring_policies(config: MonitoringConfig, cluster_cidrs: tuple[str, ...]
     server for every pod (operators, sidecars, service discovery, the chart's hook jobs); Prometheus
     scrapes pods of every namespace and the nodes, and alerts Alertmanager; Alertmanager sends to its
     receivers (HTTPS); Grafana queries Prometheus and Loki; the API server calls the operator's
-    webhook; with Loki, only Grafana and Promtail reach Loki's API (Promtail pushes as Burrow's tenant)."""
+    webhook; with Loki, only Grafana and Alloy reach Loki's API (Alloy pushes as Burrow's tenant)."""
     ns = config.namespace
     operator = {"app": "kube-prometheus-stack-operator"}
     alertmanager = {"app.kubernetes.io/name": "alertmanager"}
@@ -222,9 +222,9 @@ def monitoring_policies(config: MonitoringConfig, cluster_cidrs: tuple[str, ...]
     if config.loki.enabled:
         policies += [
             k8s.network_policy("loki", ns, LOKI_PODS, ingress=[
-                {"from": [k8s.peer_pods(GRAFANA_PODS), k8s.peer_pods(PROMTAIL_PODS)], "ports": k8s.tcp_ports(LOKI_PORT)},
+                {"from": [k8s.peer_pods(GRAFANA_PODS), k8s.peer_pods(ALLOY_PODS)], "ports": k8s.tcp_ports(LOKI_PORT)},
                 {"from": [k8s.peer_pods(LOKI_PODS)]}, *scraped], egress=[{"to": [k8s.peer_pods(LOKI_PODS)]}]),
-            k8s.network_policy("promtail", ns, PROMTAIL_PODS, ingress=scraped,
+            k8s.network_policy("alloy", ns, ALLOY_PODS, ingress=scraped,
                                egress=[{"to": [k8s.peer_pods(LOKI_PODS)], "ports": k8s.tcp_ports(LOKI_PORT)}]),
         ]
     return policies
@@ -233,14 +233,14 @@ def monitoring_policies(config: MonitoringConfig, cluster_cidrs: tuple[str, ...]
 def loki(config: MonitoringConfig) -> HelmAddOn:
     return HelmAddOn(
         name="loki",
-        repository=GRAFANA_CHARTS,
+        repository=LOKI.repository,
         chart="loki",
         version=LOKI.version,
         namespace=config.namespace,
         values={
-            "deploymentMode": "SingleBinary",
+            "deploymentMode": "Monolithic",  # the chart's name for SingleBinary from 12.0
             "loki": {
-                # Every request names its tenant (X-Scope-OrgID); Promtail and Grafana name Burrow's.
+                # Every request names its tenant (X-Scope-OrgID); Alloy and Grafana name Burrow's.
                 "auth_enabled": True,
                 "commonConfig": {"replication_factor": 1},
                 "storage": {"type": "filesystem"},
@@ -266,13 +266,77 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
     )
 
 
-def promtail(config: MonitoringConfig) -> HelmAddOn:
+#: Where Alloy keeps its state (log positions): an emptyDir, the container's own filesystem being read-only.
+#: It survives a container restart, not a new pod; a new pod reads each container's log from its start
+#: (Alloy's default: no gap, at worst lines twice), where a hostPath would have needed root.
+ALLOY_STORAGE = "/var/lib/alloy/data"
+#: Alloy's image user (`alloy`, uid 473): the image creates it but does not switch to it.
+ALLOY_USER = 473
+
+
+def alloy_config(config: MonitoringConfig) -> str:
+    """Alloy's pipeline: each Alloy tails, through the Kubernetes API, the containers of the pods on
+    its own node (no hostPath, no root), labels them as Promtail's chart did (`namespace`, `pod`,
+    `container`, `app`, `instance`, `component`, `node_name`, `job` = namespace/app) and pushes to
+    Loki as Burrow's tenant."""
+    first = "^;*([^;]+)(;.*)?$"  # the first of the source labels that is set
+    meta = "__meta_kubernetes_pod_"
+    rules = [  # (source labels, target label, regex, separator)
+        ([f"{meta}controller_name"], "__tmp_controller_name", "([0-9a-z-.]+?)(-[0-9a-f]{8,10})?", ";"),
+        ([f"{meta}label_app_kubernetes_io_name", f"{meta}label_app", "__tmp_controller_name", f"{meta}name"],
+         "app", first, ";"),
+        ([f"{meta}label_app_kubernetes_io_instance", f"{meta}label_instance"], "instance", first, ";"),
+        ([f"{meta}label_app_kubernetes_io_component", f"{meta}label_component"], "component", first, ";"),
+        ([f"{meta}node_name"], "node_name", "(.*)", ";"),
+        (["__meta_kubernetes_namespace"], "namespace", "(.*)", ";"),
+        (["namespace", "app"], "job", "(.*)", "/"),
+        ([f"{meta}name"], "pod", "(.*)", ";"),
+        ([f"{meta}container_name"], "container", "(.*)", ";"),
+    ]
+    relabel = "".join(
+        f"  rule {{\n    source_labels = {json.dumps(sources)}\n    separator = \"{separator}\"\n"
+        f"    regex = \"{regex}\"\n    target_label = \"{target}\"\n  }}\n"
+        for sources, target, regex, separator in rules
+    )
+    return (
+        'discovery.kubernetes "pods" {\n  role = "pod"\n  selectors {\n    role = "pod"\n'
+        '    field = "spec.nodeName=" + sys.env("HOSTNAME")\n  }\n}\n\n'
+        f'discovery.relabel "pods" {{\n  targets = discovery.kubernetes.pods.targets\n{relabel}}}\n\n'
+        'loki.source.kubernetes "pods" {\n  targets = discovery.relabel.pods.output\n'
+        '  forward_to = [loki.write.burrow.receiver]\n}\n\n'
+        f'loki.write "burrow" {{\n  endpoint {{\n    url = "{loki_url(config)}/loki/api/v1/push"\n'
+        f'    tenant_id = "{LOKI_TENANT}"\n  }}\n}}\n'
+    )
+
+
+def alloy(config: MonitoringConfig) -> HelmAddOn:
+    """Grafana Alloy as a DaemonSet shipping the pods' logs to Loki: non-root, read-only, no host
+    paths, reading only pods and their logs, nothing reported to Grafana Labs; its PodLogs CRD
+    (unused) is not installed."""
     return HelmAddOn(
-        name="promtail",
-        repository=GRAFANA_CHARTS,
-        chart="promtail",
-        version=PROMTAIL.version,
+        name="alloy",
+        repository=ALLOY.repository,
+        chart="alloy",
+        version=ALLOY.version,
         namespace=config.namespace,
-        values={"config": {"clients": [{"url": f"{loki_url(config)}/loki/api/v1/push", "tenant_id": LOKI_TENANT}]}},
+        values={
+            "crds": {"create": False},
+            # Only what the pipeline reads (discovering pods, reading their logs): the chart's default
+            # ClusterRole would also read every Secret and ConfigMap of the cluster. (The chart renders
+            # both lists into one ClusterRole and fails on an empty one.)
+            "rbac": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+                     "clusterRules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]},
+            "global": {"podSecurityContext": {"runAsNonRoot": True, "runAsUser": ALLOY_USER, "runAsGroup": ALLOY_USER,
+                                              "fsGroup": ALLOY_USER, "seccompProfile": {"type": "RuntimeDefault"}}},
+            "alloy": {
+                "configMap": {"content": alloy_config(config)},
+                "storagePath": ALLOY_STORAGE,
+                "enableReporting": False,
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "mounts": {"extra": [{"name": "storage", "mountPath": ALLOY_STORAGE}]},
+            },
+            "controller": {"volumes": {"extra": [{"name": "storage", "emptyDir": {}}]}},
+        },
         after=("loki",),
     )

@@ -71,8 +71,9 @@ SIDECAR_SECURITY = {
 #: What the Bitnami chart renders with Burrow's values, and the Secrets and StorageClass it needs first.
 KINDS = k.ChartKinds(
     chart="rabbitmq",
-    kinds=(("apps/v1", "StatefulSet"), *k.NAMESPACE_RBAC, *k.core("Secret", "Service", "ServiceAccount")),
-    when={"pdb.create": (k.PDB,), "networkPolicy.enabled": (("networking.k8s.io/v1", "NetworkPolicy"),),
+    # A PDB always: the chart's pdb.create defaults to true (maxUnavailable 1), Burrow sets it only from 3 replicas.
+    kinds=(("apps/v1", "StatefulSet"), k.PDB, *k.NAMESPACE_RBAC, *k.core("Secret", "Service", "ServiceAccount")),
+    when={"networkPolicy.enabled": (("networking.k8s.io/v1", "NetworkPolicy"),),
           "metrics.serviceMonitor.default.enabled": (k.SERVICE_MONITOR,),
           "metrics.serviceMonitor.detailed.enabled": (k.SERVICE_MONITOR,),
           "metrics.prometheusRule.enabled": (("monitoring.coreos.com/v1", "PrometheusRule"),)},

@@ -11,7 +11,7 @@ from burrow.addons.flux import FluxAddOn
 from burrow.addons.karpenter import KarpenterAddOn
 from burrow.addons.keda import keda, scaler_credentials
 from burrow.addons.metrics_server import metrics_server
-from burrow.addons.monitoring import MonitoringAddOn, loki, promtail
+from burrow.addons.monitoring import MonitoringAddOn, alloy, loki
 from burrow.addons.storage import EbsStorageClasses
 from burrow.addons.velero import VeleroAddOn
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
@@ -43,7 +43,7 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     if env.monitoring.enabled:
         chosen.append(MonitoringAddOn(env.monitoring, dashboard_namespaces=(env.namespace,), cluster_cidrs=cluster_cidrs))
         if env.monitoring.loki.enabled:
-            chosen += [loki(env.monitoring), promtail(env.monitoring)]
+            chosen += [loki(env.monitoring), alloy(env.monitoring)]
     autoscaling = cluster.node_autoscaling if cluster is not None else None
     if autoscaling is not None and env.karpenter is not None:
         chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
