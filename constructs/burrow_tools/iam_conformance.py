@@ -37,8 +37,8 @@ from typing import Any
 
 import yaml
 
-from burrow.addons import velero
-from burrow.pins import AWS_LOAD_BALANCER_CONTROLLER, EXTERNAL_DNS, KARPENTER
+from burrow import pins
+from burrow.addons import karpenter, velero
 
 UPSTREAM_README = "../shared/upstream/README.md"
 Condition = tuple[str, str, frozenset[str]]
@@ -65,12 +65,12 @@ def _plugin_version() -> str:
 CONTROLLERS = {
     "aws-load-balancer-controller": Controller(
         "aws-load-balancer-controller",
-        AWS_LOAD_BALANCER_CONTROLLER.version,
+        pins.AWS_LOAD_BALANCER_CONTROLLER.version,
         "kubernetes-sigs/aws-load-balancer-controller v{version}: docs/install/iam_policy.json",
     ),
     "karpenter": Controller(
         "karpenter-controller",
-        KARPENTER.version,
+        karpenter.CHART_VERSION,
         "aws/karpenter-provider-aws v{version}: website/content/en/v{minor}/getting-started/"
         "getting-started-with-karpenter/cloudformation.yaml (the KarpenterController* policies)",
     ),
@@ -81,7 +81,7 @@ CONTROLLERS = {
     ),
     "external-dns": Controller(
         "external-dns",
-        EXTERNAL_DNS.version,
+        pins.EXTERNAL_DNS.version,
         "kubernetes-sigs/external-dns external-dns-helm-chart-{version}: docs/tutorials/aws.md, 'IAM Policy' "
         "(transcribed)",
     ),
@@ -365,11 +365,15 @@ class Finding:
     kind: str
     reference: tuple[str, ...]
     burrow: tuple[str, ...]
+    #: The condition keys Burrow's grants of the action carry (`ArnLike ec2:Vpc`): a narrowing by
+    #: condition is a difference of its own, declared as such.
+    burrow_conditions: tuple[str, ...] = ()
 
     def message(self) -> str:
         where = (
             f"the reference grants it on {', '.join(self.reference) or 'nothing'}, "
             f"Burrow on {', '.join(self.burrow) or 'nothing'}"
+            + (f" if {', '.join(self.burrow_conditions)}" if self.burrow_conditions else "")
         )
         if self.kind == "broader":
             return (
@@ -393,18 +397,25 @@ class Declared:
     reference: tuple[str, ...]
     burrow: tuple[str, ...]
     reason: str
+    #: The condition keys Burrow's grants carry (see `Finding.burrow_conditions`).
+    conditions: tuple[str, ...] = ()
 
     def matches(self, finding: Finding) -> bool:
-        return (finding.controller, finding.kind, finding.reference, finding.burrow) == (
+        return (finding.controller, finding.kind, finding.reference, finding.burrow, finding.burrow_conditions) == (
             self.controller,
             self.kind,
             self.reference,
             self.burrow,
+            self.conditions,
         ) and finding.action in self.actions
 
 
 def _resources(grants: Iterable[Grant]) -> tuple[str, ...]:
     return tuple(sorted({grant.resource for grant in grants}))
+
+
+def _condition_keys(grants: Iterable[Grant]) -> tuple[str, ...]:
+    return tuple(sorted({f"{operator} {key}" for grant in grants for operator, key, _ in grant.conditions}))
 
 
 def compare(controller: str, reference: Sequence[Grant], burrow: Sequence[Grant]) -> list[Finding]:
@@ -421,7 +432,7 @@ def compare(controller: str, reference: Sequence[Grant], burrow: Sequence[Grant]
             kind = "broader"
         else:
             kind = "equivalent" if ours == theirs else "narrowed"
-        findings.append(Finding(controller, action, kind, _resources(theirs), _resources(ours)))
+        findings.append(Finding(controller, action, kind, _resources(theirs), _resources(ours), _condition_keys(ours)))
     return findings
 
 
