@@ -238,6 +238,8 @@ def test_previews_deploy_on_every_push_and_are_destroyed_on_close_and_expiry():
 def test_plans_of_pull_requests_run_the_base_branch_code_on_the_pr_environment_files():
     workflow = load(ROOT / ".github" / "workflows" / "plan.yml")
     assert workflow["on"] == {"pull_request_target": {"branches": ["main"], "paths": ["environments/**"]}}
+    # A plan takes state locks: a cancelled run would leave them behind.
+    assert workflow["concurrency"]["cancel-in-progress"] is False
     job = workflow["jobs"]["diff"]
     assert job["environment"] == "plan"
     checkouts = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")]
