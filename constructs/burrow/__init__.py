@@ -57,6 +57,8 @@ _EXPORTS = {
     "Network": "burrow.common.network",
     "StateStorage": "burrow.common.state",
     "ContainerRegistry": "burrow.common.registry",
+    "DeliveryRoles": "burrow.common.delivery",
+    "DeliveryRolesProps": "burrow.common.delivery",
 }
 
 __all__ = [*_EXPORTS]  # noqa: PLE0604

@@ -238,6 +238,8 @@ def test_previews_deploy_on_every_push_and_are_destroyed_on_close_and_expiry():
 def test_plans_of_pull_requests_run_the_base_branch_code_on_the_pr_environment_files():
     workflow = load(ROOT / ".github" / "workflows" / "plan.yml")
     assert workflow["on"] == {"pull_request_target": {"branches": ["main"], "paths": ["environments/**"]}}
+    # A plan takes state locks: a cancelled run would leave them behind.
+    assert workflow["concurrency"]["cancel-in-progress"] is False
     job = workflow["jobs"]["diff"]
     assert job["environment"] == "plan"
     checkouts = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")]
@@ -285,9 +287,12 @@ def runs_pull_request_code(workflow: dict, job: dict) -> bool:
     if "pull_request_target" not in events(workflow):
         return False
     return any(
-        step.get("uses", "").startswith("actions/checkout@")
-        and PR_HEAD.search(str(step.get("with", {})))
-        and not is_data_checkout(step)
+        (
+            step.get("uses", "").startswith("actions/checkout@")
+            and not is_data_checkout(step)
+            and PR_HEAD.search(str(step.get("with", {})))
+        )
+        or PR_HEAD.search(step.get("run", ""))  # a command that fetches or builds the PR's commit
         for step in job.get("steps", [])
     )
 
@@ -332,6 +337,8 @@ def test_the_credential_rule_fails_on_a_pull_request_job_with_an_oidc_token():
         target, {"steps": [{**head, "with": {**head["with"], "path": ".cache/pr", "sparse-checkout": "environments"}}]}
     )
     assert not runs_pull_request_code(target, {"steps": [{"uses": "actions/checkout@x"}]})
+    fetch = {"run": "make build SHA=${{ github.event.pull_request.head.sha }}"}
+    assert runs_pull_request_code(target, {"steps": [{"uses": "actions/checkout@x"}, fetch]})
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

@@ -288,6 +288,10 @@ class AwsConfig(Model):
     #: Allow role_arn to name a role in another account than account_id (a role that itself
     #: reaches into the environment's account). default: refused
     cross_account_role: bool = False
+    #: The GitHub repository (owner/name) whose workflows get the environment's delivery roles
+    #: (deploy, plan, images; previews where hosted) through GitHub's OIDC provider, each bound to one
+    #: OIDC subject (docs/delivery-security.md). default: no delivery roles
+    github_repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
 
     @property
     def role_account(self) -> str | None:

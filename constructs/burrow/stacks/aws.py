@@ -25,6 +25,7 @@ from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
 from burrow.common.backups import BackupStorage
+from burrow.common.delivery import DeliveryRoles, DeliveryRolesProps
 from burrow.common.network import Network
 from burrow.common.peering import RegionPeering
 from burrow.common.registry import ContainerRegistry
@@ -177,6 +178,16 @@ class CommonLayer(AwsStack):
             TerraformOutput(self, "backup-bucket", value=self.backups.storage.bucket.bucket)
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)
+        self.delivery = None
+        if env.is_primary and env.aws.github_repository:
+            assert env.aws.account_id is not None and env.state.bucket is not None  # EKS environments (schema)
+            self.delivery = DeliveryRoles(self, "delivery", DeliveryRolesProps(
+                repository=env.aws.github_repository, name=cluster_name(env), environment=env.name,
+                account_id=env.aws.account_id, state_bucket=env.state.bucket, state_prefix=env.state_prefix,
+                repositories=tuple(registry.repository.arn for registry in self.registries.values()),
+                previews=env.previews.enabled))
+            for kind, role in self.delivery.roles.items():
+                TerraformOutput(self, f"{kind}-role-arn", value=role.arn)
         self.peerings = [
             RegionPeering(self, f"peering-{peer.env.aws.region}", name=cluster_name(env), network=self.network,
                           cidr=env.network.vpc_cidr, peer=peer.network, peer_cidr=peer.env.network.vpc_cidr,

@@ -1,0 +1,261 @@
+"""`DeliveryRoles`: the IAM roles Burrow's GitHub workflows assume in an environment's account,
+each obtainable only with a GitHub OIDC token whose subject names a workflow context nobody can
+reach from a pull request's code.
+
+The roles, their OIDC subjects and what each may do are tabled in docs/delivery-security.md.
+
+A GitHub environment lets a job in only from `main`'s workflow files, and after an approval where
+it has required reviewers (`.github/environments.json`, docs/delivery-security.md).
+
+GitHub's OIDC provider (`token.actions.githubusercontent.com`) is one per AWS account and shared by
+the account's environments, so it is referenced here, not created.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+
+from burrow.errors import PropsError
+from constructs import Construct
+
+ISSUER = "token.actions.githubusercontent.com"
+AUDIENCE = "sts.amazonaws.com"
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+MAIN = "ref:refs/heads/main"
+PLAN_ENVIRONMENT = "plan"
+PREVIEW_ENVIRONMENTS = ("preview", "preview-cleanup")
+# What a plan reads: descriptions of the account's resources, never a secret's value or an object
+# outside the state bucket (the backup bucket holds the brokers' data).
+READ_ONLY_ACTIONS = [
+    "acm:Describe*",
+    "acm:List*",
+    "ec2:Describe*",
+    "ecr:Describe*",
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetRepositoryPolicy",
+    "ecr:ListTagsForResource",
+    "eks:Describe*",
+    "eks:List*",
+    "events:Describe*",
+    "events:List*",
+    "iam:Get*",
+    "iam:List*",
+    "kms:Describe*",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:List*",
+    "logs:Describe*",
+    "logs:ListTagsForResource",
+    "route53:Get*",
+    "route53:List*",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucket*",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:ListSecrets",
+    "sqs:GetQueueAttributes",
+    "sqs:ListQueueTags",
+    "sts:GetCallerIdentity",
+]
+ROLE_KINDS = ("deploy", "plan", "images", "previews")
+# The AWS services whose resources the environment's stacks create (autoscaling: EKS node groups).
+DEPLOYED_SERVICES = (
+    "acm",
+    "autoscaling",
+    "ec2",
+    "ecr",
+    "eks",
+    "events",
+    "kms",
+    "logs",
+    "route53",
+    "s3",
+    "secretsmanager",
+    "sqs",
+)
+# Roles and the clusters' OIDC providers (IRSA), and handing a role to a service.
+IAM_ACTIONS = [
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole",
+    "iam:ListRolePolicies",
+    "iam:ListRoleTags",
+    "iam:PassRole",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:*OpenIDConnectProvider*",
+]
+PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+def subject(repository: str, context: str) -> str:
+    """The `sub` claim of a GitHub OIDC token from `repository` in `context`."""
+    return f"repo:{repository}:{context}"
+
+
+def github_trust(provider_arn: str, subjects: list[str]) -> str:
+    """Who may assume a role: GitHub's OIDC tokens for AWS whose subject is one of `subjects`."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{ISSUER}:aud": AUDIENCE, f"{ISSUER}:sub": subjects}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+
+
+def policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, separators=(",", ":"))
+
+
+def deploy_policy(props: DeliveryRolesProps) -> str:
+    """What applying an environment's stacks needs: the services Burrow manages, IAM only on the
+    environment's own roles (`<name>-*`) and its clusters' OIDC providers, and never a change to the
+    delivery roles themselves (CI cannot widen its own rights; that is the bootstrap's)."""
+    iam = f"arn:aws:iam::{props.account_id}"
+    delivery = [f"{iam}:role/{props.name}-{kind}" for kind in ROLE_KINDS]
+    return policy(
+        {
+            "Sid": "ManageTheServices",
+            "Effect": "Allow",
+            "Action": [f"{service}:*" for service in DEPLOYED_SERVICES],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ManageTheEnvironmentsRoles",
+            "Effect": "Allow",
+            "Action": IAM_ACTIONS,
+            "Resource": [f"{iam}:role/{props.name}-*", f"{iam}:oidc-provider/oidc.eks.*"],
+        },
+        {
+            "Sid": "LetServicesCreateTheirRoles",
+            "Effect": "Allow",
+            "Action": "iam:CreateServiceLinkedRole",
+            "Resource": f"{iam}:role/aws-service-role/*",
+        },
+        {
+            "Sid": "NeverChangeTheDeliveryRoles",
+            "Effect": "Deny",
+            "NotAction": ["iam:Get*", "iam:List*"],
+            "Resource": delivery,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryRolesProps:
+    """What the roles of one environment need to know."""
+
+    #: The GitHub repository (`owner/name`) whose workflows may assume the roles.
+    repository: str
+    #: Prefix of the roles' names (`burrow-<env>`).
+    name: str
+    #: The environment; its deploy jobs run in the GitHub environment of the same name.
+    environment: str
+    #: The environment's AWS account (the OIDC provider's).
+    account_id: str
+    #: The environment's state bucket and the folder of its state keys (`<env>`).
+    state_bucket: str
+    state_prefix: str
+    #: ARNs of the environment's ECR repositories (images and previews push there).
+    repositories: tuple[str, ...] = ()
+    #: A role for pull-request previews hosted in this environment. default: none
+    previews: bool = False
+
+
+class DeliveryRoles(Construct):
+    """The deploy, plan and images roles of one environment, and its previews role when it hosts
+    previews. Escape hatch: `roles` (by kind: deploy, plan, images, previews)."""
+
+    def __init__(self, scope: Construct, id: str, props: DeliveryRolesProps) -> None:
+        super().__init__(scope, id)
+        if not REPOSITORY.fullmatch(props.repository):
+            raise PropsError(
+                self.node.path,
+                "repository",
+                props.repository,
+                "owner/name of the GitHub repository whose workflows assume the roles",
+            )
+        self.props = props
+        self.provider_arn = f"arn:aws:iam::{props.account_id}:oidc-provider/{ISSUER}"
+        state = f"arn:aws:s3:::{props.state_bucket}"
+        ours = f"{state}/{props.state_prefix}"
+        read_state = [
+            {"Sid": "ListTheState", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": state},
+            {"Sid": "ReadTheState", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{ours}/*"},
+        ]
+        push = [
+            {"Sid": "LogIn", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "Push", "Effect": "Allow", "Action": PUSH_ACTIONS, "Resource": list(props.repositories)},
+        ]
+        contexts = {
+            "deploy": ([f"environment:{props.environment}"], deploy_policy(props)),
+            "plan": (
+                [f"environment:{PLAN_ENVIRONMENT}"],
+                policy(
+                    {"Sid": "Describe", "Effect": "Allow", "Action": READ_ONLY_ACTIONS, "Resource": "*"},
+                    *read_state,
+                    {
+                        "Sid": "LockTheState",
+                        "Effect": "Allow",
+                        "Action": ["s3:PutObject", "s3:DeleteObject"],
+                        "Resource": f"{ours}/*.tflock",
+                    },
+                ),
+            ),
+            "images": ([MAIN], policy(*push)),
+        }
+        if props.previews:
+            contexts["previews"] = (
+                [f"environment:{env}" for env in PREVIEW_ENVIRONMENTS],
+                policy(
+                    *push,
+                    *read_state,
+                    {
+                        "Sid": "WriteThePreviewsState",
+                        "Effect": "Allow",
+                        "Action": ["s3:PutObject", "s3:DeleteObject"],
+                        "Resource": f"{ours}/previews/*",
+                    },
+                    {"Sid": "FindTheCluster", "Effect": "Allow", "Action": "eks:DescribeCluster", "Resource": "*"},
+                ),
+            )
+        self.roles: dict[str, IamRole] = {}
+        for kind, (context, permissions) in contexts.items():
+            role = IamRole(
+                self,
+                kind,
+                name=f"{props.name}-{kind}",
+                max_session_duration=3600,
+                assume_role_policy=github_trust(self.provider_arn, [subject(props.repository, c) for c in context]),
+            )
+            IamRolePolicy(self, f"{kind}-policy", role=role.name, name=kind, policy=permissions)
+            self.roles[kind] = role
