@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from burrow.addons import edge, karpenter, velero
+from burrow.addons import karpenter, velero
+from burrow.pins import AWS_LOAD_BALANCER_CONTROLLER, EXTERNAL_DNS
 
 UPSTREAM_README = "../shared/upstream/README.md"
 Condition = tuple[str, str, frozenset[str]]
@@ -64,7 +65,7 @@ def _plugin_version() -> str:
 CONTROLLERS = {
     "aws-load-balancer-controller": Controller(
         "aws-load-balancer-controller",
-        edge.LOAD_BALANCER_CHART_VERSION,
+        AWS_LOAD_BALANCER_CONTROLLER.version,
         "kubernetes-sigs/aws-load-balancer-controller v{version}: docs/install/iam_policy.json",
     ),
     "karpenter": Controller(
@@ -80,7 +81,7 @@ CONTROLLERS = {
     ),
     "external-dns": Controller(
         "external-dns",
-        edge.DNS_CHART_VERSION,
+        EXTERNAL_DNS.version,
         "kubernetes-sigs/external-dns external-dns-helm-chart-{version}: docs/tutorials/aws.md, 'IAM Policy' "
         "(transcribed)",
     ),

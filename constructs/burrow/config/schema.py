@@ -150,6 +150,9 @@ class KarpenterConfig(Model):
     #: The oldest instance generation allowed (5: m5, c5, r5 and newer).
     min_generation: int = Field(default=5, ge=3, le=9)
     architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64"])
+    #: Attach `AmazonSSMManagedInstanceCore` to the nodes' role, so Session Manager opens shells on
+    #: them (as root, on the nodes that run the broker and the producer). default: off
+    session_manager: bool = False
     #: Total CPU and memory the pool may hold; required in production. default: none (unbounded)
     limits: NodePoolLimits | None = None
     #: `WhenEmptyOrUnderutilized` packs pods onto fewer nodes; `WhenEmpty` only removes idle nodes.
@@ -271,6 +274,26 @@ AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 
 
+RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
+class DeployerRoles(Model):
+    """The roles of the environment's account that run Burrow's Terraform, by name (with any path).
+    The account's bootstrap makes them, not Burrow (docs/security.md, "Who can use each role"). The
+    state bucket and its key, and the backup bucket and its key, admit these roles and nobody
+    else (besides Velero's own role, for backups)."""
+
+    #: Applies every stack; administers the state and backup buckets and their keys.
+    deploy: RoleName = "burrow-deploy"
+    #: Reads every state and writes only lock files (`make plan`, `make pr-diffs`).
+    plan: RoleName = "burrow-plan"
+    #: Reads and writes `<env>/previews/*` and reads `<env>/cluster.tfstate`: only where previews are enabled.
+    preview: RoleName = "burrow-preview"
+    #: Principals that bootstrap the environment and may recover it (they administer both keys and
+    #: read and write state like the deploy role). The account's root user always administers the keys.
+    admins: list[RoleName] = Field(default_factory=lambda: ["burrow-admin"])
+
+
 class AwsConfig(Model):
     """Where a cloud environment lives: its region, its AWS account, and how Terraform gets there."""
 
@@ -288,6 +311,8 @@ class AwsConfig(Model):
     #: Allow role_arn to name a role in another account than account_id (a role that itself
     #: reaches into the environment's account). default: refused
     cross_account_role: bool = False
+    #: The roles that deploy and plan this environment (names in `account_id`).
+    roles: DeployerRoles = DeployerRoles()
 
     @property
     def role_account(self) -> str | None:
