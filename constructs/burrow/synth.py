@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from burrow.config.loader import load_environments
-from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release
+from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release, missing_release
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import BurrowError, ConfigError
 from burrow.previews import HOST_VARIABLE, PreviewRequest, preview_host, request_from_environment
@@ -177,6 +177,8 @@ def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[s
             # A deploy pins the images recorded when they were built (build once, deploy many).
             release = load_release(Path(release_file))
             configs = [apply_release(env, release) for env in configs]
+        elif preview is None and (refusal := missing_release(configs)):
+            raise ConfigError(refusal)
         host = preview_host(configs, os.environ.get(HOST_VARIABLE) or None) if preview is not None else None
         progress(f"configuration valid: {', '.join(env.name for env in configs)}")
         started = time.perf_counter()
