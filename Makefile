@@ -84,7 +84,7 @@ FRESH_OUT = if [ -d $(OUT) ]; then find $(OUT) -depth -mindepth 1 ! -name 'terra
 
 synth: $(VENV)/.synced
 	@$(FRESH_OUT)
-	BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py
+	BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) CDKTF_OUTDIR=$(OUT) $(PY) main.py
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check constructs apps tests main.py

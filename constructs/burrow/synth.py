@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from burrow.config.loader import load_environments
-from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release
+from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release, missing_release
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import BurrowError, ConfigError
 from burrow.previews import HOST_VARIABLE, PreviewRequest, preview_host, request_from_environment
@@ -157,6 +157,17 @@ def progress(message: str) -> None:
     print(f"burrow: {message}", file=sys.stderr, flush=True)
 
 
+def released(configs: list[EnvironmentConfig], release_file: str | None, preview: bool) -> list[EnvironmentConfig]:
+    """`configs` with the release's images pinned (build once, deploy many); without a release, an
+    error when one of them must deploy by digest (a preview deploys into its host's tier)."""
+    if release_file:
+        release = load_release(Path(release_file))
+        return [apply_release(env, release) for env in configs]
+    if not preview and (refusal := missing_release(configs)):
+        raise ConfigError(refusal)
+    return configs
+
+
 def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[str]]] = ()) -> int:
     """Synthesize the environments in `BURROW_ENV` (default: all) into cdktf's output folder.
     `checks` are the application's own checks of the loaded environments (each returns problems, one
@@ -172,11 +183,7 @@ def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[s
         problems = [problem for check in checks for problem in check(configs)]
         if problems:
             raise ConfigError("\n".join(problems))
-        release_file = os.environ.get(RELEASE_VARIABLE)
-        if release_file:
-            # A deploy pins the images recorded when they were built (build once, deploy many).
-            release = load_release(Path(release_file))
-            configs = [apply_release(env, release) for env in configs]
+        configs = released(configs, os.environ.get(RELEASE_VARIABLE) or None, preview is not None)
         host = preview_host(configs, os.environ.get(HOST_VARIABLE) or None) if preview is not None else None
         progress(f"configuration valid: {', '.join(env.name for env in configs)}")
         started = time.perf_counter()

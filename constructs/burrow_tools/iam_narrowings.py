@@ -148,10 +148,29 @@ DECLARED: tuple[Declared, ...] = (
     Declared(
         "external-dns",
         "narrowed",
-        ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"),
+        ("route53:ListResourceRecordSets", "route53:ListTagsForResources"),
         HOSTED_ZONES,
         THIS_ZONE,
-        "The environment's zone only: external-dns runs with `--zone-id-filter` for it, so it lists and "
-        "changes no other zone's records (and reads zone tags only with `--aws-zone-tags`, unused).",
+        "The environment's zone only: external-dns runs with `--zone-id-filter` for it, so it lists no "
+        "other zone's records (and reads zone tags only with `--aws-zone-tags`, unused).",
+    ),
+    Declared(
+        "external-dns",
+        "narrowed",
+        ("route53:ChangeResourceRecordSets",),
+        HOSTED_ZONES,
+        THIS_ZONE,
+        "The environment's zone only, and in it only Burrow's names "
+        "(`route53:ChangeResourceRecordSetsNormalizedRecordNames`: `<region>.<host>`, with federation "
+        "`rabbitmq.<region>.<zone>`, and their TXT registry records, which 0.21 names `a-`, `aaaa-` or "
+        "`cname-` before the first label, no `--txt-prefix`/`--txt-suffix` set) of the types it writes "
+        "(`route53:ChangeResourceRecordSetsRecordTypes`: A, AAAA, CNAME, TXT). An annotated object "
+        "naming any other record of the zone is refused by Route 53.",
     ),
 )
+
+#: Managed policies of Karpenter's reference node role that Burrow attaches only when configured.
+NODE_POLICIES_ON_REQUEST: dict[str, str] = {
+    "AmazonSSMManagedInstanceCore": "Session Manager shells are root on the nodes that run the broker and "
+    "the producer: attached only with `karpenter.session_manager: true` (default: off).",
+}

@@ -43,7 +43,8 @@ def best_of(label: str, command_for, env: dict[str, str]) -> float:
 
 
 def main() -> int:
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "JSII_RUNTIME_PACKAGE_CACHE": "enabled"}
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "JSII_RUNTIME_PACKAGE_CACHE": "enabled",
+           "BURROW_RELEASE": "tests/fixtures/release.json"}  # prod synthesizes only with a release
     python = sys.executable
     baseline = best_of("baseline (3 providers)", lambda out: [python, "-c", BASELINE, out], env)
     everything = best_of("synth all environments", lambda out: [python, "main.py"], {**env, "BURROW_ENV": ""})

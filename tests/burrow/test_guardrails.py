@@ -12,15 +12,18 @@ from burrow import (
 )
 from burrow.config.loader import load_environment
 from burrow.config.schema import Waiver
-from burrow.policy.guardrails import RULE_IDS, guardrail_report, violations_in
+from burrow.policy.facts import PolicyFacts
+from burrow.policy.guardrails import RULE_IDS, RULES, guardrail_report, violations_in
 from burrow.stacks.app import AppLayer
 from burrow.synth import stacks_of
+from tests.conftest import released
 from tests.support.services import ROOT
 from tests.support.team import CLUSTER, team_stack
 
 
 def env(name: str, **changes):
-    config = load_environment(name, ROOT / "environments")
+    """The environment as a deploy synthesizes it (prod with the release fixture), with `changes`."""
+    (config,) = released([load_environment(name, ROOT / "environments")])
     for section, update in changes.items():
         current = getattr(config, section)
         config = config.model_copy(update={section: current.model_copy(update=update) if isinstance(update, dict) else update})
@@ -50,12 +53,10 @@ def violations(report: str | None) -> list[str]:
     return [line.strip() for line in report.splitlines()[1:-1]]
 
 
-def test_shipped_environments_pass_and_prod_reports_its_waiver(tmp_path):
+def test_shipped_prod_passes_with_its_release_and_waives_nothing(tmp_path):
     app, layer = app_layer(tmp_path, env("prod"))
     assert synth_error(app, tmp_path) is None
-    waived = {(finding.rule, finding.path) for finding, _ in layer.guardrails.waived}
-    assert waived == {("image-digest", "prod-app/producer"), ("image-digest", "prod-app/consumer")}
-    assert all("no digest to pin" in reason for _, reason in layer.guardrails.waived)
+    assert layer.guardrails.waived == []
 
 
 @pytest.mark.parametrize(
@@ -86,12 +87,23 @@ def test_the_documented_refusal_is_what_synth_prints(tmp_path):
     assert quoted == f"burrow: {synth_error(app, tmp_path)}\n"
 
 
-def test_image_digest_rule_without_the_waiver(tmp_path):
-    config = env("prod", guardrails={"waivers": []})
-    app, _ = app_layer(tmp_path, config)
+def test_image_digest_rule_covers_the_services_and_the_broker(tmp_path):
+    app, _ = app_layer(tmp_path, load_environment("prod", ROOT / "environments"))
     found = violations(synth_error(app, tmp_path))
-    assert len(found) == 2
-    assert found[0].startswith("prod-app: prod-app/producer: [image-digest] container producer: pin image")
+    assert sorted(line.split(": [")[0] for line in found) == [
+        "prod-app: prod-app/consumer", "prod-app: prod-app/producer", "prod-app: prod-app/rabbitmq"]
+    assert all("[image-digest]" in line for line in found)
+    assert any("image: pin image docker.io/bitnamilegacy/rabbitmq:4.1.3-debian-12-r1 by digest" in line for line in found)
+
+
+def test_image_digest_rule_covers_a_brokers_sidecars():
+    pinned = "docker.io/bitnamilegacy/rabbitmq@sha256:" + "0" * 64
+    image = {"registry": "docker.io", "repository": "bitnamilegacy/rabbitmq", "tag": "4", "digest": "sha256:" + "0" * 64}
+    facts = PolicyFacts("broker", chart_values={"image": image, "sidecars": [{"name": "keeper", "image": pinned},
+                                                                             {"name": "other", "image": "busybox:1"}]})
+    (image_digest,) = [rule for rule in RULES if rule.id == "image-digest" and rule.applies_to == "broker"]
+    assert image_digest.check(facts) == [
+        "sidecars other: pin image busybox:1 by digest (a release file's `third_party` entry, or rabbitmq.image.digest)"]
 
 
 def test_staging_needs_two_replicas_and_a_pdb(tmp_path):

@@ -23,7 +23,7 @@ from burrow_tools.iam_conformance import (
     main,
     upstream_dir,
 )
-from burrow_tools.iam_narrowings import DECLARED
+from burrow_tools.iam_narrowings import DECLARED, NODE_POLICIES_ON_REQUEST
 from tests.support.services import ROOT
 
 #: Every reference checked: each controller at its pinned version (Karpenter 1.14.1).
@@ -169,8 +169,9 @@ def test_karpenter_interruption_rules_match_the_reference(synthesized, upstream,
 
 
 @pytest.mark.parametrize("version", KARPENTER_VERSIONS)
-def test_karpenter_node_role_has_the_reference_managed_policies(synthesized, upstream, version):
-    expected = karpenter_node_policies(version, upstream)
+def test_karpenter_node_role_has_the_reference_managed_policies_but_those_on_request(synthesized, upstream, version):
+    assert set(NODE_POLICIES_ON_REQUEST) <= karpenter_node_policies(version, upstream)
+    expected = karpenter_node_policies(version, upstream) - set(NODE_POLICIES_ON_REQUEST)
     for stack in stacks_with(synthesized, "karpenter"):
         attachments = synthesized.stacks[stack]["resource"]["aws_iam_role_policy_attachment"].values()
         attached = {a["policy_arn"].rsplit("/", 1)[1] for a in attachments if "karpenter_node-role" in a["role"]}

@@ -13,7 +13,7 @@ import yaml
 
 from burrow.config.loader import load_environment
 from burrow.k8s.release import terraform_unescape
-from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS
+from tests.conftest import APP_STACK_ENVIRONMENTS, ENVIRONMENTS, RELEASE_FIXTURE
 from tests.support.services import ROOT
 
 CLOUD = [env for env in ENVIRONMENTS if env != "dev"]
@@ -182,7 +182,9 @@ def test_deployments_set_exactly_the_variables_the_services_read(synthesized, en
 def test_image_tags_come_from_the_environment_and_are_never_latest(synthesized):
     images = {env: {n: d["spec"]["template"]["spec"]["containers"][0]["image"] for n, d in deployments(synthesized, env).items()} for env in ENVIRONMENTS}
     assert images["dev"]["producer"] == "localhost:5001/burrow/producer:dev"
-    assert images["prod"]["consumer"] == "ghcr.io/burrow/consumer:0.1.0"
+    assert images["qa"]["consumer"] == "ghcr.io/burrow/consumer:0.1.0"
+    released = json.loads(RELEASE_FIXTURE.read_text())["images"]["consumer"]  # prod deploys a release
+    assert images["prod"]["consumer"] == f"{released['registry']}/{released['repository']}@{released['digest']}"
     assert not any(image.endswith(":latest") for env in images.values() for image in env.values())
 
 

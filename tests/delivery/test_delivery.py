@@ -36,13 +36,37 @@ def test_changed_environments_are_those_with_a_different_stack(tmp_path):
     assert changed_environments(base, head) == ["perf", "prod", "uat"]
 
 
-def test_a_release_pins_both_services_by_digest():
-    release = Release.model_validate(
-        {"images": {s: {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com", "repository": f"burrow/{s}", "digest": DIGEST} for s in ("producer", "consumer")}}
-    )
-    env = apply_release(load_environment("prod", ROOT / "environments"), release)
+BROKER_IMAGE = "docker.io/bitnamilegacy/rabbitmq:4.1.3-debian-12-r1"
+
+
+def _release(third_party: dict[str, str]) -> Release:
+    return Release.model_validate({
+        "images": {s: {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com", "repository": f"burrow/{s}", "digest": DIGEST}
+                   for s in ("producer", "consumer")},
+        "third_party": third_party,
+    })
+
+
+def test_a_release_pins_both_services_and_the_broker_by_digest():
+    env = apply_release(load_environment("prod", ROOT / "environments"), _release({BROKER_IMAGE: DIGEST}))
     assert env.apps.producer.image.reference == f"123.dkr.ecr.eu-west-1.amazonaws.com/burrow/producer@{DIGEST}"
     assert env.apps.consumer.image.digest == DIGEST
+    assert env.rabbitmq.image.reference == f"docker.io/bitnamilegacy/rabbitmq@{DIGEST}"
+
+
+def test_prod_refuses_a_release_without_the_brokers_digest():
+    with pytest.raises(ConfigError, match=f"prod: the release file has no third_party digest for {BROKER_IMAGE}"):
+        apply_release(load_environment("prod", ROOT / "environments"), _release({}))
+
+
+def test_a_prod_synth_without_a_release_file_is_refused(monkeypatch, capsys):
+    from burrow.synth import main
+
+    monkeypatch.setenv("BURROW_ENV", "prod")
+    monkeypatch.delenv("BURROW_RELEASE", raising=False)
+    assert main(ROOT) == 2
+    error = capsys.readouterr().err
+    assert "prod: production pins every image by digest, and no release file was given: set BURROW_RELEASE=" in error
 
 
 def test_a_broken_release_file_is_a_clear_error(tmp_path):

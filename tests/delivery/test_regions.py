@@ -12,6 +12,7 @@ import subprocess
 
 from burrow.config.loader import load_environment
 from burrow_tools.delivery.regions import region_stacks
+from tests.conftest import RELEASE_FIXTURE
 from tests.support.services import ROOT
 
 NO_AWS = {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true"}
@@ -46,7 +47,8 @@ def test_deploying_an_unknown_region_is_one_line_and_deploys_nothing():
 
 
 def test_deploying_one_region_selects_exactly_its_stacks(tmp_path):
-    result = make("deploy", "ENV=prod", "REGION=us-east-1", CI="true", CDKTF_OUTDIR=str(tmp_path / "out"))
+    result = make("deploy", "ENV=prod", "REGION=us-east-1", f"RELEASE={RELEASE_FIXTURE}", CI="true",
+                  CDKTF_OUTDIR=str(tmp_path / "out"))
     printed = result.stdout + result.stderr
     stacks = " ".join(f"prod-us-east-1-{layer}" for layer in ("common", "cluster", "addons", "app"))
     assert f"npx cdktf deploy {stacks} --ignore-missing-stack-dependencies --output {tmp_path / 'out'} --auto-approve" \

@@ -153,7 +153,8 @@ def test_images_are_built_once_scanned_and_recorded_on_main():
 def test_pull_requests_run_the_checks():
     workflow = load(ROOT / ".github" / "workflows" / "pull-request.yml")
     runs = [s["run"] for _, s in steps(workflow) if "run" in s]
-    assert runs == [CI_RUN, "make synth", "make validate", "make check-clean"]
+    fixture = "RELEASE=tests/fixtures/release.json"
+    assert runs == [CI_RUN, f"make synth {fixture}", f"make validate {fixture}", "make check-clean"]
 
 
 def ci_run_commands() -> list[str]:

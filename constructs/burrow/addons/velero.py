@@ -79,7 +79,7 @@ def velero_values(access: BackupAccess, monitoring: bool) -> dict[str, Any]:
 
 
 def schedule(name: str, config: BackupScheduleConfig, app_namespace: str) -> K8sObject:
-    """A Velero Schedule of the app namespace; `ttl` is the retention."""
+    """A Velero Schedule of the app namespace without its Secrets; `ttl` is the retention."""
     return {
         "apiVersion": "velero.io/v1",
         "kind": "Schedule",
@@ -89,6 +89,9 @@ def schedule(name: str, config: BackupScheduleConfig, app_namespace: str) -> K8s
             "useOwnerReferencesInBackup": False,
             "template": {
                 "includedNamespaces": [app_namespace],
+                # Secrets stay in Secrets Manager: External Secrets recreates them from the backed-up
+                # ExternalSecrets after a restore, and no credential lands in the bucket.
+                "excludedResources": ["secrets"],
                 "snapshotVolumes": config.snapshot_volumes,
                 "storageLocation": LOCATION,
                 "volumeSnapshotLocations": [LOCATION],

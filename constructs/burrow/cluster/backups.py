@@ -21,6 +21,13 @@ from constructs import Construct
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+
+
+def velero_role_name(cluster: str) -> str:
+    """Velero's role in `cluster`: the backup bucket, made before it, admits it by this name."""
+    return f"{cluster}-velero"
+
+
 def velero_policy(bucket_arn: str, key_arn: str, region: str, account: str, cluster: str) -> str:
     ec2 = f"arn:aws:ec2:{region}"
     ours = {"StringEquals": {f"aws:ResourceTag/{VOLUME_CLUSTER_TAG}": cluster}}
@@ -60,7 +67,7 @@ class BackupAccessRole(Construct):
     ) -> None:
         super().__init__(scope, id)
         trust = irsa_trust(self, "trust", cluster.oidc_provider.arn, cluster.issuer, SERVICE_ACCOUNT_SUBJECT)
-        self.role = IamRole(self, "role", name=f"{cluster.name}-velero", assume_role_policy=trust.json)
+        self.role = IamRole(self, "role", name=velero_role_name(cluster.name), assume_role_policy=trust.json)
         IamRolePolicy(
             self, "policy", role=self.role.name, name="velero",
             policy=velero_policy(storage.storage.bucket.arn, storage.kms_key.arn, region, account_id, cluster.name),

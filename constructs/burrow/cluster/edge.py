@@ -8,7 +8,8 @@
   follows the controller's reference policy: writes scoped to load balancers, target groups and
   security groups the controller tagged, ingress rules to security groups of the cluster's VPC
   (the cluster security group is not the controller's); WAF, Shield and Cognito are off;
-- the IRSA role of external-dns, which may list and change records in this zone only.
+- the IRSA role of external-dns, which may list records in this zone and change only Burrow's own
+  names there (`<region>.<host>`, the broker's name) and their TXT registry records.
 
 The latency-routed public name and the health checks live in the `<env>-global` stack
 (`burrow.stacks.global_`); external-dns owns only `<region>.<host>` (and the broker's name),
@@ -135,14 +136,33 @@ def load_balancer_policy(region: str, vpc_id: str) -> dict:
     ]}
 
 
-def dns_policy(zone_id: str) -> str:
-    """external-dns: change and list the records of the environment's zone only (it is started with
-    `--zone-id-filter`, so it reads no other zone's records, and no zone tags), list zones."""
+#: The record types external-dns writes for Burrow's load balancers: alias A (AAAA when dual-stack),
+#: CNAME for a target that cannot be an alias, and TXT for its registry.
+DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "TXT")
+
+
+def registry_names(name: str) -> list[str]:
+    """The TXT registry records external-dns 0.21 writes beside `name` (no `--txt-prefix` or
+    `--txt-suffix`): the record type, lower-cased, prefixed to the first label (`a-`, `aaaa-`,
+    `cname-`, the last for an alias A record)."""
+    first, _, rest = name.partition(".")
+    return [f"{kind}-{first}.{rest}" for kind in ("a", "aaaa", "cname")]
+
+
+def dns_policy(zone_id: str, names: list[str]) -> str:
+    """external-dns: list the records of the environment's zone only (it is started with
+    `--zone-id-filter`, so it reads no other zone's records, and no zone tags), list zones, and
+    change only `names` and their registry records, of the types it writes: a Service or Ingress
+    elsewhere in the cluster that reaches external-dns cannot repoint any other name of the zone."""
     zone = f"arn:aws:route53:::hostedzone/{zone_id}"
+    owned = sorted({n.lower().rstrip(".") for name in names for n in (name, *registry_names(name))})
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "ThisZone", "Effect": "Allow",
-         "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
-         "Resource": zone},
+         "Action": ["route53:ListResourceRecordSets", "route53:ListTagsForResources"], "Resource": zone},
+        {"Sid": "BurrowsNames", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": zone,
+         "Condition": {"ForAllValues:StringEquals": {
+             "route53:ChangeResourceRecordSetsNormalizedRecordNames": owned,
+             "route53:ChangeResourceRecordSetsRecordTypes": list(DNS_RECORD_TYPES)}}},
         {"Sid": "ListZones", "Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
     ]})
 
@@ -157,11 +177,13 @@ class PublicEntry(Construct):
     def __init__(
         self, scope: Construct, id: str, *, cluster: EksCluster, region: str, vpc_id: str, zone_id: str,
         zone_name: str, host: str, tls: bool = True, owns_shared_validation: bool = True,
+        dns_names: tuple[str, ...] = (),
     ) -> None:
         """`owns_shared_validation`: whether this region creates the DNS validation record of `host`
         itself. Every region's certificate names `host`, and ACM asks for the same record for the
         same name in every region of an account: one region (the primary, deployed first and
-        destroyed last) owns it, so destroying another region leaves the renewal record in place."""
+        destroyed last) owns it, so destroying another region leaves the renewal record in place.
+        `dns_names`: the names besides `<region>.<host>` external-dns may write (the broker's)."""
         super().__init__(scope, id)
         name = cluster.name
         region_host = f"{region}.{host}"
@@ -201,7 +223,7 @@ class PublicEntry(Construct):
                       name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy(region, vpc_id)))
         dns_trust = irsa_trust(self, "dns-trust", cluster.oidc_provider.arn, cluster.issuer, DNS_SERVICE_ACCOUNT)
         self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
-        IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id))
+        IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id, [region_host, *dns_names]))
         self.access = EdgeAccess(
             certificate_arn=validated.certificate_arn if tls else None,
             cluster_name=name, region=region, vpc_id=vpc_id, load_balancer_role_arn=self.load_balancer_role.arn,

@@ -43,10 +43,12 @@ NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 #: The node role's managed policies, as in Karpenter's reference template: the worker and CNI policies
-#: of every node, image pulls only (not the registry read-only policy's listing), and Session
-#: Manager access (no SSH keys, no open port).
-KARPENTER_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
-                           "AmazonSSMManagedInstanceCore")
+#: of every node and image pulls only (not the registry read-only policy's listing).
+KARPENTER_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly")
+#: Session Manager on the nodes, which the reference template also attaches: a session is root on a
+#: node that runs the broker and the producer, so Burrow attaches it only when asked
+#: (`karpenter.session_manager`).
+SESSION_MANAGER_POLICY = "AmazonSSMManagedInstanceCore"
 #: What EventBridge forwards to the interruption queue (rule suffix -> event pattern).
 INTERRUPTION_EVENTS = {
     "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
@@ -151,19 +153,22 @@ class NodeAutoscaling(Construct):
     EventBridge rules, and the discovery tag on the cluster security group, for `cluster`.
 
     Escape hatches: `controller_role`, `node_role`, `access_entry`, `queue`, `rules` (by event),
-    `spot_role_check` (None without Spot).
+    `spot_role_check` (None without Spot). `session_manager` attaches `SESSION_MANAGER_POLICY` to
+    the node role (default: off).
     `access` is what the add-ons stack needs to install Karpenter.
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, cluster: EksCluster, region: str, account_id: str, spot: bool = False
+        self, scope: Construct, id: str, *, cluster: EksCluster, region: str, account_id: str, spot: bool = False,
+        session_manager: bool = False,
     ) -> None:
         """`spot`: whether the NodePool may launch Spot capacity (default: on-demand only)."""
         super().__init__(scope, id)
         name = cluster.name
         node_role_name = f"{name}-karpenter-node"
         self.node_role, node_policies = service_role(
-            self, "node-role", node_role_name, "ec2.amazonaws.com", KARPENTER_NODE_POLICIES
+            self, "node-role", node_role_name, "ec2.amazonaws.com",
+            (*KARPENTER_NODE_POLICIES, *([SESSION_MANAGER_POLICY] if session_manager else [])),
         )
         self.access_entry = EksAccessEntry(
             self, "node-access", cluster_name=cluster.cluster.name, principal_arn=self.node_role.arn, type="EC2_LINUX",

@@ -1,11 +1,16 @@
 """`PrivateBucket`: an S3 bucket for data nobody outside the account reads, and `StateStorage`,
-the one that holds every stack's Terraform state for one environment."""
+the one that holds every stack's Terraform state for one environment, under a key of its own and
+readable and writable only by the roles that deploy and plan (`burrow.common.access`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
@@ -27,11 +32,12 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningVersioningConfiguration,
 )
 
+from burrow.common.access import deny_to, deny_unless, restricted_key_policy, state_key_alias
 from constructs import Construct
 
 
-def tls_only_policy(bucket: str) -> str:
-    """A bucket policy that refuses every request not made over TLS."""
+def tls_only_policy(bucket: str, *statements: dict) -> str:
+    """A bucket policy that refuses every request not made over TLS, and what `statements` refuse."""
     arn = f"arn:aws:s3:::{bucket}"
     return json.dumps(
         {
@@ -44,7 +50,8 @@ def tls_only_policy(bucket: str) -> str:
                     "Action": "s3:*",
                     "Resource": [arn, f"{arn}/*"],
                     "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
+                },
+                *statements,
             ],
         },
         indent=2,
@@ -56,7 +63,7 @@ class PrivateBucket(Construct):
 
     `kms_key_arn` names the key (default: the account's `aws/s3` key); `expire_days` also expires
     current objects (a backstop for data with a retention); `protect` makes Terraform refuse to
-    destroy it. Escape hatch: `bucket`.
+    destroy it; `statements` are added to its policy (denials of principals, say). Escape hatch: `bucket`.
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class PrivateBucket(Construct):
         expire_days: int | None = None,
         kms_key_arn: str | None = None,
         lifecycle_rule: str = "expire-old-versions",
+        statements: Sequence[dict] = (),
     ) -> None:
         super().__init__(scope, id)
         self.bucket = S3Bucket(
@@ -106,7 +114,7 @@ class PrivateBucket(Construct):
             ignore_public_acls=True,
             restrict_public_buckets=True,
         )
-        S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=tls_only_policy(bucket_name))
+        S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=tls_only_policy(bucket_name, *statements))
         S3BucketLifecycleConfiguration(
             self,
             "lifecycle",
@@ -128,16 +136,70 @@ class PrivateBucket(Construct):
         )
 
 
+@dataclass(frozen=True)
+class StateAccess:
+    """Who may use an environment's state bucket and its key (role ARNs of its account).
+
+    `deployers` read and write every state and administer the bucket and key (the deploy role and
+    the bootstrap/administrator roles); `planners` read every state and write only lock files (the
+    plan role: `terraform plan` takes the lock); `previews` read the host's cluster state (the
+    three outputs a preview needs) and read and write state only under `<previews_prefix>`.
+    """
+
+    account_id: str
+    deployers: tuple[str, ...]
+    planners: tuple[str, ...] = ()
+    previews: tuple[str, ...] = ()
+    previews_prefix: str = ""
+    previews_read: tuple[str, ...] = ()
+
+    def statements(self, bucket: str) -> list[dict]:
+        arn = f"arn:aws:s3:::{bucket}"
+        everyone = [*self.deployers, *self.planners, *self.previews]
+        statements = [
+            deny_unless("OnlyDeployersPlannersAndPreviews", ["s3:*"], everyone, resource=[arn, f"{arn}/*"]),
+            deny_unless("OnlyDeployersChangeTheBucket", ["s3:PutBucket*", "s3:DeleteBucket*", "s3:PutEncryptionConfiguration",
+                        "s3:PutLifecycleConfiguration"], self.deployers, resource=[arn]),
+        ]
+        if self.planners:
+            statements.append(deny_to("PlannersWriteOnlyLocks", ["s3:PutObject", "s3:DeleteObject"], self.planners,
+                                      not_resource=[f"{arn}/*.tflock"]))
+        if self.previews:
+            own = f"{arn}/{self.previews_prefix}*"
+            statements += [
+                deny_to("PreviewsWriteOnlyTheirPrefix", ["s3:PutObject", "s3:DeleteObject"], self.previews,
+                        not_resource=[own]),
+                deny_to("PreviewsReadOnlyTheirPrefix", ["s3:GetObject"], self.previews,
+                        not_resource=[own, *(f"{arn}/{key}" for key in self.previews_read)]),
+            ]
+        return statements
+
+    def key_policy(self) -> str:
+        return restricted_key_policy(self.account_id, self.deployers,
+                                     [*self.deployers, *self.planners, *self.previews])
+
+
 class StateStorage(PrivateBucket):
-    """The state bucket: a `PrivateBucket` Terraform refuses to destroy.
+    """The state bucket: a `PrivateBucket` Terraform refuses to destroy, under a customer-managed
+    key, that only `access` admits (none: the account's principals as their IAM policies allow, and
+    the `aws/s3` key).
 
     Locking uses S3-native lock files (`use_lockfile`), so no DynamoDB table is needed.
     Old state versions expire after `noncurrent_days` (the current one never does).
-    Escape hatch: `bucket`.
+    Escape hatches: `bucket`, `kms_key` (None without `access`).
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90
+        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90,
+        access: StateAccess | None = None,
     ) -> None:
+        key = None
+        if access is not None:
+            # The key is created in the same scope, before the bucket's constructs need its ARN.
+            key = KmsKey(scope, f"{id}-key", description=f"Encrypts Terraform state in {bucket_name}",
+                         enable_key_rotation=True, deletion_window_in_days=30, policy=access.key_policy())
+            KmsAlias(scope, f"{id}-key-alias", name=state_key_alias(bucket_name), target_key_id=key.key_id)
         super().__init__(scope, id, bucket_name=bucket_name, protect=protect, noncurrent_days=noncurrent_days,
-                         lifecycle_rule="expire-old-state-versions")
+                         lifecycle_rule="expire-old-state-versions", kms_key_arn=key.arn if key else None,
+                         statements=access.statements(bucket_name) if access else ())
+        self.kms_key = key

@@ -1,17 +1,23 @@
 """A release: the image digests built once on main and promoted unchanged through the environments.
 
-`release.json` = {"images": {"producer": {"registry", "repository", "digest"}, "consumer": {…}}}.
-`make deploy ENV=… RELEASE=release.json` synthesizes with these images pinned by digest
-(`BURROW_RELEASE`); `make release` writes the file after the images are pushed.
+`release.json` = {"images": {"producer": {"registry", "repository", "digest"}, "consumer": {…}},
+"third_party": {"docker.io/bitnamilegacy/rabbitmq:4.1.3-debian-12-r1": "sha256:…", …}}.
+`images` are Burrow's own services, pushed by CI; `third_party` maps each other image an
+environment deploys by tag (the broker's, which its sidecar shares) to the digest that tag named
+when the release was made (`make release` resolves them where the registries are reachable).
+`make deploy ENV=… RELEASE=release.json` synthesizes with all of them pinned by digest
+(`BURROW_RELEASE`); a production environment that does not waive `image-digest` refuses to
+synthesize without one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from burrow.config.schema import EnvironmentConfig
+from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.errors import ConfigError
 
 SERVICES = ("producer", "consumer")
@@ -25,9 +31,35 @@ class ReleasedImage(BaseModel):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
 
+Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
 class Release(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     images: dict[str, ReleasedImage]
+    #: `registry/repository:tag` -> the digest it named at release time.
+    third_party: dict[str, Digest] = Field(default_factory=dict)
+
+
+def third_party_images(env: EnvironmentConfig) -> list[str]:
+    """The images `env` deploys by tag that Burrow does not build: what a release must pin."""
+    image = env.rabbitmq.image
+    return [] if image.digest else [f"{image.registry}/{image.repository}:{image.tag}"]
+
+
+def needs_release(env: EnvironmentConfig) -> bool:
+    """Production pins every image by digest unless it waives `image-digest`."""
+    return env.tier == Tier.PRODUCTION and not any(w.rule == "image-digest" for w in env.guardrails.waivers)
+
+
+def missing_release(configs: list[EnvironmentConfig]) -> str | None:
+    """The sentence refusing a synth of `configs` without a release file, or None when none needs one."""
+    needing = [env.name for env in configs if needs_release(env)]
+    if not needing:
+        return None
+    return (f"{', '.join(needing)}: production pins every image by digest, and no release file was given: set "
+            f"{RELEASE_VARIABLE}=<release.json> (make deploy ENV=… RELEASE=…), the file `make release` writes "
+            "with the services' digests and a `third_party` digest for each other image")
 
 
 def load_release(path: Path) -> Release:
@@ -40,7 +72,18 @@ def load_release(path: Path) -> Release:
 
 
 def apply_release(env: EnvironmentConfig, release: Release) -> EnvironmentConfig:
-    """`env` with each released service's image replaced by the released digest."""
+    """`env` with each released service's image replaced by the released digest, and each
+    third-party image pinned to the digest the release recorded for its tag. A production
+    environment that needs a release refuses one that lacks a third-party digest."""
+    missing = [ref for ref in third_party_images(env) if ref not in release.third_party]
+    if missing and needs_release(env):
+        raise ConfigError(f"{env.name}: the release file has no third_party digest for {', '.join(missing)}: "
+                          "make release resolves one for every image the environments deploy by tag")
+    image = env.rabbitmq.image
+    pinned = release.third_party.get(f"{image.registry}/{image.repository}:{image.tag}")
+    if pinned and not image.digest:
+        env = env.model_copy(update={"rabbitmq": env.rabbitmq.model_copy(
+            update={"image": image.model_copy(update={"digest": pinned})})})
     apps = env.apps
     for name in SERVICES:
         released = release.images.get(name)

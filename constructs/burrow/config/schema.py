@@ -150,6 +150,9 @@ class KarpenterConfig(Model):
     #: The oldest instance generation allowed (5: m5, c5, r5 and newer).
     min_generation: int = Field(default=5, ge=3, le=9)
     architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64"])
+    #: Attach `AmazonSSMManagedInstanceCore` to the nodes' role, so Session Manager opens shells on
+    #: them (as root, on the nodes that run the broker and the producer). default: off
+    session_manager: bool = False
     #: Total CPU and memory the pool may hold; required in production. default: none (unbounded)
     limits: NodePoolLimits | None = None
     #: `WhenEmptyOrUnderutilized` packs pods onto fewer nodes; `WhenEmpty` only removes idle nodes.
@@ -271,6 +274,29 @@ AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 
 
+RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
+class DeployerRoles(Model):
+    """The roles of the environment's account that run Burrow's Terraform, by name (with any path).
+    The account's bootstrap makes them, not Burrow (docs/security.md, "Who can use each role"). The
+    state bucket and its key, and the backup bucket and its key, admit these roles and nobody
+    else (besides Velero's own role, for backups)."""
+
+    #: Applies every stack; administers the state and backup buckets and their keys.
+    #: default: the deploy role Burrow creates (`burrow-<env>-deploy`, docs/delivery-security.md)
+    deploy: RoleName | None = None
+    #: Reads every state and writes only lock files (`make plan`, `make pr-diffs`).
+    #: default: Burrow's plan role (`burrow-<env>-plan`)
+    plan: RoleName | None = None
+    #: Reads and writes `<env>/previews/*` and reads `<env>/cluster.tfstate`: only where previews are enabled.
+    #: default: Burrow's previews role (`burrow-<env>-previews`)
+    preview: RoleName | None = None
+    #: Principals that bootstrap the environment and may recover it (they administer both keys and
+    #: read and write state like the deploy role). The account's root user always administers the keys.
+    admins: list[RoleName] = Field(default_factory=lambda: ["burrow-admin"])
+
+
 class AwsConfig(Model):
     """Where a cloud environment lives: its region, its AWS account, and how Terraform gets there."""
 
@@ -292,6 +318,8 @@ class AwsConfig(Model):
     #: (deploy, plan, images; previews where hosted) through GitHub's OIDC provider, each bound to one
     #: OIDC subject (docs/delivery-security.md). default: no delivery roles
     github_repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
+    #: The roles that deploy and plan this environment (names in `account_id`).
+    roles: DeployerRoles = DeployerRoles()
 
     @property
     def role_account(self) -> str | None:

@@ -111,6 +111,28 @@ def _image_digest(facts: PolicyFacts) -> list[str]:
     ]
 
 
+def _chart_images(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(where, reference) of each image a chart's values set: `image` (registry, repository, tag,
+    digest, as Bitnami's charts take it) and every sidecar's and init container's `image` string."""
+    found = []
+    image = values.get("image")
+    if isinstance(image, Mapping):
+        base = "/".join(part for part in (image.get("registry"), image.get("repository")) if part)
+        digest = image.get("digest")
+        found.append(("image", f"{base}@{digest}" if digest else f"{base}:{image.get('tag')}"))
+    for key in ("sidecars", "initContainers"):
+        found += [(f"{key} {c.get('name')}", c["image"]) for c in values.get(key) or [] if "image" in c]
+    return found
+
+
+def _chart_image_digest(facts: PolicyFacts) -> list[str]:
+    return [
+        f"{where}: pin image {image} by digest (a release file's `third_party` entry, or rabbitmq.image.digest)"
+        for where, image in _chart_images(facts.chart_values)
+        if "@sha256:" not in image
+    ]
+
+
 def _replicas_of(facts: PolicyFacts) -> int:
     """The replicas a workload keeps: its autoscaler's minimum, else the Deployment's count (default 1)."""
     for obj in facts.objects:
@@ -244,6 +266,8 @@ RULES = (
     Rule("namespace-default-deny", STAGING_AND_UP, "namespace", "default-deny NetworkPolicy", _namespace_default_deny),
     Rule("namespace-quota", PREVIEW, "namespace", "a ResourceQuota and a LimitRange", _namespace_quota),
     Rule("image-digest", PRODUCTION, "workload", "images pinned by digest", _image_digest),
+    Rule("image-digest", PRODUCTION, "broker", "the broker's and its sidecars' images pinned by digest",
+         _chart_image_digest),
     Rule("rabbitmq-replicas", PRODUCTION, "broker", "3 RabbitMQ replicas", _broker_replicas),
     Rule("rabbitmq-persistence", PRODUCTION, "broker", "persistent RabbitMQ volumes", _broker_persistence),
     Rule("rabbitmq-anti-affinity", PRODUCTION, "broker", "hard anti-affinity between brokers", _broker_anti_affinity),
@@ -252,7 +276,7 @@ RULES = (
     Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
     Rule("public-ingress", STAGING_AND_UP, "ingress", "only /publish and /health, over HTTPS", _public_ingress),
 )
-RULE_IDS = tuple(rule.id for rule in RULES)
+RULE_IDS = tuple(dict.fromkeys(rule.id for rule in RULES))
 
 
 @jsii.implements(IAspect)

@@ -19,19 +19,21 @@ from cdktf_cdktf_provider_aws.provider import (
 )
 
 from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
-from burrow.cluster.backups import BackupAccessRole
+from burrow.cluster.backups import BackupAccessRole, velero_role_name
 from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
+from burrow.common.access import role_arns, root
 from burrow.common.backups import BackupStorage
 from burrow.common.delivery import DeliveryRoles, DeliveryRolesProps
 from burrow.common.network import Network
 from burrow.common.peering import RegionPeering
 from burrow.common.registry import ContainerRegistry
-from burrow.common.state import StateStorage
+from burrow.common.state import StateAccess, StateStorage
 from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.spi import ClusterInfo
+from burrow.stacks.app import broker_host
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
 
@@ -156,7 +158,19 @@ class CommonLayer(AwsStack):
         peered with (federation)."""
         super().__init__(scope, env, "common", local_state=os.environ.get(BOOTSTRAP_VARIABLE) == "1")
         # The state bucket and the registries are the environment's, in its primary region.
-        self.state = StateStorage(self, "state", bucket_name=env.state.bucket) if env.is_primary else None
+        assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
+        roles = env.aws.roles
+        # Unless the environment names the account's own roles, Burrow's delivery roles (DeliveryRoles).
+        deploy, plan, preview = (roles.deploy or f"{cluster_name(env)}-deploy", roles.plan or f"{cluster_name(env)}-plan",
+                                 roles.preview or f"{cluster_name(env)}-previews")
+        deployers = (*role_arns(env.aws.account_id, [deploy, *roles.admins]), root(env.aws.account_id))
+        previews = env.previews.enabled
+        access = StateAccess(
+            account_id=env.aws.account_id, deployers=deployers, planners=tuple(role_arns(env.aws.account_id, [plan])),
+            previews=tuple(role_arns(env.aws.account_id, [preview])) if previews else (),
+            previews_prefix=f"{env.name}/previews/", previews_read=(f"{env.name}/cluster.tfstate",) if previews else (),
+        )
+        self.state = StateStorage(self, "state", bucket_name=env.state.bucket, access=access) if env.is_primary else None
         self.registries = {
             image: ContainerRegistry(self, f"registry-{image}", name=f"burrow/{image}", keep_images=env.registry.keep_images)
             for image in IMAGES
@@ -172,9 +186,10 @@ class CommonLayer(AwsStack):
         )
         self.backups = None
         if env.backups.enabled:
-            assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
             self.backups = BackupStorage(self, "backups", env_name=env.stack_prefix, account_id=env.aws.account_id,
-                                         retention_days=env.backups.longest_retention_days)
+                                         retention_days=env.backups.longest_retention_days,
+                                         writers=role_arns(env.aws.account_id, [velero_role_name(cluster_name(env))]),
+                                         managers=deployers)
             TerraformOutput(self, "backup-bucket", value=self.backups.storage.bucket.bucket)
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)
@@ -239,7 +254,8 @@ class ClusterLayer(AwsStack):
         if env.karpenter is not None:
             self.node_autoscaling = NodeAutoscaling(self, "karpenter", cluster=self.eks, region=env.aws.region,
                                                     account_id=env.aws.account_id,
-                                                    spot="spot" in env.karpenter.capacity_types)
+                                                    spot="spot" in env.karpenter.capacity_types,
+                                                    session_manager=env.karpenter.session_manager)
         self.backup_role = None
         if backups is not None:
             self.backup_role = BackupAccessRole(self, "velero", storage=backups, cluster=self.eks,
@@ -249,7 +265,8 @@ class ClusterLayer(AwsStack):
             assert env.ingress.host is not None  # required when ingress is enabled (schema)
             self.edge = PublicEntry(self, "edge", cluster=self.eks, region=env.aws.region, vpc_id=network.vpc.id,
                                     zone_id=zone[0], zone_name=zone[1], host=env.ingress.host, tls=env.ingress.tls,
-                                    owns_shared_validation=env.is_primary)
+                                    owns_shared_validation=env.is_primary,
+                                    dns_names=(broker_host(env, env.aws.region),) if env.federation_peers else ())
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
         # Previews of pull requests read these three from this stack's state (burrow.previews).

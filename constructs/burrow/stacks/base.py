@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cdktf import LocalBackend, S3Backend, TerraformStack
 
+from burrow.common.access import state_key_alias
 from burrow.config.schema import EnvironmentConfig
 from burrow.stacks import TERRAFORM_VERSION
 from constructs import Construct
@@ -49,5 +50,8 @@ class BurrowStack(TerraformStack):
             S3Backend(self, bucket=env.state.bucket, key=state_key or f"{env.state_prefix}/{layer}.tfstate",
                       region=env.primary_region, encrypt=True)
             self.add_override("terraform.backend.s3.use_lockfile", True)
+            if env.aws.account_id:  # state under the bucket's own key (`StateStorage`), not S3's
+                self.add_override("terraform.backend.s3.kms_key_id", f"arn:aws:kms:{env.primary_region}:"
+                                  f"{env.aws.account_id}:{state_key_alias(env.state.bucket)}")
             for key, value in state_access(env, f"burrow-{env.name}").items():
                 self.add_override(f"terraform.backend.s3.{key}", value)

@@ -1,4 +1,6 @@
-"""`make release`: record the digests of the images just pushed as `release.json`.
+"""`make release`: record the digests of the images just pushed as `release.json`, and the digest
+each third-party image the environments deploy by tag names right now (the broker's), so that
+production deploys exactly what was reviewed (CI runs it, where the registries are reachable).
 
 Usage: python -m burrow_tools.delivery.release record <registry> <tag> <out.json>   (after `make images`)
 """
@@ -10,23 +12,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-from burrow.config.release import SERVICES, Release, ReleasedImage
+from burrow.config.loader import load_environments
+from burrow.config.release import SERVICES, Release, ReleasedImage, third_party_images
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
-def record(registry: str, tag: str, out: Path) -> Release:
-    """Resolve `<registry>/burrow/<service>:<tag>` to digests (after push) and write the release."""
-    images = {}
-    for service in SERVICES:
-        reference = f"{registry}/burrow/{service}:{tag}"
-        inspected = subprocess.run(
-            ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        digest = json.loads(inspected.stdout)["digest"]
-        images[service] = ReleasedImage(registry=registry, repository=f"burrow/{service}", digest=digest)
-    release = Release(images=images)
+def resolve(reference: str) -> str:
+    """The digest (`sha256:…`) of the manifest `reference` names in its registry now."""
+    inspected = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(inspected.stdout)["digest"]
+
+
+def record(registry: str, tag: str, out: Path, environments: Path = ROOT / "environments") -> Release:
+    """Resolve `<registry>/burrow/<service>:<tag>` (after push) and every environment's third-party
+    images to digests and write the release."""
+    images = {
+        service: ReleasedImage(registry=registry, repository=f"burrow/{service}",
+                               digest=resolve(f"{registry}/burrow/{service}:{tag}"))
+        for service in SERVICES
+    }
+    wanted = sorted({ref for env in load_environments(environments, None) for ref in third_party_images(env)})
+    release = Release(images=images, third_party={ref: resolve(ref) for ref in wanted})
     out.write_text(release.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return release
 
