@@ -166,6 +166,8 @@ DECLARED: tuple[Declared, ...] = (
         "`cname-` before the first label, no `--txt-prefix`/`--txt-suffix` set) of the types it writes "
         "(`route53:ChangeResourceRecordSetsRecordTypes`: A, AAAA, CNAME, TXT). An annotated object "
         "naming any other record of the zone is refused by Route 53.",
+        conditions=("ForAllValues:StringEquals route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                    "ForAllValues:StringEquals route53:ChangeResourceRecordSetsRecordTypes"),
     ),
 )
 
