@@ -304,7 +304,7 @@ def test_the_handoff_keeps_order_and_skips_abandoned_messages():
     handoff = Handoff(10)
     items = [Outgoing({"id": str(n)}) for n in range(4)]
     assert handoff.put_all(items)
-    items[1].abandoned = True
+    assert items[1].abandon() == "abandoned"
     assert [handoff.get().message["id"] for _ in range(3)] == ["0", "2", "3"]
     started = time.monotonic()
     assert handoff.get(0.2) is None
