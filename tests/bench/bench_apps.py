@@ -95,7 +95,9 @@ def in_parallel(count: int, work: Callable[[int], None]) -> None:
 def raw_publisher(broker: dict[str, str], lane: int, ready, start, results) -> None:
     """One raw pika publisher process: what the producer's lane `lane` would publish, as fast as confirms allow."""
     params = pika.ConnectionParameters(
-        broker["RABBITMQ_HOST"], int(broker["RABBITMQ_PORT"]), broker.get("RABBITMQ_VHOST", "/"),
+        broker["RABBITMQ_HOST"],
+        int(broker["RABBITMQ_PORT"]),
+        broker.get("RABBITMQ_VHOST", "/"),
         pika.PlainCredentials(broker["RABBITMQ_USERNAME"], broker["RABBITMQ_PASSWORD"]),
     )
     connection = pika.BlockingConnection(params)
@@ -108,7 +110,9 @@ def raw_publisher(broker: dict[str, str], lane: int, ready, start, results) -> N
         message = {"id": f"raw-{i}", "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "payload": {}}
         sent[message["id"]] = time.time()
         channel.basic_publish(
-            broker["RABBITMQ_EXCHANGE"], "work", json.dumps(message).encode(),
+            broker["RABBITMQ_EXCHANGE"],
+            "work",
+            json.dumps(message).encode(),
             pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=message["id"]),
             mandatory=True,
         )
@@ -121,7 +125,9 @@ def raw(env: dict[str, str], sent: dict[str, float], _tmp: Path) -> float:
     """Raw pika publishers, one process per connection; CPU seconds they spent publishing."""
     spawn = multiprocessing.get_context("spawn")
     ready, start, results = spawn.Queue(), spawn.Event(), spawn.Queue()
-    processes = [spawn.Process(target=raw_publisher, args=(env, lane, ready, start, results)) for lane in range(CONNECTIONS)]
+    processes = [
+        spawn.Process(target=raw_publisher, args=(env, lane, ready, start, results)) for lane in range(CONNECTIONS)
+    ]
     for process in processes:
         process.start()
     for _ in processes:  # every publisher connected before the clock starts
@@ -159,7 +165,9 @@ def services(batch: int | None) -> Callable[[dict[str, str], dict[str, float], P
     def publish(env: dict[str, str], sent: dict[str, float], tmp: Path) -> float:
         size = batch or 1
         requests_total = (N + size - 1) // size
-        producer = ServiceProcess("producer", {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS)}, tmp)
+        producer = ServiceProcess(
+            "producer", {**env, "PUBLISH_RATE": "0", "PUBLISH_CONNECTIONS": str(CONNECTIONS)}, tmp
+        )
         try:
             producer.wait_ready()
             cpu_before = cpu_seconds(producer.process.pid)
@@ -184,10 +192,17 @@ def services(batch: int | None) -> Callable[[dict[str, str], dict[str, float], P
     return publish
 
 
-def through_consumer(broker: Broker, name: str, publish: Callable[[dict[str, str], dict[str, float], Path], float]) -> Run:
+def through_consumer(
+    broker: Broker, name: str, publish: Callable[[dict[str, str], dict[str, float], Path], float]
+) -> Run:
     """`publish` N messages to a fresh exchange and queue; the real consumer process takes them all."""
     suffix = uuid.uuid4().hex[:8]
-    env = {**broker.env(), "RABBITMQ_EXCHANGE": f"bench.{suffix}", "RABBITMQ_QUEUE": f"bench.work.{suffix}", **SERVICE_ENV}
+    env = {
+        **broker.env(),
+        "RABBITMQ_EXCHANGE": f"bench.{suffix}",
+        "RABBITMQ_QUEUE": f"bench.work.{suffix}",
+        **SERVICE_ENV,
+    }
     sent: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "processed.jsonl"
@@ -258,7 +273,12 @@ def main() -> int:
     results = {path: merged(runs[path], ratios[path]) for path in paths}
     for path in paths:
         run, ratio = results[path]
-        print(run.line(ratio, f"   (x raw min/median/max {spread(ratios[path])}; per round {' '.join(f'{r:.2f}' for r in ratios[path])})"))
+        print(
+            run.line(
+                ratio,
+                f"   (x raw min/median/max {spread(ratios[path])}; per round {' '.join(f'{r:.2f}' for r in ratios[path])})",
+            )
+        )
     (single, single_ratio), (_, batch_ratio) = results[None], results[BATCHES[-1]]
     print(
         f"batch path (batches of {BATCHES[-1]}) = {batch_ratio:.2f} x raw pika, median of {ROUNDS} rounds "
