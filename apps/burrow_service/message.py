@@ -14,6 +14,8 @@ def decode_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise ValueError("not valid JSON: nested too deeply") from None
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:

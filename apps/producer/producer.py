@@ -50,39 +50,70 @@ HANDOFF_LIMIT = 4_000
 MAX_BATCH_MESSAGES = 500  # messages in one POST /publish list
 ALLOWED_KEYS = {"id", "payload"}
 # Why a POST /publish got 503, and when to retry (seconds).
-RETRY_AFTER = {"unavailable": 5, "blocked": 5, "timeout": 1, "busy": 1, "shutting_down": 1}
+# "in_flight": handed to the broker, confirm still awaited when the wait ended (it may have reached the
+# queue); "nacked": the broker refused it (its own trouble: retry later).
+RETRY_AFTER = {"unavailable": 5, "blocked": 5, "timeout": 1, "busy": 1, "shutting_down": 1, "in_flight": 2, "nacked": 10}
+
+# An Outgoing's states. Every change happens under its waiter's lock, so a message is either
+# abandoned while still queued (and then never published) or claimed for sending (and then its
+# request learns that it may have reached the queue): never both.
+QUEUED, SENDING, CONFIRMED, ABANDONED = "queued", "sending", "confirmed", "abandoned"
 
 
 class Waiter:
-    """One request's wait: set once every one of its `count` messages is confirmed."""
+    """One request's wait: `done` is set once every one of its `count` messages is confirmed.
+
+    Its `lock` guards the state of the request's messages (see Outgoing).
+    """
 
     def __init__(self, count: int) -> None:
-        self._lock = threading.Lock()
-        self._left = count
+        self.lock = threading.Lock()
+        self.left = count  # messages not confirmed yet
         self.done = threading.Event()
-
-    def confirmed_one(self) -> None:
-        with self._lock:
-            self._left -= 1
-            if self._left == 0:
-                self.done.set()
 
 
 @dataclass(eq=False)
 class Outgoing:
-    """A message on its way to the broker.
+    """A message on its way to the broker: queued -> sending -> confirmed, or queued -> abandoned.
 
-    `confirmed` is set by a publishing thread once the broker confirmed it (and the request's
-    `waiter` told). `abandoned` is set by the HTTP thread when it stopped waiting (and answered
-    that the message was not accepted): from then on nobody expects the message, so a publishing
-    thread drops it instead of taking or retrying it. Scheduled messages have no waiter and are
-    retried until confirmed.
+    A publishing thread `claim`s it right before `basic_publish` (only while queued), then marks it
+    `confirm`ed or `release`s it back to queued (nacked, or the connection failed) to retry it. The
+    HTTP thread that stopped waiting `abandon`s it, which succeeds only while it is queued: a
+    claimed message is reported as in flight instead. Scheduled messages have a waiter of their own
+    nobody waits on, and are retried until confirmed.
     """
 
     message: dict[str, Any]
-    waiter: Waiter | None = None
-    confirmed: bool = False
-    abandoned: bool = False
+    waiter: Waiter = field(default_factory=lambda: Waiter(1))
+    state: str = QUEUED
+    failure: str | None = None  # why the last attempt failed ("nacked"), reported if it is abandoned
+
+    def claim(self) -> bool:
+        with self.waiter.lock:
+            if self.state != QUEUED:
+                return False
+            self.state = SENDING
+            return True
+
+    def confirm(self) -> None:
+        with self.waiter.lock:
+            self.state = CONFIRMED
+            self.waiter.left -= 1
+            if self.waiter.left == 0:
+                self.waiter.done.set()
+
+    def release(self, failure: str | None) -> None:
+        """A claimed message that was not confirmed goes back to queued (to retry, or to abandon)."""
+        with self.waiter.lock:
+            if self.state == SENDING:
+                self.state, self.failure = QUEUED, failure
+
+    def abandon(self) -> str:
+        """Stop expecting the message if it is still queued; the state it ends in."""
+        with self.waiter.lock:
+            if self.state == QUEUED:
+                self.state = ABANDONED
+            return self.state
 
 
 class Handoff:
@@ -111,7 +142,7 @@ class Handoff:
             while True:
                 while self._items:
                     item = self._items.popleft()
-                    if not item.abandoned:
+                    if item.state != ABANDONED:
                         return item
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._ready.wait(left):
@@ -133,10 +164,17 @@ def check_message(body: dict[str, Any], id_required: bool = False) -> dict[str, 
         raise ValueError(f"unknown keys {unknown}; allowed: id, payload")
     if "payload" not in body:
         raise ValueError("'payload' is required")
-    message_id = body.get("id")
-    if message_id is None and id_required:
+    if "id" not in body and id_required:
         raise ValueError("'id' is required in a batch (the answer reports each message by its id)")
-    return new_message(body["payload"], None if message_id is None else check_id(message_id))
+    return new_message(body["payload"], check_id(body["id"]) if "id" in body else None)
+
+
+def check_size(message: dict[str, Any], max_message_bytes: int) -> dict[str, Any]:
+    """The message as published is at most MAX_MESSAGE_BYTES (what the consumer accepts)."""
+    size = len(encode(message))
+    if size > max_message_bytes:
+        raise ValueError(f"message of {size} bytes exceeds {max_message_bytes} (MAX_MESSAGE_BYTES)")
+    return message
 
 
 class BatchTooLarge(ValueError):
@@ -164,7 +202,7 @@ def parse_publish_body(raw: bytes, max_message_bytes: int) -> dict[str, Any] | l
         return parse_batch(body, max_message_bytes)
     if not isinstance(body, dict):
         raise ValueError("must be a JSON object (one message) or a JSON list of them (a batch)")
-    return check_message(body)
+    return check_size(check_message(body), max_message_bytes)
 
 
 def parse_batch(items: list[Any], max_message_bytes: int) -> list[dict[str, Any]]:
@@ -179,10 +217,7 @@ def parse_batch(items: list[Any], max_message_bytes: int) -> list[dict[str, Any]
         try:
             if not isinstance(item, dict):
                 raise ValueError("must be a JSON object")
-            message = check_message(item, id_required=True)
-            size = len(encode(message))
-            if size > max_message_bytes:
-                raise ValueError(f"message of {size} bytes exceeds {max_message_bytes} (MAX_MESSAGE_BYTES)")
+            message = check_size(check_message(item, id_required=True), max_message_bytes)
             if message["id"] in first_index:
                 raise ValueError(f"duplicate id (also at index {first_index[message['id']]})")
             first_index[message["id"]] = index
@@ -251,8 +286,9 @@ class Producer(Service):
         """Publish `messages` and wait up to PUBLISH_WAIT_SECONDS for their confirms (from any thread).
 
         Per message, in order: None once confirmed, else why not (a key of RETRY_AFTER). A message
-        not confirmed by the end of the wait is dropped, never published later on the producer's
-        own initiative (it may have reached the queue; the client's retry is then a duplicate).
+        still queued at the end of the wait is dropped, never published later on the producer's own
+        initiative; one already handed to the broker is "in_flight" (it may reach the queue; the
+        client's retry is then a duplicate).
         """
         refused = self.unavailable()
         if refused:
@@ -262,12 +298,14 @@ class Producer(Service):
         if not self.handoff.put_all(items):
             return ["busy"] * len(messages)
         waiter.done.wait(self.settings.publish_wait)
-        for item in items:
-            item.abandoned = True
-        # Read after abandoning: a message confirmed between the wait's end and now is accepted.
-        late = [item for item in items if not item.confirmed]
-        why = (self.unavailable() or "timeout") if late else None
-        return [None if item.confirmed else why for item in items]
+        return self._outcomes(items)
+
+    def _outcomes(self, items: list[Outgoing]) -> list[str | None]:
+        """Abandon what is still queued; then per message None (confirmed) or why not."""
+        states = [item.abandon() for item in items]
+        why = None if all(state == CONFIRMED for state in states) else self.unavailable() or "timeout"
+        return [None if state == CONFIRMED else "in_flight" if state == SENDING else item.failure or why
+                for item, state in zip(items, states, strict=True)]
 
     def _due_message(self) -> Outgoing | None:
         rate = self.settings.publish_rate
@@ -282,7 +320,7 @@ class Producer(Service):
         return Outgoing(new_message({"source": "schedule"}))
 
     def _next(self, lane: Lane, timeout: float) -> Outgoing | None:
-        if lane.retry is not None and not lane.retry.abandoned:
+        if lane.retry is not None and lane.retry.state != ABANDONED:
             return lane.retry
         lane.retry = None
         if not lane.state.usable:  # blocked: leave requests to a lane that can publish
@@ -291,6 +329,10 @@ class Producer(Service):
         return self._due_message() or self.handoff.get(timeout)
 
     def _publish(self, channel: BlockingChannel, lane: Lane, item: Outgoing) -> bool:
+        """Publish `item` and wait for its confirm; False when the broker did not take it (retry later)."""
+        if not item.claim():  # abandoned by its request meanwhile: nobody expects it any more
+            lane.retry = None
+            return True
         lane.retry = item
         self._published.inc()
         try:
@@ -308,12 +350,11 @@ class Producer(Service):
         except (UnroutableError, NackError) as exc:
             self._failed.inc()
             log.warning("publish not accepted; will retry", extra={"id": item.message["id"], "reason": type(exc).__name__})
+            item.release("nacked" if isinstance(exc, NackError) else None)
             return False
         self._confirmed.inc()
         lane.retry = None
-        item.confirmed = True
-        if item.waiter is not None:
-            item.waiter.confirmed_one()
+        item.confirm()
         return True
 
     def run(self) -> None:
@@ -343,6 +384,7 @@ class Producer(Service):
         except BaseException:
             if lane.retry is not None:
                 self._failed.inc()
+                lane.retry.release(None)
             raise
         self._drain(connection, channel, lane)
 
@@ -351,7 +393,7 @@ class Producer(Service):
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while time.monotonic() < deadline:
             item = lane.retry
-            if item is None or item.abandoned:
+            if item is None or item.state == ABANDONED:
                 item = self.handoff.get()
                 if item is None:
                     return
@@ -445,6 +487,8 @@ REASONS = {
     "timeout": "the broker did not confirm the message in time",
     "busy": "too many requests are waiting for the broker",
     "shutting_down": "the producer is shutting down",
+    "in_flight": "in flight: may have reached the queue (the broker had not confirmed it in time)",
+    "nacked": "the broker refused the message (nack)",
 }
 
 

@@ -113,6 +113,8 @@ def test_bad_configuration_exits_with_one_line_naming_the_variable(role, env, ex
         (json.dumps({"payload": 1, "id": ""}).encode(), "'id' must be a non-empty string"),
         (json.dumps({"payload": 1, "id": "x" * 129}).encode(), "'id' must be a non-empty string"),
         (json.dumps({"payload": 1, "id": ["a"]}).encode(), "'id' must be a non-empty string"),
+        (json.dumps({"payload": 1, "id": None}).encode(), "'id' must be a non-empty string"),
+        pytest.param(b'{"payload": ' + b"[" * 2000 + b"]" * 2000 + b"}", "not valid JSON: nested too deeply", id="deep"),
     ],
 )
 def test_bad_publish_bodies_get_400_and_publish_nothing(start, broker, topology, body, reason):

@@ -15,14 +15,23 @@ from types import SimpleNamespace
 
 import pytest
 from flask import Flask
-from producer.producer import MAX_BODY_BYTES, RETRY_AFTER, add_routes, authorized, parse_publish_body
+from producer.producer import (
+    MAX_BODY_BYTES,
+    REASONS,
+    RETRY_AFTER,
+    InvalidBatch,
+    add_routes,
+    authorized,
+    parse_publish_body,
+)
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from burrow_service.messaging import BrokerState
 from burrow_service.web import create_app
 
 TOKEN = "T0k3n" * 8
-MAX_MESSAGE = 1024 * 1024  # the producer's default MAX_MESSAGE_BYTES
+MAX_MESSAGE = 256  # MAX_MESSAGE_BYTES in these tests: a message as published, id and created_at included
+DEEP = 2000  # nesting levels: deeper than json.loads can recurse
 
 
 @pytest.mark.parametrize(
@@ -30,8 +39,14 @@ MAX_MESSAGE = 1024 * 1024  # the producer's default MAX_MESSAGE_BYTES
     [
         (b"", "not valid JSON: "),
         (b"\xff\xfe", "not valid JSON: "),
-        (b"[1, 2]", "must be a JSON object"),
-        (b"null", "must be a JSON object"),
+        (b"null", "must be a JSON object (one message) or a JSON list of them (a batch)"),
+        (b"1", "must be a JSON object (one message) or a JSON list of them (a batch)"),
+        (b'"text"', "must be a JSON object (one message) or a JSON list of them (a batch)"),
+        (b"[1, 2]", "2 of 2 messages are invalid; nothing was published (first: index 0: must be a JSON object)"),
+        pytest.param(b"[" * DEEP, "not valid JSON: nested too deeply", id="deep-list"),
+        pytest.param(b'{"payload": ' + b"[" * DEEP + b"]" * DEEP + b"}", "not valid JSON: nested too deeply", id="deep-payload"),
+        (b'{"payload": 1, "id": null}', "'id' must be a non-empty string of at most 128 characters"),
+        (json.dumps({"payload": "x" * MAX_MESSAGE}).encode(), "message of "),
         (b'{"id": "a"}', "'payload' is required"),
         (b'{"payload": 1, "extra": true, "another": 2}', "unknown keys ['another', 'extra']; allowed: id, payload"),
         (b'{"payload": 1, "id": 7}', "'id' must be a non-empty string of at most 128 characters"),
@@ -43,6 +58,20 @@ def test_a_bad_body_is_refused_with_its_reason(body, error):
     with pytest.raises(ValueError) as refused:
         parse_publish_body(body, MAX_MESSAGE)
     assert str(refused.value).startswith(error)
+
+
+def test_a_message_larger_than_max_message_bytes_as_published_is_refused():
+    """The size counted is the message as published (with `created_at`), not the request body."""
+    body = {"payload": "", "id": "a"}
+    fits = len(json.dumps(parse_publish_body(json.dumps(body).encode(), MAX_MESSAGE)))
+    body["payload"] = "x" * (MAX_MESSAGE - fits)
+    assert len(json.dumps(parse_publish_body(json.dumps(body).encode(), MAX_MESSAGE))) == MAX_MESSAGE
+    body["payload"] += "x"
+    with pytest.raises(ValueError, match=rf"^message of {MAX_MESSAGE + 1} bytes exceeds {MAX_MESSAGE} \(MAX_MESSAGE_BYTES\)$"):
+        parse_publish_body(json.dumps(body).encode(), MAX_MESSAGE)
+    with pytest.raises(InvalidBatch) as batch:
+        parse_publish_body(json.dumps([body]).encode(), MAX_MESSAGE)
+    assert batch.value.problems == [{"index": 0, "id": "a", "error": f"message of {MAX_MESSAGE + 1} bytes exceeds {MAX_MESSAGE} (MAX_MESSAGE_BYTES)"}]
 
 
 def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
@@ -74,21 +103,24 @@ def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
     ],
 )
 def test_only_the_configured_bearer_token_may_publish(token, header, allowed):
-    assert authorized(SimpleNamespace(publish_token=token, publish_tokens=None), header) is allowed
+    assert authorized(token, header) is allowed
 
 
 class Publisher:
     """Stands in for the producer's publishing threads: records what reached them, answers `refusal`."""
 
     def __init__(self, token: str | None = None, refusal: str | None = None) -> None:
-        self.settings = SimpleNamespace(publish_token=token, publish_tokens=None, max_message_bytes=MAX_MESSAGE)
+        self.settings = SimpleNamespace(publish_token=token, max_message_bytes=MAX_BODY_BYTES)
         self.labels = {"queue": f"contract-{uuid.uuid4().hex[:6]}"}
         self.refusal = refusal
         self.published: list[dict] = []
 
+    def publish_all(self, messages: list[dict]) -> list[str | None]:
+        self.published.extend(messages)
+        return [self.refusal] * len(messages)
+
     def publish_confirmed(self, message: dict) -> str | None:
-        self.published.append(message)
-        return self.refusal
+        return self.publish_all([message])[0]
 
     def client(self):
         app = Flask("producer", root_path=str(Path(__file__).parent))
@@ -115,7 +147,24 @@ def test_a_message_the_broker_did_not_take_is_503_with_retry_after(refusal):
     assert answer.headers["Retry-After"] == str(RETRY_AFTER[refusal])
     body = answer.get_json()
     assert (body["id"], body["status"]) == ("order-43", "not accepted")
-    assert body["reason"] and "same id" in body["retry"]
+    assert body["reason"] == REASONS[refusal] and "same id" in body["retry"]
+
+
+@pytest.mark.parametrize("refusal", [None, *sorted(RETRY_AFTER)])
+def test_a_batch_answers_per_message_in_order(refusal):
+    publisher = Publisher(refusal=refusal)
+    answer = post(publisher, b'[{"id": "b", "payload": 1}, {"id": "a", "payload": 2}]')
+    assert [m["id"] for m in publisher.published] == ["b", "a"]
+    body = answer.get_json()
+    if refusal is None:
+        assert (answer.status_code, "Retry-After" in answer.headers) == (201, False)
+        assert body == {"status": "confirmed", "confirmed": 2, "not_accepted": 0,
+                        "results": [{"id": "b", "status": "confirmed"}, {"id": "a", "status": "confirmed"}]}
+        return
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, str(RETRY_AFTER[refusal]))
+    assert (body["status"], body["confirmed"], body["not_accepted"], body["reason"]) == ("not accepted", 0, 2, REASONS[refusal])
+    assert body["results"] == [{"id": i, "status": "not accepted", "reason": REASONS[refusal]} for i in ("b", "a")]
+    assert "same ids" in body["retry"]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +174,9 @@ def test_a_message_the_broker_did_not_take_is_503_with_retry_after(refusal):
         (b'{"payload": 1}', "application/xml", {}, 415, "Content-Type must be application/json"),
         (b'{"payload": 1}', "application/csv", {}, 415, "Content-Type must be application/json"),
         (b"[not json", "application/json", {}, 400, "not valid JSON"),
+        pytest.param(b"[" * DEEP, "application/json", {}, 400, "not valid JSON: nested too deeply", id="deep-batch"),
+        pytest.param(b'{"payload": ' + b"[" * DEEP, "application/json", {}, 400, "not valid JSON: nested too deeply", id="deep-one"),
+        (b'{"payload": 1, "id": null}', "application/json", {}, 400, "'id' must be a non-empty string"),
         (b'{"payload": 1, "x": 1}', "application/json", {}, 400, "unknown keys ['x']"),
         pytest.param(b" " * (MAX_BODY_BYTES + 1), "application/json", {}, 413, f"body exceeds {MAX_BODY_BYTES} bytes", id="1MiB+1"),
     ],
