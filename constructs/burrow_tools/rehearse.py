@@ -18,7 +18,9 @@ would need at that moment:
   already applied (a Secrets Manager secret is written by the stack holding it and a version);
 - every IRSA annotation names a role of an earlier stack whose trust names that ServiceAccount;
 - NetworkPolicies are enforced (EKS: the vpc-cni add-on has `enableNetworkPolicy`);
-- every `after=` name of an add-on resolved to an add-on of its stack.
+- every `after=` name of an add-on resolved to an add-on of its stack;
+- the account starts empty, state bucket included: a stack on an S3 backend comes after the stack
+  that creates its bucket (that stack itself bootstraps on local state).
 
 It prints the order, stack by stack and release by release, and the first blocked step (stack,
 release, missing prerequisite); the exit status is 1 when a step is blocked. It reads the
@@ -296,6 +298,22 @@ class Simulation:
         self.deploy_from: str = deploy.deploy_from or getattr(access, "deploy_from", None) or "internet"
         self.deploy_cidrs = list(getattr(access, "public_cidrs", None) or [])
         self.upstream = deploy.upstream
+
+    def backend_problem(self, stack: str, earlier: set[str]) -> str | None:
+        """`terraform init` of a stack on an S3 backend needs that bucket: created by a stack applied
+        before, or by the stack itself (the bootstrap: applied on local state, then migrated)."""
+        bucket = ((self.stacks[stack].get("terraform") or {}).get("backend") or {}).get("s3", {}).get("bucket")
+        if bucket is None:
+            return None
+        owners = [
+            name
+            for name, stack_body in self.stacks.items()
+            for address, body in resources_of(stack_body)
+            if address.startswith("aws_s3_bucket.") and body.get("bucket") == bucket
+        ]
+        if not owners or stack in owners or any(owner in earlier for owner in owners):
+            return None  # a bucket no stack creates is the operator's (nothing to order)
+        return f"state bucket {bucket} is created by {', '.join(owners)}, which is not applied before (terraform init)"
 
     def iam_problems(self, stack: str) -> list[str]:
         """A controller's policy in `stack` that grants less than its upstream reference at the pinned
@@ -645,6 +663,9 @@ class Simulation:
             deps = sorted(d for d in self.deploy.dependencies.get(name, []) if d in self.stacks)
             lines.append(f"{position}. {name}" + (f"  (after {', '.join(deps)})" if deps else ""))
             before = [s for stack in earlier if stack in visible for s in visible[stack]]
+            if problem := self.backend_problem(name, earlier):
+                blocked.append((Step(name, "backend", "S3 backend"), problem))
+                lines.append(f"   BLOCKED  S3 backend: {problem}")
             for problem in self.iam_problems(name):
                 blocked.append((Step(name, "iam", "IAM policies"), problem))
                 lines.append(f"   BLOCKED  IAM: {problem}")
