@@ -316,7 +316,34 @@ def test_irsa_roles_must_trust_the_service_account_that_uses_them(deploys):
     reader["statement"][0]["condition"][0]["values"] = ["system:serviceaccount:external-secrets:someone-else"]
     found = [p for p in problems(changed) if "IRSA role" in p]
     assert found[0].startswith("prod-addons | release external-secrets (external-secrets)")
-    assert "its trust names ['system:serviceaccount:external-secrets:someone-else']" in found[0]
+    assert "its trust names ['system:serviceaccount:external-secrets:someone-else via " in found[0]
+
+
+def us_east_reader_trust(deploy: Deploy) -> dict:
+    trust = deploy.stacks["prod-us-east-1-cluster"]["data"]["aws_iam_policy_document"]
+    return next(doc for doc in trust.values() if "system:serviceaccount:external-secrets:external-secrets" in json.dumps(doc))
+
+
+def test_irsa_trust_must_name_the_clusters_own_oidc_provider(deploys):
+    """us-east-1's roles trusting eu-west-1's provider: the subject matches, but the token of a pod in
+    us-east-1 comes from us-east-1's issuer, so STS refuses it."""
+    changed = variant(deploys["prod"])
+    principal = us_east_reader_trust(changed)["statement"][0]["principals"][0]
+    assert not [p for p in problems(changed) if "IRSA role" in p]
+    principal["identifiers"] = ["arn:aws:iam::345678901234:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EU"]
+    found = [p for p in problems(changed) if "IRSA role" in p]
+    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert "its trust names ['system:serviceaccount:external-secrets:external-secrets via ?']" in found[0]
+
+
+def test_irsa_trust_must_ask_for_the_sts_audience(deploys):
+    changed = variant(deploys["prod"])
+    for condition in us_east_reader_trust(changed)["statement"][0]["condition"]:
+        if condition["variable"].endswith(":aud"):
+            condition["values"] = ["sts.amazonaws.com.wrong"]
+    found = [p for p in problems(changed) if "IRSA role" in p]
+    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert "nothing with audience sts.amazonaws.com" in found[0]
 
 
 def test_a_pod_needs_its_service_account_secret_and_storage_class(deploys):
