@@ -424,8 +424,9 @@ class Simulation:
                 ]
                 for condition in conditions:
                     if str(condition.get("variable", "")).endswith(":sub"):
-                        pairs.update((subject, provider) for subject in condition.get("values") or []
-                                     for provider in providers)
+                        pairs.update(
+                            (subject, provider) for subject in condition.get("values") or [] for provider in providers
+                        )
             return pairs
         subjects: set[str] = set()
         if policy and not reference:
