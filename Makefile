@@ -115,13 +115,14 @@ diff: $(VENV)/.synced
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.diff $(OUT) $(ENV)
 
 # Every stack of the environment (regions one after another, the primary first), or with REGION= one
-# region's stacks only (the primary's include <env>-global).
+# region's stacks only (the primary's include <env>-global). With REGION=, cdktf runs the named stacks
+# in the order named (the missing-dependency flag drops its dependency scheduling) one at a time.
 REGION ?=
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment> [REGION=<region>] [RELEASE=release.json]"; exit 2; }
 	@stacks="'$(ENV)-*'"; if [ -n "$(REGION)" ]; then \
 		stacks="$$(PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.regions stacks $(ENV) $(REGION))" || exit 2; \
-		stacks="$$(echo $$stacks) --ignore-missing-stack-dependencies"; fi; \
+		stacks="$$(echo $$stacks) --ignore-missing-stack-dependencies --parallelism 1"; fi; \
 	echo "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"; \
 	eval "BURROW_ENV=$(ENV) BURROW_RELEASE=$(RELEASE) npx cdktf deploy $$stacks --output $(OUT) $(if $(CI),--auto-approve,)"
 

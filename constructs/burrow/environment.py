@@ -44,7 +44,8 @@ def existing_cluster(env: EnvironmentConfig) -> ClusterInfo:
 def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Path) -> EnvironmentStacks:
     """Create `<env>-common`, `<env>-cluster` (AWS only), `<env>-addons` and `<env>-app`; with several
     regions, the same four per further region (`<env>-<region>-<layer>`), and with a public producer
-    `<env>-global` first (burrow.stacks.global_)."""
+    `<env>-global` right after the primary region's common layer, whose bucket holds its state
+    (burrow.stacks.global_)."""
     rabbitmq_values = chart_values(helm_dir / "rabbitmq", env.name, MANAGED_VALUES)
     if not env.on_aws:
         cluster = existing_cluster(env)
@@ -56,12 +57,6 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
 
     stacks: list[BurrowStack] = []
     zone = None
-    if env.ingress.enabled:
-        from burrow.stacks.global_ import GlobalLayer  # noqa: PLC0415
-
-        global_layer = GlobalLayer(scope, env)
-        stacks.append(global_layer)
-        zone = (global_layer.zone_id, global_layer.zone_name)
     commons: dict[str, CommonLayer] = {}
     apps: list[AppLayer] = []
     gitops = None
@@ -71,10 +66,20 @@ def build_environment(scope: Construct, env: EnvironmentConfig, *, helm_dir: Pat
             # One region at a time, the primary first: a region starts after the one before is done.
             common.add_dependency(stacks[-1])
         commons[view.aws.region] = common
+        stacks.append(common)
+        if env.ingress.enabled and zone is None:
+            from burrow.stacks.global_ import GlobalLayer  # noqa: PLC0415
+
+            # After the primary region's common layer: that stack creates the bucket holding
+            # `<env>-global`'s state (and bootstraps on local state with no dependency of its own).
+            global_layer = GlobalLayer(scope, env)
+            global_layer.add_dependency(common)
+            stacks.append(global_layer)
+            zone = (global_layer.zone_id, global_layer.zone_name)
         cluster_layer = ClusterLayer(scope, view, network=common.network, backups=common.backups, zone=zone)
         cluster = cluster_layer.cluster_info
         addons = AddOnsLayer(scope, view, cluster=cluster, addons=configured_addons(view, cluster))
-        stacks += [common, cluster_layer, addons]
+        stacks += [cluster_layer, addons]
         if view.delivery == "gitops":
             app = gitops_app_layer(view, cluster, rabbitmq_values)
             gitops = gitops_tree(app)

@@ -16,9 +16,12 @@ would need at that moment:
   `configMapKeyRef`, and the Secrets a chart is told to use) was created earlier by an object or
   by an ExternalSecret whose every remote key, in its store's region, was written by a stack
   already applied (a Secrets Manager secret is written by the stack holding it and a version);
-- every IRSA annotation names a role of an earlier stack whose trust names that ServiceAccount;
+- every IRSA annotation names a role of an earlier stack whose trust names that ServiceAccount,
+  through the OIDC provider of the ServiceAccount's own cluster, with audience `sts.amazonaws.com`;
 - NetworkPolicies are enforced (EKS: the vpc-cni add-on has `enableNetworkPolicy`);
-- every `after=` name of an add-on resolved to an add-on of its stack.
+- every `after=` name of an add-on resolved to an add-on of its stack;
+- the account starts empty, state bucket included: a stack on an S3 backend comes after the stack
+  that creates its bucket (that stack itself bootstraps on local state).
 
 It prints the order, stack by stack and release by release, and the first blocked step (stack,
 release, missing prerequisite); the exit status is 1 when a step is blocked. It reads the
@@ -299,6 +302,22 @@ class Simulation:
         self.deploy_cidrs = list(getattr(access, "public_cidrs", None) or [])
         self.upstream = deploy.upstream
 
+    def backend_problem(self, stack: str, earlier: set[str]) -> str | None:
+        """`terraform init` of a stack on an S3 backend needs that bucket: created by a stack applied
+        before, or by the stack itself (the bootstrap: applied on local state, then migrated)."""
+        bucket = ((self.stacks[stack].get("terraform") or {}).get("backend") or {}).get("s3", {}).get("bucket")
+        if bucket is None:
+            return None
+        owners = [
+            name
+            for name, stack_body in self.stacks.items()
+            for address, body in resources_of(stack_body)
+            if address.startswith("aws_s3_bucket.") and body.get("bucket") == bucket
+        ]
+        if not owners or stack in owners or any(owner in earlier for owner in owners):
+            return None  # a bucket no stack creates is the operator's (nothing to order)
+        return f"state bucket {bucket} is created by {', '.join(owners)}, which is not applied before (terraform init)"
+
     def iam_problems(self, stack: str) -> list[str]:
         """A controller's policy in `stack` that grants less than its upstream reference at the pinned
         version, beyond the differences declared with a reason (`burrow_tools.iam_narrowings`): the
@@ -385,18 +404,34 @@ class Simulation:
         step.label = "AWS resources" + (f"; writes secrets {', '.join(written)}" if written else "")
         return step
 
-    def trusted(self, stack: str, role: dict) -> set[str]:
-        """The `system:serviceaccount:<ns>:<name>` subjects a role's trust policy admits."""
+    def trusted(self, stack: str, role: dict) -> set[str] | set[tuple[str, tuple[str, str] | None]]:
+        """The `system:serviceaccount:<ns>:<name>` subjects a role's trust policy admits. From a policy
+        document (IRSA, `irsa_trust`): (subject, OIDC provider) pairs, only for statements whose `:aud`
+        condition is `sts.amazonaws.com` (the audience EKS's pod identity webhook asks for)."""
         policy = role.get("assume_role_policy", "")
         reference = policy.startswith("${")
         document = find(self.stacks, resolve(self.stacks, stack, policy)) if reference else None
-        subjects: set[str] = set()
         if document is not None:
+            pairs: set[tuple[str, tuple[str, str] | None]] = set()
             for statement in document.get("statement") or []:
-                for condition in statement.get("condition") or []:
+                conditions = statement.get("condition") or []
+                audiences = [v for c in conditions if str(c.get("variable", "")).endswith(":aud") for v in c["values"]]
+                if audiences != ["sts.amazonaws.com"]:
+                    continue
+                providers = [
+                    resolve(self.stacks, stack, identifier)
+                    for principal in statement.get("principals") or []
+                    if principal.get("type") == "Federated"
+                    for identifier in principal.get("identifiers") or []
+                ]
+                for condition in conditions:
                     if str(condition.get("variable", "")).endswith(":sub"):
-                        subjects.update(condition.get("values") or [])
-        elif policy and not reference:
+                        pairs.update(
+                            (subject, provider) for subject in condition.get("values") or [] for provider in providers
+                        )
+            return pairs
+        subjects: set[str] = set()
+        if policy and not reference:
             for statement in json.loads(policy).get("Statement", []):
                 for test in (statement.get("Condition") or {}).values():
                     subjects.update(
@@ -434,9 +469,18 @@ class Simulation:
                 f"ServiceAccount {namespace}/{account}: IRSA role {role_ref} is created by no stack",
             )
         return Need(
-            ("role", ref[0], ref[1], subject),
-            f"ServiceAccount {namespace}/{account}: IRSA role {ref[1]} of {ref[0]} (created earlier, trusting {subject})",
+            ("role", ref[0], ref[1], subject, self.oidc_provider_of(cluster)),
+            f"ServiceAccount {namespace}/{account}: IRSA role {ref[1]} of {ref[0]} (created earlier, trusting {subject} "
+            "through its cluster's OIDC provider, audience sts.amazonaws.com)",
         )
+
+    def oidc_provider_of(self, cluster: str) -> tuple[str, str] | None:
+        """(stack, address) of the IAM OIDC provider whose url is `cluster`'s issuer (`stack:address`)."""
+        stack, address = cluster.split(":", 1) if ":" in cluster else (cluster, "")
+        for name, body in resources_of(self.stacks.get(stack) or {}):
+            if name.startswith("aws_iam_openid_connect_provider.") and f"${{{address}." in str(body.get("url")):
+                return (stack, name)
+        return None
 
     def object_needs(self, stack: str, cluster: str, namespace: str, obj: dict) -> list[Need]:
         kind, api_version = obj.get("kind", ""), obj.get("apiVersion", "")
@@ -647,6 +691,9 @@ class Simulation:
             deps = sorted(d for d in self.deploy.dependencies.get(name, []) if d in self.stacks)
             lines.append(f"{position}. {name}" + (f"  (after {', '.join(deps)})" if deps else ""))
             before = [s for stack in earlier if stack in visible for s in visible[stack]]
+            if problem := self.backend_problem(name, earlier):
+                blocked.append((Step(name, "backend", "S3 backend"), problem))
+                lines.append(f"   BLOCKED  S3 backend: {problem}")
             for problem in self.iam_problems(name):
                 blocked.append((Step(name, "iam", "IAM policies"), problem))
                 lines.append(f"   BLOCKED  IAM: {problem}")
@@ -735,13 +782,16 @@ class Simulation:
 
     @staticmethod
     def untrusted(need: Need, visible: Sequence[Step]) -> str | None:
-        stack, address, subject = need.fact[1:]
+        stack, address, subject, provider = need.fact[1:]
         trusted = next(
             (s.provides[("role", stack, address)] for s in visible if ("role", stack, address) in s.provides), None
         )
         if trusted is None:
             return f"{need.what}: no stack applied before this one creates it"
-        return None if subject in trusted else f"{need.what}: its trust names {sorted(trusted)}"
+        if subject in trusted or (subject, provider) in trusted:
+            return None
+        names = sorted(f"{t[0]} via {t[1][1] if t[1] else '?'}" if isinstance(t, tuple) else t for t in trusted)
+        return f"{need.what}: its trust names {names or 'nothing with audience sts.amazonaws.com'}"
 
     def unwritten(self, external_secret: dict, cluster: str, visible: Sequence[Step]) -> str | None:
         """Why the ExternalSecret cannot build its Secret yet (a remote key nobody wrote), or None."""

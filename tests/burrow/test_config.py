@@ -379,3 +379,29 @@ def test_a_second_region_keeps_the_primary_stack_names_and_state_keys():
     for name in ("dev", "qa", "uat", "preprod"):
         env = load_environment(name, ROOT / "environments")
         assert env.regional() == [env] and env.stack_prefix == name and env.state_prefix == name
+
+
+def test_two_environments_of_one_account_and_region_may_not_both_create_the_registries(env_dir):
+    """qa, uat and preprod share one account in eu-west-1; ECR repository names are unique there, so
+    only qa creates `burrow/producer` and `burrow/consumer` (registry.create: false in the others)."""
+    from burrow.config.loader import load_environments
+
+    assert [e.name for e in load_environments(env_dir) if e.registry.create and e.on_aws] == ["prod", "qa"]
+    uat = env_dir / "uat.yaml"
+    uat.write_text(uat.read_text().replace("registry:\n  create: false\n", ""))
+    with pytest.raises(ConfigError) as caught:
+        load_environments(env_dir, ["qa"])
+    message = str(caught.value)
+    assert "uat.yaml: registry.create = True: ECR repository burrow/producer is also created by environment qa in " \
+        "account 210987654321, eu-west-1" in message, message
+    assert "set registry.create: false in the others" in message
+
+
+def test_two_environments_of_one_account_may_not_create_the_same_state_bucket(env_dir):
+    from burrow.config.loader import load_environments
+
+    uat = env_dir / "uat.yaml"
+    uat.write_text(uat.read_text().replace("bucket: burrow-uat-tfstate", "bucket: burrow-qa-tfstate"))
+    with pytest.raises(ConfigError, match=r"uat.yaml: state.bucket = 'burrow-qa-tfstate': S3 bucket burrow-qa-tfstate "
+                                          r"is also created by environment qa in the world"):
+        load_environments(env_dir)

@@ -111,3 +111,96 @@ def test_spot_environments_check_for_the_service_linked_role(synthesized):
             assert (
                 "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" in condition["error_message"]
             )
+
+
+# --- who may use the cluster API (EKS access entries) ----------------------------------------------
+
+DEPLOY_ROLE = "arn:aws:iam::210987654321:role/burrow-qa-deploy"
+OPERATOR = "arn:aws:iam::210987654321:role/operators"
+
+
+def eks_of(config) -> dict:
+    """The Terraform JSON of one environment's EKS cluster construct, alone in a stack."""
+    import json
+
+    from cdktf import TerraformStack, Testing
+    from cdktf_cdktf_provider_aws.provider import AwsProvider
+
+    from burrow.cluster.eks import EksCluster
+    from burrow.stacks.aws import cluster_admins
+
+    stack = TerraformStack(Testing.app(), "eks")
+    AwsProvider(stack, "aws", region="eu-west-1")
+    EksCluster(
+        stack,
+        "eks",
+        name="burrow-qa",
+        kubernetes_version=config.kubernetes.version,
+        region="eu-west-1",
+        config=config.cluster.eks,
+        subnet_ids=["subnet-a", "subnet-b"],
+        admins=cluster_admins(config),
+    )
+    return json.loads(Testing.synth(stack))
+
+
+def with_admins(config, admins: list[str], role_arn: str | None = None):
+    eks = config.cluster.eks.model_copy(update={"admin_principals": admins})
+    return config.model_copy(
+        update={
+            "cluster": config.cluster.model_copy(update={"eks": eks}),
+            "aws": config.aws.model_copy(update={"role_arn": role_arn}),
+        }
+    )
+
+
+def test_the_cluster_creator_is_admin_explicitly_when_nobody_is_named():
+    """With `authentication_mode: API` only access entries admit anyone. AWS provider 5.100 sends
+    `bootstrap_cluster_creator_admin_permissions = false` when the flag is left out of `access_config`,
+    which would leave the creating identity (a laptop, CI's deploy role) without access."""
+    resources = eks_of(load_environment("qa", ROOT / "environments"))["resource"]
+    [cluster] = resources["aws_eks_cluster"].values()
+    assert cluster["access_config"] == {
+        "authentication_mode": "API",
+        "bootstrap_cluster_creator_admin_permissions": True,
+    }
+    assert "aws_eks_access_policy_association" not in resources
+
+
+def test_named_admins_get_access_entries_with_cluster_admin_and_nobody_implicitly():
+    config = with_admins(
+        load_environment("qa", ROOT / "environments"),
+        [DEPLOY_ROLE, OPERATOR],
+        role_arn="arn:aws:iam::210987654321:role/terraform",
+    )
+    resources = eks_of(config)["resource"]
+    [cluster] = resources["aws_eks_cluster"].values()
+    assert cluster["access_config"]["bootstrap_cluster_creator_admin_permissions"] is False
+    entries = {e["principal_arn"]: e for e in resources["aws_eks_access_entry"].values()}
+    assert set(entries) == {"arn:aws:iam::210987654321:role/terraform", DEPLOY_ROLE, OPERATOR}
+    assert all(e["type"] == "STANDARD" for e in entries.values())
+    policies = resources["aws_eks_access_policy_association"].values()
+    assert (
+        sorted(p["policy_arn"] for p in policies)
+        == ["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"] * 3
+    )
+    assert all(p["access_scope"] == {"type": "cluster"} for p in policies)
+    # each association waits for its entry (EKS refuses a policy for a principal without one)
+    assert all(p["principal_arn"].startswith("${aws_eks_access_entry.") for p in policies)
+
+
+def test_an_admin_principal_that_is_not_an_iam_role_or_user_is_refused(tmp_path):
+    from burrow.config.loader import ConfigError
+
+    env_dir = tmp_path / "environments"
+    env_dir.mkdir()
+    for name in ("default", "qa"):
+        (env_dir / f"{name}.yaml").write_text((ROOT / "environments" / f"{name}.yaml").read_text())
+    qa = env_dir / "qa.yaml"
+    qa.write_text(
+        qa.read_text().replace(
+            "  eks:\n", '  eks:\n    admin_principals: ["arn:aws:sts::210987654321:assumed-role/x/y"]\n', 1
+        )
+    )
+    with pytest.raises(ConfigError, match="admin_principals"):
+        load_environment("qa", env_dir)

@@ -60,10 +60,38 @@ def test_every_environment_rehearses_clean(deploys, env):
 def test_the_order_follows_the_stack_dependencies_regions_one_after_another(deploys):
     result = rehearse(deploys["prod"])
     order = result.stack_order
-    assert order[0] == "prod-global"
+    assert order[:2] == ["prod-common", "prod-global"]  # the state bucket first, global's state in it
+    assert deploys["prod"].dependencies["prod-common"] == []  # the bootstrap deploys it alone
     for name, needs in deploys["prod"].dependencies.items():
         assert all(order.index(d) < order.index(name) for d in needs), name
     assert order.index("prod-app") < order.index("prod-us-east-1-common")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_make_deploy_region_by_region_runs_the_order_the_rehearsal_judges(deploys, env):
+    """`make deploy ENV=… REGION=…` runs `region_stacks` in that order, one at a time, regions in
+    `region_names` order: the same sequence as the rehearsal's, dependencies all before."""
+    from burrow_tools.delivery.regions import region_stacks
+
+    config = deploys[env].env
+    sequence = [stack for region in config.region_names for stack in region_stacks(config, region)]
+    assert sequence == [s for s in rehearse(deploys[env]).stack_order if s in deploys[env].stacks]  # not Flux's
+    for position, name in enumerate(sequence):
+        assert set(deploys[env].dependencies[name]) <= set(sequence[:position]), name
+
+
+def test_a_stack_whose_state_bucket_is_not_there_yet_blocks_at_terraform_init(deploys):
+    """The account starts empty: prod-global keeps its state in the bucket prod-common creates. The
+    order before the fix (prod-common after prod-global) is blocked at prod-global's `terraform init`."""
+    deploy = variant(deploys["prod"])
+    assert not [p for p in problems(deploy) if "state bucket" in p]
+    dependencies = copy.deepcopy(deploy.dependencies)
+    dependencies["prod-global"] = []
+    dependencies["prod-common"] = ["prod-global"]
+    found = problems(replace(deploy, dependencies=dependencies))
+    bucket = deploy.stacks["prod-global"]["terraform"]["backend"]["s3"]["bucket"]
+    assert f"prod-global | S3 backend | state bucket {bucket} is created by prod-common, which is not applied " \
+        "before (terraform init)" in found, found
 
 
 def test_every_third_party_chart_has_a_declaration(synthesized):
@@ -290,7 +318,34 @@ def test_irsa_roles_must_trust_the_service_account_that_uses_them(deploys):
     reader["statement"][0]["condition"][0]["values"] = ["system:serviceaccount:external-secrets:someone-else"]
     found = [p for p in problems(changed) if "IRSA role" in p]
     assert found[0].startswith("prod-addons | release burrow-secret-store (external-secrets)")
-    assert "its trust names ['system:serviceaccount:external-secrets:someone-else']" in found[0]
+    assert "its trust names ['system:serviceaccount:external-secrets:someone-else via " in found[0]
+
+
+def us_east_reader_trust(deploy: Deploy) -> dict:
+    trust = deploy.stacks["prod-us-east-1-cluster"]["data"]["aws_iam_policy_document"]
+    return next(doc for doc in trust.values() if "system:serviceaccount:external-secrets:burrow-secrets-manager-burrow-prod" in json.dumps(doc))
+
+
+def test_irsa_trust_must_name_the_clusters_own_oidc_provider(deploys):
+    """us-east-1's roles trusting eu-west-1's provider: the subject matches, but the token of a pod in
+    us-east-1 comes from us-east-1's issuer, so STS refuses it."""
+    changed = variant(deploys["prod"])
+    principal = us_east_reader_trust(changed)["statement"][0]["principals"][0]
+    assert not [p for p in problems(changed) if "IRSA role" in p]
+    principal["identifiers"] = ["arn:aws:iam::345678901234:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EU"]
+    found = [p for p in problems(changed) if "IRSA role" in p]
+    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert "its trust names ['system:serviceaccount:external-secrets:burrow-secrets-manager-burrow-prod via ?']" in found[0]
+
+
+def test_irsa_trust_must_ask_for_the_sts_audience(deploys):
+    changed = variant(deploys["prod"])
+    for condition in us_east_reader_trust(changed)["statement"][0]["condition"]:
+        if condition["variable"].endswith(":aud"):
+            condition["values"] = ["sts.amazonaws.com.wrong"]
+    found = [p for p in problems(changed) if "IRSA role" in p]
+    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert "nothing with audience sts.amazonaws.com" in found[0]
 
 
 def test_a_pod_needs_its_service_account_secret_and_storage_class(deploys):

@@ -33,7 +33,7 @@ def test_make_regions_prints_the_rollout_order():
 
 def test_each_region_has_its_stacks_and_the_primary_the_global_one():
     prod = load_environment("prod", ROOT / "environments")
-    assert region_stacks(prod, "eu-west-1") == ["prod-global", "prod-common", "prod-cluster", "prod-addons", "prod-app"]
+    assert region_stacks(prod, "eu-west-1") == ["prod-common", "prod-global", "prod-cluster", "prod-addons", "prod-app"]
     assert region_stacks(prod, "us-east-1") == [f"prod-us-east-1-{layer}" for layer in ("common", "cluster", "addons", "app")]
     uat = load_environment("uat", ROOT / "environments")
     assert region_stacks(uat, "eu-west-1") == ["uat-common", "uat-cluster", "uat-addons"]  # GitOps: no app stack
@@ -51,13 +51,38 @@ def test_deploying_one_region_selects_exactly_its_stacks(tmp_path):
                   CDKTF_OUTDIR=str(tmp_path / "out"))
     printed = result.stdout + result.stderr
     stacks = " ".join(f"prod-us-east-1-{layer}" for layer in ("common", "cluster", "addons", "app"))
-    assert f"npx cdktf deploy {stacks} --ignore-missing-stack-dependencies --output {tmp_path / 'out'} --auto-approve" \
+    assert f"npx cdktf deploy {stacks} --ignore-missing-stack-dependencies --parallelism 1 --output {tmp_path / 'out'} " \
+        "--auto-approve" \
         in result.stdout
     assert "4 Stacks waiting" in printed  # the four, and nothing of eu-west-1 or prod-global
     assert "prod-us-east-1-common  " in printed and "Initializing the backend" in printed
     assert "No valid credential sources found" in printed, printed[-3000:]  # where this machine stops
     assert result.returncode != 0
     assert (tmp_path / "out" / "stacks" / "prod-us-east-1-common" / "cdk.tf.json").is_file()
+
+
+def test_a_region_deploy_runs_its_stacks_one_at_a_time_in_the_printed_order(tmp_path):
+    """With --ignore-missing-stack-dependencies cdktf (cli-core's `deploy`) takes the next pending stack
+    in the order the stack names were given, without waiting for dependencies, and runs as many at once
+    as --parallelism allows (unlimited by default). A stand-in `npx` records what make hands it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "calls"
+    fake = bin_dir / "npx"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {record}\necho --- >> {record}\n')
+    fake.chmod(0o755)
+    prod = load_environment("prod", ROOT / "environments")
+    for region in prod.region_names:
+        record.unlink(missing_ok=True)
+        result = make("-o", "node_modules/.package-lock.json", "-o", ".venv/.synced", "deploy", "ENV=prod",
+                      f"REGION={region}", PATH=f"{bin_dir}:{os.environ['PATH']}")
+        assert result.returncode == 0, result.stderr
+        calls = record.read_text().split("---\n")[:-1]
+        assert len(calls) == 1
+        args = calls[0].split()
+        assert args[:2] == ["cdktf", "deploy"]
+        assert args[args.index("--parallelism") + 1] == "1"
+        assert [a for a in args[2:] if a.startswith("prod-")] == region_stacks(prod, region)
 
 
 def test_smoke_of_a_region_reaches_for_that_regions_cluster():

@@ -91,10 +91,10 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
             "none in" in printed
         assert f"day 2: burrow-{prefix}-karpenter receives 5 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
-    if config.multi_region:  # prod: two regions, the global stack first, federation's peering
+    if config.multi_region:  # prod: two regions, the global stack after the state bucket, federation's peering
         assert f"{env}-global: init + apply" in printed
-        assert printed.index(f"{env}-global: init + apply") < printed.index(f"{env}-common: init + apply") \
-            < printed.index(f"{env}-us-east-1-common: init + apply")
+        assert printed.index(f"{env}-common: init + apply") < printed.index(f"{env}-global: init + apply") \
+            < printed.index(f"{env}-cluster: init + apply") < printed.index(f"{env}-us-east-1-common: init + apply")
         assert f"dns: {config.ingress.zone} answers {config.ingress.host} by latency from eu-west-1, us-east-1, each " \
             "tied to a /health check; certificates issued in 2 regions" in printed
         assert re.search(r"peering: us-east-1 <-> eu-west-1 active, \d+ routes in us-east-1", printed)

@@ -13,6 +13,11 @@ from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import (
     DataAwsIamPolicyDocumentStatementCondition,
     DataAwsIamPolicyDocumentStatementPrincipals,
 )
+from cdktf_cdktf_provider_aws.eks_access_entry import EksAccessEntry
+from cdktf_cdktf_provider_aws.eks_access_policy_association import (
+    EksAccessPolicyAssociation,
+    EksAccessPolicyAssociationAccessScope,
+)
 from cdktf_cdktf_provider_aws.eks_addon import EksAddon
 from cdktf_cdktf_provider_aws.eks_cluster import (
     EksCluster as EksClusterResource,
@@ -98,6 +103,8 @@ def irsa_trust(
 #: Tag the EBS CSI driver puts on every volume it creates: which cluster's volume it is (Velero's
 #: snapshot permissions are scoped by it).
 VOLUME_CLUSTER_TAG = "burrow.dev/cluster"
+#: Cluster admin: the add-ons install CRDs and ClusterRoles, which the narrower AmazonEKSAdminPolicy cannot.
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
 def service_role(
@@ -116,7 +123,8 @@ class EksCluster(Construct):
     """An EKS cluster with encrypted Secrets, managed node groups in private subnets, IRSA and
     the core add-ons.
 
-    Escape hatches: `cluster`, `node_groups`, `oidc_provider`, `cluster_role`, `node_role`, `kms_key`.
+    Escape hatches: `cluster`, `node_groups`, `oidc_provider`, `cluster_role`, `node_role`, `kms_key`,
+    `admin_entries` (by principal).
     `info` is the `ClusterInfo` other stacks use to talk to the cluster.
     """
 
@@ -131,8 +139,11 @@ class EksCluster(Construct):
         config: EksClusterConfig,
         subnet_ids: Sequence[str],
         api_access: ApiAccessConfig | None = None,
+        admins: Sequence[str] = (),
     ) -> None:
-        """`api_access`: where deploys reach the API from. default: inside the VPC only (no public endpoint)"""
+        """`api_access`: where deploys reach the API from. default: inside the VPC only (no public endpoint)
+        `admins`: IAM principals given cluster admin by access entries; none: the cluster's creator is
+        (the provider sends `bootstrap_cluster_creator_admin_permissions = false` unless told)."""
         super().__init__(scope, id)
         api_access = api_access or ApiAccessConfig()
         account = DataAwsCallerIdentity(self, "account")
@@ -155,7 +166,11 @@ class EksCluster(Construct):
             version=kubernetes_version,
             role_arn=self.cluster_role.arn,
             enabled_cluster_log_types=list(config.log_types),
-            access_config=EksClusterAccessConfig(authentication_mode="API"),
+            # Explicit either way: AWS provider 5.x sends false for an unset flag in `access_config`.
+            # With named admins, nobody implicitly (the creator's entry would clash with an explicit one).
+            access_config=EksClusterAccessConfig(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=not admins
+            ),
             vpc_config=EksClusterVpcConfig(
                 subnet_ids=list(subnet_ids),
                 endpoint_private_access=True,
@@ -167,6 +182,15 @@ class EksCluster(Construct):
             ),
             depends_on=cluster_policies,
         )
+        self.admin_entries = {}
+        for index, principal in enumerate(admins):
+            entry = EksAccessEntry(self, f"admin-{index}", cluster_name=self.cluster.name, principal_arn=principal,
+                                   type="STANDARD")
+            EksAccessPolicyAssociation(
+                self, f"admin-{index}-policy", cluster_name=self.cluster.name, principal_arn=entry.principal_arn,
+                policy_arn=CLUSTER_ADMIN_POLICY, access_scope=EksAccessPolicyAssociationAccessScope(type="cluster"),
+            )
+            self.admin_entries[principal] = entry
         self.node_role, node_policies = service_role(self, "node-role", f"{name}-node", "ec2.amazonaws.com", NODE_POLICIES)
         self.node_groups = {
             group_name: EksNodeGroup(

@@ -13,7 +13,8 @@ value and what would work (the loader adds the file):
   EKS environment's cluster.
 - regions: listed once each, the primary (first) is `aws.region`, only for EKS environments;
   federation names only regions the environment has; a public producer in production has TLS.
-Across environments (`environments_problems`): one state bucket name is used from one account only.
+Across environments (`environments_problems`): one state bucket name is used from one account only,
+and no two environments create the same ECR repository, IAM role name or S3 bucket in one scope.
 Across the regions of one environment (`regional_problems`): VPC networks do not overlap (they are
 peered for federation, and overlapping networks cannot be routed).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import date
 
+from burrow.config.release import SERVICES
 from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig, Tier
 from burrow.k8s.versions import eks_version_problem, today
 
@@ -215,13 +217,48 @@ def environments_problems(envs: list[EnvironmentConfig]) -> list[str]:
     for env in envs:
         if env.on_aws and env.state.bucket and env.aws.account_id:
             owners.setdefault(env.state.bucket, {}).setdefault(env.aws.account_id, []).append(env.name)
-    return [
+    return shared_name_problems(envs) + [
         f"state.bucket = {bucket!r} is used by environments in different AWS accounts ("
         + "; ".join(f"{account}: {', '.join(sorted(names))}" for account, names in sorted(accounts.items()))
         + "); a bucket name is global and lives in one account: give each account's environments their own"
         for bucket, accounts in sorted(owners.items())
         if len(accounts) > 1
     ]
+
+
+def unique_names(env: EnvironmentConfig) -> list[tuple[str, str, str, object, str]]:
+    """The names `env` creates that AWS keeps unique in a scope: (scope, what and name, key, value, file).
+    ECR repositories per account and region, IAM roles per account (every name starts with the
+    cluster name `burrow-<env>[-<region>]`), S3 buckets worldwide."""
+    if not env.on_aws or not env.aws.account_id:
+        return []
+    account, file = env.aws.account_id, f"{env.name}.yaml"
+    claims = []
+    if env.registry.create:
+        claims += [(f"account {account}, {env.primary_region}", f"ECR repository burrow/{image}", "registry.create",
+                    True, file) for image in SERVICES]
+    if env.state.bucket:
+        claims.append(("the world", f"S3 bucket {env.state.bucket}", "state.bucket", env.state.bucket, file))
+    for region in env.region_names:
+        prefix = env.name if region == env.primary_region else f"{env.name}-{region}"
+        claims.append((f"account {account}", f"IAM role names burrow-{prefix}-*", "name", env.name, file))
+    return claims
+
+
+def shared_name_problems(envs: list[EnvironmentConfig]) -> list[str]:
+    """Two environments that would create the same account- or globally-unique name: whichever
+    deploys second fails (RepositoryAlreadyExistsException, EntityAlreadyExists, BucketAlreadyOwnedByYou)."""
+    first: dict[tuple[str, str], str] = {}
+    problems = []
+    for env in sorted(envs, key=lambda e: e.name):
+        for scope, name, key, value, file in unique_names(env):
+            owner = first.setdefault((scope, name), env.name)
+            if owner != env.name:
+                problems.append(f"{file}: {key} = {value!r}: {name} is also created by environment {owner} in {scope}; "
+                                "names there are unique"
+                                + ("; let one environment own the repositories and set registry.create: false in "
+                                   "the others" if key == "registry.create" else ""))
+    return problems
 
 
 def kubernetes_problems(env: EnvironmentConfig, day: date | None = None) -> list[Problem]:

@@ -120,6 +120,9 @@ InstanceSize = Literal["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xl
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")]
 
 
+PrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
 def _distinct(values: list, what: str) -> list:
     if len(set(values)) != len(values):
         raise ValueError(f"lists a {what} twice")
@@ -192,6 +195,15 @@ class EksClusterConfig(Model):
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
     #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
     karpenter: KarpenterConfig = KarpenterConfig()
+    #: IAM roles or users (ARNs in the environment's account) that administer the cluster through EKS
+    #: access entries: the deploy role CI assumes, operators' roles. Empty: whoever creates the cluster
+    #: is its one admin. Listed: exactly these (and aws.role_arn), nobody implicitly.
+    admin_principals: list[PrincipalArn] = []
+
+    @field_validator("admin_principals")
+    @classmethod
+    def _distinct_admins(cls, values: list[str]) -> list[str]:
+        return _distinct(values, "principal")
 
 
 def ipv4_networks(values: list[str]) -> list[str]:
@@ -397,6 +409,10 @@ class RegistryConfig(Model):
     """ECR repositories for Burrow's own images."""
 
     keep_images: int = Field(default=30, ge=1, le=1000)
+    #: Whether this environment's common layer creates the repositories (`burrow/<image>`). ECR names
+    #: are unique in an account and region: environments sharing one let one of them own the
+    #: repositories (images are built once and promoted by digest) and set `create: false`.
+    create: bool = True
 
 
 class ChartAddOnConfig(Model):

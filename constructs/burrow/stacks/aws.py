@@ -50,6 +50,17 @@ def cluster_name(env: EnvironmentConfig) -> str:
     return f"burrow-{env.stack_prefix}"
 
 
+def cluster_admins(env: EnvironmentConfig) -> list[str]:
+    """The principals given cluster admin by access entries: `cluster.eks.admin_principals`, and
+    `aws.role_arn` (the role the stacks and `aws eks get-token` use) with them. None listed: the
+    cluster's creator is its admin (the role the stacks assume, or the deploying identity)."""
+    assert env.cluster.eks is not None
+    listed = list(env.cluster.eks.admin_principals)
+    if listed and env.aws.role_arn and env.aws.role_arn not in listed:
+        listed.insert(0, env.aws.role_arn)
+    return listed
+
+
 def emulator_endpoint() -> str | None:
     """The AWS API emulator's URL in a rehearsal (`make e2e-aws`), else None (real AWS)."""
     return os.environ.get(EMULATOR_VARIABLE) or None
@@ -174,7 +185,7 @@ class CommonLayer(AwsStack):
         self.registries = {
             image: ContainerRegistry(self, f"registry-{image}", name=f"burrow/{image}", keep_images=env.registry.keep_images)
             for image in IMAGES
-        } if env.is_primary else {}
+        } if env.is_primary and env.registry.create else {}
         self.network = Network(
             self,
             "network",
@@ -233,6 +244,7 @@ class ClusterLayer(AwsStack):
             config=env.cluster.eks,
             subnet_ids=network.private_subnet_ids,
             api_access=env.cluster.api_access,
+            admins=cluster_admins(env),
         )
         assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
         self.credentials = GeneratedCredentials(

@@ -4,7 +4,8 @@
     python -m burrow_tools.delivery.regions stacks <env> <region>  # that region's stacks, deploy order
 
 `make deploy ENV=prod REGION=us-east-1` deploys exactly the stacks this prints. The primary
-region's list starts with `<env>-global` (the zone and health checks every region relies on).
+region's list has `<env>-global` (the zone and health checks every region relies on) right after
+its common layer, which creates the bucket holding every stack's state.
 Answers come from the configuration alone (no synthesis), and a mistake is one line, exit 2.
 """
 
@@ -23,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[3]
 def region_stacks(env: EnvironmentConfig, region: str) -> list[str]:
     """The stacks of `region` in `env`, in deploy order (`BurrowError` for a region it does not have)."""
     view = env.in_region(region)
-    stacks = [f"{env.name}-global"] if view.is_primary and env.on_aws and env.ingress.enabled else []
     layers = ("common", "cluster", "addons") if env.on_aws else ("addons",)
-    stacks += [f"{view.stack_prefix}-{layer}" for layer in layers]
+    stacks = [f"{view.stack_prefix}-{layer}" for layer in layers]
+    if view.is_primary and env.on_aws and env.ingress.enabled:
+        stacks.insert(1, f"{env.name}-global")  # after the common layer: its bucket holds global's state
     if view.delivery == "terraform":
         stacks.append(f"{view.stack_prefix}-app")
     return stacks

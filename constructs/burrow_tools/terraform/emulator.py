@@ -419,9 +419,10 @@ def new_since(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict
 
 def rehearse(env_name: str) -> None:
     """Apply, re-plan (must be empty) and destroy the environment's AWS stacks against moto, which
-    answers as the environment's account: `<env>-global` first when the producer is
-    public, then each region's common and cluster layers, the primary region first."""
+    answers as the environment's account: each region's common and cluster layers, the primary
+    region first, with `<env>-global` after the primary's common layer when the producer is public."""
     from burrow.config.loader import load_environment  # noqa: PLC0415
+    from burrow_tools.delivery.regions import region_stacks  # noqa: PLC0415
 
     config = load_environment(env_name, ROOT / "environments")
     region, state_bucket, account_id = config.primary_region, config.state.bucket, config.aws.account_id
@@ -439,8 +440,9 @@ def rehearse(env_name: str) -> None:
             before = {view.aws.region: emulator.inventory(view.aws.region) for view in views}
             synthesize(env_name, outdir, emulator.url)
             tf_env = terraform_env(outdir, find_mirror())
-            names = [f"{env_name}-global"] if config.ingress.enabled else []
-            names += [f"{view.stack_prefix}-{layer}" for view in views for layer in LAYERS]
+            # The order `make deploy` runs them in (burrow_tools.delivery.regions), the AWS-only layers.
+            names = [name for r in config.region_names for name in region_stacks(config, r)
+                     if name.endswith(("-global", *(f"-{layer}" for layer in LAYERS)))]
             stacks = [outdir / "stacks" / name for name in names]
             prepare(stacks)
             for stack in stacks:
