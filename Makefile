@@ -129,8 +129,8 @@ deploy: install
 # The first deploy of an empty account, simulated in the order cdktf runs it: at every release, what the
 # API server and the controllers need then (kinds, namespaces, Secrets, IRSA roles, a reachable API).
 rehearse: $(VENV)/.synced
-	@test -n "$(ENV)" || { echo "usage: make rehearse ENV=<environment>"; exit 2; }
-	@PYTHONPATH=constructs $(PY) -m burrow_tools.rehearse "$(ENV)"
+	@test -n "$(ENV)" || { echo "usage: make rehearse ENV=<environment> [RELEASE=release.json]"; exit 2; }
+	@BURROW_RELEASE=$(RELEASE) PYTHONPATH=constructs $(PY) -m burrow_tools.rehearse "$(ENV)"
 
 # A new bearer token for the public producer; the previous one stays valid until the next rotation.
 rotate-token: $(VENV)/.synced

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import sys
 import tempfile
@@ -878,10 +879,14 @@ def main(argv: list[str]) -> int:
         print("usage: python -m burrow_tools.rehearse <env>", file=sys.stderr)
         return 2
     from burrow.config.loader import load_environments  # noqa: PLC0415
+    from burrow.config.release import RELEASE_VARIABLE  # noqa: PLC0415
     from burrow.errors import BurrowError  # noqa: PLC0415
+    from burrow.synth import released  # noqa: PLC0415
 
     try:
-        configs = load_environments(ROOT / "environments", [argv[0]])
+        # The images as the deploy would pin them (a production environment needs the release file).
+        configs = released(load_environments(ROOT / "environments", [argv[0]]), os.environ.get(RELEASE_VARIABLE) or None,
+                           preview=False)
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2

@@ -334,7 +334,7 @@ def test_irsa_trust_must_name_the_clusters_own_oidc_provider(deploys):
     assert not [p for p in problems(changed) if "IRSA role" in p]
     principal["identifiers"] = ["arn:aws:iam::345678901234:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EU"]
     found = [p for p in problems(changed) if "IRSA role" in p]
-    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert found and found[0].startswith("prod-us-east-1-addons | release burrow-secret-store (external-secrets)"), found
     assert "its trust names ['system:serviceaccount:external-secrets:burrow-secrets-manager-burrow-prod via ?']" in found[0]
 
 
@@ -344,7 +344,7 @@ def test_irsa_trust_must_ask_for_the_sts_audience(deploys):
         if condition["variable"].endswith(":aud"):
             condition["values"] = ["sts.amazonaws.com.wrong"]
     found = [p for p in problems(changed) if "IRSA role" in p]
-    assert found and found[0].startswith("prod-us-east-1-addons | release external-secrets"), found
+    assert found and found[0].startswith("prod-us-east-1-addons | release burrow-secret-store (external-secrets)"), found
     assert "nothing with audience sts.amazonaws.com" in found[0]
 
 
@@ -409,7 +409,7 @@ def test_the_first_deploy_page_shows_the_order_the_rehearsal_prints(deploys):
 def test_make_rehearse_prints_the_order_and_exits_as_the_rehearsal_judges(deploys):
     expected = rehearse(deploys["prod"])
     run = subprocess.run(
-        ["make", "-s", "rehearse", "ENV=prod"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+        ["make", "-s", "rehearse", "ENV=prod", "RELEASE=tests/fixtures/release.json"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
     )
     printed = [line.split(". ", 1)[1].split("  (")[0] for line in run.stdout.splitlines() if re.match(r"^\d+\. ", line)]
     assert printed == expected.stack_order
