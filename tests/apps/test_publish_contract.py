@@ -103,14 +103,14 @@ def test_a_good_body_becomes_a_message_with_its_id_or_a_new_one():
     ],
 )
 def test_only_the_configured_bearer_token_may_publish(token, header, allowed):
-    assert authorized(token, header) is allowed
+    assert authorized(SimpleNamespace(publish_token=token, publish_tokens=None), header) is allowed
 
 
 class Publisher:
     """Stands in for the producer's publishing threads: records what reached them, answers `refusal`."""
 
     def __init__(self, token: str | None = None, refusal: str | None = None) -> None:
-        self.settings = SimpleNamespace(publish_token=token, max_message_bytes=MAX_BODY_BYTES)
+        self.settings = SimpleNamespace(publish_token=token, publish_tokens=None, max_message_bytes=MAX_BODY_BYTES)
         self.labels = {"queue": f"contract-{uuid.uuid4().hex[:6]}"}
         self.refusal = refusal
         self.published: list[dict] = []

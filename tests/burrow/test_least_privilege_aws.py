@@ -102,7 +102,7 @@ def test_backup_bucket_and_key_admit_velero_and_the_managers_only(synthesized):
         assert denied_unless(bucket_policy, "s3:GetObject*", f"{bucket}/*") == {velero}
         assert denied_unless(bucket_policy, "s3:*", f"{bucket}/*") == {
             velero,
-            f"arn:aws:iam::{account}:role/burrow-deploy",
+            f"arn:aws:iam::{account}:role/burrow-{env}-deploy",
             f"arn:aws:iam::{account}:role/burrow-admin",
             f"arn:aws:iam::{account}:root",
         }
@@ -122,9 +122,10 @@ def test_state_bucket_is_under_its_own_key_and_admits_only_deploy_plan_and_previ
         state = policy_of(synthesized, stack, "aws_s3_bucket_policy", "state")
         account = json.dumps(state).split("arn:aws:iam::")[1][:12]
         role = f"arn:aws:iam::{account}:role/burrow-"
-        expected = {f"{role}deploy", f"{role}admin", f"{role}plan", f"arn:aws:iam::{account}:root"}
+        # Burrow's delivery roles (DeliveryRoles) and the account's administrators
+        expected = {f"{role}{env}-deploy", f"{role}admin", f"{role}{env}-plan", f"arn:aws:iam::{account}:root"}
         if env == "qa":
-            expected.add(f"{role}preview")
+            expected.add(f"{role}{env}-previews")
         assert denied_unless(state, "s3:*", f"{bucket}/*") == expected
         encryption = [
             r
