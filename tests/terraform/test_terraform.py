@@ -72,10 +72,12 @@ def test_emulator_gaps_are_named_with_reasons_and_touch_nothing_else(synthesized
 
 
 @pytest.mark.parametrize("env", ["qa", "prod"])
-def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator(env, capsys):
+def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator(env, capsys, monkeypatch):
     from burrow.config.loader import load_environment
     from tests.support.services import ROOT
 
+    # production synthesizes only with its images pinned: the stand-in release (made-up digests)
+    monkeypatch.setenv("BURROW_RELEASE", str(ROOT / "tests" / "fixtures" / "release.json"))
     config = load_environment(env, ROOT / "environments")
     rehearse(env)
     printed = capsys.readouterr().out
