@@ -330,8 +330,8 @@ def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: st
 
 
 def rehearse_review(outdir: Path, env_name: str) -> None:
-    """`make diff`'s code path once the common layer exists: common plans empty, the cluster's plan
-    shows what it will create (it can read common's outputs now)."""
+    """`make diff`'s code path once every stack the cluster reads exists: common plans empty, the
+    cluster's plan shows what it will create (it can read their outputs now)."""
     plans = {plan.stack: plan for plan in plan_environment(outdir, env_name, echo=lambda _text: None)}
     common, cluster = plans[f"{env_name}-common"], plans[f"{env_name}-cluster"]
     if common.status != "no changes" or cluster.status != "changes" or " to add" not in cluster.summary:
@@ -445,13 +445,14 @@ def rehearse(env_name: str) -> None:
                      if name.endswith(("-global", *(f"-{layer}" for layer in LAYERS)))]
             stacks = [outdir / "stacks" / name for name in names]
             prepare(stacks)
-            for stack in stacks:
+            for index, stack in enumerate(stacks):
                 step(f"{stack.name}: init + apply")
                 terraform(["init"], stack, tf_env, "init")
                 terraform(["apply", "-auto-approve"], stack, tf_env, "apply")
-                if stack.name == f"{env_name}-common":
-                    if state_bucket:
-                        rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region, account_id)
+                if stack.name == f"{env_name}-common" and state_bucket:
+                    rehearse_bootstrap(stack, tf_env, emulator, state_bucket, region, account_id)
+                # once everything the cluster reads exists (prod: common, then global)
+                if stacks[index + 1 :][:1] and stacks[index + 1].name == f"{env_name}-cluster":
                     rehearse_review(outdir, env_name)
             replan_empty(stacks, tf_env)
             for view in views:
