@@ -158,3 +158,16 @@ def test_make_diff_without_an_environment_says_how_to_call_it():
     result = subprocess.run(["make", "-s", "--no-print-directory", "diff"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "usage: make diff ENV=<environment>" in result.stdout
+
+
+def test_the_emulator_puts_a_replica_keys_tags_on_the_replica_as_aws_does():
+    """moto alone drops ReplicateKey's Tags; the provider would then wait 10 minutes for them."""
+    emulator = Emulator()
+    try:
+        primary = emulator.client("kms", "eu-west-1")
+        key = primary.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+        primary.replicate_key(KeyId=key, ReplicaRegion="us-east-1", Tags=[{"TagKey": "burrow", "TagValue": "yes"}])
+        tags = emulator.client("kms", "us-east-1").list_resource_tags(KeyId=key)["Tags"]
+        assert tags == [{"TagKey": "burrow", "TagValue": "yes"}]
+    finally:
+        emulator.close()

@@ -6,7 +6,8 @@ apply, a second `terraform plan -detailed-exitcode` that must report no changes,
 destroy; finally the emulator must hold exactly what it held before (nothing left behind).
 
 Where moto cannot represent AWS faithfully, `EMULATOR_GAPS` says which resource and why.
-That table is the only place the rehearsal departs from what `make synth` produces.
+That table is the only place the rehearsal departs from what `make synth` produces; where moto
+itself is wrong and a stack would wait on it forever, `moto_server.FIXES` corrects moto instead.
 
 Usage: python -m burrow_tools.terraform.emulator <env> [--keep]
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from burrow_tools.terraform.cli import TerraformUnavailable, find_mirror
 from burrow_tools.terraform.diff import plan_environment
+from burrow_tools.terraform.moto_server import FIXES
 from burrow_tools.terraform.validate import run_terraform, terraform_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -122,14 +124,13 @@ class Emulator:
     def __init__(self, account_id: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        moto = Path(sys.executable).with_name("moto_server")
         # Certificates are issued 1 s after their DNS validation records exist (AWS: minutes).
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "1"}
         if account_id:
             env["MOTO_ACCOUNT_ID"] = account_id
         self.process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
-            env=env,
+            [sys.executable, "-m", "burrow_tools.terraform.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "constructs"), env.get("PYTHONPATH")]))},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -433,6 +434,8 @@ def rehearse(env_name: str) -> None:
         with tempfile.TemporaryDirectory(prefix=f"burrow-e2e-{env_name}-") as tmp:
             outdir = Path(tmp)
             step(f"emulator on {emulator.url}; synthesizing {env_name} ({', '.join(config.region_names)})")
+            for fix in FIXES:
+                step(f"emulator corrected: {fix}")
             # The account's prerequisites (docs/iam.md): the EC2 Spot service-linked role, which
             # Burrow checks for and never creates.
             emulator.client("iam", region).create_service_linked_role(AWSServiceName="spot.amazonaws.com")

@@ -1,0 +1,46 @@
+"""moto's server, made faithful to AWS where a Burrow stack would otherwise wait on it forever.
+
+Each entry of `FIXES` names what moto does differently from AWS and is applied before the server
+starts. Unlike `EMULATOR_GAPS` (which change what is rehearsed), a fix changes only the emulator:
+the stacks are applied exactly as synthesized.
+
+Usage: python -m burrow_tools.terraform.moto_server -H 127.0.0.1 -p <port>
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+FIXES = (
+    "kms ReplicateKey: moto drops the request's Tags (AWS puts them on the replica), so the provider "
+    "would wait 10 minutes for tags that never come",
+)
+
+
+def _replicate_key_with_tags() -> None:
+    from moto.kms import models, responses
+
+    replicate = responses.KmsResponse.replicate_key
+
+    def replicate_key(self) -> str:
+        body = replicate(self)
+        tags = self._get_param("Tags")
+        if tags:
+            replica = json.loads(body)["ReplicaKeyMetadata"]
+            region = self._get_param("ReplicaRegion")
+            models.kms_backends[self.current_account][region].tag_resource(replica["KeyId"], tags)
+        return body
+
+    responses.KmsResponse.replicate_key = replicate_key
+
+
+def main(argv: list[str]) -> None:
+    _replicate_key_with_tags()
+    from moto.server import main as serve
+
+    serve(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
