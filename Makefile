@@ -91,7 +91,7 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/hadolint apps/producer/Dockerfile apps/consumer/Dockerfile
 
 test: install .venv-tools/.installed lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 # The tests that need none of the tiers tests/conftest.py marks (see docs/testing.md); each test's
 # setup, call and teardown get TEST_TIMEOUT seconds.

@@ -270,3 +270,21 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if RESULTS:
         terminalreporter.section("fault scenarios: ids counted")
         terminalreporter.write_line(results_table(RESULTS))
+
+
+# --- where the time goes: seconds per folder (setup + call + teardown), printed after every run ----
+_FOLDER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    folder = "/".join(path.split("/")[:2]) if path.startswith("tests/") else path.split("/", 1)[0]
+    _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _FOLDER_SECONDS:
+        return
+    terminalreporter.section("seconds per folder")
+    for folder, seconds in sorted(_FOLDER_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}  {folder}")

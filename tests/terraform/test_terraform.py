@@ -160,14 +160,22 @@ def test_make_diff_without_an_environment_says_how_to_call_it():
     assert "usage: make diff ENV=<environment>" in result.stdout
 
 
-def test_the_emulator_puts_a_replica_keys_tags_on_the_replica_as_aws_does():
-    """moto alone drops ReplicateKey's Tags; the provider would then wait 10 minutes for them."""
+def test_the_emulator_replicates_a_key_as_aws_does():
+    """moto alone drops ReplicateKey's Tags (the provider would wait 10 minutes for them) and lets the
+    replica's DescribeKey turn the primary into a replica (every later plan fails)."""
     emulator = Emulator()
     try:
         primary = emulator.client("kms", "eu-west-1")
         key = primary.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
         primary.replicate_key(KeyId=key, ReplicaRegion="us-east-1", Tags=[{"TagKey": "burrow", "TagValue": "yes"}])
-        tags = emulator.client("kms", "us-east-1").list_resource_tags(KeyId=key)["Tags"]
-        assert tags == [{"TagKey": "burrow", "TagValue": "yes"}]
+        replica = emulator.client("kms", "us-east-1")
+        assert replica.list_resource_tags(KeyId=key)["Tags"] == [{"TagKey": "burrow", "TagValue": "yes"}]
+        # each key keeps its own type, however often the replica is described
+        for _ in range(2):
+            assert replica.describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"] \
+                == "REPLICA"
+            described = primary.describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"]
+            assert described["MultiRegionKeyType"] == "PRIMARY"
+            assert [r["Region"] for r in described["ReplicaKeys"]] == ["us-east-1"]
     finally:
         emulator.close()

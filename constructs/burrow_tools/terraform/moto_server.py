@@ -9,12 +9,15 @@ Usage: python -m burrow_tools.terraform.moto_server -H 127.0.0.1 -p <port>
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
 FIXES = (
     "kms ReplicateKey: moto drops the request's Tags (AWS puts them on the replica), so the provider "
     "would wait 10 minutes for tags that never come",
+    "kms ReplicateKey: moto's replica shares its multi-Region configuration with the primary, so the "
+    "first DescribeKey of the replica turns the primary into a REPLICA too and every later plan fails",
 )
 
 
@@ -35,8 +38,25 @@ def _replicate_key_with_tags() -> None:
     responses.KmsResponse.replicate_key = replicate_key
 
 
+def _replica_with_its_own_configuration() -> None:
+    from moto.kms import models
+
+    replicate = models.KmsBackend.replicate_key
+
+    def replicate_key(self, key_id: str, replica_region: str):
+        replica = replicate(self, key_id, replica_region)
+        primary = self.keys[key_id]
+        configuration = copy.deepcopy(primary.multi_region_configuration)
+        primary.multi_region_configuration = {**configuration, "MultiRegionKeyType": "PRIMARY"}
+        replica.multi_region_configuration = {**copy.deepcopy(configuration), "MultiRegionKeyType": "REPLICA"}
+        return replica
+
+    models.KmsBackend.replicate_key = replicate_key
+
+
 def main(argv: list[str]) -> None:
     _replicate_key_with_tags()
+    _replica_with_its_own_configuration()
     from moto.server import main as serve
 
     serve(argv)
