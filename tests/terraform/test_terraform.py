@@ -162,13 +162,17 @@ def test_make_diff_without_an_environment_says_how_to_call_it():
 
 def test_the_emulator_replicates_a_key_as_aws_does():
     """moto alone drops ReplicateKey's Tags (the provider would wait 10 minutes for them) and lets the
-    replica's DescribeKey turn the primary into a replica (every later plan fails)."""
+    replica's DescribeKey turn the primary into a replica (every later plan fails); it also drops the
+    replica's description and a secret replica's KmsKeyId (every re-plan shows a change)."""
     emulator = Emulator()
     try:
         primary = emulator.client("kms", "eu-west-1")
         key = primary.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
-        primary.replicate_key(KeyId=key, ReplicaRegion="us-east-1", Tags=[{"TagKey": "burrow", "TagValue": "yes"}])
+        primary.replicate_key(KeyId=key, ReplicaRegion="us-east-1", Description="the replica",
+                              Tags=[{"TagKey": "burrow", "TagValue": "yes"}])
         replica = emulator.client("kms", "us-east-1")
+        assert replica.describe_key(KeyId=key)["KeyMetadata"]["Description"] == "the replica"
+        assert primary.describe_key(KeyId=key)["KeyMetadata"]["Description"] == ""
         assert replica.list_resource_tags(KeyId=key)["Tags"] == [{"TagKey": "burrow", "TagValue": "yes"}]
         # each key keeps its own type, however often the replica is described
         for _ in range(2):
@@ -177,5 +181,12 @@ def test_the_emulator_replicates_a_key_as_aws_does():
             described = primary.describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"]
             assert described["MultiRegionKeyType"] == "PRIMARY"
             assert [r["Region"] for r in described["ReplicaKeys"]] == ["us-east-1"]
+        # a secret's replica stays under the key it was given
+        replica_key = f"arn:aws:kms:us-east-1:123456789012:key/{key}"
+        secrets = emulator.client("secretsmanager", "eu-west-1")
+        secrets.create_secret(Name="burrow/test", SecretString="x",
+                              AddReplicaRegions=[{"Region": "us-east-1", "KmsKeyId": replica_key}])
+        replicas = secrets.describe_secret(SecretId="burrow/test")["ReplicationStatus"]
+        assert [(r["Region"], r["KmsKeyId"]) for r in replicas] == [("us-east-1", replica_key)]
     finally:
         emulator.close()
