@@ -115,6 +115,11 @@ FIXTURE_TIERS = {
     "proxy": "faults",
     "helm": "helm",
 }
+# `make test` runs tests in parallel (pytest-xdist, --dist loadgroup). Tests of one group run one after
+# another on one worker: the broker tests share a node that the fault tests stop and cut off; the
+# subprocess tests run make, which shares the checkout's install markers and output folder; the
+# Terraform tests run one emulator-heavy rehearsal at a time. Everything else is spread over the workers.
+XDIST_GROUPS = {"faults": "broker", "broker": "broker", "terraform": "terraform", "subprocess": "subprocess"}
 MODULE_TIERS = {
     "burrow_tools.terraform.validate": "terraform",
     "burrow_tools.terraform.emulator": "terraform",
@@ -185,6 +190,9 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(tier)
         if not tiers:
             item.add_marker("fast")
+        group = next((XDIST_GROUPS[tier] for tier in XDIST_GROUPS if tier in tiers), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # --- a per-test time limit (--test-timeout=SECONDS; make test-fast sets one) ---------------------------
@@ -263,28 +271,28 @@ class _time_limit:
         faulthandler.cancel_dump_traceback_later()
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """The fault scenarios' id counts, so a reader sees the figures and not only a pass."""
-    from tests.support.faults import RESULTS, results_table
-
-    if RESULTS:
-        terminalreporter.section("fault scenarios: ids counted")
-        terminalreporter.write_line(results_table(RESULTS))
-
-
 # --- where the time goes: seconds per folder (setup + call + teardown), printed after every run ----
+# (and the fault scenarios' id counts, so a reader sees the figures and not only a pass). Both come from
+# the test reports, which reach this process from every pytest-xdist worker.
 _FOLDER_SECONDS: dict[str, float] = {}
+_FAULT_ROWS: list[tuple] = []
 
 
 def pytest_runtest_logreport(report) -> None:
     path = report.nodeid.split("::", 1)[0]
     folder = "/".join(path.split("/")[:2]) if path.startswith("tests/") else path.split("/", 1)[0]
     _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
+    if report.when == "teardown":
+        _FAULT_ROWS.extend(tuple(value) for name, value in report.user_properties if name == "fault_ledger")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if not _FOLDER_SECONDS:
-        return
-    terminalreporter.section("seconds per folder")
-    for folder, seconds in sorted(_FOLDER_SECONDS.items(), key=lambda item: -item[1]):
-        terminalreporter.write_line(f"{seconds:8.1f}  {folder}")
+    from tests.support.faults import results_table
+
+    if _FAULT_ROWS:
+        terminalreporter.section("fault scenarios: ids counted")
+        terminalreporter.write_line(results_table(_FAULT_ROWS))
+    if _FOLDER_SECONDS:
+        terminalreporter.section("seconds per folder")
+        for folder, seconds in sorted(_FOLDER_SECONDS.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}  {folder}")

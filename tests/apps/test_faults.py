@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.broker import Broker
-from tests.support.faults import RESULTS, Clients, FaultProxy, Ledger
+from tests.support.faults import Clients, FaultProxy, Ledger
 from tests.support.services import ServiceProcess, wait_until
 
 # Heartbeats of 5 s: pika closes a silent connection within 2 * (5 + 5) = 20 s (see messaging.py).
@@ -48,7 +48,7 @@ def scenario(request, tmp_path) -> Iterator[Ledger]:
     ledger = Ledger(request.node.name, tmp_path / "processed.jsonl")
     yield ledger
     ledger.read_processed(ledger.log)
-    RESULTS.append(ledger)
+    request.node.user_properties.append(("fault_ledger", ledger.row()))
 
 
 def settle(ledger: Ledger, clients: Clients, log, seconds: float = 90) -> None:

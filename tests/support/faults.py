@@ -7,7 +7,8 @@ open and nothing arrives. In `silent` mode it also accepts new connections and n
 them (a listener that completes TCP but never the AMQP handshake).
 
 `Ledger` counts ids per scenario: sent, answered 2xx, consumed (unique), duplicates, lost. Every
-fault test records its ledger in `RESULTS`, and the test session prints them as one table.
+fault test records its ledger's row as a user property (`fault_ledger`), which reaches the session from
+any worker, and the session prints them as one table.
 """
 
 from __future__ import annotations
@@ -134,12 +135,11 @@ class Ledger:
                 self.duplicates, len(self.lost))
 
 
-RESULTS: list[Ledger] = []
 HEADER = ("scenario", "sent", "2xx", "503s", "consumed", "duplicates", "lost")
 
 
-def results_table(ledgers: list[Ledger]) -> str:
-    rows = [HEADER, *(ledger.row() for ledger in ledgers)]
+def results_table(results: list[tuple]) -> str:
+    rows = [HEADER, *results]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(HEADER))]
     lines = ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
