@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from burrow.config.helm_values import chart_values
-from burrow.config.loader import deep_merge, load_environment, load_environments
+from burrow.config.loader import load_environment, load_environments
 from burrow.errors import ConfigError
+from burrow.merge import deep_merge
 from tests.support.services import ROOT
 
 

@@ -15,7 +15,7 @@ from burrow.config.schema import Waiver
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import RULE_IDS, RULES, guardrail_report, violations_in
 from burrow.stacks.app import AppLayer
-from burrow.synth import stacks_of
+from burrow.synthesis import stacks_of
 from tests.conftest import released
 from tests.support.services import ROOT
 from tests.support.team import CLUSTER, team_stack

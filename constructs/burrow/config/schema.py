@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
+from burrow.merge import deep_merge
 from burrow.pins import RABBITMQ
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
@@ -920,8 +921,6 @@ class EnvironmentConfig(Model):
         """The environment as region `name` sees it: `aws.region` set to it and that region's
         overrides deep-merged in (the loader has validated every region already). A region the
         environment does not have is a `ConfigError`."""
-        from burrow.config.loader import deep_merge  # noqa: PLC0415 - the loader imports this module
-
         if name not in self.region_names:
             raise ConfigError(f"environment {self.name} has no region {name!r}; its regions: {', '.join(self.region_names)}")
         [region] = [r for r in self.regions if r.name == name] or [RegionConfig(name=name)]
