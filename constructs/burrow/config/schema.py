@@ -190,8 +190,9 @@ class KarpenterConfig(Model):
 class EksClusterConfig(Model):
     """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
 
+    #: The control plane's logs sent to CloudWatch Logs. default: all five
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=lambda: ["api", "audit", "authenticator"]
+        default_factory=lambda: ["api", "audit", "authenticator", "controllerManager", "scheduler"]
     )
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
     #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
@@ -426,7 +427,8 @@ class AddOnsConfig(Model):
 
 
 class PersistenceConfig(Model):
-    enabled: bool = False
+    #: Messages on a volume, so a restarted broker keeps them. default: on
+    enabled: bool = True
     size: Quantity = "8Gi"
     storage_class: str | None = None
 
@@ -481,6 +483,8 @@ class CpuAutoscalingConfig(AutoscalingConfig):
 
 
 class QueueAutoscalingConfig(AutoscalingConfig):
+    #: The most consumers KEDA runs on a deep queue. default: 10
+    max_replicas: int = Field(default=10, ge=1, le=100)
     #: Ready messages per consumer replica that KEDA aims for.
     queue_length: int = Field(default=50, ge=1, le=100000)
     polling_interval_seconds: int = Field(default=15, ge=5, le=600)
@@ -489,8 +493,8 @@ class QueueAutoscalingConfig(AutoscalingConfig):
 
 class WorkerConfig(Model):
     image: Image
-    #: The minimum number of pods (HPA/KEDA scale up from here).
-    replicas: int = Field(default=1, ge=1, le=100)
+    #: The minimum number of pods (HPA/KEDA scale up from here). default: 2
+    replicas: int = Field(default=2, ge=1, le=100)
     resources: Resources
 
     @model_validator(mode="after")
