@@ -101,8 +101,13 @@ def packages(edges: dict[str, set[str]], depth: int = 2) -> dict[str, set[str]]:
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected group of more than one module (or a module importing itself), each as
-    one cycle through it: `[a, b, c, a]`."""
+    """One cycle through each tangle (`tangles`): `[a, b, c, a]`."""
+    return [_cycle_through(group, edges) for group in tangles(edges)]
+
+
+def tangles(edges: dict[str, set[str]]) -> list[set[str]]:
+    """Every strongly connected group of more than one module (or a module importing itself): each
+    member reaches every other through imports."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -133,7 +138,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     for node in sorted(edges):
         if node not in index:
             visit(node)
-    return [_cycle_through(group, edges) for group in groups]
+    return groups
 
 
 def _cycle_through(group: set[str], edges: dict[str, set[str]]) -> list[str]:
