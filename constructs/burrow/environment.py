@@ -15,6 +15,7 @@ from burrow.spi import ClusterInfo, KubeconfigCluster
 from burrow.stacks.addons import AddOnsLayer, configured_addons
 from burrow.stacks.app import AppLayer
 from burrow.stacks.base import BurrowStack
+from burrow.synthesis import synthesize
 from constructs import Construct
 
 
@@ -100,8 +101,6 @@ def gitops_app_layer(env: EnvironmentConfig, cluster: ClusterInfo, rabbitmq_valu
     import tempfile  # noqa: PLC0415
 
     from cdktf import App  # noqa: PLC0415
-
-    from burrow.synth import synthesize  # noqa: PLC0415 - synth imports this module
 
     placeholder = KubeconfigCluster(kubeconfig_path="/dev/null", context="gitops", version=env.kubernetes.version,
                                     multi_zone=cluster.multi_zone, secrets=cluster.secrets)

@@ -20,9 +20,10 @@ from burrow.config.release import RELEASE_VARIABLE, apply_release, load_release,
 from burrow.config.schema import EnvironmentConfig
 from burrow.errors import BurrowError, ConfigError
 from burrow.previews import HOST_VARIABLE, PreviewRequest, preview_host, request_from_environment
+from burrow.synthesis import synthesize
 
 if TYPE_CHECKING:
-    from cdktf import App, TerraformStack
+    from cdktf import App
 
     from burrow.environment import EnvironmentStacks
 
@@ -71,32 +72,6 @@ def build_preview_app(
     progress(f"preview of pull request {request.pr}: {request.stack_name} in {host.name}'s cluster, namespace "
              f"{request.namespace}, expires {request.expires_at(host.previews.ttl_hours).isoformat()}")
     return [built]
-
-
-def stacks_of(app: App) -> list[TerraformStack]:
-    from cdktf import TerraformStack  # noqa: PLC0415
-
-    return [child for child in app.node.children if isinstance(child, TerraformStack)]
-
-
-def synthesize(app: App) -> None:
-    """`app.synth()` for stacks that use Burrow's constructs.
-
-    When Burrow's guardrails refuse a stack, this prints Burrow's report on stderr (one line
-    per violation, with the rule and what to change) and exits with status 2, instead of the
-    jsii error with a Node.js stack trace that `app.synth()` raises. Anything else is raised
-    unchanged.
-    """
-    from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
-
-    try:
-        app.synth()
-    except Exception:
-        found = violations_in(stacks_of(app))
-        if not found:
-            raise
-        print(f"burrow: {guardrail_report(found)}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def environment_objects(built: EnvironmentStacks, include_gitops: bool = True, prefix: str | None = None) -> list[dict]:

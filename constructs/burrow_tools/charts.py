@@ -39,11 +39,12 @@ from typing import Any
 import yaml
 
 from burrow.addons.kinds import ChartKinds
-from burrow.config.loader import deep_merge, load_environment
+from burrow.config.loader import load_environment
 from burrow.config.schema import EnvironmentConfig
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import is_custom_resource, object_id, validate_objects
+from burrow.merge import deep_merge
 from burrow.pins import pin_of
 from burrow_tools.helm import helm_binary, manifests, run_helm
 

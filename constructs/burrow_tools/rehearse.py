@@ -50,11 +50,11 @@ from burrow.addons import edge, external_secrets, flux, karpenter, keda, metrics
 from burrow.addons.base import SYSTEM_NAMESPACES
 from burrow.addons.kinds import ChartKinds
 from burrow.app import rabbitmq
-from burrow.config.loader import deep_merge
 from burrow.config.schema import EnvironmentConfig
 from burrow.k8s.pod_security import pod_specs
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import object_id
+from burrow.merge import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every third-party chart Burrow installs, by chart name, with what it renders.

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from burrow.config.helm_values import chart_values
-from burrow.config.loader import deep_merge, load_environment, load_environments
+from burrow.config.loader import load_environment, load_environments
 from burrow.errors import ConfigError
+from burrow.merge import deep_merge
 from tests.support.services import ROOT
 
 
@@ -79,7 +80,7 @@ def test_wrong_type_names_file_key_value_and_what_is_allowed(env_dir):
 
 
 def test_a_mistake_in_the_defaults_names_default_yaml(env_dir):
-    text = (env_dir / "default.yaml").read_text().replace("vpc_cidr: 10.0.0.0/16", "vpc_cidr: 10.0.0.0/33")
+    text = (env_dir / "default.yaml").read_text() + "network:\n  vpc_cidr: 10.0.0.0/33\n"
     (env_dir / "default.yaml").write_text(text)
     message = error_for(env_dir, "dev")
     assert f"{env_dir / 'default.yaml'}: network.vpc_cidr = '10.0.0.0/33': not an IPv4 network" in message

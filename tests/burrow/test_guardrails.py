@@ -15,7 +15,7 @@ from burrow.config.schema import Waiver
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import RULE_IDS, RULES, guardrail_report, violations_in
 from burrow.stacks.app import AppLayer
-from burrow.synth import stacks_of
+from burrow.synthesis import stacks_of
 from tests.conftest import released
 from tests.support.services import ROOT
 from tests.support.team import CLUSTER, team_stack
@@ -119,7 +119,7 @@ def test_staging_needs_two_replicas_and_a_pdb(tmp_path):
 def test_another_teams_stack_gets_production_checks_by_default(tmp_path):
     app, _ = team_stack(tmp_path, tier=None)
     rules = {line.split("[")[1].split("]")[0] for line in violations(synth_error(app, tmp_path))}
-    assert rules == {"image-digest", "rabbitmq-replicas", "rabbitmq-persistence", "rabbitmq-anti-affinity"}
+    assert rules == {"image-digest", "rabbitmq-replicas", "rabbitmq-anti-affinity"}  # persistence is on by default
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_broker_values_edit_through_the_release_is_refused(tmp_path):
     broker = stack.node.find_child("mq")
     broker.release.values = [*broker.release.values_input, "replicaCount: 3\npodAntiAffinityPreset: hard\n"]
     rules = {line.split("[")[1].split("]")[0] for line in violations(synth_error(app, tmp_path))}
-    assert rules == {"image-digest", "rabbitmq-persistence"}
+    assert rules == {"image-digest"}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from burrow.errors import ConfigError
 from burrow.k8s.release import terraform_unescape
 from burrow.policy.guardrails import violations_in
 from burrow.previews import PreviewRequest, parse_pr, preview_host, request_from_environment
-from burrow.synth import build_preview_app, environment_objects, stacks_of
+from burrow.synth import build_preview_app, environment_objects
+from burrow.synthesis import stacks_of
 from burrow_tools.delivery.previews import expired_previews, forget, summary
 from tests.support.services import ROOT
 

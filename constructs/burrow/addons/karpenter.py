@@ -18,7 +18,7 @@ from typing import Any
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.addons.monitoring import MONITORING
-from burrow.config.schema import EnvironmentConfig, KarpenterConfig
+from burrow.config.schema import KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
 from burrow.pins import KARPENTER
@@ -48,10 +48,10 @@ KINDS = k.ChartKinds(
 )
 
 
-def workload_node_selector(env: EnvironmentConfig, broker: bool = False) -> dict[str, str]:
-    """Where Burrow's pods run: Karpenter's pool when the environment has one (brokers on on-demand
-    capacity when the pool allows it: a spot interruption would take a quorum member), else anywhere."""
-    karpenter = env.karpenter
+def workload_node_selector(karpenter: KarpenterConfig | None, broker: bool = False) -> dict[str, str]:
+    """Where Burrow's pods run: Karpenter's pool when the cluster has one (`karpenter`; brokers on
+    on-demand capacity when the pool allows it: a spot interruption would take a quorum member), else
+    anywhere."""
     if karpenter is None:
         return {}
     selector = {POOL_LABEL: NODE_POOL}

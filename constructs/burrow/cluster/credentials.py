@@ -29,7 +29,8 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret,
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
 from burrow.addons.external_secrets import reader_subject
-from burrow.cluster.eks import EksCluster, irsa_trust, key_policy
+from burrow.cluster.eks import EksCluster, irsa_trust
+from burrow.common.access import key_policy
 from burrow.spi import SecretsAccess
 from constructs import Construct
 

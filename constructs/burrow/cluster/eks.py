@@ -34,6 +34,7 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
+from burrow.common.access import key_policy
 from burrow.config.schema import ApiAccessConfig, EksClusterConfig
 from burrow.spi import TokenCluster
 from constructs import Construct
@@ -53,19 +54,6 @@ CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 #: 1.31+), so no pin is needed for the agent.
 VPC_CNI_SETTINGS = {"enableNetworkPolicy": "true"}
 ADDON_SETTINGS = {"vpc-cni": VPC_CNI_SETTINGS}
-
-
-def key_policy(account_id: str, *extra: dict) -> str:
-    """The account administers and uses the key through IAM (EKS's cluster role gets use via IAM);
-    `extra` statements grant services (CloudWatch Logs, say) use of it."""
-    statement = {
-        "Sid": "AccountAdministersThroughIam",
-        "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-        "Action": "kms:*",
-        "Resource": "*",
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement, *extra]})
 
 
 def service_trust_policy(service: str) -> str:

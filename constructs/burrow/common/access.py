@@ -1,4 +1,5 @@
-"""Bucket and key policies that admit named roles only.
+"""Key and bucket policies: a key policy that delegates to IAM (`key_policy`), and policies that admit
+named roles only.
 
 An account's IAM policies decide what its principals may do unless a resource policy says
 otherwise; these statements say otherwise. Every bucket or key built with them refuses each
@@ -81,6 +82,19 @@ def deny_to(sid: str, actions: Sequence[str], principals: Sequence[str], *, not_
         "NotResource": list(not_resource),
         "Condition": {"ArnLike": {"aws:PrincipalArn": sorted(set(principals))}},
     }
+
+
+def key_policy(account_id: str, *extra: dict) -> str:
+    """The account administers and uses the key through IAM (EKS's cluster role gets use via IAM);
+    `extra` statements grant services (CloudWatch Logs, say) use of it."""
+    statement = {
+        "Sid": "AccountAdministersThroughIam",
+        "Effect": "Allow",
+        "Principal": {"AWS": root(account_id)},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement, *extra]})
 
 
 def restricted_key_policy(account_id: str, managers: Sequence[str], users: Sequence[str]) -> str:

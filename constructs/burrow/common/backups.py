@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
-from burrow.cluster.eks import key_policy
-from burrow.common.access import deny_unless, restricted_key_policy
+from burrow.common.access import deny_unless, key_policy, restricted_key_policy
 from burrow.common.state import PrivateBucket
 from constructs import Construct
 

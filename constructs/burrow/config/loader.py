@@ -17,20 +17,10 @@ from pydantic import ValidationError
 from burrow.config.checks import deployability_problems, environments_problems, region_problems, regional_problems
 from burrow.config.schema import ENVIRONMENT_NAME, EnvironmentConfig
 from burrow.errors import ConfigError
+from burrow.merge import deep_merge
 
 DEFAULTS_FILE = "default.yaml"
 _INJECTED_KEYS = ("name",)
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `override` into a copy of `base`: mappings merge key by key, anything else replaces."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

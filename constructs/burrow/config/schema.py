@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
+from burrow.merge import deep_merge
 from burrow.pins import RABBITMQ
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
@@ -189,8 +190,9 @@ class KarpenterConfig(Model):
 class EksClusterConfig(Model):
     """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
 
+    #: The control plane's logs sent to CloudWatch Logs. default: all five
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=lambda: ["api", "audit", "authenticator"]
+        default_factory=lambda: ["api", "audit", "authenticator", "controllerManager", "scheduler"]
     )
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
     #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
@@ -425,7 +427,8 @@ class AddOnsConfig(Model):
 
 
 class PersistenceConfig(Model):
-    enabled: bool = False
+    #: Messages on a volume, so a restarted broker keeps them. default: on
+    enabled: bool = True
     size: Quantity = "8Gi"
     storage_class: str | None = None
 
@@ -480,6 +483,8 @@ class CpuAutoscalingConfig(AutoscalingConfig):
 
 
 class QueueAutoscalingConfig(AutoscalingConfig):
+    #: The most consumers KEDA runs on a deep queue. default: 10
+    max_replicas: int = Field(default=10, ge=1, le=100)
     #: Ready messages per consumer replica that KEDA aims for.
     queue_length: int = Field(default=50, ge=1, le=100000)
     polling_interval_seconds: int = Field(default=15, ge=5, le=600)
@@ -488,8 +493,8 @@ class QueueAutoscalingConfig(AutoscalingConfig):
 
 class WorkerConfig(Model):
     image: Image
-    #: The minimum number of pods (HPA/KEDA scale up from here).
-    replicas: int = Field(default=1, ge=1, le=100)
+    #: The minimum number of pods (HPA/KEDA scale up from here). default: 2
+    replicas: int = Field(default=2, ge=1, le=100)
     resources: Resources
 
     @model_validator(mode="after")
@@ -920,8 +925,6 @@ class EnvironmentConfig(Model):
         """The environment as region `name` sees it: `aws.region` set to it and that region's
         overrides deep-merged in (the loader has validated every region already). A region the
         environment does not have is a `ConfigError`."""
-        from burrow.config.loader import deep_merge  # noqa: PLC0415 - the loader imports this module
-
         if name not in self.region_names:
             raise ConfigError(f"environment {self.name} has no region {name!r}; its regions: {', '.join(self.region_names)}")
         [region] = [r for r in self.regions if r.name == name] or [RegionConfig(name=name)]

@@ -19,8 +19,8 @@ import yaml
 from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset, Token
 from cdktf_cdktf_provider_helm.release import Release
 
-from burrow.config.loader import deep_merge
 from burrow.k8s.objects import K8sObject
+from burrow.merge import deep_merge
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct

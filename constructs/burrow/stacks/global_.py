@@ -36,7 +36,7 @@ from cdktf_cdktf_provider_aws.route53_query_log import Route53QueryLog
 from cdktf_cdktf_provider_aws.route53_record import Route53Record, Route53RecordLatencyRoutingPolicy
 from cdktf_cdktf_provider_aws.route53_zone import Route53Zone
 
-from burrow.cluster.eks import key_policy
+from burrow.common.access import key_policy
 from burrow.config.schema import EnvironmentConfig
 from burrow.stacks.aws import AwsStack
 from constructs import Construct
