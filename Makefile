@@ -90,8 +90,11 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check constructs apps tests main.py
 	$(VENV)/bin/hadolint apps/producer/Dockerfile apps/consumer/Dockerfile
 
+# Tests run on TEST_WORKERS processes (pytest-xdist); see docs/testing.md for the groups that keep
+# broker, make and Terraform tests one at a time.
+TEST_WORKERS ?= 3
 test: install .venv-tools/.installed lint
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 # The tests that need none of the tiers tests/conftest.py marks (see docs/testing.md); each test's
 # setup, call and teardown get TEST_TIMEOUT seconds.

@@ -200,8 +200,12 @@ class Emulator:
             self.process.kill()
 
 
+_STARTED = [time.monotonic()]  # reset when a rehearsal starts
+
+
 def step(message: str) -> None:
-    print(f"e2e-aws: {message}", flush=True)
+    """One line of the rehearsal's log, with the seconds since it started (where the time goes)."""
+    print(f"e2e-aws: [{time.monotonic() - _STARTED[0]:4.0f} s] {message}", flush=True)
 
 
 def synthesize(env_name: str, outdir: Path, endpoint: str) -> None:
@@ -425,6 +429,7 @@ def rehearse(env_name: str) -> None:
     from burrow.config.loader import load_environment  # noqa: PLC0415
     from burrow_tools.delivery.regions import region_stacks  # noqa: PLC0415
 
+    _STARTED[0] = time.monotonic()
     config = load_environment(env_name, ROOT / "environments")
     region, state_bucket, account_id = config.primary_region, config.state.bucket, config.aws.account_id
     views = config.regional()
