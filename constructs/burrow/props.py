@@ -21,12 +21,18 @@ from constructs import Construct
 P = TypeVar("P", bound=Model)
 
 
-class _Missing:
+class _Shown:
+    """A value shown as its text in an error (for what is no value of the user's)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
     def __repr__(self) -> str:
-        return "(missing)"
+        return self.text
 
 
-MISSING = _Missing()
+MISSING = _Shown("(missing)")
+TOGETHER = _Shown("(the props together)")  # a check across fields (a model validator)
 
 
 def props_error(where: str, error: ValidationError, model: type[Model]) -> PropsError:
@@ -34,7 +40,7 @@ def props_error(where: str, error: ValidationError, model: type[Model]) -> Props
     problems = error.errors(include_url=False)
     first = problems[0]
     field = ".".join(str(part) for part in first["loc"]) or "props"
-    value: object = MISSING if first["type"] == "missing" else first.get("input")
+    value: object = MISSING if first["type"] == "missing" else first.get("input") if first["loc"] else TOGETHER
     allowed = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
         allowed = f"unknown field; the fields of {model.__name__} are {', '.join(model.model_fields)}"

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from cdktf import ITerraformDependable
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
@@ -91,7 +91,7 @@ class QueueWorkerProps(Props):
     #: Seconds the service takes to finish in-flight work after SIGTERM (SHUTDOWN_TIMEOUT).
     drain_seconds: int = Field(default=20, ge=1, le=600)
     #: Seconds Kubernetes waits after SIGTERM before SIGKILL; must exceed drain_seconds.
-    termination_grace_seconds: int = Field(default=30, ge=2, le=3600)
+    termination_grace_seconds: int = Field(default=30, ge=2, le=3600, validate_default=True)
     #: The application that the worker belongs to (app.kubernetes.io/part-of). default: the namespace's name
     part_of: str | None = Field(default=None, pattern=LABEL_VALUE)
     #: CPU autoscaling (HorizontalPodAutoscaler) or queue-depth autoscaling (KEDA ScaledObject on the
@@ -122,14 +122,13 @@ class QueueWorkerProps(Props):
     #: container restarts, not the pod's replacement. default: only /tmp
     state_dir: str | None = Field(default=None, pattern=PROBE_PATH)
 
-    @model_validator(mode="after")
-    def _grace_exceeds_drain(self) -> QueueWorkerProps:
-        if self.termination_grace_seconds <= self.drain_seconds:
-            raise ValueError(
-                f"termination_grace_seconds ({self.termination_grace_seconds}) must exceed "
-                f"drain_seconds ({self.drain_seconds}), or Kubernetes kills the pod mid-drain"
-            )
-        return self
+    @field_validator("termination_grace_seconds")
+    @classmethod
+    def _grace_exceeds_drain(cls, grace: int, info: ValidationInfo) -> int:
+        drain = info.data.get("drain_seconds")
+        if drain is not None and grace <= drain:
+            raise ValueError(f"must exceed drain_seconds ({drain}), or Kubernetes kills the pod mid-drain")
+        return grace
 
 
 #: Burrow's services (apps/): what both presets set, then what each adds.
