@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from burrow.config.schema import Model
 from burrow.errors import PropsError
 from constructs import Construct
 
-P = TypeVar("P", bound=Model)
+P = TypeVar("P", bound=BaseModel)
 
 
 class _Shown:
@@ -35,7 +34,7 @@ MISSING = _Shown("(missing)")
 TOGETHER = _Shown("(the props together)")  # a check across fields (a model validator)
 
 
-def props_error(where: str, error: ValidationError, model: type[Model]) -> PropsError:
+def props_error(where: str, error: ValidationError, model: type[BaseModel]) -> PropsError:
     """The first problem pydantic found, as Burrow's one-line error (with how many more there are)."""
     problems = error.errors(include_url=False)
     first = problems[0]
@@ -70,9 +69,12 @@ def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
         raise PropsError(path, exc.field, exc.value, exc.allowed) from None
 
 
-class Props(Model):
-    """Base of construct props: building one with a bad value raises a one-line `PropsError`
-    naming the props class, the field, the value and what is allowed."""
+class Props(BaseModel):
+    """Base of construct props: immutable, no unknown fields, and building one with a bad value
+    raises a one-line `PropsError` naming the props class, the field, the value and what is allowed.
+    (The library's own base: the environment schema's models are the application's.)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     def __init__(self, /, **data: Any) -> None:
         try:
