@@ -19,7 +19,7 @@ from cdktf import Fn, TerraformStack
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 
-from burrow.k8s.release_names import check_release_names_at_synth
+from burrow.release_names import check_release_names_at_synth
 from constructs import Construct
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"

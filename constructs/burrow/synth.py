@@ -88,8 +88,8 @@ def synthesize(app: App) -> None:
     one namespace of a stack are refused the same way, with one line naming both, before anything is
     written. Anything else is raised unchanged.
     """
-    from burrow.k8s.release_names import check_release_names  # noqa: PLC0415 - loads cdktf
     from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
+    from burrow.release_names import check_release_names  # noqa: PLC0415 - loads cdktf
 
     try:
         check_release_names(stacks_of(app))

@@ -111,7 +111,7 @@ def test_each_worker_scales_and_alerts_on_its_own_queue_under_its_own_names(tmp_
 
 def test_two_workers_with_one_name_in_a_namespace_are_refused_naming_both(tmp_path):
     from burrow import PropsError, QueueWorker
-    from burrow.k8s.release_names import check_release_names
+    from burrow.release_names import check_release_names
 
     app, stack, namespace, broker = team(tmp_path)
     QueueWorker(stack, "intake", namespace=namespace, broker=broker, props=worker_props(name="worker"))
