@@ -19,6 +19,7 @@ from cdktf import Fn, TerraformStack
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes, HelmProviderKubernetesExec
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 
+from burrow.release_names import check_release_names_at_synth
 from constructs import Construct
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
@@ -145,7 +146,9 @@ class ClusterInfo(CloudAccess, ABC):
         return self.connection()
 
     def configure_providers(self, stack: TerraformStack) -> KubernetesProviders:
-        """Create the kubernetes and helm providers in `stack`, authenticated to this cluster."""
+        """Create the kubernetes and helm providers in `stack`, authenticated to this cluster; the
+        stack's synth then refuses two releases with one name in one namespace."""
+        check_release_names_at_synth(stack)
         settings = self.connection_in(stack)
         exec_args = settings.pop("exec_args", None)
         k8s_exec = helm_exec = None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from burrow.errors import PropsError
+
 if TYPE_CHECKING:
     from cdktf import App, TerraformStack
 
@@ -21,11 +23,18 @@ def synthesize(app: App) -> None:
 
     When Burrow's guardrails refuse a stack, this prints Burrow's report on stderr (one line
     per violation, with the rule and what to change) and exits with status 2, instead of the
-    jsii error with a Node.js stack trace that `app.synth()` raises. Anything else is raised
-    unchanged.
+    jsii error with a Node.js stack trace that `app.synth()` raises. Two releases with one name in
+    one namespace of a stack are refused the same way, with one line naming both, before anything is
+    written. Anything else is raised unchanged.
     """
     from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
+    from burrow.release_names import check_release_names  # noqa: PLC0415 - loads cdktf
 
+    try:
+        check_release_names(stacks_of(app))
+    except PropsError as exc:
+        print(f"burrow: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         app.synth()
     except Exception:

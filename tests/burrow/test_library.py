@@ -29,17 +29,25 @@ def run_example(code: str, work, pythonpath: list[str]) -> subprocess.CompletedP
 
 
 def check_orders_stack(outdir) -> None:
+    """The example's two workers: two releases, each with the team's image, port, probes and queue."""
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
     # orders-rabbitmq-scaler: the ClusterTriggerAuthentication of the scaler Secret in KEDA's namespace
-    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "consumer", "orders-rabbitmq-scaler"}
-    objects = yaml.safe_load(terraform_unescape(releases["consumer"]["values"][0]))["objects"]
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
-    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
-    assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
-    chart = releases["consumer"]["chart"]
-    assert (outdir / "stacks" / "orders" / chart / "templates" / "objects.yaml").is_file()
+    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "order-intake",
+                             "order-billing", "orders-rabbitmq-scaler"}
+    expected = {"order-intake": ("ghcr.io/orders/intake:1.2.3", 8080, "/healthz", "orders.intake"),
+                "order-billing": ("ghcr.io/orders/billing:0.9.0", 9000, "/live", "orders.billing")}
+    for name, (image, port, liveness, queue) in expected.items():
+        objects = yaml.safe_load(terraform_unescape(releases[name]["values"][0]))["objects"]
+        deployment = next(o for o in objects if o["kind"] == "Deployment")
+        assert deployment["metadata"]["name"] == name
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        assert (container["image"], container["ports"][0]["containerPort"], container["livenessProbe"]["httpGet"]["path"],
+                env["RABBITMQ_QUEUE"]["value"]) == (image, port, liveness, queue)
+        assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
+        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
+        assert (outdir / "stacks" / "orders" / releases[name]["chart"] / "templates" / "objects.yaml").is_file()
 
 
 def installed_burrow(tmp_path) -> list[str]:
@@ -102,15 +110,14 @@ def test_bad_props_fail_in_the_constructor_with_the_construct_path():
 
 
 def test_worker_props_refuse_a_grace_period_shorter_than_the_drain():
-    from pydantic import ValidationError
+    from burrow import PropsError, QueueWorkerProps
 
-    from burrow import QueueWorkerProps
-
-    with pytest.raises(ValidationError, match="must exceed drain_seconds"):
+    with pytest.raises(PropsError, match="termination_grace_seconds=30 is invalid: must exceed drain_seconds"):
         QueueWorkerProps.model_validate(
             {
                 "role": "producer",
                 "image": {"registry": "r", "repository": "p", "tag": "1"},
+                "messaging": {},
                 "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
                 "drain_seconds": 30,
                 "termination_grace_seconds": 30,

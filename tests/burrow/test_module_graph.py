@@ -55,7 +55,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
         "burrow.config.schema.CpuAutoscalingConfig",
         "burrow.config.schema.Image",
         "burrow.config.schema.MessagingConfig",
-        "burrow.config.schema.Model",
         "burrow.config.schema.QueueAutoscalingConfig",
         "burrow.config.schema.Resources",
     },

@@ -18,6 +18,7 @@ from burrow import (
     Resources,
     Tier,
 )
+from burrow.config.schema import MessagingConfig
 
 CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
 SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
@@ -42,6 +43,12 @@ def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tu
         "worker",
         namespace=namespace,
         broker=broker,
-        props=QueueWorkerProps(role="consumer", image=Image(registry="r", repository="w", tag="1"), resources=SIZE),
+        props=QueueWorkerProps(
+            name="consumer",
+            role="consumer",
+            image=Image(registry="r", repository="w", tag="1"),
+            resources=SIZE,
+            messaging=MessagingConfig(exchange="team.events", queue="team.work", routing_key="work"),
+        ),
     )
     return app, worker

@@ -33,6 +33,7 @@ from burrow.k8s.release import KubernetesObjects, release_values, to_yaml
 from burrow.monitoring.rules import broker_alerts, prometheus_rule
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
+from burrow.props import Props, child_path, props_for
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -103,7 +104,7 @@ MANAGED_VALUES = (
 )
 
 
-class RabbitMqBrokerProps(RabbitMqConfig):
+class RabbitMqBrokerProps(RabbitMqConfig, Props):
     """Props of `RabbitMqBroker`: the environment's `rabbitmq` settings plus chart values.
 
     `values` are extra Bitnami chart values documents, applied in order before the
@@ -163,7 +164,12 @@ class RabbitMqBroker(Construct):
     that release's objects are `credentials`).
     """
 
-    def __init__(self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps | Mapping[str, Any]
+    ) -> None:
+        """`props`: a `RabbitMqBrokerProps` or a mapping of its fields (validated here, so a mistake
+        names this construct's path)."""
+        props = props_for(child_path(scope, id), RabbitMqBrokerProps, props)
         super().__init__(scope, id)
         Guardrails.of(self)
         for index, doc in enumerate(props.values):

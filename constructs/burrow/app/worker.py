@@ -1,17 +1,21 @@
-"""`QueueWorker`: a service that talks to a `RabbitMqBroker` (Burrow's producer and consumer).
+"""`QueueWorker`: any team's service that talks to a `RabbitMqBroker`; Burrow's producer and
+consumer are two presets of it (`QueueWorker.producer`, `QueueWorker.consumer`).
 
-It builds the workload's Kubernetes objects once, in native shape, and delivers them
-as one release of Burrow's object chart. The container contract (port, probes,
-environment variables) is the one `apps/` implements; a test checks both sides.
+It builds the workload's Kubernetes objects once, in native shape, and delivers them as one
+release of Burrow's object chart, named after the worker. The container is told its port, its
+drain time and its broker (host, port, vhost, exchange, queue, routing key, credentials) in
+environment variables; Burrow's own services implement that contract in `apps/`, and a test
+checks both sides.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from cdktf import ITerraformDependable
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
@@ -21,7 +25,6 @@ from burrow.config.schema import (
     CpuAutoscalingConfig,
     Image,
     MessagingConfig,
-    Model,
     QueueAutoscalingConfig,
     Resources,
 )
@@ -30,11 +33,26 @@ from burrow.k8s import objects as k8s
 from burrow.k8s.objects import EnvFromSecret
 from burrow.k8s.release import DeliversObjects, KubernetesObjects
 from burrow.monitoring.objects import service_monitor
-from burrow.monitoring.rules import Alert, consumer_alerts, producer_alerts, prometheus_rule, workload_alerts
+from burrow.monitoring.rules import (
+    Alert,
+    alert_prefix,
+    consumer_alerts,
+    producer_alerts,
+    prometheus_rule,
+    queue_alerts,
+    workload_alerts,
+)
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
+from burrow.props import Props, child_path, props_for
 from constructs import Construct
 
+#: A worker's name: its objects', its container's and its release's (Helm allows 53 characters).
+WORKER_NAME = r"^[a-z]([-a-z0-9]{0,51}[a-z0-9])?$"
+LABEL_VALUE = r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$"
+PROBE_PATH = r"^/\S*$"
+
+# Burrow's own services (apps/): the port and probe paths they serve.
 HTTP_PORT = 5000
 LIVENESS_PATH = "/health"
 READINESS_PATH = "/ready"
@@ -44,24 +62,38 @@ STATE_DIR = "/var/lib/burrow"
 PROCESSED_LOG = f"{STATE_DIR}/processed.jsonl"
 
 
-class QueueWorkerProps(Model):
-    """Props of `QueueWorker`."""
+class QueueWorkerProps(Props):
+    """Props of `QueueWorker`. Required: `image`, `resources` and `messaging`."""
 
-    #: Component label and the service's role; also the default object name.
-    role: Literal["producer", "consumer"]
+    #: The name of the worker's Deployment, Service, ServiceAccount, container and release; unique in
+    #: its namespace. default: the construct id
+    name: str | None = Field(default=None, pattern=WORKER_NAME)
+    #: What the worker does (label app.kubernetes.io/component). default: "worker"
+    role: str = Field(default="worker", pattern=LABEL_VALUE)
     image: Image
+    #: The container's entrypoint and its arguments. default: the image's own
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    #: The HTTP port the container serves its probes (and metrics) on; also in HTTP_PORT. default: 8080
+    port: int = Field(default=8080, ge=1, le=65535)
+    #: Path that answers 200 while the process is alive (liveness and startup probes). default: /healthz
+    liveness_path: str = Field(default="/healthz", pattern=PROBE_PATH)
+    #: Path that answers 200 while the worker can do its work (readiness probe). default: /readyz
+    readiness_path: str = Field(default="/readyz", pattern=PROBE_PATH)
+    #: The exchange, queue and routing key the worker uses on its broker (RABBITMQ_EXCHANGE,
+    #: RABBITMQ_QUEUE, RABBITMQ_ROUTING_KEY); queue autoscaling and queue alerts watch this queue.
+    messaging: MessagingConfig
     #: default: 2 (two pods survive a node drain)
     replicas: int = Field(default=2, ge=1, le=100)
     resources: Resources
-    messaging: MessagingConfig = MessagingConfig()
-    #: Extra environment variables (role settings such as PUBLISH_RATE or PREFETCH_COUNT).
+    #: Extra environment variables (for Burrow's services, PUBLISH_RATE or PREFETCH_COUNT).
     settings: Mapping[str, str] = Field(default_factory=dict)
     #: Seconds the service takes to finish in-flight work after SIGTERM (SHUTDOWN_TIMEOUT).
     drain_seconds: int = Field(default=20, ge=1, le=600)
     #: Seconds Kubernetes waits after SIGTERM before SIGKILL; must exceed drain_seconds.
-    termination_grace_seconds: int = Field(default=30, ge=2, le=3600)
-    #: The application that the worker belongs to (app.kubernetes.io/part-of).
-    part_of: str = "burrow"
+    termination_grace_seconds: int = Field(default=30, ge=2, le=3600, validate_default=True)
+    #: The application that the worker belongs to (app.kubernetes.io/part-of). default: the namespace's name
+    part_of: str | None = Field(default=None, pattern=LABEL_VALUE)
     #: CPU autoscaling (HorizontalPodAutoscaler) or queue-depth autoscaling (KEDA ScaledObject on the
     #: worker's queue); `replicas` is the minimum. default: a fixed `replicas`
     autoscaling: CpuAutoscalingConfig | QueueAutoscalingConfig | None = None
@@ -73,29 +105,47 @@ class QueueWorkerProps(Model):
     node_selector: Mapping[str, str] = Field(default_factory=dict)
     #: Namespace allowed to scrape /metrics (and a ServiceMonitor for it); None: no monitoring.
     monitoring_namespace: str | None = None
-    #: Alert thresholds; set, the worker ships its PrometheusRule (restarts, not ready, role alerts).
+    #: Alert thresholds; set, the worker ships its PrometheusRule: restarts and readiness, and
+    #: (with `consumes`) its queue's consumers and backlog, under names that start with the worker's.
     alerts: AlertThresholds | None = None
-    #: Variables read from Secrets: name -> (Secret, key), e.g. the public producer's PUBLISH_TOKEN.
+    #: The worker consumes `messaging.queue` (its queue alerts watch it); a publisher sets False.
+    consumes: bool = True
+    #: The alerts of Burrow's own producer or consumer service (their `burrow_*` metrics, under the
+    #: names Burrow's runbooks use) in place of the queue alerts: for a worker that runs Burrow's image.
+    service_alerts: Literal["producer", "consumer"] | None = None
+    #: Variables read from Secrets: name -> (Secret, key), e.g. an API token.
     secret_settings: Mapping[str, tuple[str, str]] = Field(default_factory=dict)
     #: Secrets read as files that follow the Secret's changes without a restart: variable ->
     #: Secret, mounted read-only; the variable names the directory (e.g. PUBLISH_TOKENS_DIR).
     secret_dirs: Mapping[str, str] = Field(default_factory=dict)
+    #: A writable directory on the pod's own disk (the root file system is read-only); it survives
+    #: container restarts, not the pod's replacement. default: only /tmp
+    state_dir: str | None = Field(default=None, pattern=PROBE_PATH)
 
-    @model_validator(mode="after")
-    def _grace_exceeds_drain(self) -> QueueWorkerProps:
-        if self.termination_grace_seconds <= self.drain_seconds:
-            raise ValueError(
-                f"termination_grace_seconds ({self.termination_grace_seconds}) must exceed "
-                f"drain_seconds ({self.drain_seconds}), or Kubernetes kills the pod mid-drain"
-            )
-        return self
+    @field_validator("termination_grace_seconds")
+    @classmethod
+    def _grace_exceeds_drain(cls, grace: int, info: ValidationInfo) -> int:
+        drain = info.data.get("drain_seconds")
+        if drain is not None and grace <= drain:
+            raise ValueError(f"must exceed drain_seconds ({drain}), or Kubernetes kills the pod mid-drain")
+        return grace
+
+
+#: Burrow's services (apps/): what both presets set, then what each adds.
+BURROW_SERVICE: dict[str, Any] = {
+    "port": HTTP_PORT, "liveness_path": LIVENESS_PATH, "readiness_path": READINESS_PATH, "part_of": "burrow",
+}
+PRODUCER: dict[str, Any] = {**BURROW_SERVICE, "role": "producer", "consumes": False, "service_alerts": "producer"}
+CONSUMER: dict[str, Any] = {**BURROW_SERVICE, "role": "consumer", "service_alerts": "consumer", "state_dir": STATE_DIR}
 
 
 class QueueWorker(DeliversObjects, Construct):
-    """A producer or consumer Deployment wired to `broker`, with its Service and ServiceAccount.
+    """A Deployment wired to `broker`, with its Service, ServiceAccount, NetworkPolicy and, as its
+    props ask, its autoscaler, ServiceMonitor and PrometheusRule.
 
-    Escape hatches: `objects` (the Kubernetes objects, native shape), `deployment`
-    (the Deployment object), `delivery` (their object release) and `release` (its
+    `props` is a `QueueWorkerProps` or a mapping of its fields (validated here, so a mistake names
+    this construct's path). Escape hatches: `objects` (the Kubernetes objects, native shape),
+    `deployment` (the Deployment object), `delivery` (their object release) and `release` (its
     helm_release). Edits made before synth are delivered and checked by the guardrails.
     """
 
@@ -106,41 +156,48 @@ class QueueWorker(DeliversObjects, Construct):
         *,
         namespace: AppNamespace,
         broker: RabbitMqBroker,
-        props: QueueWorkerProps,
+        props: QueueWorkerProps | Mapping[str, Any],
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> None:
         """`depends_on`: what the workload's release waits for besides its namespace and broker (the
         release of a Secret that `secret_settings` read, say)."""
-        super().__init__(scope, id)
-        Guardrails.of(self)
+        path = child_path(scope, id)
+        props = props_for(path, QueueWorkerProps, props)
         reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging)))
         if reserved:
-            raise PropsError(self.node.path, "settings", reserved, "these variables are set from the broker")
+            raise PropsError(path, "settings", reserved, "these variables are set from the broker")
+        if props.name is None and not re.fullmatch(WORKER_NAME, id):
+            raise PropsError(path, "id", id, f"a worker is named by its id unless props set name, and Kubernetes "
+                             f"and Helm accept only {WORKER_NAME}: set name")
+        super().__init__(scope, id)
+        Guardrails.of(self)
+        self.name = props.name or id
         self.props = props
-        self.name = props.role
-        labels = k8s.labels_for(self.name, props.part_of, props.role)
-        consumer = props.role == "consumer"
+        self.part_of = props.part_of or namespace.name
+        self.labels = k8s.labels_for(self.name, self.part_of, props.role)
         container = k8s.ContainerSpec(
             name=self.name,
             image=props.image.reference,
-            port=HTTP_PORT,
+            port=props.port,
             resources=props.resources.model_dump(),
             env={
-                "HTTP_PORT": str(HTTP_PORT),
+                "HTTP_PORT": str(props.port),
                 "SHUTDOWN_TIMEOUT": str(props.drain_seconds),
                 **self.broker_env(broker, props.messaging),
-                **({"PROCESSED_LOG": PROCESSED_LOG} if consumer else {}),
                 **props.settings,
             },
-            state_dir=STATE_DIR if consumer else None,
+            state_dir=props.state_dir,
             secret_env=[*broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
                         *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
             secret_dirs=props.secret_dirs,
-            liveness=k8s.HttpProbe(LIVENESS_PATH, period_seconds=10, failure_threshold=3),
-            readiness=k8s.HttpProbe(READINESS_PATH, period_seconds=5, failure_threshold=2),
-            startup=k8s.HttpProbe(LIVENESS_PATH, period_seconds=2, failure_threshold=30),
+            liveness=k8s.HttpProbe(props.liveness_path, period_seconds=10, failure_threshold=3),
+            readiness=k8s.HttpProbe(props.readiness_path, period_seconds=5, failure_threshold=2),
+            startup=k8s.HttpProbe(props.liveness_path, period_seconds=2, failure_threshold=30),
+            command=props.command,
+            args=props.args,
         )
         ns = namespace.name
+        labels = self.labels
         pod_labels = {**labels, **broker.client_labels}
         scaling = props.autoscaling if props.autoscaling and props.autoscaling.enabled else None
         self.deployment = k8s.deployment(
@@ -156,7 +213,7 @@ class QueueWorker(DeliversObjects, Construct):
         objects = [
             k8s.service_account(self.name, ns, labels),
             self.deployment,
-            k8s.service(self.name, ns, labels, HTTP_PORT),
+            k8s.service(self.name, ns, labels, props.port),
             self.network_policy(ns, labels, broker),
         ]
         if props.replicas >= 2:
@@ -170,7 +227,7 @@ class QueueWorker(DeliversObjects, Construct):
         if props.monitoring_namespace:
             objects.append(service_monitor(self.name, ns, labels))
         if props.alerts:
-            objects.append(prometheus_rule(self.name, ns, labels, f"burrow.{self.name}", self.alert_rules(ns)))
+            objects.append(prometheus_rule(self.name, ns, labels, f"{self.part_of}.{self.name}", self.alert_rules(ns)))
         self.delivery = KubernetesObjects(
             self,
             "objects",
@@ -181,19 +238,44 @@ class QueueWorker(DeliversObjects, Construct):
         )
         self.release = self.delivery.release
 
+    @classmethod
+    def producer(
+        cls, scope: Construct, id: str, *, namespace: AppNamespace, broker: RabbitMqBroker, props: Mapping[str, Any],
+        depends_on: Sequence[ITerraformDependable] = (),
+    ) -> QueueWorker:
+        """Burrow's producer (apps/producer): `props` over the preset (role producer, port 5000, /health
+        and /ready, part of burrow, publishes only, the producer's alerts)."""
+        return cls(scope, id, namespace=namespace, broker=broker, props={**PRODUCER, **props}, depends_on=depends_on)
+
+    @classmethod
+    def consumer(
+        cls, scope: Construct, id: str, *, namespace: AppNamespace, broker: RabbitMqBroker, props: Mapping[str, Any],
+        depends_on: Sequence[ITerraformDependable] = (),
+    ) -> QueueWorker:
+        """Burrow's consumer (apps/consumer): `props` over the preset (role consumer, port 5000, /health
+        and /ready, part of burrow, the consumer's alerts, its processed-id log in a state directory)."""
+        settings = {"PROCESSED_LOG": PROCESSED_LOG, **props.get("settings", {})}
+        return cls(scope, id, namespace=namespace, broker=broker, props={**CONSUMER, **props, "settings": settings},
+                   depends_on=depends_on)
+
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the objects as delivered, after every escape-hatch edit."""
         return PolicyFacts("workload", self.delivery.objects)
 
     def alert_rules(self, namespace: str) -> list[Alert]:
-        """What to alert on for this worker: restarts and readiness always, then its role's own."""
-        thresholds = self.props.alerts
+        """What to alert on for this worker: restarts and readiness always, then its queue's (or, for
+        Burrow's services, their own)."""
+        props = self.props
+        thresholds = props.alerts
         assert thresholds is not None
-        alerts = workload_alerts(self.name, namespace, thresholds)
-        if self.props.role == "producer":
+        prefix = alert_prefix(self.part_of, self.name)
+        alerts = workload_alerts(self.name, namespace, thresholds, prefix, props.readiness_path)
+        if props.service_alerts == "producer":
             alerts += producer_alerts(self.name, namespace)
-        else:
-            alerts += consumer_alerts(self.name, namespace, self.props.messaging.queue, thresholds)
+        elif props.service_alerts == "consumer":
+            alerts += consumer_alerts(self.name, namespace, props.messaging.queue, thresholds)
+        elif props.consumes:
+            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix)
         return alerts
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
@@ -206,7 +288,7 @@ class QueueWorker(DeliversObjects, Construct):
             self.name,
             namespace,
             k8s.selector_for(labels),
-            ingress=[{"from": sources, "ports": k8s.tcp_ports(HTTP_PORT)}],
+            ingress=[{"from": sources, "ports": k8s.tcp_ports(self.props.port)}],
             egress=[{"to": [k8s.peer_pods(broker.pod_labels)], "ports": k8s.tcp_ports(*broker.amqp_ports)}],
         )
 

@@ -102,6 +102,9 @@ class ContainerSpec:
     #: the Secret changes, unlike an environment variable): variable -> Secret; the variable
     #: holds the directory (`secret_dir(secret)`).
     secret_dirs: Mapping[str, str] = field(default_factory=dict)
+    #: The entrypoint and its arguments; empty: the image's own.
+    command: Sequence[str] = ()
+    args: Sequence[str] = ()
 
     def render(self) -> dict[str, Any]:
         env = [{"name": k, "value": v} for k, v in self.env.items()] + [s.render() for s in self.secret_env]
@@ -110,6 +113,8 @@ class ContainerSpec:
             "name": self.name,
             "image": self.image,
             "imagePullPolicy": "Always",  # the registry checks pull credentials on every start
+            **({"command": list(self.command)} if self.command else {}),
+            **({"args": list(self.args)} if self.args else {}),
             "ports": [{"name": "http", "containerPort": self.port, "protocol": "TCP"}],
             "env": env,
             "resources": {k: dict(v) for k, v in self.resources.items()},

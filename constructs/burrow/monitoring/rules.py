@@ -7,6 +7,7 @@ real scrape in the tests), RabbitMQ's Prometheus plugin (`rabbitmq_*`), kube-sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,14 +54,22 @@ def prometheus_rule(name: str, namespace: str, labels: Mapping[str, str], group:
     }
 
 
-def workload_alerts(name: str, namespace: str, thresholds: AlertThresholds) -> list[Alert]:
-    """Alerts every Burrow workload gets: restarts, pods not ready (its /ready failing)."""
+def alert_prefix(*words: str) -> str:
+    """The CamelCase start of an alert's name: `alert_prefix("burrow", "producer")` is BurrowProducer,
+    `alert_prefix("orders", "order-ingest")` OrdersOrderIngest (alert names take no dashes)."""
+    return "".join(part.capitalize() for word in words for part in re.split(r"[^a-zA-Z0-9]+", word))
+
+
+def workload_alerts(
+    name: str, namespace: str, thresholds: AlertThresholds, prefix: str, readiness_path: str
+) -> list[Alert]:
+    """Alerts every workload gets: restarts, pods not ready (its readiness probe failing). Their names
+    start with `prefix` (one per workload, so two workloads' alerts never share a name)."""
     deployment = selector(namespace=namespace, deployment=name)
     container = selector(namespace=namespace, container=name)
-    title = name.capitalize()
     return [
         Alert(
-            f"Burrow{title}Restarting",
+            f"{prefix}Restarting",
             f"sum by (pod) (increase(kube_pod_container_status_restarts_total{container}[30m])) >= {thresholds.restarts}",
             5,
             "warning",
@@ -69,12 +78,12 @@ def workload_alerts(name: str, namespace: str, thresholds: AlertThresholds) -> l
             "logs (kubectl logs --previous). OOMKilled: raise the memory limit; failing liveness: the process hangs.",
         ),
         Alert(
-            f"Burrow{title}NotReady",
+            f"{prefix}NotReady",
             f"(kube_deployment_spec_replicas{deployment} - kube_deployment_status_replicas_available{deployment}) > 0",
             thresholds.not_ready_minutes,
             "critical",
-            f"{name} in {namespace} has pods whose /ready fails",
-            f"/ready fails while the broker connection is down. Check the broker (RabbitMQ alerts), then "
+            f"{name} in {namespace} has pods whose {readiness_path} fails",
+            f"{readiness_path} fails while the broker connection is down. Check the broker (RabbitMQ alerts), then "
             f"kubectl -n {namespace} logs deploy/{name} for 'broker connection lost'.",
         ),
     ]
@@ -104,12 +113,16 @@ def producer_alerts(name: str, namespace: str) -> list[Alert]:
     ]
 
 
-def consumer_alerts(name: str, namespace: str, queue: str, thresholds: AlertThresholds) -> list[Alert]:
+def queue_alerts(
+    name: str, namespace: str, queue: str, thresholds: AlertThresholds, prefix: str,
+    max_replicas_key: str = "autoscaling.max_replicas",
+) -> list[Alert]:
+    """Alerts about the queue a worker consumes, from the broker's per-queue metrics: messages and no
+    consumer, a backlog. `max_replicas_key` names the setting that raises the worker's ceiling."""
     queue_labels = selector(namespace=namespace, queue=queue)
-    dead_labels = selector(namespace=namespace, queue=f"{queue}.dead")
     return [
         Alert(
-            "BurrowConsumersAbsent",
+            f"{prefix}ConsumersAbsent",
             f"sum(rabbitmq_detailed_queue_consumers{queue_labels}) == 0 "
             f"and sum(rabbitmq_detailed_queue_messages_ready{queue_labels}) > 0",
             5,
@@ -119,14 +132,22 @@ def consumer_alerts(name: str, namespace: str, queue: str, thresholds: AlertThre
             "scaled to zero. Messages are safe in the quorum queue until it returns.",
         ),
         Alert(
-            "BurrowQueueBacklog",
+            f"{prefix}QueueBacklog",
             f"sum(rabbitmq_detailed_queue_messages_ready{queue_labels}) > {thresholds.queue_depth}",
             thresholds.queue_depth_minutes,
             "warning",
             f"queue {queue} in {namespace} holds more than {thresholds.queue_depth} ready messages",
-            "Is KEDA at maxReplicaCount (raise apps.consumer.autoscaling.max_replicas)? Is processing slower "
+            f"Is KEDA at maxReplicaCount (raise {max_replicas_key})? Is processing slower "
             "(dashboard: processing time)? Is the producer publishing faster than planned?",
         ),
+    ]
+
+
+def consumer_alerts(name: str, namespace: str, queue: str, thresholds: AlertThresholds) -> list[Alert]:
+    """Burrow's consumer: its queue's alerts under the names its runbooks use, and dead letters."""
+    dead_labels = selector(namespace=namespace, queue=f"{queue}.dead")
+    return [
+        *queue_alerts(name, namespace, queue, thresholds, "Burrow", "apps.consumer.autoscaling.max_replicas"),
         Alert(
             "BurrowDeadLetters",
             f"sum(increase(burrow_messages_dead_lettered_total{selector(namespace=namespace)}[{thresholds.dead_letter_minutes}m])) > 0 "

@@ -11,7 +11,7 @@ from burrow.app.federation import BrokerFederation, FederationUpstream
 from burrow.app.ingress import PublicIngress, load_balancer_policy, producer_ingress
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
-from burrow.app.worker import HTTP_PORT, QueueWorker, QueueWorkerProps
+from burrow.app.worker import QueueWorker
 from burrow.config.schema import ConsumerConfig, EnvironmentConfig, NamespaceQuota, ProducerConfig, Tier
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -125,10 +125,11 @@ class AppLayer(BurrowStack):
         """The producer's public Ingress, and the policy letting the load balancer reach its pods."""
         assert self.cluster.edge is not None
         producer = self.producer
-        labels = k8s.selector_for(k8s.labels_for(producer.name, producer.props.part_of, producer.props.role))
+        labels = k8s.selector_for(producer.labels)
         return PublicIngress(
             self, "ingress", namespace=env.namespace,
-            objects=[producer_ingress(producer.name, env.namespace, producer.name, HTTP_PORT, self.cluster.edge, env.ingress),
+            objects=[producer_ingress(producer.name, env.namespace, producer.name, producer.props.port, self.cluster.edge,
+                                      env.ingress),
                      load_balancer_policy(f"{producer.name}-from-load-balancer", env.namespace, labels,
                                           env.network.public_subnet_cidrs, "http")],
             depends_on=[self.namespace.resource],
@@ -155,22 +156,23 @@ class AppLayer(BurrowStack):
         self, env: EnvironmentConfig, role: str, config: ProducerConfig | ConsumerConfig, settings: dict[str, str],
         secret_dirs: dict[str, str] | None = None, depends_on: Sequence = (),
     ) -> QueueWorker:
-        props = QueueWorkerProps(
-            role=role,
-            image=config.image,
-            replicas=config.replicas,
-            resources=config.resources,
-            messaging=env.messaging,
-            settings=settings,
-            autoscaling=config.autoscaling,
-            hard_spread=env.tier == Tier.PRODUCTION,
-            zone_spread=self.cluster.multi_zone,
-            node_selector=workload_node_selector(env.karpenter),
-            monitoring_namespace=self.monitoring_namespace,
-            alerts=env.monitoring.alerts if env.monitoring.enabled else None,
-            secret_dirs=secret_dirs or {},
-        )
-        return QueueWorker(self, role, namespace=self.namespace, broker=self.broker, props=props, depends_on=depends_on)
+        """Burrow's producer or consumer (`role`, also its construct id and name) from the environment."""
+        preset = QueueWorker.producer if role == "producer" else QueueWorker.consumer
+        props = {
+            "image": config.image,
+            "replicas": config.replicas,
+            "resources": config.resources,
+            "messaging": env.messaging,
+            "settings": settings,
+            "autoscaling": config.autoscaling,
+            "hard_spread": env.tier == Tier.PRODUCTION,
+            "zone_spread": self.cluster.multi_zone,
+            "node_selector": workload_node_selector(env.karpenter),
+            "monitoring_namespace": self.monitoring_namespace,
+            "alerts": env.monitoring.alerts if env.monitoring.enabled else None,
+            "secret_dirs": secret_dirs or {},
+        }
+        return preset(self, role, namespace=self.namespace, broker=self.broker, props=props, depends_on=depends_on)
 
     @property
     def workers(self) -> tuple[QueueWorker, ...]:

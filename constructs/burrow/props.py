@@ -1,0 +1,83 @@
+"""Typed construct props, and the one place a pydantic validation error becomes a `PropsError`.
+
+A construct takes its props as the typed model or as a plain mapping. A mapping is validated in
+the constructor (`props_for`), so a mistake names the construct path; a model built beforehand
+(a `Props` subclass) reports the same one line, naming the props class instead. Either way the
+user reads `<where>: <field>=<value> is invalid: <what is allowed>`, never pydantic's
+multi-line report or a traceback through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from burrow.errors import PropsError
+from constructs import Construct
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class _Shown:
+    """A value shown as its text in an error (for what is no value of the user's)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+MISSING = _Shown("(missing)")
+TOGETHER = _Shown("(the props together)")  # a check across fields (a model validator)
+
+
+def props_error(where: str, error: ValidationError, model: type[BaseModel]) -> PropsError:
+    """The first problem pydantic found, as Burrow's one-line error (with how many more there are)."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"]) or "props"
+    value: object = MISSING if first["type"] == "missing" else first.get("input") if first["loc"] else TOGETHER
+    allowed = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+        allowed = f"unknown field; the fields of {model.__name__} are {', '.join(model.model_fields)}"
+    elif first["type"] == "missing":
+        allowed = "required, and not set"
+    if len(problems) > 1:
+        allowed += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    return PropsError(where, field, value, allowed)
+
+
+def child_path(scope: Construct, id: str) -> str:
+    """The path construct `id` will have under `scope`: validating props before the construct joins
+    the tree leaves no half-built construct behind when they are refused."""
+    return f"{scope.node.path}/{id}" if scope.node.path else id
+
+
+def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
+    """`props` as a `model`: a model is taken as it is, a mapping is validated and any mistake
+    raised as a `PropsError` naming the construct at `path`."""
+    if isinstance(props, model):
+        return props
+    try:
+        return model.model_validate(props)
+    except ValidationError as exc:
+        raise props_error(path, exc, model) from None
+    except PropsError as exc:  # a `Props` model (pydantic validates through its __init__) names its class
+        raise PropsError(path, exc.field, exc.value, exc.allowed) from None
+
+
+class Props(BaseModel):
+    """Base of construct props: immutable, no unknown fields, and building one with a bad value
+    raises a one-line `PropsError` naming the props class, the field, the value and what is allowed.
+    (The library's own base: the environment schema's models are the application's.)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise props_error(type(self).__name__, exc, type(self)) from None
