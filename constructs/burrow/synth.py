@@ -80,23 +80,30 @@ def stacks_of(app: App) -> list[TerraformStack]:
 
 
 def synthesize(app: App) -> None:
-    """`app.synth()` for stacks that use Burrow's constructs.
+    """`app.synth()` for stacks that use Burrow's constructs, with every stack under guardrails.
 
-    When Burrow's guardrails refuse a stack, this prints Burrow's report on stderr (one line
-    per violation, with the rule and what to change) and exits with status 2, instead of the
-    jsii error with a Node.js stack trace that `app.synth()` raises. Anything else is raised
-    unchanged.
+    Every stack of the app is policed (a stack that set no tier is held to `production`), so a
+    `helm_release` or `kubernetes_manifest` a stack adds itself is checked like Burrow's own. The
+    findings waivers let through are printed on stdout, one `WAIVED` line each with its reason.
+    When the guardrails refuse a stack, this prints Burrow's report on stderr (one line per
+    violation, with the rule and what to change) and exits with status 2, instead of the jsii
+    error with a Node.js stack trace that `app.synth()` raises. Anything else is raised unchanged.
     """
-    from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
+    from burrow.policy.guardrails import Guardrails, refusal, waiver_report  # noqa: PLC0415 - loads cdktf
 
+    stacks = stacks_of(app)
+    for stack in stacks:
+        Guardrails.of(stack)
     try:
         app.synth()
     except Exception:
-        found = violations_in(stacks_of(app))
-        if not found:
+        report = refusal(stacks)
+        if report is None:
             raise
-        print(f"burrow: {guardrail_report(found)}", file=sys.stderr)
+        print(f"burrow: {report}", file=sys.stderr)
         raise SystemExit(2) from None
+    for line in waiver_report(stacks):
+        print(line)
 
 
 def environment_objects(built: EnvironmentStacks, include_gitops: bool = True, prefix: str | None = None) -> list[dict]:
@@ -198,15 +205,9 @@ def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[s
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    from burrow.policy.guardrails import guardrails_of  # noqa: PLC0415
-
     started = time.perf_counter()
     synthesize(app)
     progress(f"synthesized {sum(len(env.stacks) for env in built)} stacks in {time.perf_counter() - started:.1f} s")
-    stacks = [stack for env in built for stack in env.stacks]
-    for guardrails in guardrails_of(stacks):
-        for finding, reason in guardrails.waived:
-            print(f"WAIVED {finding} -- reason: {reason}")
     outdir = Path(app.outdir)
     for env in built:
         for stack in env.stacks:

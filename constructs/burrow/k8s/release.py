@@ -21,6 +21,7 @@ from cdktf_cdktf_provider_helm.release import Release
 
 from burrow.config.loader import deep_merge
 from burrow.k8s.objects import K8sObject
+from burrow.policy.facts import PolicyFacts, object_facts
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -100,6 +101,8 @@ class KubernetesObjects(Construct):
 
     Escape hatches: `objects` (what is delivered, in native shape; replace it or edit the
     dicts in place before synth) and `release` (the underlying `helm_release`, for overrides).
+    Policed by what `objects` hold: pods as a workload, Ingresses, NodePools (`object_facts`),
+    unless a construct above it answers for them.
     """
 
     def __init__(
@@ -130,6 +133,10 @@ class KubernetesObjects(Construct):
             provider=ClusterInfo.providers_of(self).helm,
             depends_on=list(depends_on) or None,
         )
+
+    def policy_facts(self) -> tuple[PolicyFacts, ...]:
+        """What the guardrails check: the objects as delivered, after every escape-hatch edit."""
+        return object_facts(self.objects)
 
 
 class DeliversObjects:
