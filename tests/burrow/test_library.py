@@ -172,3 +172,52 @@ def test_every_public_name_resolves_to_its_module():
     for name in burrow.__all__:
         value = getattr(burrow, name)
         assert getattr(value, "__name__", name) == name, name
+
+
+def _burrow_types(hint, found: set, skip: tuple) -> None:
+    """Every class of the `burrow` package in a type hint, and in the fields of those it names."""
+    import dataclasses
+    import typing
+
+    from pydantic import BaseModel
+
+    if not isinstance(hint, type):
+        for arg in typing.get_args(hint):
+            _burrow_types(arg, found, skip)
+        return
+    if not hint.__module__.startswith("burrow") or hint in found:
+        return
+    found.add(hint)
+    if issubclass(hint, skip):
+        return
+    if issubclass(hint, BaseModel):
+        fields = [f.annotation for f in hint.model_fields.values()]
+    elif dataclasses.is_dataclass(hint):
+        fields = list(typing.get_type_hints(hint).values())
+    else:
+        fields = []
+    for field in fields:
+        _burrow_types(field, found, skip)
+
+
+def test_every_type_in_public_props_is_exported():
+    """A type a team must build to fill a public construct's props (or a public model's fields) can be
+    imported from `burrow`. An environment's layers take the whole `EnvironmentConfig`, which a team
+    loads from a file rather than builds, so its sections are not walked."""
+    import typing
+
+    import burrow
+    from constructs import Construct
+
+    skip = (burrow.EnvironmentConfig,)
+    found: set = set()
+    for name in burrow.__all__:
+        value = getattr(burrow, name)
+        if isinstance(value, type) and issubclass(value, Construct):
+            for param, hint in typing.get_type_hints(value.__init__).items():
+                if param != "return":
+                    _burrow_types(hint, found, skip)
+        elif isinstance(value, type):
+            _burrow_types(value, found, skip)
+    assert len(found) > 30, "the walk found almost nothing"
+    assert sorted(f"{t.__module__}.{t.__name__}" for t in found if t.__name__ not in burrow.__all__) == []
