@@ -72,7 +72,11 @@ def test_a_refused_team_stack_prints_burrows_report_not_a_stack_trace(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "burrow: synth refused by guardrails:"
     assert "  orders: orders/mq: [rabbitmq-replicas] run 3 RabbitMQ replicas (replicaCount is 1)" in lines
-    assert lines[-1].startswith("Fix the configuration")
+    # In the props the team wrote, as docs/constructs.md quotes it; never an environment file's keys.
+    quoted = (ROOT / "docs" / "constructs.md").read_text().split("burrow: synth refused by guardrails:\n", 1)[1]
+    assert "  orders: orders/mq: [rabbitmq-anti-affinity] set anti_affinity: hard (podAntiAffinityPreset is soft)" in lines
+    assert lines[-1] == quoted.split("```", 1)[0].splitlines()[-1]
+    assert lines[-1].startswith("Fix the props named above")
     assert "JavaScriptError" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "team" / "cdktf.out" / "stacks" / "orders" / "cdk.tf.json").exists()
 
