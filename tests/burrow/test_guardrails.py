@@ -433,3 +433,14 @@ def test_the_documented_environment_waiver_is_valid():
     block = page.split("```yaml\nguardrails:", 1)[1].split("```", 1)[0]
     (waiver,) = GuardrailsConfig.model_validate(yaml.safe_load("guardrails:" + block)["guardrails"]).waivers
     assert waiver.path == "addons/karpenter/node-pool"  # the construct test_day2's waiver test finds
+
+
+def test_a_deployment_slipped_under_a_broker_is_still_policed_as_a_workload(tmp_path):
+    """A `Policed` construct answers only for what it reports: the broker for its chart, not for a
+    Deployment added through its objects' escape hatch."""
+    app, _ = team_stack(tmp_path, tier=Tier.DEVELOPMENT)
+    broker = stacks_of(app)[0].node.find_child("mq")
+    broker.objects.objects = (*broker.objects.objects, BUSYBOX)
+    found = violations(synth_error(app, tmp_path))
+    assert f"team: {broker.objects.node.path}: [workload-security] container box: must not be privileged" in found
+    assert {line.split("[")[1].split("]")[0] for line in found} == {"workload-resources", "workload-security", "image-tag"}

@@ -374,22 +374,30 @@ RULES = (
 RULE_IDS = tuple(dict.fromkeys(rule.id for rule in RULES))
 
 
-def _answered_for(node: IConstruct) -> bool:
-    """Whether a `Policed` construct above `node` answers for what `node` delivers."""
-    return any(isinstance(scope, Policed) for scope in node.node.scopes[:-1])
-
-
-def facts_of(node: IConstruct) -> tuple[PolicyFacts, ...]:
-    """What `node` delivers, if it is the construct that answers for it: a `Policed` construct's
-    own facts, or a delivering provider resource's that no `Policed` construct holds."""
-    if _answered_for(node):
-        return ()
+def _own_facts(node: IConstruct) -> tuple[PolicyFacts, ...]:
+    """What `node` itself says it delivers: a `Policed` construct's facts, a delivering provider
+    resource's (read from its attributes), else nothing."""
     if isinstance(node, Policed):
         facts = node.policy_facts()
         return (facts,) if isinstance(facts, PolicyFacts) else tuple(facts)
     if isinstance(node, TerraformResource):
         return delivered_facts(node)
     return ()
+
+
+def _answers_for(facts: Iterable[PolicyFacts]) -> set[Subject]:
+    """The subjects a `Policed` construct's facts cover (its chart values cover its chart's)."""
+    return {subject for f in facts for subject in ((f.subject, "chart") if f.chart_values else (f.subject,))}
+
+
+def facts_of(node: IConstruct) -> tuple[PolicyFacts, ...]:
+    """What `node` delivers that no `Policed` construct above it answers for: a broker answers for
+    its chart, a worker for its pods, but a Deployment added under a namespace is still a workload."""
+    facts = _own_facts(node)
+    if not facts:
+        return ()
+    answered = set().union(*(_answers_for(_own_facts(s)) for s in node.node.scopes[:-1] if isinstance(s, Policed)))
+    return tuple(f for f in facts if f.subject not in answered)
 
 
 @jsii.implements(IAspect)
