@@ -277,9 +277,9 @@ def test_a_privileged_raw_deployment_through_kubernetes_objects_is_refused_at_st
     app, stack = staging_stack(tmp_path)
     KubernetesObjects(stack, "raw", release_name="box", namespace="team", objects=[BUSYBOX])
     found = refused_by_synthesize(app, capsys)
-    assert "team: team/raw: [workload-security] container box: must not be privileged" in found
-    assert "team: team/raw: [image-tag] container box: image busybox:latest uses 'latest'; pin a version or digest" in found
-    assert "team: team/raw: [workload-pdb] add a PodDisruptionBudget (replicas >= 2 creates one)" in found
+    assert "team: team/raw/release: [workload-security] container box: must not be privileged" in found
+    assert "team: team/raw/release: [image-tag] container box: image busybox:latest uses 'latest'; pin a version or digest" in found
+    assert "team: team/raw/release: [workload-pdb] add a PodDisruptionBudget (replicas >= 2 creates one)" in found
     assert not (tmp_path / "stacks" / "team" / "cdk.tf.json").exists()
 
 
@@ -345,14 +345,14 @@ def test_a_waiver_covers_one_rule_on_one_construct_and_synthesize_reports_it(tmp
     KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
     KubernetesObjects(stack, "other", release_name="other", namespace="team", objects=[debug])
     found = refused_by_synthesize(app, capsys)
-    assert found and all(line.startswith("team: team/other: [workload-security]") for line in found), found
+    assert found and all(line.startswith("team: team/other/release: [workload-security]") for line in found), found
 
     app, stack = staging_stack(tmp_path / "waived")
     Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="workload-security", path="team/debug", reason=reason)])
     KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
     synthesize(app)
     out = capsys.readouterr().out.splitlines()
-    assert f"WAIVED team: team/debug: [workload-security] container box: must not be privileged -- reason: {reason}" in out
+    assert f"WAIVED team: team/debug/release: [workload-security] container box: must not be privileged -- reason: {reason}" in out
     recorded = json.loads((tmp_path / "waived" / "stacks" / "team" / "cdk.tf.json").read_text())["//"]
     assert recorded["burrow_guardrail_waivers"] == [{"rule": "workload-security", "path": "team/debug", "reason": reason}]
 
@@ -379,7 +379,7 @@ def test_a_teams_own_rule_pack_runs_beside_burrows(tmp_path):
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team"},
            "spec": {"containers": [{"name": "c", "image": "busybox:1.37", "resources": sized}]}}
     KubernetesObjects(stack, "raw", release_name="raw", namespace="team", objects=[pod])
-    assert violations(synth_error(app, tmp_path)) == ["team: team/raw: [owner-label] p: add team.example/owner"]
+    assert violations(synth_error(app, tmp_path)) == ["team: team/raw/release: [owner-label] p: add team.example/owner"]
 
 
 def test_refusals_speak_in_props_for_a_props_stack_and_in_keys_for_an_environment(tmp_path):
@@ -442,5 +442,5 @@ def test_a_deployment_slipped_under_a_broker_is_still_policed_as_a_workload(tmp_
     broker = stacks_of(app)[0].node.find_child("mq")
     broker.objects.objects = (*broker.objects.objects, BUSYBOX)
     found = violations(synth_error(app, tmp_path))
-    assert f"team: {broker.objects.node.path}: [workload-security] container box: must not be privileged" in found
+    assert f"team: {broker.objects.release.node.path}: [workload-security] container box: must not be privileged" in found
     assert {line.split("[")[1].split("]")[0] for line in found} == {"workload-resources", "workload-security", "image-tag"}

@@ -512,8 +512,6 @@ class ConsumerConfig(WorkerConfig):
     autoscaling: QueueAutoscalingConfig = QueueAutoscalingConfig()
 
 
-#: Why a guardrail may be turned off: a sentence for a reviewer, printed at every synth.
-WaiverReason = Annotated[str, Field(min_length=20, description="why this is acceptable, for a reviewer")]
 #: The layers an environment's stacks are named after (`<env>-<layer>`).
 LAYERS = ("common", "cluster", "addons", "app", "global")
 
@@ -526,7 +524,7 @@ class WaiverConfig(Model):
     #: `<layer>/<construct path in that layer's stack>`, as a refusal names it after the stack's
     #: name: `app/rabbitmq`, `addons/karpenter/node-pool`. Every region's stack of that layer.
     path: str = Field(pattern=rf"^({'|'.join(LAYERS)})/[^/]+(/[^/]+)*$")
-    reason: WaiverReason
+    reason: str = Field(min_length=20, description="why this is acceptable, for a reviewer")
 
 
 class GuardrailsConfig(Model):

@@ -14,8 +14,7 @@ from typing import Any
 import yaml
 from cdktf import DefaultTokenResolver, StringConcat, TerraformResource, TerraformStack, Tokenization
 
-from burrow.config.loader import deep_merge
-from burrow.k8s.release import terraform_unescape
+from burrow.k8s.release import merged_values
 from burrow.policy.facts import PolicyFacts, object_facts
 
 #: The resource types that put Kubernetes objects or chart values on a cluster.
@@ -48,11 +47,7 @@ def _set_value(values: dict[str, Any], dotted: str, value: Any) -> None:
 def chart_values(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The values a `helm_release` renders with: its values documents merged in order, then each
     `set` (a literal string for `type: string`, else read as YAML the way Helm reads `--set`)."""
-    merged: dict[str, Any] = {}
-    for document in attributes.get("values") or []:
-        parsed = yaml.safe_load(terraform_unescape(document)) if isinstance(document, str) else None
-        if isinstance(parsed, Mapping):
-            merged = deep_merge(merged, parsed)
+    merged = merged_values(attributes.get("values") or [])
     for entry in attributes.get("set") or []:
         raw = entry.get("value")
         value = raw if entry.get("type") == "string" or not isinstance(raw, str) else yaml.safe_load(raw)
