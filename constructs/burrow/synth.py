@@ -173,15 +173,9 @@ def main(root: Path, checks: Sequence[Callable[[list[EnvironmentConfig]], list[s
     except BurrowError as exc:
         print(f"burrow: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    from burrow.policy.guardrails import guardrails_of  # noqa: PLC0415
-
     started = time.perf_counter()
     synthesize(app)
     progress(f"synthesized {sum(len(env.stacks) for env in built)} stacks in {time.perf_counter() - started:.1f} s")
-    stacks = [stack for env in built for stack in env.stacks]
-    for guardrails in guardrails_of(stacks):
-        for finding, reason in guardrails.waived:
-            print(f"WAIVED {finding} -- reason: {reason}")
     outdir = Path(app.outdir)
     for env in built:
         for stack in env.stacks:

@@ -1,5 +1,5 @@
-"""`synthesize(app)`: `app.synth()` for any cdktf app of Burrow's constructs, with Burrow's guardrail
-report instead of a stack trace when the guardrails refuse a stack."""
+"""`synthesize(app)`: `app.synth()` for any cdktf app of Burrow's constructs, every stack under
+guardrails, with Burrow's report instead of a stack trace when they (or a release-name clash) refuse a stack."""
 
 from __future__ import annotations
 
@@ -19,27 +19,35 @@ def stacks_of(app: App) -> list[TerraformStack]:
 
 
 def synthesize(app: App) -> None:
-    """`app.synth()` for stacks that use Burrow's constructs.
+    """`app.synth()` for stacks that use Burrow's constructs, with every stack under guardrails.
 
-    When Burrow's guardrails refuse a stack, this prints Burrow's report on stderr (one line
-    per violation, with the rule and what to change) and exits with status 2, instead of the
-    jsii error with a Node.js stack trace that `app.synth()` raises. Two releases with one name in
-    one namespace of a stack are refused the same way, with one line naming both, before anything is
+    Every stack of the app is policed (a stack that set no tier is held to `production`), so a
+    `helm_release` or `kubernetes_manifest` a stack adds itself is checked like Burrow's own. The
+    findings waivers let through are printed on stdout, one `WAIVED` line each with its reason.
+    When the guardrails refuse a stack, this prints Burrow's report on stderr (one line per
+    violation, with the rule and what to change) and exits with status 2, instead of the jsii
+    error with a Node.js stack trace that `app.synth()` raises. Two releases with one name in one
+    namespace of a stack are refused the same way, with one line naming both, before anything is
     written. Anything else is raised unchanged.
     """
-    from burrow.policy.guardrails import guardrail_report, violations_in  # noqa: PLC0415 - loads cdktf
+    from burrow.policy.guardrails import Guardrails, refusal, waiver_report  # noqa: PLC0415 - loads cdktf
     from burrow.release_names import check_release_names  # noqa: PLC0415 - loads cdktf
 
+    stacks = stacks_of(app)
     try:
-        check_release_names(stacks_of(app))
+        check_release_names(stacks)
     except PropsError as exc:
         print(f"burrow: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    for stack in stacks:
+        Guardrails.of(stack)
     try:
         app.synth()
     except Exception:
-        found = violations_in(stacks_of(app))
-        if not found:
+        report = refusal(stacks)
+        if report is None:
             raise
-        print(f"burrow: {guardrail_report(found)}", file=sys.stderr)
+        print(f"burrow: {report}", file=sys.stderr)
         raise SystemExit(2) from None
+    for line in waiver_report(stacks):
+        print(line)

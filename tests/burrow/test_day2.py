@@ -303,15 +303,21 @@ def test_production_node_pool_rules(tmp_path, update, rule, advice):
 
 
 def test_spot_in_production_passes_with_a_waiver_whose_reason_is_reported(tmp_path):
-    from burrow.config.schema import Waiver
+    """An environment file's waiver names its construct by layer and path; the addons stack records it."""
+    from burrow.config.schema import WaiverConfig
 
     config = prod_with_karpenter(capacity_types=["spot", "on-demand"])
-    waiver = Waiver(rule="nodepool-on-demand", reason="the consumers are idempotent and the brokers stay on on-demand")
+    waiver = WaiverConfig(rule="nodepool-on-demand", path="addons/karpenter/node-pool",
+                          reason="the consumers are idempotent and the brokers stay on on-demand")
     config = config.model_copy(update={"guardrails": config.guardrails.model_copy(update={"waivers": [waiver]})})
     app = addons_layer(tmp_path, config)
     assert synth_error(app, tmp_path) is None
     [stack] = [s for s in app.node.children if s.node.id == "prod-addons"]
-    assert [(f.rule, reason) for f, reason in stack.guardrails.waived] == [("nodepool-on-demand", waiver.reason)]
+    assert [(f.path, f.rule, reason) for f, reason in stack.guardrails.waived] == [
+        ("prod-addons/karpenter/node-pool", "nodepool-on-demand", waiver.reason)]
+    recorded = json.loads((tmp_path / "stacks" / "prod-addons" / "cdk.tf.json").read_text())["//"]
+    assert recorded["burrow_guardrail_waivers"] == [
+        {"rule": "nodepool-on-demand", "path": "prod-addons/karpenter/node-pool", "reason": waiver.reason}]
 
 
 def test_staging_may_use_spot(tmp_path):

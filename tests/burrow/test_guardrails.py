@@ -9,11 +9,11 @@ from burrow import (
     Guardrails,
     PropsError,
     Tier,
+    Waiver,
 )
 from burrow.config.loader import load_environment
-from burrow.config.schema import Waiver
 from burrow.policy.facts import PolicyFacts
-from burrow.policy.guardrails import RULE_IDS, RULES, guardrail_report, violations_in
+from burrow.policy.guardrails import RULE_IDS, RULES, refusal, violations_in
 from burrow.stacks.app import AppLayer
 from burrow.synthesis import stacks_of
 from tests.conftest import released
@@ -38,7 +38,7 @@ def synth_error(app: App, tmp_path) -> str | None:
         found = violations_in(stacks_of(app))
         assert found, f"synth failed for another reason: {exc}"
         assert all(f"guardrail violation: {finding}" in str(exc) for finding in found)
-        return guardrail_report(found)
+        return refusal(stacks_of(app))
     assert list((tmp_path / "stacks").glob("*/cdk.tf.json")), "synth passed but wrote no stack"
     return None
 
@@ -103,7 +103,7 @@ def test_image_digest_rule_covers_a_brokers_sidecars():
                                                                              {"name": "other", "image": "busybox:1"}]})
     (image_digest,) = [rule for rule in RULES if rule.id == "image-digest" and rule.applies_to == "broker"]
     assert image_digest.check(facts) == [
-        "sidecars other: pin image busybox:1 by digest (a release file's `third_party` entry, or rabbitmq.image.digest)"]
+        "sidecars other: pin image busybox:1 by digest (image.digest)"]
 
 
 def test_staging_needs_two_replicas_and_a_pdb(tmp_path):
@@ -150,14 +150,17 @@ def test_development_tier_allows_a_single_unpersisted_broker(tmp_path):
     assert synth_error(app, tmp_path) is None
 
 
-def test_a_waiver_needs_a_known_rule_and_a_reason():
+def test_a_waiver_needs_a_known_rule_a_construct_of_the_stack_and_a_reason():
     stack = TerraformStack(App(), "team")
     with pytest.raises(PropsError, match="known rules: workload-resources"):
-        Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="no-such-rule", reason="x" * 30)])
+        Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="no-such-rule", path="team/mq", reason="x" * 30)])
+    for path in ("team", "other/mq"):  # the whole stack, another stack
+        with pytest.raises(PropsError, match="a waiver names one construct of this stack"):
+            Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="image-digest", path=path, reason="x" * 30)])
     with pytest.raises(ValueError, match="at least 20 characters"):
-        Waiver(rule="image-digest", reason="because")
-    guardrails = Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="image-digest", reason="x" * 30)])
-    assert guardrails.waivers == {"image-digest": "x" * 30}
+        Waiver(rule="image-digest", path="team/mq", reason="because")
+    waiver = Waiver(rule="image-digest", path="team/mq", reason="x" * 30)
+    assert Guardrails.configure(stack, Tier.PRODUCTION, [waiver]).waivers == (waiver,)
 
 
 def test_every_rule_is_documented():
@@ -233,3 +236,211 @@ def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, e
     edit(public.objects[0])
     found = violations(synth_error(app, tmp_path / "edited"))
     assert any("team/public: [public-ingress] Ingress producer: " in line and expected in line for line in found), found
+
+
+BUSYBOX = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "box", "namespace": "team"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "box"}},
+             "template": {"metadata": {"labels": {"app": "box"}},
+                          "spec": {"containers": [{"name": "box", "image": "busybox:latest",
+                                                   "securityContext": {"privileged": True}}]}}},
+}
+
+
+def staging_stack(tmp_path) -> tuple[App, TerraformStack]:
+    """A stack of a team's own: providers, tier staging, and nothing else yet."""
+    app = App(outdir=str(tmp_path))
+    stack = TerraformStack(app, "team")
+    CLUSTER.configure_providers(stack)
+    Guardrails.configure(stack, Tier.STAGING)
+    return app, stack
+
+
+def refused_by_synthesize(app: App, capsys) -> list[str]:
+    """`burrow.synthesize(app)` refuses: exit status 2, Burrow's report on stderr, no traceback."""
+    from burrow import synthesize
+
+    with pytest.raises(SystemExit) as exit_:
+        synthesize(app)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "JavaScriptError" not in err
+    lines = err.strip().splitlines()
+    assert lines[0] == "burrow: synth refused by guardrails:"
+    return [line.strip() for line in lines[1:-1]]
+
+
+def test_a_privileged_raw_deployment_through_kubernetes_objects_is_refused_at_staging(tmp_path, capsys):
+    """The issue's case: `busybox:latest`, privileged, delivered through the public `KubernetesObjects`."""
+    from burrow import KubernetesObjects
+
+    app, stack = staging_stack(tmp_path)
+    KubernetesObjects(stack, "raw", release_name="box", namespace="team", objects=[BUSYBOX])
+    found = refused_by_synthesize(app, capsys)
+    assert "team: team/raw/release: [workload-security] container box: must not be privileged" in found
+    assert "team: team/raw/release: [image-tag] container box: image busybox:latest uses 'latest'; pin a version or digest" in found
+    assert "team: team/raw/release: [workload-pdb] add a PodDisruptionBudget (replicas >= 2 creates one)" in found
+    assert not (tmp_path / "stacks" / "team" / "cdk.tf.json").exists()
+
+
+def test_a_raw_helm_release_and_manifest_no_burrow_construct_made_are_policed(tmp_path, capsys):
+    """Provider resources a stack adds itself, read through their type and attributes (overrides too)."""
+    from cdktf import TerraformResource
+
+    app, stack = staging_stack(tmp_path)
+    chart = TerraformResource(stack, "chart", terraform_resource_type="helm_release")
+    chart.add_override("name", "tool")
+    chart.add_override("chart", "oci://example.com/charts/tool")
+    chart.add_override("values", ["image:\n  repository: example/tool\n  tag: latest\n"])
+    chart.add_override("set", [{"name": "controller.securityContext.privileged", "value": "true"}])
+    manifest = TerraformResource(stack, "manifest", terraform_resource_type="kubernetes_manifest")
+    manifest.add_override("manifest", {**BUSYBOX, "kind": "StatefulSet"})
+    found = refused_by_synthesize(app, capsys)
+    assert "team: team/chart: [image-tag] image: image example/tool:latest uses 'latest'; pin a version or digest" in found
+    assert ("team: team/chart: [workload-security] controller.securityContext.privileged: true breaks the restricted "
+            "Pod Security Standard; set it false") in found
+    assert "team: team/manifest: [workload-security] container box: must not be privileged" in found
+
+
+def test_a_stack_without_burrow_constructs_is_policed_by_synthesize(tmp_path, capsys):
+    """No Burrow construct, no tier: `synthesize` still puts the stack under (production) guardrails."""
+    from cdktf import TerraformResource
+
+    app = App(outdir=str(tmp_path))
+    stack = TerraformStack(app, "bare")
+    manifest = TerraformResource(stack, "pod", terraform_resource_type="kubernetes_manifest")
+    manifest.add_override("manifest", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                       "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    found = refused_by_synthesize(app, capsys)
+    assert "bare: bare/pod: [image-digest] container c: pin image busybox by digest (image.digest: sha256:…)" in found
+
+
+def test_a_third_party_charts_values_are_policed(tmp_path):
+    """An add-on's chart values (a chart Burrow did not write) under the same rules."""
+    from burrow import HelmAddOn
+
+    app, stack = staging_stack(tmp_path)
+    addon = HelmAddOn(name="tool", repository="https://example.com/charts", chart="tool", version="1.0.0",
+                      namespace="tools", values={"sidecars": [{"name": "agent", "image": "example/agent"}],
+                                                 "hostNetwork": True})
+    addon.deploy(stack, CLUSTER)
+    assert violations(synth_error(app, tmp_path)) == [
+        "team: team/tool/release: [image-tag] sidecars[0].image: image example/agent uses 'latest'; pin a version or digest",
+        "team: team/tool/release: [workload-security] hostNetwork: true breaks the restricted Pod Security Standard; "
+        "set it false",
+    ]
+
+
+def test_a_waiver_covers_one_rule_on_one_construct_and_synthesize_reports_it(tmp_path, capsys):
+    import json
+
+    from burrow import KubernetesObjects, synthesize
+
+    app, stack = staging_stack(tmp_path)
+    reason = "a node debugging tool, reviewed by the platform team"
+    Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="workload-security", path="team/debug", reason=reason)])
+    debug = {**BUSYBOX, "spec": {**BUSYBOX["spec"], "template": {**BUSYBOX["spec"]["template"], "spec": {"containers": [
+        {"name": "box", "image": "busybox:1.37", "securityContext": {"privileged": True},
+         "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"cpu": "1m", "memory": "1Mi"}}}]}}}}
+    KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
+    KubernetesObjects(stack, "other", release_name="other", namespace="team", objects=[debug])
+    found = refused_by_synthesize(app, capsys)
+    assert found and all(line.startswith("team: team/other/release: [workload-security]") for line in found), found
+
+    app, stack = staging_stack(tmp_path / "waived")
+    Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="workload-security", path="team/debug", reason=reason)])
+    KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
+    synthesize(app)
+    out = capsys.readouterr().out.splitlines()
+    assert f"WAIVED team: team/debug/release: [workload-security] container box: must not be privileged -- reason: {reason}" in out
+    recorded = json.loads((tmp_path / "waived" / "stacks" / "team" / "cdk.tf.json").read_text())["//"]
+    assert recorded["burrow_guardrail_waivers"] == [{"rule": "workload-security", "path": "team/debug", "reason": reason}]
+
+
+def test_a_waiver_whose_path_names_no_construct_is_refused(tmp_path):
+    app, stack = staging_stack(tmp_path)
+    Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="image-tag", path="team/typo", reason="x" * 30)])
+    assert violations(synth_error(app, tmp_path)) == [
+        "team: team/typo: [waiver] no construct at this path; waive image-tag on a path a refusal names"]
+
+
+def test_a_teams_own_rule_pack_runs_beside_burrows(tmp_path):
+    from burrow import KubernetesObjects, Rule
+
+    def owner(facts: PolicyFacts) -> list[str]:
+        return [f"{o['metadata']['name']}: add team.example/owner" for o in facts.objects
+                if "team.example/owner" not in o["metadata"].get("labels", {})]
+
+    app, stack = staging_stack(tmp_path)
+    rule = Rule("owner-label", (Tier.DEVELOPMENT,), "workload", "objects name their owner", owner)
+    Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="workload-security", path="team/raw", reason="x" * 30)],
+                         rules=[rule])
+    sized = {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"cpu": "1m", "memory": "1Mi"}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team"},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.37", "resources": sized}]}}
+    KubernetesObjects(stack, "raw", release_name="raw", namespace="team", objects=[pod])
+    assert violations(synth_error(app, tmp_path)) == ["team: team/raw/release: [owner-label] p: add team.example/owner"]
+
+
+def test_refusals_speak_in_props_for_a_props_stack_and_in_keys_for_an_environment(tmp_path):
+    """The same broker finding: `anti_affinity` (the prop) in a team's stack, `rabbitmq.anti_affinity` (the
+    environment file's key) in an environment's; each report ends with how to fix or waive in its terms."""
+    from burrow.policy.guardrails import PROPS
+    from burrow.stacks.base import ENVIRONMENT_FILE
+
+    app, _ = team_stack(tmp_path / "team", tier=None)
+    report = synth_error(app, tmp_path / "team")
+    assert "  team: team/mq: [rabbitmq-anti-affinity] set anti_affinity: hard (podAntiAffinityPreset is soft)\n" in report
+    assert "rabbitmq." not in report and "guardrails.waivers" not in report
+    assert report.endswith(PROPS.advice)
+    config = env("prod")
+    app, _ = app_layer(tmp_path / "env", config.model_copy(update={"rabbitmq": config.rabbitmq.model_copy(
+        update={"anti_affinity": "soft"})}))
+    report = synth_error(app, tmp_path / "env")
+    assert "[rabbitmq-anti-affinity] set rabbitmq.anti_affinity: hard" in report
+    assert report.endswith(ENVIRONMENT_FILE.advice)
+
+
+def test_an_environment_files_waiver_is_recorded_in_every_stack_it_names(tmp_path):
+    """`app/rabbitmq` waives the broker of every region's app stack; each records it in its own JSON."""
+    import json
+
+    from burrow.config.schema import WaiverConfig
+    from burrow.environment import build_environment
+
+    reason = "hard anti-affinity waits for the third zone's nodes"
+    config = env("prod")
+    config = config.model_copy(update={
+        "rabbitmq": config.rabbitmq.model_copy(update={"anti_affinity": "soft"}),
+        "guardrails": config.guardrails.model_copy(update={"waivers": [
+            WaiverConfig(rule="rabbitmq-anti-affinity", path="app/rabbitmq", reason=reason)]})})
+    app = App(outdir=str(tmp_path))
+    build_environment(app, config, helm_dir=ROOT / "helm")
+    assert synth_error(app, tmp_path) is None
+    recorded = {path.parent.name: json.loads(path.read_text())["//"].get("burrow_guardrail_waivers")
+                for path in (tmp_path / "stacks").glob("*/cdk.tf.json")}
+    assert {name: waivers for name, waivers in recorded.items() if waivers} == {
+        name: [{"rule": "rabbitmq-anti-affinity", "path": f"{name}/rabbitmq", "reason": reason}]
+        for name in ("prod-app", "prod-us-east-1-app")}
+
+
+def test_the_documented_environment_waiver_is_valid():
+    import yaml
+
+    from burrow.config.schema import GuardrailsConfig
+
+    page = (ROOT / "docs" / "security.md").read_text()
+    block = page.split("```yaml\nguardrails:", 1)[1].split("```", 1)[0]
+    (waiver,) = GuardrailsConfig.model_validate(yaml.safe_load("guardrails:" + block)["guardrails"]).waivers
+    assert waiver.path == "addons/karpenter/node-pool"  # the construct test_day2's waiver test finds
+
+
+def test_a_deployment_slipped_under_a_broker_is_still_policed_as_a_workload(tmp_path):
+    """A `Policed` construct answers only for what it reports: the broker for its chart, not for a
+    Deployment added through its objects' escape hatch."""
+    app, _ = team_stack(tmp_path, tier=Tier.DEVELOPMENT)
+    broker = stacks_of(app)[0].node.find_child("mq")
+    broker.objects.objects = (*broker.objects.objects, BUSYBOX)
+    found = violations(synth_error(app, tmp_path))
+    assert f"team: {broker.objects.release.node.path}: [workload-security] container box: must not be privileged" in found
+    assert {line.split("[")[1].split("]")[0] for line in found} == {"workload-resources", "workload-security", "image-tag"}

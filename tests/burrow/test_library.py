@@ -80,7 +80,11 @@ def test_a_refused_team_stack_prints_burrows_report_not_a_stack_trace(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "burrow: synth refused by guardrails:"
     assert "  orders: orders/mq: [rabbitmq-replicas] run 3 RabbitMQ replicas (replicaCount is 1)" in lines
-    assert lines[-1].startswith("Fix the configuration")
+    # In the props the team wrote, as docs/constructs.md quotes it; never an environment file's keys.
+    quoted = (ROOT / "docs" / "constructs.md").read_text().split("burrow: synth refused by guardrails:\n", 1)[1]
+    assert "  orders: orders/mq: [rabbitmq-anti-affinity] set anti_affinity: hard (podAntiAffinityPreset is soft)" in lines
+    assert lines[-1] == quoted.split("```", 1)[0].splitlines()[-1]
+    assert lines[-1].startswith("Fix the props named above")
     assert "JavaScriptError" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "team" / "cdktf.out" / "stacks" / "orders" / "cdk.tf.json").exists()
 
@@ -179,3 +183,52 @@ def test_every_public_name_resolves_to_its_module():
     for name in burrow.__all__:
         value = getattr(burrow, name)
         assert getattr(value, "__name__", name) == name, name
+
+
+def _burrow_types(hint, found: set, skip: tuple) -> None:
+    """Every class of the `burrow` package in a type hint, and in the fields of those it names."""
+    import dataclasses
+    import typing
+
+    from pydantic import BaseModel
+
+    if not isinstance(hint, type):
+        for arg in typing.get_args(hint):
+            _burrow_types(arg, found, skip)
+        return
+    if not hint.__module__.startswith("burrow") or hint in found:
+        return
+    found.add(hint)
+    if issubclass(hint, skip):
+        return
+    if issubclass(hint, BaseModel):
+        fields = [f.annotation for f in hint.model_fields.values()]
+    elif dataclasses.is_dataclass(hint):
+        fields = list(typing.get_type_hints(hint).values())
+    else:
+        fields = []
+    for field in fields:
+        _burrow_types(field, found, skip)
+
+
+def test_every_type_in_public_props_is_exported():
+    """A type a team must build to fill a public construct's props (or a public model's fields) can be
+    imported from `burrow`. An environment's layers take the whole `EnvironmentConfig`, which a team
+    loads from a file rather than builds, so its sections are not walked."""
+    import typing
+
+    import burrow
+    from constructs import Construct
+
+    skip = (burrow.EnvironmentConfig,)
+    found: set = set()
+    for name in burrow.__all__:
+        value = getattr(burrow, name)
+        if isinstance(value, type) and issubclass(value, Construct):
+            for param, hint in typing.get_type_hints(value.__init__).items():
+                if param != "return":
+                    _burrow_types(hint, found, skip)
+        elif isinstance(value, type):
+            _burrow_types(value, found, skip)
+    assert len(found) > 30, "the walk found almost nothing"
+    assert sorted(f"{t.__module__}.{t.__name__}" for t in found if t.__name__ not in burrow.__all__) == []

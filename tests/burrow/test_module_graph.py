@@ -62,7 +62,7 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
     "burrow.common.network": {"burrow.config.schema.NetworkConfig"},
     "burrow.monitoring.objects": {"burrow.config.schema.AlertReceiver"},
     "burrow.monitoring.rules": {"burrow.config.schema.AlertThresholds"},
-    "burrow.policy.guardrails": {"burrow.config.schema.Tier", "burrow.config.schema.Waiver"},
+    "burrow.policy.guardrails": {"burrow.config.schema.Tier"},
 }
 
 

@@ -517,15 +517,23 @@ class ConsumerConfig(WorkerConfig):
     autoscaling: QueueAutoscalingConfig = QueueAutoscalingConfig()
 
 
-class Waiver(Model):
-    """Turns one guardrail rule off for this environment. The reason is printed at every synth."""
+#: The layers an environment's stacks are named after (`<env>-<layer>`).
+LAYERS = ("common", "cluster", "addons", "app", "global")
+
+
+class WaiverConfig(Model):
+    """Turns one guardrail rule off for one construct of this environment. The reason is printed
+    at every synth and recorded in the stack's JSON."""
 
     rule: str = Field(min_length=1)
+    #: `<layer>/<construct path in that layer's stack>`, as a refusal names it after the stack's
+    #: name: `app/rabbitmq`, `addons/karpenter/node-pool`. Every region's stack of that layer.
+    path: str = Field(pattern=rf"^({'|'.join(LAYERS)})/[^/]+(/[^/]+)*$")
     reason: str = Field(min_length=20, description="why this is acceptable, for a reviewer")
 
 
 class GuardrailsConfig(Model):
-    waivers: list[Waiver] = Field(default_factory=list)
+    waivers: list[WaiverConfig] = Field(default_factory=list)
 
 
 class AlertThresholds(Model):

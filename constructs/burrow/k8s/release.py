@@ -69,19 +69,24 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
     return terraform_escape(yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False))
 
 
-def release_values(release: Release) -> dict[str, Any]:
-    """The values a `helm_release` renders with: its values documents merged in order (Helm's rule).
+def merged_values(documents: Sequence[Any]) -> dict[str, Any]:
+    """Values documents as Terraform gets them (YAML text), merged in order (Helm's rule).
 
     Documents that are still unresolved tokens (rendered later at synth) are not mappings yet
     and are left out.
     """
     merged: dict[str, Any] = {}
-    for document in release.values_input or []:
+    for document in documents:
         literal = terraform_unescape(document) if isinstance(document, str) else None
         parsed = yaml.safe_load(literal) if literal and not Token.is_unresolved(document) else None
         if isinstance(parsed, Mapping):
             merged = deep_merge(merged, parsed)
     return merged
+
+
+def release_values(release: Release) -> dict[str, Any]:
+    """The values a `helm_release` renders with: its values documents merged in order."""
+    return merged_values(release.values_input or [])
 
 
 @jsii.implements(IStringProducer)
@@ -100,6 +105,8 @@ class KubernetesObjects(Construct):
 
     Escape hatches: `objects` (what is delivered, in native shape; replace it or edit the
     dicts in place before synth) and `release` (the underlying `helm_release`, for overrides).
+    The guardrails read what `release` delivers (pods as a workload, Ingresses, NodePools), unless
+    a construct above it answers for them.
     """
 
     def __init__(

@@ -1,26 +1,32 @@
-"""Synth-time guardrails: rules per tier, checked by a cdktf Aspect on every construct that is `Policed`.
+"""Synth-time guardrails: rules per tier, checked by a cdktf Aspect on everything a stack delivers.
 
-Rules read what a construct *delivers* (`PolicyFacts`: its final objects and rendered chart
-values, after every escape-hatch edit), never the props it was given, and never import the
-construct classes. Every Burrow construct that deploys something (`AppNamespace`,
-`RabbitMqBroker`, `QueueWorker`) puts its stack under guardrails, so another team's stack
-gets the same checks. A stack's tier
-defaults to `production` (the safe choice); `Guardrails.configure` sets it and the waivers.
-A violation fails `synth` with one line per problem (stack, construct path, rule, what to change);
-a waived rule is reported with its written reason instead.
+Rules read what reaches the cluster (`PolicyFacts`: final objects and rendered chart values, after
+every escape-hatch edit), never the props, and never import the construct classes. A construct
+that is `Policed` answers for what it delivers; every other `helm_release` and
+`kubernetes_manifest` in the stack (a bare `KubernetesObjects`, a raw resource, a third-party
+chart) is read from the resource itself (`burrow.policy.delivered`). Every Burrow construct that
+deploys something puts its stack under guardrails, and `burrow.synthesize(app)` puts every stack
+of the app under them. A stack's tier defaults to `production` (the safe choice);
+`Guardrails.configure` sets it, the waivers (one rule on one construct path, with a reason), a
+team's own rule pack, and the wording of refusals. A violation fails `synth` with one line per
+problem (stack, construct path, rule, what to change); a waived finding is reported with its
+written reason instead, and every waiver is recorded in its stack's JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsii
-from cdktf import Aspects, IAspect, TerraformStack
+from cdktf import Aspects, IAspect, TerraformResource, TerraformStack
+from pydantic import BaseModel, ConfigDict, Field
 
-from burrow.config.schema import Tier, Waiver
+from burrow.config.schema import Tier
+from burrow.errors import PropsError
 from burrow.k8s.pod_security import pod_specs, restricted_violations
+from burrow.policy.delivered import delivered_facts
 from burrow.policy.facts import Policed, PolicyFacts, Subject
 from constructs import Construct, IConstruct, IValidation
 
@@ -29,10 +35,29 @@ PRODUCTION = (Tier.PRODUCTION,)
 PREVIEW = (Tier.PREVIEW,)
 ALL_TIERS = tuple(Tier)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
+#: Kinds whose pods run until replaced (probes apply); a Job's or CronJob's run to completion.
+SERVING_KINDS = (*WORKLOAD_KINDS, "DaemonSet", "Pod")
+
+
+class Waiver(BaseModel):
+    """Turns one rule off for one construct: `path` is the construct path a refusal names
+    (`orders/mq`), and covers what lies under it. The reason is printed at every synth and
+    recorded in the stack's JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    reason: str = Field(min_length=20, description="why this is acceptable, for a reviewer")
+
+    def covers(self, finding: Finding) -> bool:
+        return finding.rule == self.rule and (finding.path == self.path or finding.path.startswith(f"{self.path}/"))
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem a rule found: in which stack, on which construct path, under which rule."""
+
     stack: str
     path: str
     rule: str
@@ -44,22 +69,43 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
-    """One guardrail. `check` returns what to change (empty: compliant)."""
+    """One guardrail. `check` returns what to change (empty: compliant); it runs on the facts of
+    each subject in `applies_to` in the tiers listed. A team's own rules are `Rule`s too
+    (`Guardrails.configure(stack, tier, rules=[...])`)."""
 
     id: str
     tiers: tuple[Tier, ...]
-    applies_to: Subject
+    applies_to: Subject | tuple[Subject, ...]
     summary: str
     check: Callable[[PolicyFacts], list[str]]
 
+    def applies(self, facts: PolicyFacts, tier: Tier) -> bool:
+        subjects = (self.applies_to,) if isinstance(self.applies_to, str) else self.applies_to
+        return facts.subject in subjects and tier in self.tiers
 
-def _pods(facts: PolicyFacts) -> list[dict]:
-    return [pod for obj in facts.objects for pod in pod_specs(obj)]
+
+@dataclass(frozen=True)
+class Wording:
+    """How a stack's refusals name what to change. By default in props (the construct path and the
+    prop); an application that builds stacks from its own files gives its keys instead."""
+
+    #: Per subject, the stack's own name for a prop a rule names (`anti_affinity` -> a file's key).
+    settings: Mapping[Subject, Mapping[str, str]] = field(default_factory=dict)
+    #: The report's last line: how to fix or waive.
+    advice: str = ("Fix the props named above, or waive the rule for that construct path with "
+                   "Waiver(rule=..., path=..., reason=...) in Guardrails.configure.")
 
 
-def _containers(facts: PolicyFacts, init: bool = False) -> list[dict]:
+PROPS = Wording()
+
+
+def _pods(facts: PolicyFacts, kinds: Sequence[str] | None = None) -> list[dict]:
+    return [pod for obj in facts.objects if kinds is None or obj.get("kind") in kinds for pod in pod_specs(obj)]
+
+
+def _containers(facts: PolicyFacts, init: bool = False, kinds: Sequence[str] | None = None) -> list[dict]:
     keys = ("initContainers", "containers") if init else ("containers",)
-    return [c for pod in _pods(facts) for key in keys for c in pod.get(key) or []]
+    return [c for pod in _pods(facts, kinds) for key in keys for c in pod.get(key) or []]
 
 
 def _kinds(facts: PolicyFacts) -> set[str]:
@@ -80,7 +126,7 @@ def _resources(facts: PolicyFacts) -> list[str]:
 def _probes(facts: PolicyFacts) -> list[str]:
     return [
         f"container {c['name']}: add a {probe}"
-        for c in _containers(facts)
+        for c in _containers(facts, kinds=SERVING_KINDS)
         for probe in ("livenessProbe", "readinessProbe")
         if probe not in c
     ]
@@ -127,7 +173,7 @@ def _chart_images(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _chart_image_digest(facts: PolicyFacts) -> list[str]:
     return [
-        f"{where}: pin image {image} by digest (a release file's `third_party` entry, or rabbitmq.image.digest)"
+        f"{where}: pin image {image} by digest ({facts.setting('image.digest')})"
         for where, image in _chart_images(facts.chart_values)
         if "@sha256:" not in image
     ]
@@ -144,13 +190,20 @@ def _replicas_of(facts: PolicyFacts) -> int:
     return min(counts, default=0)
 
 
+def _replicated(facts: PolicyFacts) -> bool:
+    """Whether the facts hold a workload that keeps a number of replicas (not a Job, a DaemonSet)."""
+    return bool(_kinds(facts) & set(WORKLOAD_KINDS))
+
+
 def _replicas(facts: PolicyFacts) -> list[str]:
     replicas = _replicas_of(facts)
-    return [] if replicas >= 2 else [f"run at least 2 replicas (replicas is {replicas})"]
+    return [] if replicas >= 2 or not _replicated(facts) else [f"run at least 2 replicas (replicas is {replicas})"]
 
 
 def _pdb(facts: PolicyFacts) -> list[str]:
-    return [] if "PodDisruptionBudget" in _kinds(facts) else ["add a PodDisruptionBudget (replicas >= 2 creates one)"]
+    if "PodDisruptionBudget" in _kinds(facts) or not _replicated(facts):
+        return []
+    return ["add a PodDisruptionBudget (replicas >= 2 creates one)"]
 
 
 def _worker_network_policy(facts: PolicyFacts) -> list[str]:
@@ -187,12 +240,12 @@ def _broker_replicas(facts: PolicyFacts) -> list[str]:
 
 def _broker_persistence(facts: PolicyFacts) -> list[str]:
     enabled = (facts.chart_values.get("persistence") or {}).get("enabled", True)
-    return [] if enabled else ["turn on rabbitmq.persistence.enabled (persistence.enabled is false)"]
+    return [] if enabled else [f"turn on {facts.setting('persistence.enabled')} (persistence.enabled is false)"]
 
 
 def _broker_anti_affinity(facts: PolicyFacts) -> list[str]:
     preset = facts.chart_values.get("podAntiAffinityPreset", "soft")
-    return [] if preset == "hard" else [f"set rabbitmq.anti_affinity: hard (podAntiAffinityPreset is {preset})"]
+    return [] if preset == "hard" else [f"set {facts.setting('anti_affinity')}: hard (podAntiAffinityPreset is {preset})"]
 
 
 def _pools(facts: PolicyFacts) -> list[Mapping[str, Any]]:
@@ -201,7 +254,7 @@ def _pools(facts: PolicyFacts) -> list[Mapping[str, Any]]:
 
 def _pool_limits(facts: PolicyFacts) -> list[str]:
     return [
-        f"NodePool {pool['metadata']['name']}: set limits on cpu and memory (cluster.eks.karpenter.limits)"
+        f"NodePool {pool['metadata']['name']}: set limits on cpu and memory ({facts.setting('limits')})"
         for pool in _pools(facts)
         if not {"cpu", "memory"} <= set(pool["spec"].get("limits") or {})
     ]
@@ -209,7 +262,7 @@ def _pool_limits(facts: PolicyFacts) -> list[str]:
 
 def _pool_budget(facts: PolicyFacts) -> list[str]:
     return [
-        f"NodePool {pool['metadata']['name']}: set a disruption budget (cluster.eks.karpenter.disruption_budget)"
+        f"NodePool {pool['metadata']['name']}: set a disruption budget ({facts.setting('disruption_budget')})"
         for pool in _pools(facts)
         if not (pool["spec"].get("disruption") or {}).get("budgets")
     ]
@@ -248,11 +301,50 @@ def _capacity_types(pool: Mapping[str, Any]) -> list[str]:
 def _pool_on_demand(facts: PolicyFacts) -> list[str]:
     return [
         f"NodePool {pool['metadata']['name']}: capacity types {', '.join(_capacity_types(pool))}; production runs "
-        "on on-demand only (cluster.eks.karpenter.capacity_types: [on-demand]), or waive nodepool-on-demand "
+        f"on on-demand only ({facts.setting('capacity_types')}: [on-demand]), or waive nodepool-on-demand "
         "with the reason spot is acceptable"
         for pool in _pools(facts)
         if set(_capacity_types(pool)) != {"on-demand"}
     ]
+
+
+def _walk(values: Any, where: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(where, key, value) for every key of every mapping in a chart's values, nested ones included."""
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            yield where, str(key), value
+            yield from _walk(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            yield from _walk(item, f"{where}[{index}]")
+
+
+def _values_images(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(where, reference) of each image a chart's values name: an `image` string, or an `image`
+    mapping with a tag or digest (one without either keeps the chart's own pinned default)."""
+    found = []
+    for where, key, value in _walk(values):
+        at = f"{where}.{key}" if where else key
+        if key == "image" and isinstance(value, str):
+            found.append((at, value))
+        elif key == "image" and isinstance(value, Mapping) and (value.get("tag") or value.get("digest")):
+            base = "/".join(str(part) for part in (value.get("registry"), value.get("repository")) if part)
+            found.append((at, f"{base}@{value['digest']}" if value.get("digest") else f"{base}:{value['tag']}"))
+    return found
+
+
+def _chart_image_tag(facts: PolicyFacts) -> list[str]:
+    return [f"{where}: image {image} uses 'latest'; pin a version or digest"
+            for where, image in _values_images(facts.chart_values) if _untagged(image)]
+
+
+#: Settings in a chart's values that lift a pod out of the `restricted` Pod Security Standard.
+PRIVILEGED_VALUES = ("privileged", "allowPrivilegeEscalation", "hostNetwork", "hostPID", "hostIPC")
+
+
+def _chart_security(facts: PolicyFacts) -> list[str]:
+    return [f"{where + '.' if where else ''}{key}: true breaks the restricted Pod Security Standard; set it false"
+            for where, key, value in _walk(facts.chart_values) if key in PRIVILEGED_VALUES and value is True]
 
 
 RULES = (
@@ -275,8 +367,37 @@ RULES = (
     Rule("nodepool-disruption-budget", PRODUCTION, "nodepool", "a NodePool disruption budget", _pool_budget),
     Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
     Rule("public-ingress", STAGING_AND_UP, "ingress", "only /publish and /health, over HTTPS", _public_ingress),
+    Rule("image-tag", ALL_TIERS, "chart", "no `latest` or untagged image in a chart's values", _chart_image_tag),
+    Rule("workload-security", ALL_TIERS, "chart", "no privileged or host-namespace setting in a chart's values",
+         _chart_security),
 )
 RULE_IDS = tuple(dict.fromkeys(rule.id for rule in RULES))
+
+
+def _own_facts(node: IConstruct) -> tuple[PolicyFacts, ...]:
+    """What `node` itself says it delivers: a `Policed` construct's facts, a delivering provider
+    resource's (read from its attributes), else nothing."""
+    if isinstance(node, Policed):
+        facts = node.policy_facts()
+        return (facts,) if isinstance(facts, PolicyFacts) else tuple(facts)
+    if isinstance(node, TerraformResource):
+        return delivered_facts(node)
+    return ()
+
+
+def _answers_for(facts: Iterable[PolicyFacts]) -> set[Subject]:
+    """The subjects a `Policed` construct's facts cover (its chart values cover its chart's)."""
+    return {subject for f in facts for subject in ((f.subject, "chart") if f.chart_values else (f.subject,))}
+
+
+def facts_of(node: IConstruct) -> tuple[PolicyFacts, ...]:
+    """What `node` delivers that no `Policed` construct above it answers for: a broker answers for
+    its chart, a worker for its pods, but a Deployment added under a namespace is still a workload."""
+    facts = _own_facts(node)
+    if not facts:
+        return ()
+    answered = set().union(*(_answers_for(_own_facts(s)) for s in node.node.scopes[:-1] if isinstance(s, Policed)))
+    return tuple(f for f in facts if f.subject not in answered)
 
 
 @jsii.implements(IAspect)
@@ -285,26 +406,31 @@ class _GuardrailAspect:
         self._guardrails = guardrails
 
     def visit(self, node: IConstruct) -> None:
-        if isinstance(node, Policed):
-            self._guardrails.evaluate(node.node.path, node.policy_facts())
+        facts = facts_of(node)
+        if facts:
+            self._guardrails.evaluate(node.node.path, *facts)
 
 
 @jsii.implements(IValidation)
 class _Violations:
-    def __init__(self, guardrails: Guardrails) -> None:
+    def __init__(self, guardrails: Guardrails, stack: TerraformStack) -> None:
         self._guardrails = guardrails
+        self._stack = stack
 
     def validate(self) -> list[str]:
+        self._guardrails.check_waivers({node.node.path for node in self._stack.node.find_all()})
         return [f"guardrail violation: {finding}" for finding in self._guardrails.violations]
 
 
 @dataclass
 class Guardrails:
-    """The guardrails of one stack: its tier, its waivers, and what the last synth found."""
+    """The guardrails of one stack: its tier, rules, waivers and wording, and what the last synth found."""
 
     stack_name: str
     tier: Tier = Tier.PRODUCTION
-    waivers: dict[str, str] = field(default_factory=dict)
+    waivers: tuple[Waiver, ...] = ()
+    rules: tuple[Rule, ...] = RULES
+    wording: Wording = PROPS
     violations: list[Finding] = field(default_factory=list)
     waived: list[tuple[Finding, str]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
@@ -319,46 +445,91 @@ class Guardrails:
         guardrails = Guardrails(stack.node.id)
         stack._burrow_guardrails = guardrails  # noqa: SLF001 - one well-known attribute per stack
         Aspects.of(stack).add(_GuardrailAspect(guardrails))
-        stack.node.add_validation(_Violations(guardrails))
+        stack.node.add_validation(_Violations(guardrails, stack))
         return guardrails
 
     @staticmethod
-    def configure(scope: Construct, tier: Tier, waivers: Sequence[Waiver] = ()) -> Guardrails:
-        """Set the tier and waivers of `scope`'s stack. An unknown rule in a waiver is an error."""
+    def configure(
+        scope: Construct,
+        tier: Tier,
+        waivers: Sequence[Waiver] = (),
+        *,
+        rules: Sequence[Rule] = (),
+        wording: Wording | None = None,
+    ) -> Guardrails:
+        """Set the tier and waivers of `scope`'s stack, add a team's own `rules` to Burrow's, and
+        (for an application with its own files) the `wording` of refusals. A waiver of an unknown
+        rule, or for a path outside the stack, is an error; the waivers go into the stack's JSON
+        (`//.burrow_guardrail_waivers`) for its reviewers."""
         guardrails = Guardrails.of(scope)
-        unknown = sorted({w.rule for w in waivers} - set(RULE_IDS))
+        stack = TerraformStack.of(scope)
+        guardrails.rules = (*guardrails.rules, *(rule for rule in rules if rule not in guardrails.rules))
+        known = tuple(dict.fromkeys(rule.id for rule in guardrails.rules))
+        unknown = sorted({w.rule for w in waivers} - set(known))
         if unknown:
-            from burrow.errors import PropsError
-
-            raise PropsError(guardrails.stack_name, "waivers", unknown, f"known rules: {', '.join(RULE_IDS)}")
+            raise PropsError(guardrails.stack_name, "waivers", unknown, f"known rules: {', '.join(known)}")
+        outside = [w.path for w in waivers if not w.path.startswith(f"{stack.node.path}/")]
+        if outside:
+            raise PropsError(guardrails.stack_name, "waivers", outside,
+                             f"a waiver names one construct of this stack, as a refusal prints it: "
+                             f"{stack.node.path}/<construct id>[/...]")
         guardrails.tier = tier
-        guardrails.waivers = {w.rule: w.reason for w in waivers}
+        guardrails.waivers = tuple(waivers)
+        guardrails.wording = wording or guardrails.wording
+        if waivers:
+            # Reviewers see every waiver, with its reason, in the synthesized stack and its diff.
+            stack.add_override("//.burrow_guardrail_waivers", [w.model_dump() for w in waivers])
         return guardrails
 
-    def evaluate(self, path: str, facts: PolicyFacts) -> None:
+    def evaluate(self, path: str, *facts: PolicyFacts) -> None:
         """Check what the construct at `path` delivers against the rules of this stack's tier."""
         if path in self._seen:  # aspects may visit a node more than once
             return
         self._seen.add(path)
-        for rule in RULES:
-            if rule.applies_to != facts.subject or self.tier not in rule.tiers:
-                continue
-            for message in rule.check(facts):
-                finding = Finding(self.stack_name, path, rule.id, message)
-                if rule.id in self.waivers:
-                    self.waived.append((finding, self.waivers[rule.id]))
-                else:
-                    self.violations.append(finding)
+        for delivered in facts:
+            worded = replace(delivered, settings={**delivered.settings, **self.wording.settings.get(delivered.subject, {})})
+            for rule in self.rules:
+                if rule.applies(worded, self.tier):
+                    for message in rule.check(worded):
+                        self._record(Finding(self.stack_name, path, rule.id, message))
+
+    def _record(self, finding: Finding) -> None:
+        waiver = next((w for w in self.waivers if w.covers(finding)), None)
+        if waiver is None:
+            self.violations.append(finding)
+        else:
+            self.waived.append((finding, waiver.reason))
+
+    def check_waivers(self, paths: set[str]) -> None:
+        """A waiver whose path names no construct of the stack is a violation (a typo waives nothing)."""
+        for waiver in self.waivers:
+            finding = Finding(self.stack_name, waiver.path, "waiver",
+                              f"no construct at this path; waive {waiver.rule} on a path a refusal names")
+            if waiver.path not in paths and finding not in self.violations:
+                self.violations.append(finding)
 
 
 def guardrails_of(stacks: Iterable[TerraformStack]) -> list[Guardrails]:
     return [g for g in (getattr(stack, "_burrow_guardrails", None) for stack in stacks) if g is not None]
 
 
-def guardrail_report(violations: Sequence[Finding]) -> str:
-    """What a refused synth prints: one line per violation and what to do."""
+def guardrail_report(violations: Sequence[Finding], advice: Sequence[str] = (PROPS.advice,)) -> str:
+    """What a refused synth prints: one line per violation, then how to fix or waive."""
     lines = "".join(f"  {finding}\n" for finding in violations)
-    return f"synth refused by guardrails:\n{lines}Fix the configuration, or waive a rule in guardrails.waivers with a reason."
+    return f"synth refused by guardrails:\n{lines}" + "\n".join(dict.fromkeys(advice))
+
+
+def refusal(stacks: Iterable[TerraformStack]) -> str | None:
+    """The report of the stacks' violations, each stack in its own wording; None when none."""
+    refused = [g for g in guardrails_of(stacks) if g.violations]
+    if not refused:
+        return None
+    return guardrail_report([f for g in refused for f in g.violations], [g.wording.advice for g in refused])
+
+
+def waiver_report(stacks: Iterable[TerraformStack]) -> list[str]:
+    """One line per finding a waiver let through, with its reason (printed at every synth)."""
+    return [f"WAIVED {finding} -- reason: {reason}" for g in guardrails_of(stacks) for finding, reason in g.waived]
 
 
 def violations_in(stacks: Iterable[TerraformStack]) -> list[Finding]:

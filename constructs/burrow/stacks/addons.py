@@ -16,7 +16,6 @@ from burrow.addons.storage import EbsStorageClasses
 from burrow.addons.velero import VeleroAddOn
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
-from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -65,5 +64,4 @@ class AddOnsLayer(BurrowStack):
     ) -> None:
         super().__init__(scope, env, "addons")
         cluster.configure_providers(self)
-        self.guardrails = Guardrails.configure(self, env.tier, env.guardrails.waivers)
         self.addons = {addon.name: addon.deploy(self, cluster) for addon in addons}

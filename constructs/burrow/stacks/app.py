@@ -18,7 +18,6 @@ from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
 from burrow.monitoring.objects import alertmanager_config, dashboard_config_map, dashboard_reader
-from burrow.policy.guardrails import Guardrails
 from burrow.spi import ClusterInfo, SecretsAccess
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -70,10 +69,6 @@ class AppLayer(BurrowStack):
         broker's credentials in the cluster (previews)."""
         super().__init__(scope, env, "app", name=name, state_key=state_key)
         cluster.configure_providers(self)
-        self.guardrails = Guardrails.configure(self, env.tier, env.guardrails.waivers)
-        if env.guardrails.waivers:
-            # Reviewers see every waiver, with its reason, in the synthesized stack and its diff.
-            self.add_override("//.burrow_guardrail_waivers", [w.model_dump() for w in env.guardrails.waivers])
         self.cluster = cluster
         self.monitoring_namespace = env.monitoring.namespace if env.monitoring.enabled else None
         self.namespace = AppNamespace(self, "namespace", name=env.namespace, labels=namespace_labels, quota=quota)

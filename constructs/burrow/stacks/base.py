@@ -6,8 +6,32 @@ from cdktf import LocalBackend, S3Backend, TerraformStack
 
 from burrow.common.access import state_key_alias
 from burrow.config.schema import EnvironmentConfig
+from burrow.policy.guardrails import Guardrails, Waiver, Wording
 from burrow.stacks import TERRAFORM_VERSION
 from constructs import Construct
+
+#: An environment's stacks are built from its file: their refusals name the file's keys, not props.
+ENVIRONMENT_FILE = Wording(
+    settings={
+        "broker": {"anti_affinity": "rabbitmq.anti_affinity", "persistence.enabled": "rabbitmq.persistence.enabled",
+                   "image.digest": "a release file's `third_party` entry, or rabbitmq.image.digest"},
+        "nodepool": {"limits": "cluster.eks.karpenter.limits",
+                     "disruption_budget": "cluster.eks.karpenter.disruption_budget",
+                     "capacity_types": "cluster.eks.karpenter.capacity_types"},
+    },
+    advice="Fix the configuration, or waive the rule for that construct in guardrails.waivers "
+           "(rule, path: <layer>/<construct path after the stack's name>, reason).",
+)
+
+
+def stack_waivers(env: EnvironmentConfig, layer: str, stack_name: str) -> list[Waiver]:
+    """The environment's waivers of constructs in its `layer` stack named `stack_name` (one per region)."""
+    found = []
+    for waiver in env.guardrails.waivers:
+        waived_layer, path = waiver.path.split("/", 1)
+        if waived_layer == layer:
+            found.append(Waiver(rule=waiver.rule, path=f"{stack_name}/{path}", reason=waiver.reason))
+    return found
 
 
 def state_access(env: EnvironmentConfig, session_name: str) -> dict:
@@ -43,6 +67,7 @@ class BurrowStack(TerraformStack):
         super().__init__(scope, name)
         self.env = env
         self.layer = layer
+        self.guardrails = Guardrails.configure(self, env.tier, stack_waivers(env, layer, name), wording=ENVIRONMENT_FILE)
         self.add_override("terraform.required_version", TERRAFORM_VERSION)
         if local_state or env.state.backend == "local":
             LocalBackend(self, path=f"../{name}/terraform.{name}.tfstate")
