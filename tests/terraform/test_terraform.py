@@ -85,11 +85,15 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
     # prod: the public producer's token and federation's password too, one value each replicated to every region
-    shared = [*(["producer"] if config.ingress.enabled else []), *(["federation"] if config.federation.enabled else [])]
-    secrets = ", ".join(f"burrow/{env}/{key}" for key in sorted(("grafana", "rabbitmq", *shared)))
+    from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN
+
+    generated = {**GENERATED, **(PUBLISH_TOKEN if config.ingress.enabled else {}),
+                 **(FEDERATION if config.federation.enabled else {})}
+    secrets = ", ".join(f"burrow/{env}/{key}" for key in sorted(generated))
+    fields = sum(len(value) for value in generated.values())
     for view in config.regional():  # every region: its own secrets (same path), queue, bucket and roles
         region, prefix = view.aws.region, view.stack_prefix
-        assert f"credentials: {3 + len(shared)} values in {2 + len(shared)} secrets ({secrets}) in {region}; " \
+        assert f"credentials: {fields} values in {len(generated)} secrets ({secrets}) in {region}; " \
             "none in" in printed
         assert f"day 2: burrow-{prefix}-karpenter receives 5 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
