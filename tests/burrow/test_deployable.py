@@ -94,10 +94,14 @@ def test_every_namespace_has_exactly_one_owner_and_comes_first(synthesized, env)
         owners = Counter(namespaces.values())
         owners.update(r["namespace"] for r in releases(stack).values() if r.get("create_namespace"))
         assert [name for name, count in owners.items() if count > 1] == []
+        ordered = 0
         for name, release in releases(stack).items():
             owner = next((key for key, ns in namespaces.items() if ns == release["namespace"]), None)
             if owner is not None:
                 assert f"kubernetes_namespace_v1.{owner}" in release.get("depends_on", []), (layer, name)
+                ordered += 1
+        # the check above ran: every namespace this stack makes holds at least one of its releases
+        assert namespaces and ordered >= len(namespaces), (layer, sorted(namespaces.values()), ordered)
 
 
 def test_alloy_installs_after_loki_and_volumes_after_their_storage_class(synthesized):
