@@ -43,7 +43,9 @@ def test_the_props_models_are_public_frozen_and_forbid_unknown_fields():
     assert (props.default_deny, props.labels, props.quota) == (True, {}, None)
     with pytest.raises(ValidationError, match="frozen"):
         props.name = "other"  # type: ignore[misc]
-    with pytest.raises(PropsError, match=r"^KubernetesObjectsProps: obj=\[\] is invalid: unknown field; the fields of "):
+    with pytest.raises(
+        PropsError, match=r"^KubernetesObjectsProps: obj=\[\] is invalid: unknown field; the fields of "
+    ):
         KubernetesObjectsProps(release_name="extras", namespace="orders", obj=[])
 
 
@@ -64,9 +66,18 @@ def test_a_namespace_takes_its_props_as_a_mapping_or_the_model(tmp_path, as_mode
     ("props", "line"),
     [
         ({"name": "Orders"}, "team/ns: name='Orders' is invalid: String should match pattern"),
-        ({"name": "orders", "default_deny": "maybe"}, "team/ns: default_deny='maybe' is invalid: Input should be a valid boolean"),
-        ({"name": "orders", "quota": {"pods": 0}}, "team/ns: quota.pods=0 is invalid: Input should be greater than or equal to 1"),
-        ({"name": "orders", "quotas": {}}, "team/ns: quotas={} is invalid: unknown field; the fields of AppNamespaceProps are name, "),
+        (
+            {"name": "orders", "default_deny": "maybe"},
+            "team/ns: default_deny='maybe' is invalid: Input should be a valid boolean",
+        ),
+        (
+            {"name": "orders", "quota": {"pods": 0}},
+            "team/ns: quota.pods=0 is invalid: Input should be greater than or equal to 1",
+        ),
+        (
+            {"name": "orders", "quotas": {}},
+            "team/ns: quotas={} is invalid: unknown field; the fields of AppNamespaceProps are name, ",
+        ),
         ({}, "team/ns: name=(missing) is invalid: required, and not set"),
     ],
 )
@@ -85,14 +96,23 @@ def test_a_bad_namespace_prop_is_one_line_with_the_construct_path(tmp_path, prop
 @pytest.mark.parametrize(
     ("props", "line"),
     [
-        ({"release_name": "Extras", "namespace": "orders"}, "team/extras: release_name='Extras' is invalid: String should match"),
+        (
+            {"release_name": "Extras", "namespace": "orders"},
+            "team/extras: release_name='Extras' is invalid: String should match",
+        ),
         ({"release_name": "e" * 54, "namespace": "orders"}, "team/extras: release_name='eeee"),
-        ({"release_name": "extras", "namespace": "orders", "objects": [{"kind": "Pod"}]},
-         "team/extras: objects.0={'kind': 'Pod'} is invalid: a Kubernetes object needs apiVersion"),
-        ({"release_name": "extras", "namespace": "orders", "objects": ["kind: Pod"]},
-         "team/extras: objects.0='kind: Pod' is invalid: Input should be an instance of dict"),
-        ({"release_name": "extras", "namespace": "orders", "object": []},
-         "team/extras: object=[] is invalid: unknown field; the fields of KubernetesObjectsProps are release_name, namespace, objects"),
+        (
+            {"release_name": "extras", "namespace": "orders", "objects": [{"kind": "Pod"}]},
+            "team/extras: objects.0={'kind': 'Pod'} is invalid: a Kubernetes object needs apiVersion",
+        ),
+        (
+            {"release_name": "extras", "namespace": "orders", "objects": ["kind: Pod"]},
+            "team/extras: objects.0='kind: Pod' is invalid: Input should be an instance of dict",
+        ),
+        (
+            {"release_name": "extras", "namespace": "orders", "object": []},
+            "team/extras: object=[] is invalid: unknown field; the fields of KubernetesObjectsProps are release_name, namespace, objects",
+        ),
     ],
 )
 def test_a_bad_objects_prop_is_one_line_with_the_construct_path(tmp_path, props, line):
