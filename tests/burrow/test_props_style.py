@@ -143,22 +143,32 @@ def test_objects_given_are_the_ones_delivered_so_in_place_edits_count(tmp_path):
 
 def test_every_construct_that_delivers_objects_has_one_escape_hatch_shape(tmp_path):
     """`objects` (a tuple of native dicts, assignable before synth) and `delivery` (their release),
-    on a worker, a broker and Karpenter's node pool alike; what is assigned is delivered."""
+    on a worker, a broker, a namespace and Karpenter's node pool alike; what is assigned is delivered."""
     from burrow import KubernetesObjects, QueueWorker
     from burrow.addons.karpenter import KarpenterNodePool
 
     app, stack, namespace, broker = team(tmp_path)
     worker = QueueWorker(stack, "intake", namespace=namespace, broker=broker, props=worker_props())
     pool = KarpenterNodePool(stack, "pool", objects=[{**POD, "metadata": {"name": "pool"}}], depends_on=[])
-    for construct in (worker, broker, pool):
+    for construct in (worker, broker, namespace, pool):
         assert isinstance(construct.objects, tuple) and all(isinstance(o, dict) for o in construct.objects)
         assert isinstance(construct.delivery, KubernetesObjects)
         assert construct.objects is construct.delivery.objects
         construct.objects = (*construct.objects, {**POD, "metadata": {"name": f"added-to-{construct.node.id}"}})
     app.synth()
-    for release in ("intake", "rabbitmq-objects", "burrow-node-pool"):
+    for release in ("intake", "rabbitmq-objects", "orders-network-defaults", "burrow-node-pool"):
         names = [o["metadata"]["name"] for o in released(tmp_path, release)]
         assert names[-1].startswith("added-to-"), (release, names)
+
+
+def test_a_namespace_without_objects_has_none_to_replace(tmp_path):
+    from burrow import AppNamespace
+
+    _, stack = stack_only(tmp_path)
+    namespace = AppNamespace(stack, "ns", {"name": "orders", "default_deny": False})
+    assert (namespace.objects, namespace.delivery) == ((), None)
+    with pytest.raises(AttributeError, match="delivers no Kubernetes objects"):
+        namespace.objects = ({**POD},)
 
 
 def test_a_broker_answers_for_its_objects_as_edited(tmp_path):

@@ -12,7 +12,7 @@ from burrow.config.schema import NamespaceQuota
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
 from burrow.k8s.pod_security import admission_labels
-from burrow.k8s.release import NAMESPACE_NAME, KubernetesObjects
+from burrow.k8s.release import NAMESPACE_NAME, DeliversObjects, KubernetesObjects
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.props import Props, child_path, props_for
@@ -62,15 +62,15 @@ class AppNamespaceProps(Props):
     quota: NamespaceQuota | None = None
 
 
-class AppNamespace(Construct):
+class AppNamespace(DeliversObjects, Construct):
     """A namespace whose pods must meet the `restricted` Pod Security Standard and, by default,
     may talk to nothing but DNS until a NetworkPolicy allows more (each Burrow construct brings
     the policies it needs).
 
     `props` is an `AppNamespaceProps` or a mapping of its fields (validated here, so a mistake names
-    this construct's path). Escape hatches: `resource` (the `kubernetes_namespace_v1`), `policies`
-    (the object release with the default-deny and DNS policies and the quota; None when there is
-    none of them).
+    this construct's path). Escape hatches: `resource` (the `kubernetes_namespace_v1`), `objects`
+    (the default-deny and DNS policies and the quota, native shape; edits before synth are delivered
+    and checked) and `delivery` (their object release; None when there is none of them).
     """
 
     def __init__(self, scope: Construct, id: str, props: AppNamespaceProps | Mapping[str, Any]) -> None:
@@ -101,9 +101,9 @@ class AppNamespace(Construct):
             ]
         if props.quota is not None:
             objects += quota_objects(name, props.quota)
-        self.policies = None
+        self.delivery = None
         if objects:
-            self.policies = KubernetesObjects(
+            self.delivery = KubernetesObjects(
                 self,
                 "policies",
                 {"release_name": f"{name}-network-defaults", "namespace": name, "objects": objects},
@@ -112,4 +112,4 @@ class AppNamespace(Construct):
 
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the namespace's own policies, as delivered."""
-        return PolicyFacts("namespace", self.policies.objects if self.policies else ())
+        return PolicyFacts("namespace", self.objects)

@@ -173,21 +173,24 @@ class DeliversObjects:
     """Mixin for a construct whose Kubernetes objects go out as one object release, `self.delivery`.
 
     The one escape-hatch shape of every construct that delivers Kubernetes objects (`QueueWorker`,
-    `RabbitMqBroker`, `PublicIngress`, `KarpenterNodePool`), the same two names `KubernetesObjects`
-    itself has: `objects`, a tuple of the objects in native shape (read it, edit its dicts in place,
-    or assign a new tuple before synth; what is there at synth is what is delivered and what the
-    guardrails check), and `delivery`, the `KubernetesObjects` carrying them (`delivery.release`
-    is the helm_release, for overrides). Objects in their Kubernetes shape, not a Burrow type, are
-    what a team already knows how to edit, and one shape means one way to reach any of them.
+    `RabbitMqBroker`, `AppNamespace`, `PublicIngress`, `KarpenterNodePool`), with the names
+    `KubernetesObjects` itself has: `objects`, a tuple of the objects in native shape (read it, edit
+    its dicts in place, or assign a new tuple before synth; what is there at synth is what is
+    delivered and what the guardrails check), and `delivery`, the `KubernetesObjects` carrying them
+    (`delivery.release` is the helm_release, for overrides; None when the construct delivers no
+    object). Objects in their Kubernetes shape, not a Burrow type, are what a team already knows how
+    to edit, and one shape means one way to reach any of them.
     """
 
-    delivery: KubernetesObjects
+    delivery: KubernetesObjects | None
 
     @property
     def objects(self) -> tuple[K8sObject, ...]:
         """The Kubernetes objects, as they will be delivered (escape hatch: assignable)."""
-        return self.delivery.objects
+        return self.delivery.objects if self.delivery is not None else ()
 
     @objects.setter
     def objects(self, value: tuple[K8sObject, ...]) -> None:
+        if self.delivery is None:
+            raise AttributeError("this construct delivers no Kubernetes objects, so it has none to replace")
         self.delivery.objects = tuple(value)
