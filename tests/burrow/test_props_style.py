@@ -62,69 +62,63 @@ def test_a_namespace_takes_its_props_as_a_mapping_or_the_model(tmp_path, as_mode
     assert quota["spec"]["hard"]["pods"] == "30"
 
 
+NS = "AppNamespace"
+OBJECTS = "KubernetesObjects"
+
+
 @pytest.mark.parametrize(
-    ("props", "line"),
+    ("construct", "props", "line"),
     [
-        ({"name": "Orders"}, "team/ns: name='Orders' is invalid: String should match pattern"),
+        (NS, {"name": "Orders"}, "team/ns: name='Orders' is invalid: String should match pattern"),
         (
+            NS,
             {"name": "orders", "default_deny": "maybe"},
             "team/ns: default_deny='maybe' is invalid: Input should be a valid boolean",
         ),
         (
+            NS,
             {"name": "orders", "quota": {"pods": 0}},
             "team/ns: quota.pods=0 is invalid: Input should be greater than or equal to 1",
         ),
         (
+            NS,
             {"name": "orders", "quotas": {}},
             "team/ns: quotas={} is invalid: unknown field; the fields of AppNamespaceProps are name, ",
         ),
-        ({}, "team/ns: name=(missing) is invalid: required, and not set"),
+        (NS, {}, "team/ns: name=(missing) is invalid: required, and not set"),
+        (
+            OBJECTS,
+            {"release_name": "Extras", "namespace": "orders"},
+            "team/ns: release_name='Extras' is invalid: String should match",
+        ),
+        (OBJECTS, {"release_name": "e" * 54, "namespace": "orders"}, "team/ns: release_name='eeee"),
+        (
+            OBJECTS,
+            {"release_name": "extras", "namespace": "orders", "objects": [{"kind": "Pod"}]},
+            "team/ns: objects.0={'kind': 'Pod'} is invalid: a Kubernetes object needs apiVersion",
+        ),
+        (
+            OBJECTS,
+            {"release_name": "extras", "namespace": "orders", "objects": ["kind: Pod"]},
+            "team/ns: objects.0='kind: Pod' is invalid: Input should be an instance of dict",
+        ),
+        (
+            OBJECTS,
+            {"release_name": "extras", "namespace": "orders", "object": []},
+            "team/ns: object=[] is invalid: unknown field; the fields of KubernetesObjectsProps are release_name, namespace, objects",
+        ),
     ],
 )
-def test_a_bad_namespace_prop_is_one_line_with_the_construct_path(tmp_path, props, line):
-    from burrow import AppNamespace, PropsError
+def test_a_bad_prop_is_one_line_with_the_construct_path(tmp_path, construct, props, line):
+    import burrow
 
     _, stack = stack_only(tmp_path)
-    with pytest.raises(PropsError) as refused:
-        AppNamespace(stack, "ns", props)
+    with pytest.raises(burrow.PropsError) as refused:
+        getattr(burrow, construct)(stack, "ns", props)
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith(line), message
     assert stack.node.try_find_child("ns") is None  # nothing half-built is left in the tree
-
-
-@pytest.mark.parametrize(
-    ("props", "line"),
-    [
-        (
-            {"release_name": "Extras", "namespace": "orders"},
-            "team/extras: release_name='Extras' is invalid: String should match",
-        ),
-        ({"release_name": "e" * 54, "namespace": "orders"}, "team/extras: release_name='eeee"),
-        (
-            {"release_name": "extras", "namespace": "orders", "objects": [{"kind": "Pod"}]},
-            "team/extras: objects.0={'kind': 'Pod'} is invalid: a Kubernetes object needs apiVersion",
-        ),
-        (
-            {"release_name": "extras", "namespace": "orders", "objects": ["kind: Pod"]},
-            "team/extras: objects.0='kind: Pod' is invalid: Input should be an instance of dict",
-        ),
-        (
-            {"release_name": "extras", "namespace": "orders", "object": []},
-            "team/extras: object=[] is invalid: unknown field; the fields of KubernetesObjectsProps are release_name, namespace, objects",
-        ),
-    ],
-)
-def test_a_bad_objects_prop_is_one_line_with_the_construct_path(tmp_path, props, line):
-    from burrow import KubernetesObjects, PropsError
-
-    _, stack = stack_only(tmp_path)
-    with pytest.raises(PropsError) as refused:
-        KubernetesObjects(stack, "extras", props)
-    message = str(refused.value)
-    assert "\n" not in message
-    assert message.startswith(line), message
-    assert stack.node.try_find_child("extras") is None
 
 
 def test_objects_given_are_the_ones_delivered_so_in_place_edits_count(tmp_path):
