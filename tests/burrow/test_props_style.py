@@ -87,6 +87,12 @@ OBJECTS = "KubernetesObjects"
         ),
         (NS, {}, "team/ns: name=(missing) is invalid: required, and not set"),
         (
+            NS,
+            {"name": "n" * 37},
+            f"team/ns: name='{'n' * 37}' is invalid: at most 36 characters: the namespace's object release is "
+            f"'{'n' * 37}-network-defaults', and Helm allows 53",
+        ),
+        (
             OBJECTS,
             {"release_name": "Extras", "namespace": "orders"},
             "team/ns: release_name='Extras' is invalid: String should match",

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from burrow.config.schema import NamespaceQuota
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
 from burrow.k8s.pod_security import admission_labels
-from burrow.k8s.release import NAMESPACE_NAME, DeliversObjects, KubernetesObjects
+from burrow.k8s.release import MAX_RELEASE_NAME, NAMESPACE_NAME, DeliversObjects, KubernetesObjects
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.props import Props, child_path, props_for
@@ -52,7 +52,8 @@ def quota_objects(namespace: str, quota: NamespaceQuota) -> list[dict]:
 class AppNamespaceProps(Props):
     """Props of `AppNamespace`. Required: `name`."""
 
-    #: The namespace's name (a DNS label: lowercase letters, digits and `-`, at most 63 characters).
+    #: The namespace's name: a DNS label (lowercase letters, digits and `-`) of at most 36 characters,
+    #: since its object release is `<name>-network-defaults` and Helm allows 53.
     name: str = Field(pattern=NAMESPACE_NAME)
     #: NetworkPolicies that deny all traffic but DNS until a policy allows more. default: True
     default_deny: bool = True
@@ -60,6 +61,19 @@ class AppNamespaceProps(Props):
     labels: dict[str, str] = Field(default_factory=dict)
     #: A ResourceQuota over the namespace and a LimitRange defaulting every container. default: none
     quota: NamespaceQuota | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _fits_its_release_name(cls, name: str) -> str:
+        if len(release_name(name)) > MAX_RELEASE_NAME:
+            raise ValueError(f"at most {MAX_RELEASE_NAME - len(release_name(''))} characters: the namespace's "
+                             f"object release is {release_name(name)!r}, and Helm allows {MAX_RELEASE_NAME}")
+        return name
+
+
+def release_name(namespace: str) -> str:
+    """The name of the release delivering a namespace's own policies and quota."""
+    return f"{namespace}-network-defaults"
 
 
 class AppNamespace(DeliversObjects, Construct):
@@ -77,7 +91,8 @@ class AppNamespace(DeliversObjects, Construct):
         props = props_for(child_path(scope, id), AppNamespaceProps, props)
         super().__init__(scope, id)
         self.props = props
-        name = self.name = props.name
+        name = props.name
+        self.name = name
         Guardrails.of(self)
         labels = {
             **props.labels,
@@ -106,7 +121,7 @@ class AppNamespace(DeliversObjects, Construct):
             self.delivery = KubernetesObjects(
                 self,
                 "policies",
-                {"release_name": f"{name}-network-defaults", "namespace": name, "objects": objects},
+                {"release_name": release_name(name), "namespace": name, "objects": objects},
                 depends_on=[self.resource],
             )
 

@@ -103,7 +103,8 @@ class _ObjectsValues:
 
 
 #: A Helm release name (Helm allows 53 characters) and a namespace name (a DNS label).
-RELEASE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
+MAX_RELEASE_NAME = 53
+RELEASE_NAME = rf"^[a-z0-9]([-a-z0-9]{{0,{MAX_RELEASE_NAME - 2}}}[a-z0-9])?$"
 NAMESPACE_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
