@@ -275,7 +275,7 @@ def test_a_privileged_raw_deployment_through_kubernetes_objects_is_refused_at_st
     from burrow import KubernetesObjects
 
     app, stack = staging_stack(tmp_path)
-    KubernetesObjects(stack, "raw", release_name="box", namespace="team", objects=[BUSYBOX])
+    KubernetesObjects(stack, "raw", {"release_name": "box", "namespace": "team", "objects": [BUSYBOX]})
     found = refused_by_synthesize(app, capsys)
     assert "team: team/raw/release: [workload-security] container box: must not be privileged" in found
     assert "team: team/raw/release: [image-tag] container box: image busybox:latest uses 'latest'; pin a version or digest" in found
@@ -342,14 +342,14 @@ def test_a_waiver_covers_one_rule_on_one_construct_and_synthesize_reports_it(tmp
     debug = {**BUSYBOX, "spec": {**BUSYBOX["spec"], "template": {**BUSYBOX["spec"]["template"], "spec": {"containers": [
         {"name": "box", "image": "busybox:1.37", "securityContext": {"privileged": True},
          "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"cpu": "1m", "memory": "1Mi"}}}]}}}}
-    KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
-    KubernetesObjects(stack, "other", release_name="other", namespace="team", objects=[debug])
+    KubernetesObjects(stack, "debug", {"release_name": "debug", "namespace": "team", "objects": [debug]})
+    KubernetesObjects(stack, "other", {"release_name": "other", "namespace": "team", "objects": [debug]})
     found = refused_by_synthesize(app, capsys)
     assert found and all(line.startswith("team: team/other/release: [workload-security]") for line in found), found
 
     app, stack = staging_stack(tmp_path / "waived")
     Guardrails.configure(stack, Tier.DEVELOPMENT, [Waiver(rule="workload-security", path="team/debug", reason=reason)])
-    KubernetesObjects(stack, "debug", release_name="debug", namespace="team", objects=[debug])
+    KubernetesObjects(stack, "debug", {"release_name": "debug", "namespace": "team", "objects": [debug]})
     synthesize(app)
     out = capsys.readouterr().out.splitlines()
     assert f"WAIVED team: team/debug/release: [workload-security] container box: must not be privileged -- reason: {reason}" in out
@@ -378,7 +378,7 @@ def test_a_teams_own_rule_pack_runs_beside_burrows(tmp_path):
     sized = {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"cpu": "1m", "memory": "1Mi"}}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team"},
            "spec": {"containers": [{"name": "c", "image": "busybox:1.37", "resources": sized}]}}
-    KubernetesObjects(stack, "raw", release_name="raw", namespace="team", objects=[pod])
+    KubernetesObjects(stack, "raw", {"release_name": "raw", "namespace": "team", "objects": [pod]})
     assert violations(synth_error(app, tmp_path)) == ["team: team/raw/release: [owner-label] p: add team.example/owner"]
 
 
@@ -440,7 +440,7 @@ def test_a_deployment_slipped_under_a_broker_is_still_policed_as_a_workload(tmp_
     Deployment added through its objects' escape hatch."""
     app, _ = team_stack(tmp_path, tier=Tier.DEVELOPMENT)
     broker = stacks_of(app)[0].node.find_child("mq")
-    broker.objects.objects = (*broker.objects.objects, BUSYBOX)
+    broker.objects = (*broker.objects, BUSYBOX)
     found = violations(synth_error(app, tmp_path))
-    assert f"team: {broker.objects.release.node.path}: [workload-security] container box: must not be privileged" in found
+    assert f"team: {broker.delivery.release.node.path}: [workload-security] container box: must not be privileged" in found
     assert {line.split("[")[1].split("]")[0] for line in found} == {"workload-resources", "workload-security", "image-tag"}

@@ -104,7 +104,7 @@ def test_bad_props_fail_in_the_constructor_with_the_construct_path():
 
     stack = TerraformStack(App(), "team")
     KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
-    ns = AppNamespace(stack, "ns", name="team")
+    ns = AppNamespace(stack, "ns", {"name": "team"})
     size = Resources.model_validate({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
     props = RabbitMqBrokerProps(
         image=Image(registry="r", repository="rabbitmq", tag="4"), resources=size, values=[{"replicaCount": 5}]

@@ -125,8 +125,7 @@ def test_no_policy_admits_another_namespace_but_dns_and_keda(preview):
 def test_the_preview_meets_its_tiers_guardrails_and_a_quota_is_required(tmp_path):
     app = App(outdir=str(tmp_path))
     [built] = build_preview_app(app, preview_host(load_environments(ROOT / "environments"), None), REQUEST, ROOT / "helm")
-    built.app.namespace.policies.objects = tuple(
-        o for o in built.app.namespace.policies.objects if o["kind"] != "ResourceQuota")
+    built.app.namespace.objects = tuple(o for o in built.app.namespace.objects if o["kind"] != "ResourceQuota")
     with pytest.raises(RuntimeError):
         app.synth()
     assert [f"{f.rule}: {f.message}" for f in violations_in(stacks_of(app))] == [

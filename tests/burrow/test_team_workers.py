@@ -36,7 +36,7 @@ def team(tmp_path):
     stack = TerraformStack(app, "team")
     KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
     Guardrails.configure(stack, Tier.DEVELOPMENT)
-    namespace = AppNamespace(stack, "ns", name="orders")
+    namespace = AppNamespace(stack, "ns", {"name": "orders"})
     broker = RabbitMqBroker(
         stack,
         "mq",
@@ -176,10 +176,10 @@ def test_any_two_releases_with_one_name_in_a_namespace_are_refused(tmp_path):
     from burrow import KubernetesObjects
 
     app, stack, namespace, _ = team(tmp_path)
-    KubernetesObjects(stack, "first", release_name="extras", namespace="orders", objects=[])
-    KubernetesObjects(stack, "second", release_name="extras", namespace="elsewhere", objects=[])
+    KubernetesObjects(stack, "first", {"release_name": "extras", "namespace": "orders", "objects": []})
+    KubernetesObjects(stack, "second", {"release_name": "extras", "namespace": "elsewhere", "objects": []})
     app.synth()  # one name in two namespaces is fine
-    KubernetesObjects(stack, "third", release_name="extras", namespace="orders", objects=[])
+    KubernetesObjects(stack, "third", {"release_name": "extras", "namespace": "orders", "objects": []})
     with pytest.raises(RuntimeError, match=r"team/third/release: name='extras' is invalid: team/first/release already"):
         app.synth()
 

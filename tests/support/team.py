@@ -31,7 +31,7 @@ def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tu
     CLUSTER.configure_providers(stack)
     if tier is not None:
         Guardrails.configure(stack, tier)
-    namespace = AppNamespace(stack, "ns", name="team", default_deny=default_deny)
+    namespace = AppNamespace(stack, "ns", {"name": "team", "default_deny": default_deny})
     broker = RabbitMqBroker(
         stack,
         "mq",

@@ -234,9 +234,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
         KubernetesObjects(
             holder,
             "store",
-            release_name="burrow-secret-store",
-            namespace=NAMESPACE,
-            objects=store_objects(self.access),
+            {"release_name": "burrow-secret-store", "namespace": NAMESPACE, "objects": store_objects(self.access)},
             depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), release],
         )
         return holder

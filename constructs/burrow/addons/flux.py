@@ -164,7 +164,14 @@ class FluxAddOn(ClusterAddOn):
                         metadata=SecretV1Metadata(name=SIGNING_KEYS, namespace=self.namespace, labels=dict(MANAGED_BY)),
                         data={f"signer-{index}.asc": key for index, key in enumerate(self.config.signing_keys)},
                         depends_on=[app])
-        KubernetesObjects(holder, "sync", release_name="burrow-gitops-sync", namespace=self.namespace,
-                          objects=[*tenant_objects(self.namespace), *sync_objects(self.config, self.env_name, self.namespace)],
-                          depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), app, keys, release, *earlier])
+        KubernetesObjects(
+            holder,
+            "sync",
+            {
+                "release_name": "burrow-gitops-sync",
+                "namespace": self.namespace,
+                "objects": [*tenant_objects(self.namespace), *sync_objects(self.config, self.env_name, self.namespace)],
+            },
+            depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), app, keys, release, *earlier],
+        )
         return holder

@@ -20,7 +20,7 @@ from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.addons.monitoring import MONITORING
 from burrow.config.schema import KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
-from burrow.k8s.release import KubernetesObjects
+from burrow.k8s.release import DeliversObjects, KubernetesObjects
 from burrow.pins import KARPENTER
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
@@ -128,7 +128,7 @@ def node_pool(config: KarpenterConfig) -> K8sObject:
             "spec": spec}
 
 
-class KarpenterNodePool(Construct):
+class KarpenterNodePool(DeliversObjects, Construct):
     """The EC2NodeClass and NodePool, delivered as one object release after Karpenter's CRDs.
 
     Policed as a `nodepool` (production: limits, a disruption budget, on-demand only).
@@ -138,12 +138,12 @@ class KarpenterNodePool(Construct):
     def __init__(self, scope: Construct, id: str, *, objects: list[K8sObject], depends_on: list) -> None:
         super().__init__(scope, id)
         Guardrails.of(self)
-        self.delivery = KubernetesObjects(self, "objects", release_name="burrow-node-pool", namespace=NAMESPACE,
-                                          objects=objects, depends_on=depends_on)
-
-    @property
-    def objects(self) -> tuple[K8sObject, ...]:
-        return self.delivery.objects
+        self.delivery = KubernetesObjects(
+            self,
+            "objects",
+            {"release_name": "burrow-node-pool", "namespace": NAMESPACE, "objects": objects},
+            depends_on=depends_on,
+        )
 
     def policy_facts(self) -> PolicyFacts:
         return PolicyFacts("nodepool", tuple(obj for obj in self.objects if obj.get("kind") == "NodePool"))

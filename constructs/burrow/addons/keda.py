@@ -86,9 +86,7 @@ class KedaAddOn(HelmAddOn):
             KubernetesObjects(
                 holder,
                 "scaler-auth",
-                release_name="keda-scaler-auth",
-                namespace=self.namespace,
-                objects=list(self.objects),
+                {"release_name": "keda-scaler-auth", "namespace": self.namespace, "objects": list(self.objects)},
                 depends_on=[*filter(None, [owned_namespace(scope, self.namespace)]), release, *store_ready(scope)],
             )
         return holder

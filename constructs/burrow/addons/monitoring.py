@@ -134,16 +134,18 @@ class MonitoringAddOn(ClusterAddOn):
             secret = KubernetesObjects(
                 holder,
                 "grafana-admin",
-                release_name="grafana-admin",
-                namespace=self.config.namespace,
-                objects=[
-                    external_secret(
-                        GRAFANA_ADMIN_SECRET,
-                        self.config.namespace,
-                        cluster.secrets.secret("grafana"),
-                        {"admin-user": "admin", "admin-password": "{{ .admin_password }}"},
-                    )
-                ],
+                {
+                    "release_name": "grafana-admin",
+                    "namespace": self.config.namespace,
+                    "objects": [
+                        external_secret(
+                            GRAFANA_ADMIN_SECRET,
+                            self.config.namespace,
+                            cluster.secrets.secret("grafana"),
+                            {"admin-user": "admin", "admin-password": "{{ .admin_password }}"},
+                        )
+                    ],
+                },
                 depends_on=[*after_namespace, *store_ready(scope)],
             ).release
         else:
@@ -169,8 +171,16 @@ class MonitoringAddOn(ClusterAddOn):
             after_if_present=(STORAGE_CLASSES,),
         )
         chart.release(holder, providers.helm, depends_on=[secret])
-        KubernetesObjects(holder, "network", release_name="monitoring-network", namespace=self.config.namespace,
-                          objects=monitoring_policies(self.config, self.cluster_cidrs), depends_on=after_namespace)
+        KubernetesObjects(
+            holder,
+            "network",
+            {
+                "release_name": "monitoring-network",
+                "namespace": self.config.namespace,
+                "objects": monitoring_policies(self.config, self.cluster_cidrs),
+            },
+            depends_on=after_namespace,
+        )
         return holder
 
 

@@ -43,6 +43,9 @@ class EbsStorageClasses(ClusterAddOn):
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
-        KubernetesObjects(holder, "objects", release_name="burrow-storage-classes", namespace="kube-system",
-                          objects=[gp3_storage_class()])
+        KubernetesObjects(
+            holder,
+            "objects",
+            {"release_name": "burrow-storage-classes", "namespace": "kube-system", "objects": [gp3_storage_class()]},
+        )
         return holder

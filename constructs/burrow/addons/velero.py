@@ -154,6 +154,10 @@ class VeleroAddOn(ClusterAddOn):
         if self.monitoring:
             objects.append(prometheus_rule("burrow-backups", NAMESPACE, MANAGED_BY, "burrow.backups",
                                            backup_alerts(self.config)))
-        KubernetesObjects(holder, "schedules", release_name="burrow-backups", namespace=NAMESPACE, objects=objects,
-                          depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), release])
+        KubernetesObjects(
+            holder,
+            "schedules",
+            {"release_name": "burrow-backups", "namespace": NAMESPACE, "objects": objects},
+            depends_on=[*filter(None, [owned_namespace(scope, NAMESPACE)]), release],
+        )
         return holder

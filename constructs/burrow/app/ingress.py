@@ -85,8 +85,12 @@ class PublicIngress(DeliversObjects, Construct):
                  depends_on: list[ITerraformDependable]) -> None:
         super().__init__(scope, id)
         Guardrails.of(self)
-        self.delivery = KubernetesObjects(self, "objects", release_name="burrow-ingress", namespace=namespace,
-                                          objects=objects, depends_on=depends_on)
+        self.delivery = KubernetesObjects(
+            self,
+            "objects",
+            {"release_name": "burrow-ingress", "namespace": namespace, "objects": objects},
+            depends_on=depends_on,
+        )
 
     def policy_facts(self) -> PolicyFacts:
         return PolicyFacts("ingress", tuple(self.objects))

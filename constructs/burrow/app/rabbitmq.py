@@ -29,7 +29,7 @@ from burrow.config.schema import MessagingConfig, RabbitMqConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret
-from burrow.k8s.release import KubernetesObjects, release_values, to_yaml
+from burrow.k8s.release import DeliversObjects, KubernetesObjects, release_values, to_yaml
 from burrow.monitoring.rules import broker_alerts, prometheus_rule
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
@@ -153,15 +153,17 @@ def managed_keys_in(values: Mapping[str, Any]) -> list[str]:
     return [key for key in MANAGED_VALUES if key in values]
 
 
-class RabbitMqBroker(Construct):
+class RabbitMqBroker(DeliversObjects, Construct):
     """A RabbitMQ cluster (Bitnami chart) in `namespace`, with its credentials Secret.
 
     Clients do not need its host name or secret name as strings: `QueueWorker` takes the
     broker itself and asks it how to connect (`host`, `port`, `credentials_env`).
 
-    Escape hatches: `release` (helm_release), `secret` (the kubernetes_secret_v1 Terraform
-    generates, or with `credentials_key` the helm_release of the ExternalSecret that builds it;
-    that release's objects are `credentials`).
+    Escape hatches: `release` (the chart's helm_release), `objects` (the broker's own Kubernetes
+    objects in native shape: its NetworkPolicy, federation Service, PrometheusRule; edits before
+    synth are delivered and checked) and `delivery` (their object release), `secret` (the
+    kubernetes_secret_v1 Terraform generates, or with `credentials_key` the helm_release of the
+    ExternalSecret that builds it; that release's objects are `credentials`).
     """
 
     def __init__(
@@ -224,12 +226,10 @@ class RabbitMqBroker(Construct):
                     broker_alerts(props.release_name, self.namespace, props.replicas),
                 )
             )
-        self.objects = KubernetesObjects(
+        self.delivery = KubernetesObjects(
             self,
             "objects",
-            release_name=f"{props.release_name}-objects",
-            namespace=self.namespace,
-            objects=objects,
+            {"release_name": f"{props.release_name}-objects", "namespace": self.namespace, "objects": objects},
             depends_on=[namespace.resource],
         )
 
@@ -266,8 +266,9 @@ class RabbitMqBroker(Construct):
                                                                  labels=dict(MANAGED_BY)),
                  data={keda.SCALER_KEY: amqp_uri(self.props.username, password, self.host)}, type="Opaque",
                  provider=providers.kubernetes)
-        KubernetesObjects(self, "scaler-auth-objects", release_name=f"{name}-scaler", namespace=self.props.keda_namespace,
-                          objects=[keda.scaler_auth(self.namespace)], depends_on=[namespace.resource])
+        KubernetesObjects(self, "scaler-auth-objects", {"release_name": f"{name}-scaler", "namespace": self.props.keda_namespace,
+                                                         "objects": [keda.scaler_auth(self.namespace)]},
+                          depends_on=[namespace.resource])
 
     def _external_secret(self, namespace: AppNamespace) -> ITerraformDependable:
         template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
@@ -283,16 +284,14 @@ class RabbitMqBroker(Construct):
         self.credentials = KubernetesObjects(
             self,
             "credentials",
-            release_name=f"{self.props.release_name}-credentials",
-            namespace=self.namespace,
-            objects=objects,
+            {"release_name": f"{self.props.release_name}-credentials", "namespace": self.namespace, "objects": objects},
             depends_on=[namespace.resource],
         )
         return self.credentials.release
 
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the values the chart renders with (escape-hatch edits included)."""
-        return PolicyFacts("broker", self.objects.objects, release_values(self.release))
+        return PolicyFacts("broker", self.objects, release_values(self.release))
 
     @property
     def pod_labels(self) -> dict[str, str]:

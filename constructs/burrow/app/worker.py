@@ -231,9 +231,7 @@ class QueueWorker(DeliversObjects, Construct):
         self.delivery = KubernetesObjects(
             self,
             "objects",
-            release_name=self.name,
-            namespace=ns,
-            objects=objects,
+            {"release_name": self.name, "namespace": ns, "objects": objects},
             depends_on=[namespace.resource, broker.release, *depends_on],
         )
         self.release = self.delivery.release

@@ -12,15 +12,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsii
 import yaml
 from cdktf import AssetType, IResolveContext, IStringProducer, ITerraformDependable, Lazy, TerraformAsset, Token
 from cdktf_cdktf_provider_helm.release import Release
+from pydantic import AfterValidator, Field, InstanceOf
 
 from burrow.k8s.objects import K8sObject
 from burrow.merge import deep_merge
+from burrow.props import Props, child_path, props_for
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -100,34 +102,63 @@ class _ObjectsValues:
         return to_yaml({"objects": list(self._owner.objects)})
 
 
+#: A Helm release name (Helm allows 53 characters) and a namespace name (a DNS label).
+MAX_RELEASE_NAME = 53
+RELEASE_NAME = rf"^[a-z0-9]([-a-z0-9]{{0,{MAX_RELEASE_NAME - 2}}}[a-z0-9])?$"
+NAMESPACE_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+def _kubernetes_object(obj: K8sObject) -> K8sObject:
+    """An object the chart can deliver names its `apiVersion` and `kind`; it is kept as it is (not
+    copied), so the caller's dict stays the one delivered and edits to it before synth count."""
+    missing = [key for key in ("apiVersion", "kind") if not obj.get(key)]
+    if missing:
+        raise ValueError(f"a Kubernetes object needs {' and '.join(missing)}")
+    return obj
+
+
+class KubernetesObjectsProps(Props):
+    """Props of `KubernetesObjects`. Required: `release_name` and `namespace`."""
+
+    #: The helm_release's name; unique in its namespace (checked at synth).
+    release_name: str = Field(pattern=RELEASE_NAME)
+    #: The namespace the release (and every namespaced object without its own) lives in.
+    namespace: str = Field(pattern=NAMESPACE_NAME)
+    #: The objects to deliver, in native shape (dicts as `kubectl apply` reads them). default: none
+    objects: tuple[Annotated[InstanceOf[dict], AfterValidator(_kubernetes_object)], ...] = ()
+
+
 class KubernetesObjects(Construct):
     """A Helm release of Burrow's object chart carrying `objects`.
 
-    Escape hatches: `objects` (what is delivered, in native shape; replace it or edit the
-    dicts in place before synth) and `release` (the underlying `helm_release`, for overrides).
-    The guardrails read what `release` delivers (pods as a workload, Ingresses, NodePools), unless
-    a construct above it answers for them.
+    `props` is a `KubernetesObjectsProps` or a mapping of its fields (validated here, so a mistake
+    names this construct's path); `depends_on` is what the release waits for (construct references,
+    not props). Escape hatches, the shape every construct that delivers Kubernetes objects shares:
+    `objects` (what is delivered, in native shape; assign a new tuple or edit the dicts in place
+    before synth) and `release` (the underlying `helm_release`, for overrides). The guardrails read
+    what `release` delivers (pods as a workload, Ingresses, NodePools), unless a construct above it
+    answers for them.
     """
 
     def __init__(
         self,
         scope: Construct,
         id: str,
+        props: KubernetesObjectsProps | Mapping[str, Any],
         *,
-        release_name: str,
-        namespace: str,
-        objects: Sequence[K8sObject],
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> None:
+        props = props_for(child_path(scope, id), KubernetesObjectsProps, props)
         super().__init__(scope, id)
-        self.objects: tuple[K8sObject, ...] = tuple(objects)
-        self.namespace = namespace
-        self.release_name = release_name
+        self.props = props
+        self.objects: tuple[K8sObject, ...] = props.objects
+        self.namespace = props.namespace
+        self.release_name = props.release_name
         self.release = Release(
             self,
             "release",
-            name=release_name,
-            namespace=namespace,
+            name=props.release_name,
+            namespace=props.namespace,
             chart=_chart_asset(self).path,
             values=[Lazy.string_value(_ObjectsValues(self))],
             atomic=True,
@@ -140,17 +171,27 @@ class KubernetesObjects(Construct):
 
 
 class DeliversObjects:
-    """Mixin for a construct whose Kubernetes objects go out as one object release, `self.delivery`:
-    `objects` is its escape hatch (read, or assign a new tuple before synth; what is assigned is
-    what is delivered and what the guardrails check)."""
+    """Mixin for a construct whose Kubernetes objects go out as one object release, `self.delivery`.
 
-    delivery: KubernetesObjects
+    The one escape-hatch shape of every construct that delivers Kubernetes objects (`QueueWorker`,
+    `RabbitMqBroker`, `AppNamespace`, `PublicIngress`, `KarpenterNodePool`), with the names
+    `KubernetesObjects` itself has: `objects`, a tuple of the objects in native shape (read it, edit
+    its dicts in place, or assign a new tuple before synth; what is there at synth is what is
+    delivered and what the guardrails check), and `delivery`, the `KubernetesObjects` carrying them
+    (`delivery.release` is the helm_release, for overrides; None when the construct delivers no
+    object). Objects in their Kubernetes shape, not a Burrow type, are what a team already knows how
+    to edit, and one shape means one way to reach any of them.
+    """
+
+    delivery: KubernetesObjects | None
 
     @property
     def objects(self) -> tuple[K8sObject, ...]:
         """The Kubernetes objects, as they will be delivered (escape hatch: assignable)."""
-        return self.delivery.objects
+        return self.delivery.objects if self.delivery is not None else ()
 
     @objects.setter
     def objects(self, value: tuple[K8sObject, ...]) -> None:
+        if self.delivery is None:
+            raise AttributeError("this construct delivers no Kubernetes objects, so it has none to replace")
         self.delivery.objects = tuple(value)

@@ -71,7 +71,9 @@ class AppLayer(BurrowStack):
         cluster.configure_providers(self)
         self.cluster = cluster
         self.monitoring_namespace = env.monitoring.namespace if env.monitoring.enabled else None
-        self.namespace = AppNamespace(self, "namespace", name=env.namespace, labels=namespace_labels, quota=quota)
+        self.namespace = AppNamespace(
+            self, "namespace", {"name": env.namespace, "labels": namespace_labels or {}, "quota": quota}
+        )
         self.broker = RabbitMqBroker(
             self,
             "rabbitmq",
@@ -109,10 +111,15 @@ class AppLayer(BurrowStack):
         region's replica of it). The producer mounts it and re-reads it when it changes."""
         assert self.cluster.secrets is not None  # a public producer is an EKS environment's (configuration checks)
         return KubernetesObjects(
-            self, "publish-auth", release_name="producer-auth", namespace=env.namespace,
-            objects=[external_secret(PUBLISH_AUTH, env.namespace, self.cluster.secrets.secret("producer"),
-                                     {PUBLISH_TOKEN_KEY: "{{ .publish_token }}",
-                                      PREVIOUS_TOKEN_KEY: "{{ .previous_publish_token }}"})],
+            self,
+            "publish-auth",
+            {
+                "release_name": "producer-auth",
+                "namespace": env.namespace,
+                "objects": [external_secret(PUBLISH_AUTH, env.namespace, self.cluster.secrets.secret("producer"),
+                                            {PUBLISH_TOKEN_KEY: "{{ .publish_token }}",
+                                             PREVIOUS_TOKEN_KEY: "{{ .previous_publish_token }}"})],
+            },
             depends_on=[self.namespace.resource],
         )
 
@@ -141,9 +148,7 @@ class AppLayer(BurrowStack):
         return KubernetesObjects(
             self,
             "monitoring",
-            release_name="burrow-monitoring",
-            namespace=env.namespace,
-            objects=objects,
+            {"release_name": "burrow-monitoring", "namespace": env.namespace, "objects": objects},
             depends_on=[self.namespace.resource],
         )
 
