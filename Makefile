@@ -205,9 +205,11 @@ gitops-export: $(VENV)/.synced
 	@BURROW_ENV=$(ENV) CDKTF_OUTDIR=$(OUT) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.gitops $(OUT) $(ENV) $(DIR)
 
+# The folder new-env writes to and validates against (tests point it at a copy).
+ENVIRONMENTS ?= environments
 new-env: install
 	@test -n "$(NAME)" -a -n "$(ACCOUNT)" || { echo "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>"; exit 2; }
-	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)"
+	PYTHONPATH=constructs $(PY) -m burrow_tools.scaffold "$(NAME)" "$(ACCOUNT)" "$(ENVIRONMENTS)"
 
 # Mutation testing (not part of CI): cosmic-ray rewrites the guardrails (policy) or the producer's
 # publish contract (contract) one mutation at a time, in place, and runs the fast tests that cover

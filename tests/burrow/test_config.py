@@ -254,22 +254,30 @@ def test_an_external_id_is_refused_where_the_cluster_token_cannot_pass_it(env_di
     assert "cannot pass an external id" in message
 
 
-def test_make_new_env_as_the_readme_prints_it_and_without_an_account():
-    target = ROOT / "environments" / "perfx.yaml"
-    assert not target.exists()
-    try:
-        made = subprocess.run(["make", "-s", "new-env", "NAME=perfx", "ACCOUNT=210987654321"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
-        assert made.returncode == 0, made.stdout + made.stderr
-        assert "created environments/perfx.yaml" in made.stdout
-        assert load_environment("perfx", ROOT / "environments").aws.account_id == "210987654321"
-    finally:
-        target.unlink(missing_ok=True)
-    refused = subprocess.run(["make", "-s", "new-env", "NAME=perfx"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=60)
+def test_make_new_env_as_the_docs_print_it_and_without_an_account(tmp_path):
+    """`make new-env NAME=perf ACCOUNT=210987654321` as docs/environments.md prints it, into a copy of
+    environments/ (tests beside this one read the real folder): the account is qa's, which creates
+    the image repositories there, so the new environment uses them instead of breaking every load."""
+    command = "make new-env NAME=perf ACCOUNT=210987654321"
+    assert command in (ROOT / "docs" / "environments.md").read_text() and command in (ROOT / "README.md").read_text()
+    env_dir = tmp_path / "environments"
+    shutil.copytree(ROOT / "environments", env_dir)
+    made = subprocess.run(["make", "-s", *command.split()[1:], f"ENVIRONMENTS={env_dir}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"created {env_dir / 'perf.yaml'}" in made.stdout
+    perf = load_environment("perf", env_dir)
+    assert perf.aws.account_id == "210987654321" and perf.registry.create is False
+    assert "environment qa creates the repositories" in (env_dir / "perf.yaml").read_text()
+    assert {env.name for env in load_environments(env_dir)} >= {"qa", "uat", "preprod", "prod", "perf"}
+    again = subprocess.run(["make", "-s", *command.split()[1:], f"ENVIRONMENTS={env_dir}"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "perf.yaml: already exists; edit it instead" in again.stderr
+    refused = subprocess.run(["make", "-s", "new-env", "NAME=perfx", f"ENVIRONMENTS={env_dir}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "usage: make new-env NAME=<environment> ACCOUNT=<12-digit AWS account id>" in refused.stdout
-    assert not target.exists()
+    assert not (env_dir / "perfx.yaml").exists() and not (ROOT / "environments" / "perf.yaml").exists()
 
 
 def test_make_synth_starts_afresh_but_keeps_local_terraform_state(tmp_path):
