@@ -24,6 +24,7 @@ _EXPORTS = {
     "RabbitMqBrokerProps": "burrow.app.rabbitmq",
     "QueueWorker": "burrow.app.worker",
     "QueueWorkerProps": "burrow.app.worker",
+    "QueueBinding": "burrow.app.worker",
     "PublicIngress": "burrow.app.ingress",
     "BrokerFederation": "burrow.app.federation",
     "FederationUpstream": "burrow.app.federation",
@@ -87,6 +88,10 @@ _EXPORTS = {
 }
 
 __all__ = [*_EXPORTS]  # noqa: PLE0604
+
+# A user's mistake that nobody catches (a bad prop while building a stack) ends a script with
+# Burrow's one line, not a traceback through jsii; every other error is shown as Python shows it.
+importlib.import_module("burrow.errors").install_excepthook()
 
 
 def __getattr__(name: str) -> Any:

@@ -24,3 +24,28 @@ class PropsError(BurrowError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"{path}: {field}={value!r} is invalid: {allowed}")
+
+
+def _one_line(previous):
+    """An excepthook: a `BurrowError` nobody caught (a bad prop in a team's own `main.py`) ends the
+    program with Burrow's one line and status 2; anything else goes to `previous` unchanged."""
+
+    def hook(kind, error, traceback) -> None:
+        if isinstance(error, BurrowError):
+            import sys  # noqa: PLC0415
+
+            print(f"burrow: {error}", file=sys.stderr)
+            sys.stderr.flush()
+            raise SystemExit(2)
+        previous(kind, error, traceback)
+
+    hook.burrow = True  # type: ignore[attr-defined]
+    return hook
+
+
+def install_excepthook() -> None:
+    """Make an uncaught `BurrowError` one line instead of a traceback (once; other errors unchanged)."""
+    import sys  # noqa: PLC0415
+
+    if not getattr(sys.excepthook, "burrow", False):
+        sys.excepthook = _one_line(sys.excepthook)

@@ -65,7 +65,7 @@ def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
         return model.model_validate(props)
     except ValidationError as exc:
         raise props_error(path, exc, model) from None
-    except PropsError as exc:  # a `Props` model (pydantic validates through its __init__) names its class
+    except PropsError as exc:  # a `Props` model's own model_validate names its class: name the path instead
         raise PropsError(path, exc.field, exc.value, exc.allowed) from None
 
 
@@ -81,3 +81,14 @@ class Props(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise props_error(type(self).__name__, exc, type(self)) from None
+
+    # Nested in other props, a Props model is validated by pydantic itself (not through this
+    # __init__), so a mistake in it keeps its full location (`messaging.exchange`).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise props_error(cls.__name__, exc, cls) from None

@@ -157,7 +157,7 @@ def test_a_waiver_needs_a_known_rule_a_construct_of_the_stack_and_a_reason():
     for path in ("team", "other/mq"):  # the whole stack, another stack
         with pytest.raises(PropsError, match="a waiver names one construct of this stack"):
             Guardrails.configure(stack, Tier.PRODUCTION, [Waiver(rule="image-digest", path=path, reason="x" * 30)])
-    with pytest.raises(ValueError, match="at least 20 characters"):
+    with pytest.raises(PropsError, match="^Waiver: reason='because' is invalid: String should have at least 20 characters$"):
         Waiver(rule="image-digest", path="team/mq", reason="because")
     waiver = Waiver(rule="image-digest", path="team/mq", reason="x" * 30)
     assert Guardrails.configure(stack, Tier.PRODUCTION, [waiver]).waivers == (waiver,)

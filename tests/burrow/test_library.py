@@ -121,7 +121,7 @@ def test_worker_props_refuse_a_grace_period_shorter_than_the_drain():
             {
                 "role": "producer",
                 "image": {"registry": "r", "repository": "p", "tag": "1"},
-                "messaging": {},
+                "messaging": {"exchange": "e", "queue": "q", "routing_key": "k"},
                 "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
                 "drain_seconds": 30,
                 "termination_grace_seconds": 30,

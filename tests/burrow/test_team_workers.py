@@ -123,7 +123,7 @@ def test_each_worker_scales_and_alerts_on_its_own_queue_under_its_own_names(tmp_
                 role=name,
                 command=["python", "-m", f"orders.{name}"],
                 args=["--fast"],
-                autoscaling={"queue_length": 20},
+                autoscaling={"kind": "queue", "queue_length": 20},
                 alerts={},
             ),
         )
@@ -220,7 +220,7 @@ def test_synthesize_prints_the_duplicate_name_as_the_page_shows(tmp_path):
         ),
         (
             {"messaging": None},
-            "team/intake: messaging=None is invalid: Input should be a valid dictionary or instance of MessagingConfig",
+            "team/intake: messaging=None is invalid: Input should be a valid dictionary or instance of QueueBinding",
         ),
         ({"replica": 3}, "team/intake: replica=3 is invalid: unknown field; the fields of QueueWorkerProps are name, "),
         (

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from cdktf import ITerraformDependable
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
@@ -62,6 +62,19 @@ STATE_DIR = "/var/lib/burrow"
 PROCESSED_LOG = f"{STATE_DIR}/processed.jsonl"
 
 
+class QueueBinding(Props):
+    """Where a worker works on its broker: every name is the team's own, none has a default."""
+
+    exchange: str = Field(min_length=1, max_length=255)
+    queue: str = Field(min_length=1, max_length=255)
+    routing_key: str = Field(min_length=1, max_length=255)
+
+
+AUTOSCALING_KINDS: dict[str, type[CpuAutoscalingConfig | QueueAutoscalingConfig]] = {
+    "cpu": CpuAutoscalingConfig, "queue": QueueAutoscalingConfig,
+}
+
+
 class QueueWorkerProps(Props):
     """Props of `QueueWorker`. Required: `image`, `resources` and `messaging`."""
 
@@ -82,7 +95,7 @@ class QueueWorkerProps(Props):
     readiness_path: str = Field(default="/readyz", pattern=PROBE_PATH)
     #: The exchange, queue and routing key the worker uses on its broker (RABBITMQ_EXCHANGE,
     #: RABBITMQ_QUEUE, RABBITMQ_ROUTING_KEY); queue autoscaling and queue alerts watch this queue.
-    messaging: MessagingConfig
+    messaging: QueueBinding
     #: default: 2 (two pods survive a node drain)
     replicas: int = Field(default=2, ge=1, le=100)
     resources: Resources
@@ -121,6 +134,39 @@ class QueueWorkerProps(Props):
     #: A writable directory on the pod's own disk (the root file system is read-only); it survives
     #: container restarts, not the pod's replacement. default: only /tmp
     state_dir: str | None = Field(default=None, pattern=PROBE_PATH)
+
+    @field_validator("messaging", mode="before")
+    @classmethod
+    def _binding(cls, value: Any) -> Any:
+        """An environment's `MessagingConfig` (Burrow's presets) is taken as the binding it names."""
+        return value.model_dump() if isinstance(value, MessagingConfig) else value
+
+    @field_validator("autoscaling", mode="before")
+    @classmethod
+    def _autoscaling_kind(cls, value: Any) -> Any:
+        """A mapping says which autoscaler it means (`kind: cpu` or `kind: queue`): both take
+        `max_replicas`, and a guess would scale on the wrong signal."""
+        if not isinstance(value, Mapping):
+            return value
+        fields = dict(value)
+        kind = fields.pop("kind", None)
+        if kind not in AUTOSCALING_KINDS:
+            raise ValueError(f"set kind: cpu (a HorizontalPodAutoscaler on CPU) or kind: queue (KEDA on the worker's "
+                             f"queue), not {kind!r}")
+        try:
+            return AUTOSCALING_KINDS[kind].model_validate(fields)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"{where}={first.get('input')!r}: {first['msg']}") from None
+
+    @model_validator(mode="after")
+    def _scaling_bounds(self) -> QueueWorkerProps:
+        """Kubernetes refuses an autoscaler whose maximum is below its minimum (the first deploy would fail)."""
+        if self.autoscaling is not None and self.autoscaling.enabled and self.autoscaling.max_replicas < self.replicas:
+            raise ValueError(f"autoscaling.max_replicas ({self.autoscaling.max_replicas}) is below replicas "
+                             f"({self.replicas}), the minimum")
+        return self
 
     @field_validator("termination_grace_seconds")
     @classmethod
@@ -323,7 +369,7 @@ class QueueWorker(DeliversObjects, Construct):
         return [scaled]
 
     @staticmethod
-    def broker_env(broker: RabbitMqBroker, messaging: MessagingConfig) -> dict[str, str]:
+    def broker_env(broker: RabbitMqBroker, messaging: QueueBinding) -> dict[str, str]:
         """Connection and topology settings every worker gets from its broker."""
         return {
             "RABBITMQ_HOST": broker.host,

@@ -21,13 +21,14 @@ from typing import Any
 
 import jsii
 from cdktf import Aspects, IAspect, TerraformResource, TerraformStack
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from burrow.config.schema import Tier
 from burrow.errors import PropsError
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.policy.delivered import delivered_facts
 from burrow.policy.facts import Policed, PolicyFacts, Subject
+from burrow.props import Props, props_for
 from constructs import Construct, IConstruct, IValidation
 
 STAGING_AND_UP = (Tier.STAGING, Tier.PRODUCTION)
@@ -39,12 +40,10 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 SERVING_KINDS = (*WORKLOAD_KINDS, "DaemonSet", "Pod")
 
 
-class Waiver(BaseModel):
+class Waiver(Props):
     """Turns one rule off for one construct: `path` is the construct path a refusal names
     (`orders/mq`), and covers what lies under it. The reason is printed at every synth and
-    recorded in the stack's JSON."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    recorded in the stack's JSON. A bad field is Burrow's one-line `PropsError`."""
 
     rule: str = Field(min_length=1)
     path: str = Field(min_length=1)
@@ -452,7 +451,7 @@ class Guardrails:
     def configure(
         scope: Construct,
         tier: Tier,
-        waivers: Sequence[Waiver] = (),
+        waivers: Sequence[Waiver | Mapping[str, Any]] = (),
         *,
         rules: Sequence[Rule] = (),
         wording: Wording | None = None,
@@ -463,6 +462,8 @@ class Guardrails:
         (`//.burrow_guardrail_waivers`) for its reviewers."""
         guardrails = Guardrails.of(scope)
         stack = TerraformStack.of(scope)
+        waivers = tuple(props_for(f"{guardrails.stack_name}: waivers[{index}]", Waiver, waiver)
+                        for index, waiver in enumerate(waivers))
         guardrails.rules = (*guardrails.rules, *(rule for rule in rules if rule not in guardrails.rules))
         known = tuple(dict.fromkeys(rule.id for rule in guardrails.rules))
         unknown = sorted({w.rule for w in waivers} - set(known))
