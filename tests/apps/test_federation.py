@@ -1,6 +1,6 @@
 """Federation between two regions' brokers, for real: two RabbitMQ nodes on loopback (own node
 names, ports and data directories), each booting with the definitions Burrow renders for its
-region (`burrow.app.federation.federation_definitions`, loaded as the Bitnami chart loads them:
+region (`burrow.app.broker_users.broker_definitions`, loaded as the Bitnami chart loads them:
 `load_definitions` at boot) and the federation plugin. Only the upstream's host and port (a
 loopback port instead of the other region's load balancer name) and the passwords (instead of
 the External Secrets templates) differ from what a cluster gets. The links log in as the federation
@@ -25,13 +25,13 @@ from pathlib import Path
 import pika
 import pytest
 
+from burrow.app.broker_users import ROLES, broker_definitions
 from burrow.app.federation import (
     FEDERATION_USER,
     KEEPER_SCRIPT,
     PLUGIN,
     BrokerFederation,
     FederationUpstream,
-    federation_definitions,
     keeper_env,
 )
 from burrow.config.schema import MessagingConfig
@@ -58,8 +58,9 @@ def federation_of(region: str, other: str) -> BrokerFederation:
 
 
 def rendered(region: str, other: str, password: str, other_port: int) -> dict:
-    return federation_definitions(federation_of(region, other), USER, MESSAGING, password, FEDERATION_PASSWORD,
-                                  host_of=lambda _upstream: f"127.0.0.1:{other_port}")
+    return broker_definitions(USER, password, {role: uuid.uuid4().hex for role in ROLES}, MESSAGING,
+                              federation_of(region, other), FEDERATION_PASSWORD,
+                              host_of=lambda _upstream: f"127.0.0.1:{other_port}")
 
 
 def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Popen:

@@ -23,6 +23,7 @@ from pydantic import Field
 from burrow.addons import keda
 from burrow.addons import kinds as k
 from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
+from burrow.app import broker_users as users
 from burrow.app import federation as fed
 from burrow.app.namespace import AppNamespace
 from burrow.config.schema import MessagingConfig, RabbitMqConfig
@@ -49,6 +50,9 @@ PASSWORD_KEY = "rabbitmq-password"  # the Bitnami chart's default key for auth.e
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"  # the chart's default key for auth.existingErlangSecret
 
 RELEASE_NAME = "rabbitmq"
+#: The roles whose workloads run beside the broker and read their login from its namespace
+#: (the monitoring user's login is built in KEDA's namespace).
+CLIENT_ROLES: tuple[users.Role, ...] = ("producer", "consumer")
 
 
 def service_host(release_name: str, namespace: str) -> str:
@@ -134,6 +138,10 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     #: Terraform state, no Secrets Manager): for short-lived environments such as previews, in a
     #: cluster that runs External Secrets.
     generate_credentials_in_cluster: bool = False
+    #: The Secrets Manager secret (JSON field `password`) of each role's broker user
+    #: (`burrow.app.broker_users`); required with `credentials_key`, whose own user is then the
+    #: administrator, given to no workload. default: none (every client logs in as `username`)
+    user_keys: Mapping[users.Role, str] = Field(default_factory=dict)
     #: Federation with the brokers of the environment's other regions (`burrow.app.federation`);
     #: needs `credentials_key`. default: none (a cell of its own)
     federation: fed.BrokerFederation | None = None
@@ -175,6 +183,10 @@ class RabbitMqBroker(Construct):
                     clash,
                     "these keys come from the typed props (image, replicas, username, persistence, resources)",
                 )
+        if props.credentials_key and set(props.user_keys) != set(users.ROLES):
+            raise PropsError(self.node.path, "user_keys", sorted(props.user_keys),
+                             f"a broker with credentials_key has one user per role: name the secret of each of "
+                             f"{', '.join(users.ROLES)}")
         if props.federation is not None and not props.credentials_key:
             raise PropsError(self.node.path, "federation", props.federation.region,
                              "federation reads the broker's and the federation user's credentials from Secrets Manager: "
@@ -227,6 +239,20 @@ class RabbitMqBroker(Construct):
             depends_on=[namespace.resource],
         )
 
+    def _user_data(self, role: users.Role, password: str) -> dict[str, str]:
+        name = users.user_name(role)
+        return {USERNAME_KEY: name, PASSWORD_KEY: password, URI_KEY: amqp_uri(name, password, self.host)}
+
+    def user_secret(self, role: users.Role) -> str:
+        """The Secret holding one role's login (with `user_keys`)."""
+        return f"{self.props.release_name}-{role}"
+
+    @property
+    def users_by_role(self) -> bool:
+        """True when each client role logs in as a user of its own and the broker declares the
+        topology from its definitions (the clients only check it: `RABBITMQ_TOPOLOGY=passive`)."""
+        return bool(self.props.credentials_key)
+
     def _secret_data(self, password: str) -> dict[str, str]:
         username = self.props.username
         return {
@@ -264,13 +290,16 @@ class RabbitMqBroker(Construct):
                           objects=[keda.scaler_auth(self.namespace)], depends_on=[namespace.resource])
 
     def _external_secret(self, namespace: AppNamespace) -> ITerraformDependable:
-        template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
         if self.props.credentials_key:
-            objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)]
-            if self.props.federation is not None:  # the definitions the brokers load hold credentials too
-                objects.append(fed.definitions_secret(self.props.federation, self.namespace, self.props.username,
-                                                      self.props.messaging))
+            # the administrator's Secret serves the chart only: no workload reads it
+            admin = {PASSWORD_KEY: "{{ .password }}", ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+            objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, admin),
+                       *(external_secret(self.user_secret(role), self.namespace, self.props.user_keys[role],
+                                         self._user_data(role, "{{ .password }}")) for role in CLIENT_ROLES),
+                       users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
+                                                self.props.credentials_key, self.props.user_keys, self.props.federation)]
         else:
+            template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             generator = f"{self.props.release_name}-password"
             objects = [password_generator(generator, self.namespace),
                        generated_secret(self.secret_name, self.namespace, generator, ("password", "erlang_cookie"), template)]
@@ -363,12 +392,11 @@ class RabbitMqBroker(Construct):
     def replicas(self) -> int:
         return self.props.replicas
 
-    def credentials_env(self, username_var: str, password_var: str) -> list[EnvFromSecret]:
-        """Environment variables that read the broker credentials from its Secret."""
-        return [
-            EnvFromSecret(username_var, self.secret_name, USERNAME_KEY),
-            EnvFromSecret(password_var, self.secret_name, PASSWORD_KEY),
-        ]
+    def credentials_env(self, role: users.Role, username_var: str, password_var: str) -> list[EnvFromSecret]:
+        """Environment variables that read a client's login: its role's user (`users_by_role`), else
+        the broker's one user."""
+        secret = self.user_secret(role) if self.users_by_role else self.secret_name
+        return [EnvFromSecret(username_var, secret, USERNAME_KEY), EnvFromSecret(password_var, secret, PASSWORD_KEY)]
 
     def chart_values(self) -> dict[str, Any]:
         """The chart values derived from the typed props (the last, winning values document)."""
@@ -413,10 +441,13 @@ class RabbitMqBroker(Construct):
         }
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
+        if self.users_by_role:
+            extra = "".join(str(doc.get("extraConfiguration", "")) for doc in props.values)
+            values.update(users.chart_values(props.replicas, extra))
         if props.federation is not None:
             sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
                                          SIDECAR_SECURITY)
-            values.update(fed.chart_values(props.federation, sidecar))
+            values.update(fed.chart_values(sidecar))
         if props.replicas >= 3:
             values["pdb"] = {"create": True, "maxUnavailable": 1}
         if props.zone_spread and props.replicas > 1:

@@ -133,7 +133,7 @@ class QueueWorker(DeliversObjects, Construct):
                 **props.settings,
             },
             state_dir=STATE_DIR if consumer else None,
-            secret_env=[*broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
+            secret_env=[*broker.credentials_env(props.role, "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
                         *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
             secret_dirs=props.secret_dirs,
             liveness=k8s.HttpProbe(LIVENESS_PATH, period_seconds=10, failure_threshold=3),
@@ -244,8 +244,10 @@ class QueueWorker(DeliversObjects, Construct):
 
     @staticmethod
     def broker_env(broker: RabbitMqBroker, messaging: MessagingConfig) -> dict[str, str]:
-        """Connection and topology settings every worker gets from its broker."""
+        """Connection and topology settings every worker gets from its broker: a broker that
+        declares the topology itself leaves the workers only a check that it exists."""
         return {
+            "RABBITMQ_TOPOLOGY": "passive" if broker.users_by_role else "declare",
             "RABBITMQ_HOST": broker.host,
             "RABBITMQ_PORT": str(broker.port),
             "RABBITMQ_VHOST": "/",

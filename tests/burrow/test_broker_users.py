@@ -1,0 +1,67 @@
+"""Broker users by role in the synthesized stacks (issue 25, finding 2): no workload is given the
+administrator's login, each gets its own role's, and the definitions the brokers load are the
+ones `broker_definitions` builds (the function the real-broker test loads:
+tests/apps/test_broker_users.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from burrow.app.broker_users import ROLES, broker_definitions, password_field
+from burrow.k8s.release import release_values
+from tests.conftest import ENVIRONMENTS
+
+CLOUD = tuple(env for env in ENVIRONMENTS if env != "dev")
+
+
+def objects(synthesized, env: str, kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in synthesized.objects(env) if o["kind"] == kind}
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_each_workload_logs_in_as_its_own_role_and_none_as_the_administrator(synthesized, env):
+    for role, deployment in objects(synthesized, env, "Deployment").items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+        assert secrets["RABBITMQ_USERNAME"] == secrets["RABBITMQ_PASSWORD"] == f"rabbitmq-{role}", role
+        assert "rabbitmq-auth" not in secrets.values(), role
+        plain = {e["name"]: e.get("value") for e in container["env"]}
+        assert plain["RABBITMQ_TOPOLOGY"] == "passive", role  # no configure right: only check the topology
+    scaler = objects(synthesized, env, "ExternalSecret")[f"burrow-{env}-rabbitmq"]  # KEDA's, in its namespace
+    assert scaler["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/broker-monitoring"}}]
+    assert scaler["spec"]["target"]["template"]["data"]["host"].startswith("amqp://burrow-monitoring:")
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_the_brokers_load_the_definitions_broker_definitions_builds(synthesized, env):
+    """In every region: the definitions are `broker_definitions` with the External Secrets templates,
+    each template reads its own role's secret, and the chart loads them."""
+    built = next(b for b in synthesized.built if b.env.name == env)
+    for app in built.apps:
+        prefix, broker = app.env.stack_prefix, app.broker
+        secrets = {o["metadata"]["name"]: o for o in synthesized.objects(env, prefix) if o["kind"] == "ExternalSecret"}
+        secret = secrets["rabbitmq-definitions"]
+        loaded = json.loads(secret["spec"]["target"]["template"]["data"]["load_definition.json"])
+        expected = broker_definitions(
+            app.env.rabbitmq.username,
+            "{{ .password }}",
+            {role: "{{ ." + password_field(role) + " }}" for role in ROLES},
+            app.env.messaging,
+            broker.props.federation,
+            "{{ ." + password_field("federation") + " }}",
+        )
+        assert loaded == expected, prefix
+        renamed = {
+            s["extract"]["key"]: s.get("rewrite", [{}])[0].get("regexp", {}).get("target")
+            for s in secret["spec"]["dataFrom"]
+        }
+        assert {key: renamed[key] for key in renamed if "broker-" in key} == {
+            f"burrow/{env}/broker-{role}": password_field(role) for role in ROLES
+        }, prefix
+        values = release_values(broker.release)
+        assert values["loadDefinition"]["existingSecret"] == "rabbitmq-definitions"
+        # the first broker declares the quorum queues alone; the others join them as they come up
+        reconciled = "quorum_queue.continuous_membership_reconciliation.enabled = true"
+        assert (reconciled in values.get("extraConfiguration", "")) == (values["replicaCount"] > 1), prefix
