@@ -6,10 +6,12 @@ tests/apps/test_broker_users.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from burrow.app.broker_users import ROLES, broker_definitions, password_field
+from burrow.config.schema import MessagingConfig
 from burrow.k8s.release import release_values
 from tests.conftest import ENVIRONMENTS
 
@@ -20,7 +22,7 @@ def objects(synthesized, env: str, kind: str) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in synthesized.objects(env) if o["kind"] == kind}
 
 
-@pytest.mark.parametrize("env", CLOUD)
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_workload_logs_in_as_its_own_role_and_none_as_the_administrator(synthesized, env):
     for role, deployment in objects(synthesized, env, "Deployment").items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -29,6 +31,13 @@ def test_each_workload_logs_in_as_its_own_role_and_none_as_the_administrator(syn
         assert "rabbitmq-auth" not in secrets.values(), role
         plain = {e["name"]: e.get("value") for e in container["env"]}
         assert plain["RABBITMQ_TOPOLOGY"] == "passive", role  # no configure right: only check the topology
+    if env == "dev":  # Terraform writes KEDA's Secret
+        app = synthesized.stack("dev-app")["resource"]["kubernetes_secret_v1"]
+        [scaler] = [s for s in app.values() if s["metadata"]["name"] == "burrow-dev-rabbitmq"]
+        assert scaler["data"]["host"].startswith(
+            "amqp://burrow-monitoring:${random_password.rabbitmq_monitoring-password"
+        )
+        return
     scaler = objects(synthesized, env, "ExternalSecret")[f"burrow-{env}-rabbitmq"]  # KEDA's, in its namespace
     assert scaler["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/broker-monitoring"}}]
     assert scaler["spec"]["target"]["template"]["data"]["host"].startswith("amqp://burrow-monitoring:")
@@ -65,3 +74,21 @@ def test_the_brokers_load_the_definitions_broker_definitions_builds(synthesized,
         # the first broker declares the quorum queues alone; the others join them as they come up
         reconciled = "quorum_queue.continuous_membership_reconciliation.enabled = true"
         assert (reconciled in values.get("extraConfiguration", "")) == (values["replicaCount"] > 1), prefix
+
+
+def test_terraform_generated_credentials_give_each_role_its_own_user_too(synthesized):
+    """dev: Terraform's passwords (its state holds them, as before) in the same definitions."""
+    app = synthesized.stack("dev-app")
+    secrets = {s["metadata"]["name"]: s for s in app["resource"]["kubernetes_secret_v1"].values()}
+    # Terraform's references, without the hash cdktf appends to resource names
+    text = re.sub(r"_[0-9A-F]{8}\.result", ".result", secrets["rabbitmq-definitions"]["data"]["load_definition.json"])
+    expected = broker_definitions(
+        "burrow",
+        "${random_password.rabbitmq_password.result}",
+        {role: f"${{random_password.rabbitmq_{role}-password.result}}" for role in ROLES},
+        MessagingConfig(),
+    )
+    assert json.loads(text) == expected
+    assert set(secrets["rabbitmq-auth"]["data"]) == {"rabbitmq-password", "rabbitmq-erlang-cookie"}
+    broker = next(r for r in app["resource"]["helm_release"].values() if r["name"] == "rabbitmq")
+    assert "kubernetes_secret_v1.rabbitmq_definitions_" in " ".join(broker["depends_on"])

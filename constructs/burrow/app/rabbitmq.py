@@ -1,15 +1,19 @@
 """`RabbitMqBroker`: RabbitMQ from the Bitnami Helm chart, with generated credentials.
 
-The credentials live in one Kubernetes Secret that the chart (through its existing-secret
-settings) and every client reference. With `credentials_key` set (Burrow's cloud
-environments) the Secret is built by External Secrets from a secret in AWS Secrets Manager,
-so the values never pass through Terraform; without it, Terraform generates them
-(`random_password`) and they live in its state. The synthesized JSON and the values files
-only ever hold references.
+The administrator's password and the Erlang cookie live in the Secret the chart reads (its
+existing-secret settings); each client role has a user and a Secret of its own, and the brokers
+load their users, permissions and the services' topology from definitions at boot
+(`burrow.app.broker_users`). With `credentials_key` set (Burrow's cloud environments) the
+Secrets are built by External Secrets from secrets in AWS Secrets Manager, so the values never
+pass through Terraform; without it, Terraform generates them (`random_password`) and they live in
+its state. With `generate_credentials_in_cluster` (previews) External Secrets generates one
+user's password in the cluster and every client logs in as that user. The synthesized JSON and
+the values files only ever hold references.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -139,8 +143,8 @@ class RabbitMqBrokerProps(RabbitMqConfig):
     #: cluster that runs External Secrets.
     generate_credentials_in_cluster: bool = False
     #: The Secrets Manager secret (JSON field `password`) of each role's broker user
-    #: (`burrow.app.broker_users`); required with `credentials_key`, whose own user is then the
-    #: administrator, given to no workload. default: none (every client logs in as `username`)
+    #: (`burrow.app.broker_users`); required with `credentials_key`. `username` is the
+    #: administrator, given to no workload. default: none (Terraform generates the users' passwords)
     user_keys: Mapping[users.Role, str] = Field(default_factory=dict)
     #: Federation with the brokers of the environment's other regions (`burrow.app.federation`);
     #: needs `credentials_key`. default: none (a cell of its own)
@@ -167,8 +171,9 @@ class RabbitMqBroker(Construct):
     broker itself and asks it how to connect (`host`, `port`, `credentials_env`).
 
     Escape hatches: `release` (helm_release), `secret` (the kubernetes_secret_v1 Terraform
-    generates, or with `credentials_key` the helm_release of the ExternalSecret that builds it;
-    that release's objects are `credentials`).
+    generates, or with `credentials_key` the helm_release of the ExternalSecrets that build the
+    Secrets; that release's objects are `credentials`), `definitions` (the kubernetes_secret_v1 of
+    the definitions Terraform generates, else None).
     """
 
     def __init__(self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps) -> None:
@@ -196,6 +201,7 @@ class RabbitMqBroker(Construct):
         self.secret_name = f"{props.release_name}-auth"
         providers = ClusterInfo.providers_of(self)
 
+        self.definitions: SecretV1 | None = None
         if props.credentials_key or props.generate_credentials_in_cluster:
             self.secret = self._external_secret(namespace)
         else:
@@ -215,7 +221,7 @@ class RabbitMqBroker(Construct):
             timeout=900,
             max_history=10,
             provider=providers.helm,
-            depends_on=[namespace.resource, self.secret],
+            depends_on=[namespace.resource, self.secret, *([self.definitions] if self.definitions else [])],
         )
         objects = [self.network_policy()]
         if props.federation is not None:
@@ -251,7 +257,7 @@ class RabbitMqBroker(Construct):
     def users_by_role(self) -> bool:
         """True when each client role logs in as a user of its own and the broker declares the
         topology from its definitions (the clients only check it: `RABBITMQ_TOPOLOGY=passive`)."""
-        return bool(self.props.credentials_key)
+        return not self.props.generate_credentials_in_cluster
 
     def _secret_data(self, password: str) -> dict[str, str]:
         username = self.props.username
@@ -262,29 +268,36 @@ class RabbitMqBroker(Construct):
         }
 
     def _generated_secret(self, namespace: AppNamespace) -> ITerraformDependable:
+        """Terraform's passwords (in its state): the administrator's and the Erlang cookie in the
+        chart's Secret, each client role's login in a Secret of its own, and the definitions."""
         random = stack_singleton(self, "random", lambda stack, id: RandomProvider(stack, id))
+        providers = ClusterInfo.providers_of(self)
+
+        def secret(id: str, name: str, data: dict[str, str]) -> SecretV1:
+            return SecretV1(self, id, metadata=SecretV1Metadata(name=name, namespace=self.namespace, labels=dict(MANAGED_BY)),
+                            data=data, type="Opaque", provider=providers.kubernetes, depends_on=[namespace.resource])
+
         password = Password(self, "password", length=32, special=False, provider=random)
         erlang_cookie = Password(self, "erlang-cookie", length=64, special=False, provider=random)
+        logins = {role: Password(self, f"{role}-password", length=32, special=False, provider=random).result
+                  for role in users.ROLES}
         if self.props.keda_namespace:
-            self._scaler_secret(password.result, namespace)
-        return SecretV1(
-            self,
-            "auth",
-            metadata=SecretV1Metadata(name=self.secret_name, namespace=self.namespace, labels=dict(MANAGED_BY)),
-            data={**self._secret_data(password.result), ERLANG_COOKIE_KEY: erlang_cookie.result},
-            type="Opaque",
-            provider=ClusterInfo.providers_of(self).kubernetes,
-            depends_on=[namespace.resource],
-        )
+            self._scaler_secret(users.user_name("monitoring"), logins["monitoring"], namespace)
+        for role in CLIENT_ROLES:
+            secret(f"{role}-auth", self.user_secret(role), self._user_data(role, logins[role]))
+        definitions = users.broker_definitions(self.props.username, password.result, logins, self.props.messaging)
+        self.definitions = secret("definitions", users.DEFINITIONS_SECRET,
+                                  {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)})
+        return secret("auth", self.secret_name, {PASSWORD_KEY: password.result, ERLANG_COOKIE_KEY: erlang_cookie.result})
 
-    def _scaler_secret(self, password: str, namespace: AppNamespace) -> None:
+    def _scaler_secret(self, username: str, password: str, namespace: AppNamespace) -> None:
         """KEDA reads Secrets in its own namespace only: the AMQP URI there, and the
         ClusterTriggerAuthentication naming it (with Secrets Manager, the add-ons stack builds both)."""
         name = keda.scaler_auth_name(self.namespace)
         providers = ClusterInfo.providers_of(self)
         SecretV1(self, "scaler-auth", metadata=SecretV1Metadata(name=name, namespace=self.props.keda_namespace,
                                                                  labels=dict(MANAGED_BY)),
-                 data={keda.SCALER_KEY: amqp_uri(self.props.username, password, self.host)}, type="Opaque",
+                 data={keda.SCALER_KEY: amqp_uri(username, password, self.host)}, type="Opaque",
                  provider=providers.kubernetes)
         KubernetesObjects(self, "scaler-auth-objects", release_name=f"{name}-scaler", namespace=self.props.keda_namespace,
                           objects=[keda.scaler_auth(self.namespace)], depends_on=[namespace.resource])
