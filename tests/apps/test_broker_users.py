@@ -18,6 +18,7 @@ from pathlib import Path
 import pika
 import pytest
 import requests
+from pika.adapters.blocking_connection import BlockingChannel
 
 from burrow.app.broker_users import ROLES, broker_definitions, dead_letter_names, user_name
 from burrow.app.federation import FEDERATION_USER, PLUGIN, BrokerFederation, FederationUpstream
@@ -25,6 +26,7 @@ from burrow.config.schema import MessagingConfig
 from burrow_service.messaging import declare_topology
 from burrow_service.settings import load_settings
 from tests.apps.conftest import processed_ids
+from tests.support.broker import refused
 from tests.support.rabbitmq_node import RabbitMqNode, free_port
 from tests.support.services import ServiceProcess, wait_until
 
@@ -46,6 +48,12 @@ FEDERATION = BrokerFederation(
 )
 
 
+def login(role: str) -> tuple[str, str]:
+    """(user, password) of a role, the administrator (`admin`) or the federation links."""
+    user = {"admin": ADMIN, "federation": FEDERATION_USER}.get(role) or user_name(role)  # type: ignore[arg-type]
+    return user, PASSWORDS[role]
+
+
 class Node:
     def __init__(self, node: RabbitMqNode, management_port: int) -> None:
         self.node, self.management = node, f"http://127.0.0.1:{management_port}"
@@ -58,19 +66,11 @@ class Node:
         )
 
     def as_role(self, role: str) -> pika.BlockingConnection:
-        user = {"admin": ADMIN, "federation": FEDERATION_USER}.get(role) or user_name(role)  # type: ignore[arg-type]
-        return self.channel_as(user, PASSWORDS[role])
+        return self.channel_as(*login(role))
 
-    def refused(self, role: str, act: Callable[[pika.adapters.blocking_connection.BlockingChannel], object]) -> bool:
-        """True when the broker closes the channel with 403 ACCESS_REFUSED for `act(channel)`."""
-        with self.as_role(role) as conn:
-            channel = conn.channel()
-            channel.confirm_delivery()
-            try:
-                act(channel)
-            except pika.exceptions.ChannelClosedByBroker as closed:
-                return closed.reply_code == 403
-        return False
+    def refused(self, role: str, act: Callable[[BlockingChannel], object]) -> bool:
+        """True when the broker refuses `act(channel)` (403 ACCESS_REFUSED) to the role's user."""
+        return refused(self.node.amqp_port, *login(role), act)
 
     def depth(self, queue: str = MESSAGING.queue) -> int:
         with self.as_role("admin") as conn:

@@ -37,6 +37,7 @@ from burrow.app.federation import (
 from burrow.config.schema import MessagingConfig
 from burrow_service.messaging import declare_topology
 from burrow_service.settings import load_settings
+from tests.support.broker import refused
 from tests.support.rabbitmq_node import RabbitMqNode, rabbitmq_script
 
 pytestmark = pytest.mark.broker
@@ -145,16 +146,7 @@ def wait_for_link(node: RabbitMqNode, upstream: str, seconds: float = 60) -> Non
 
 
 def refused_as_federation_user(node: RabbitMqNode, act) -> bool:
-    """True when the broker closes the channel with 403 ACCESS_REFUSED for `act(channel)`."""
-    with pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", node.amqp_port, credentials=pika.PlainCredentials(FEDERATION_USER, FEDERATION_PASSWORD))) as conn:
-        channel = conn.channel()
-        channel.confirm_delivery()
-        try:
-            act(channel)
-        except pika.exceptions.ChannelClosedByBroker as closed:
-            return closed.reply_code == 403
-    return False
+    return refused(node.amqp_port, FEDERATION_USER, FEDERATION_PASSWORD, act)
 
 
 def test_the_federation_user_reads_the_federated_queue_and_can_write_or_configure_nothing_else(cells):
