@@ -172,8 +172,8 @@ class RabbitMqBroker(Construct):
 
     Escape hatches: `release` (helm_release), `secret` (the kubernetes_secret_v1 Terraform
     generates, or with `credentials_key` the helm_release of the ExternalSecrets that build the
-    Secrets; that release's objects are `credentials`), `definitions` (the kubernetes_secret_v1 of
-    the definitions Terraform generates, else None).
+    Secrets; that release's objects are `credentials`), `generated` (the other kubernetes_secret_v1
+    Terraform writes: the clients' logins and the definitions; else empty).
     """
 
     def __init__(self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps) -> None:
@@ -201,7 +201,7 @@ class RabbitMqBroker(Construct):
         self.secret_name = f"{props.release_name}-auth"
         providers = ClusterInfo.providers_of(self)
 
-        self.definitions: SecretV1 | None = None
+        self.generated: list[SecretV1] = []
         if props.credentials_key or props.generate_credentials_in_cluster:
             self.secret = self._external_secret(namespace)
         else:
@@ -221,7 +221,7 @@ class RabbitMqBroker(Construct):
             timeout=900,
             max_history=10,
             provider=providers.helm,
-            depends_on=[namespace.resource, self.secret, *([self.definitions] if self.definitions else [])],
+            depends_on=[namespace.resource, self.secret, *self.generated],
         )
         objects = [self.network_policy()]
         if props.federation is not None:
@@ -283,11 +283,12 @@ class RabbitMqBroker(Construct):
                   for role in users.ROLES}
         if self.props.keda_namespace:
             self._scaler_secret(users.user_name("monitoring"), logins["monitoring"], namespace)
-        for role in CLIENT_ROLES:
-            secret(f"{role}-auth", self.user_secret(role), self._user_data(role, logins[role]))
         definitions = users.broker_definitions(self.props.username, password.result, logins, self.props.messaging)
-        self.definitions = secret("definitions", users.DEFINITIONS_SECRET,
-                                  {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)})
+        # the broker's release waits for these: its clients wait for it
+        self.generated = [secret(f"{role}-auth", self.user_secret(role), self._user_data(role, logins[role]))
+                          for role in CLIENT_ROLES]
+        self.generated.append(secret("definitions", users.DEFINITIONS_SECRET,
+                                     {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}))
         return secret("auth", self.secret_name, {PASSWORD_KEY: password.result, ERLANG_COOKIE_KEY: erlang_cookie.result})
 
     def _scaler_secret(self, username: str, password: str, namespace: AppNamespace) -> None:
