@@ -203,27 +203,15 @@ def definitions_secret(
     }
 
 
-def chart_values(replicas: int, extra_configuration: str = "") -> dict[str, Any]:
-    """The Bitnami chart's settings for a broker that loads its definitions at boot.
-
-    The first broker pod imports the definitions before the others exist (the chart starts them in
-    order), so it declares the quorum queues with itself as their only member; with more than one
-    replica, RabbitMQ 4's continuous membership reconciliation grows them to every broker as the
-    others join (what the RabbitMQ cluster operator configures too). `extra_configuration`: the
-    values documents' own `extraConfiguration`, kept before these lines."""
-    values: dict[str, Any] = {
+def chart_values() -> dict[str, Any]:
+    """The Bitnami chart's settings for a broker that loads its definitions at boot. With clustering
+    on, the chart also sets `cluster_formation.target_cluster_size_hint` to the replica count, and
+    RabbitMQ (3.10 and later) imports queues and bindings only once that many brokers have joined:
+    the quorum queues get a member on every broker, not only on the first to boot."""
+    return {
         "loadDefinition": {
             "enabled": True,
             "existingSecret": DEFINITIONS_SECRET,
             "file": f"/app/{fed.DEFINITIONS_FILE}",
         }
     }
-    if replicas > 1:
-        lines = [extra_configuration.rstrip("\n")] if extra_configuration.strip() else []
-        lines += [
-            "quorum_queue.continuous_membership_reconciliation.enabled = true",
-            f"quorum_queue.continuous_membership_reconciliation.target_group_size = {replicas}",
-            "quorum_queue.continuous_membership_reconciliation.auto_remove = false",
-        ]
-        values["extraConfiguration"] = "\n".join(lines) + "\n"
-    return values

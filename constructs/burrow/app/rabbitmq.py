@@ -456,8 +456,7 @@ class RabbitMqBroker(Construct):
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
         if self.users_by_role:
-            extra = "".join(str(doc.get("extraConfiguration", "")) for doc in props.values)
-            values.update(users.chart_values(props.replicas, extra))
+            values.update(users.chart_values())
         if props.federation is not None:
             sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
                                          SIDECAR_SECURITY)
