@@ -92,3 +92,46 @@ def test_terraform_generated_credentials_give_each_role_its_own_user_too(synthes
     assert set(secrets["rabbitmq-auth"]["data"]) == {"rabbitmq-password", "rabbitmq-erlang-cookie"}
     broker = next(r for r in app["resource"]["helm_release"].values() if r["name"] == "rabbitmq")
     assert "kubernetes_secret_v1.rabbitmq_definitions_" in " ".join(broker["depends_on"])
+
+
+def test_a_broker_and_its_workers_must_agree_on_the_topology_it_declares():
+    """Props errors, before anything is generated: a broker with Secrets Manager credentials needs
+    each role's secret; a worker may not name an exchange or queue its broker does not declare."""
+    from cdktf import App, TerraformStack
+
+    from burrow import (
+        AppNamespace,
+        Image,
+        KubeconfigCluster,
+        PropsError,
+        QueueWorker,
+        QueueWorkerProps,
+        RabbitMqBroker,
+        RabbitMqBrokerProps,
+        Resources,
+    )
+
+    stack = TerraformStack(App(), "team")
+    KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
+    ns = AppNamespace(stack, "ns", name="team")
+    size = Resources.model_validate(
+        {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    )
+    image = Image(registry="r", repository="rabbitmq", tag="4")
+    with pytest.raises(PropsError, match=r"team/bad: user_keys=\[\] is invalid.*producer, consumer, monitoring"):
+        RabbitMqBroker(
+            stack,
+            "bad",
+            namespace=ns,
+            props=RabbitMqBrokerProps(image=image, resources=size, credentials_key="team/rabbitmq"),
+        )
+    broker = RabbitMqBroker(stack, "mq", namespace=ns, props=RabbitMqBrokerProps(image=image, resources=size))
+    elsewhere = MessagingConfig(queue="other.work")
+    with pytest.raises(PropsError, match=r"team/consumer: messaging=.*other\.work.*use the same"):
+        QueueWorker(
+            stack,
+            "consumer",
+            namespace=ns,
+            broker=broker,
+            props=QueueWorkerProps(role="consumer", image=image, resources=size, messaging=elsewhere),
+        )

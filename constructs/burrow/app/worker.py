@@ -116,6 +116,10 @@ class QueueWorker(DeliversObjects, Construct):
         reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging)))
         if reserved:
             raise PropsError(self.node.path, "settings", reserved, "these variables are set from the broker")
+        if broker.users_by_role and props.messaging != broker.props.messaging:
+            raise PropsError(self.node.path, "messaging", props.messaging.model_dump(),
+                             f"the broker declares the topology from its own messaging props "
+                             f"({broker.props.messaging.model_dump()}) and this worker may not declare any: use the same")
         self.props = props
         self.name = props.role
         labels = k8s.labels_for(self.name, props.part_of, props.role)
