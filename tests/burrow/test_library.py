@@ -37,7 +37,8 @@ def check_orders_stack(outdir) -> None:
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
-    assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
+    # the consumer role's own login, never the administrator's (orders-mq-auth)
+    assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-consumer"
     chart = releases["consumer"]["chart"]
     assert (outdir / "stacks" / "orders" / chart / "templates" / "objects.yaml").is_file()
 
