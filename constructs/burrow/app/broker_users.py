@@ -43,7 +43,7 @@ VHOST = "/"
 #: Deliveries before a message is dead-lettered (the services' `DELIVERY_LIMIT`).
 DELIVERY_LIMIT = 5
 NOTHING = "^$"  # a permission pattern that matches no resource name Burrow uses
-#: The Secret the broker loads its definitions from, and the template field of the administrator's password.
+#: The Secret the brokers load their definitions from.
 DEFINITIONS_SECRET = "rabbitmq-definitions"
 
 
