@@ -97,26 +97,11 @@ def test_terraform_generated_credentials_give_each_role_its_own_user_too(synthes
 def test_a_broker_and_its_workers_must_agree_on_the_topology_it_declares():
     """Props errors, before anything is generated: a broker with Secrets Manager credentials needs
     each role's secret; a worker may not name an exchange or queue its broker does not declare."""
-    from cdktf import App, TerraformStack
+    from burrow import Image, PropsError, QueueWorker, QueueWorkerProps, RabbitMqBroker, RabbitMqBrokerProps
+    from tests.support.team import SIZE as size
+    from tests.support.team import team_namespace
 
-    from burrow import (
-        AppNamespace,
-        Image,
-        KubeconfigCluster,
-        PropsError,
-        QueueWorker,
-        QueueWorkerProps,
-        RabbitMqBroker,
-        RabbitMqBrokerProps,
-        Resources,
-    )
-
-    stack = TerraformStack(App(), "team")
-    KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
-    ns = AppNamespace(stack, "ns", name="team")
-    size = Resources.model_validate(
-        {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-    )
+    stack, ns = team_namespace()
     image = Image(registry="r", repository="rabbitmq", tag="4")
     with pytest.raises(PropsError, match=r"team/bad: user_keys=\[\] is invalid.*producer, consumer, monitoring"):
         RabbitMqBroker(

@@ -20,7 +20,16 @@ from burrow import (
 )
 
 CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
-SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+SIZE = Resources.model_validate(
+    {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+)
+
+
+def team_namespace() -> tuple[TerraformStack, AppNamespace]:
+    """Stack `team` on the test cluster with namespace `team` and nothing else yet."""
+    stack = TerraformStack(App(), "team")
+    CLUSTER.configure_providers(stack)
+    return stack, AppNamespace(stack, "ns", name="team")
 
 
 def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tuple[App, QueueWorker]:
