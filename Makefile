@@ -27,7 +27,7 @@ ENV ?=
 .PHONY: help install synth test test-fast mutation lint validate e2e-aws diff deploy regions rotate-token new-env bench bench-apps clean verify-charts \
 	rehearse dev-up dev-down \
 	preview-synth preview preview-destroy previews-expired previews-destroy-expired gitops-export \
-	changed-envs pr-comment pr-diffs pr-environments images scan-images release smoke github-environments dev-kubeconfig \
+	changed-envs pr-comment pr-diffs pr-environments main-release images scan-images release smoke github-environments dev-kubeconfig \
 	check-clean outdated upgrade-plan
 
 help:
@@ -110,6 +110,7 @@ e2e-aws: install
 	PYTHONPATH=constructs $(PY) -m burrow_tools.terraform.emulator "$(ENV)"
 
 RELEASE ?=
+RELEASE_PATH = $(if $(RELEASE),$(abspath $(RELEASE)),)
 # The plan of every stack of one environment, dependencies first (cdktf diff takes one stack only).
 diff: $(VENV)/.synced
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<environment> [RELEASE=release.json]"; exit 2; }
@@ -234,10 +235,11 @@ bench-apps: install
 
 # --- delivery (the GitHub workflows call only these) ---------------------------------------
 BASE ?= origin/main
+# RELEASE: production synthesizes only with one (both sides use the same, so images never differ).
 changed-envs: install
 	@rm -rf .cache/base && git worktree add -f --detach .cache/base $(BASE) >/dev/null
-	@cd .cache/base && CDKTF_OUTDIR=../base.out ../../$(PY) main.py >/dev/null
-	@rm -rf cdktf.out && $(PY) main.py >/dev/null
+	@cd .cache/base && BURROW_RELEASE=$(RELEASE_PATH) CDKTF_OUTDIR=../base.out ../../$(PY) main.py >/dev/null
+	@rm -rf cdktf.out && BURROW_RELEASE=$(RELEASE_PATH) $(PY) main.py >/dev/null
 	@PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.changed .cache/base.out cdktf.out
 	@git worktree remove -f .cache/base
 
@@ -283,14 +285,25 @@ pr-environments:
 	@git status --short -- environments
 
 # Every environment whose synthesized stacks differ from BASE: a cdktf diff, posted to the PR.
+# RELEASE: the release main last recorded (make main-release), since production plans only with one.
 pr-diffs: install
-	@mkdir -p .cache; for env in $$($(MAKE) -s --no-print-directory changed-envs BASE=$(BASE)); do \
+	@test -n "$(RELEASE)" || { echo "usage: make pr-diffs BASE=<ref> RELEASE=<release.json> (production synthesizes only with a release: make main-release)"; exit 2; }
+	@mkdir -p .cache; for env in $$($(MAKE) -s --no-print-directory changed-envs BASE=$(BASE) RELEASE=$(RELEASE)); do \
 	  echo "== $$env"; \
-	  $(MAKE) -s --no-print-directory diff ENV=$$env > .cache/diff-$$env.txt 2>&1; status=$$?; \
+	  $(MAKE) -s --no-print-directory diff ENV=$$env RELEASE=$(RELEASE) > .cache/diff-$$env.txt 2>&1; status=$$?; \
 	  cat .cache/diff-$$env.txt; \
 	  PYTHONPATH=constructs $(PY) -m burrow_tools.delivery.comment "$$env" .cache/diff-$$env.txt || exit 1; \
 	  [ $$status -eq 0 ] || exit $$status; \
 	done
+
+# plan.yml: release.json as main's newest successful images run recorded it (the digests the next
+# deploy promotes), so that a plan of production shows only what the environment files change.
+# Needs the gh CLI with a token that may read the repository's actions (GH_TOKEN).
+main-release:
+	@run="$$(gh run list --workflow images.yml --branch main --status success --limit 1 \
+	  --json databaseId,headSha --jq '.[0] | "\(.databaseId) release-\(.headSha)"')"; \
+	test -n "$$run" || { echo "main has no successful images run: no release to plan production with"; exit 2; }; \
+	set -- $$run; rm -f release.json; gh run download "$$1" --name "$$2" --dir . && echo "release.json: $$2"
 
 # Creates or updates the GitHub environments (approvals for preprod and prod) from
 # .github/environments.json; needs the gh CLI authenticated as a repository admin.

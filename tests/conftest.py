@@ -111,6 +111,7 @@ FIXTURE_TIERS = {
     "start": "broker",
     "topology": "broker",
     "cells": "broker",
+    "users_broker": "broker",
     "controlled": "faults",
     "proxy": "faults",
     "helm": "helm",

@@ -116,7 +116,15 @@ def connection_parameters(settings: Settings) -> pika.ConnectionParameters:
 
 
 def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
-    """Exchange, durable quorum work queue, and its dead-letter exchange and queue (idempotent)."""
+    """Exchange, durable quorum work queue, and its dead-letter exchange and queue (idempotent).
+    With `topology: passive` only check that they exist: a broker that declares them from its
+    definitions gives its clients no configure permission, and a passive declare needs none."""
+    if settings.topology == "passive":
+        for exchange in (settings.exchange, settings.dead_letter_exchange):
+            channel.exchange_declare(exchange, passive=True)
+        for queue in (settings.queue, settings.dead_letter_queue):
+            channel.queue_declare(queue, passive=True)
+        return
     channel.exchange_declare(settings.exchange, exchange_type="direct", durable=True)
     channel.exchange_declare(settings.dead_letter_exchange, exchange_type="fanout", durable=True)
     channel.queue_declare(settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})

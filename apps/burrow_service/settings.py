@@ -28,6 +28,7 @@ COMMON_VARIABLES = (
     "RABBITMQ_EXCHANGE",
     "RABBITMQ_QUEUE",
     "RABBITMQ_ROUTING_KEY",
+    "RABBITMQ_TOPOLOGY",
 )
 SECRET_VARIABLES = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "PUBLISH_TOKEN")
 #: Read when set: the producer's bearer token for POST /publish (a public producer always gets one).
@@ -52,6 +53,9 @@ class Settings:
     exchange: str
     queue: str
     routing_key: str
+    #: `declare`: declare the exchanges, queues and bindings at every connect (a user with configure
+    #: rights); `passive`: only check that they exist (the broker declares them from its definitions).
+    topology: str
     heartbeat: int
     connect_timeout: float
     handshake_timeout: float
@@ -118,6 +122,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         exchange=_read(env, "RABBITMQ_EXCHANGE", text, "burrow.events", "an exchange name"),
         queue=_read(env, "RABBITMQ_QUEUE", text, "burrow.work", "a queue name"),
         routing_key=_read(env, "RABBITMQ_ROUTING_KEY", text, "work", "a routing key"),
+        topology=_read(env, "RABBITMQ_TOPOLOGY", _one_of("declare", "passive"), "declare",
+                       "declare (declare the topology) or passive (check that the broker has it)"),
         heartbeat=_read(env, "RABBITMQ_HEARTBEAT", _bounded(int, 1, 600), "10", "AMQP heartbeat timeout in seconds, 1-600"),
         connect_timeout=_read(
             env, "RABBITMQ_CONNECT_TIMEOUT", _bounded(float, 0.5, 120), "5", "seconds to open the TCP connection, 0.5-120"
@@ -154,6 +160,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                              "a readable directory with a file holding a bearer token of 32-256 letters and digits")
         if env.get("PUBLISH_TOKENS_DIR") else None,
     )
+
+
+def _one_of(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(raw)
+        return raw
+
+    return parse
 
 
 def _token(raw: str) -> str:

@@ -1,6 +1,6 @@
 """Federation between two regions' brokers, for real: two RabbitMQ nodes on loopback (own node
 names, ports and data directories), each booting with the definitions Burrow renders for its
-region (`burrow.app.federation.federation_definitions`, loaded as the Bitnami chart loads them:
+region (`burrow.app.broker_users.broker_definitions`, loaded as the Bitnami chart loads them:
 `load_definitions` at boot) and the federation plugin. Only the upstream's host and port (a
 loopback port instead of the other region's load balancer name) and the passwords (instead of
 the External Secrets templates) differ from what a cluster gets. The links log in as the federation
@@ -25,18 +25,19 @@ from pathlib import Path
 import pika
 import pytest
 
+from burrow.app.broker_users import ROLES, broker_definitions
 from burrow.app.federation import (
     FEDERATION_USER,
     KEEPER_SCRIPT,
     PLUGIN,
     BrokerFederation,
     FederationUpstream,
-    federation_definitions,
     keeper_env,
 )
 from burrow.config.schema import MessagingConfig
 from burrow_service.messaging import declare_topology
 from burrow_service.settings import load_settings
+from tests.support.broker import refused
 from tests.support.rabbitmq_node import RabbitMqNode, rabbitmq_script
 
 pytestmark = pytest.mark.broker
@@ -58,8 +59,9 @@ def federation_of(region: str, other: str) -> BrokerFederation:
 
 
 def rendered(region: str, other: str, password: str, other_port: int) -> dict:
-    return federation_definitions(federation_of(region, other), USER, MESSAGING, password, FEDERATION_PASSWORD,
-                                  host_of=lambda _upstream: f"127.0.0.1:{other_port}")
+    return broker_definitions(USER, password, {role: uuid.uuid4().hex for role in ROLES}, MESSAGING,
+                              federation_of(region, other), FEDERATION_PASSWORD,
+                              host_of=lambda _upstream: f"127.0.0.1:{other_port}")
 
 
 def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Popen:
@@ -144,16 +146,7 @@ def wait_for_link(node: RabbitMqNode, upstream: str, seconds: float = 60) -> Non
 
 
 def refused_as_federation_user(node: RabbitMqNode, act) -> bool:
-    """True when the broker closes the channel with 403 ACCESS_REFUSED for `act(channel)`."""
-    with pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", node.amqp_port, credentials=pika.PlainCredentials(FEDERATION_USER, FEDERATION_PASSWORD))) as conn:
-        channel = conn.channel()
-        channel.confirm_delivery()
-        try:
-            act(channel)
-        except pika.exceptions.ChannelClosedByBroker as closed:
-            return closed.reply_code == 403
-    return False
+    return refused(node.amqp_port, FEDERATION_USER, FEDERATION_PASSWORD, act)
 
 
 def test_the_federation_user_reads_the_federated_queue_and_can_write_or_configure_nothing_else(cells):

@@ -93,15 +93,13 @@ def test_federation_links_log_in_with_the_environments_one_federation_password(s
         [external] = [
             o
             for o in synthesized.objects("prod", prefix)
-            if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "rabbitmq-federation-definitions"
+            if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "rabbitmq-definitions"
         ]
-        assert external["spec"]["dataFrom"] == [
-            {"extract": {"key": "burrow/prod/rabbitmq"}},
-            {
-                "extract": {"key": "burrow/prod/federation"},
-                "rewrite": [{"regexp": {"source": "^password$", "target": "federation_password"}}],
-            },
-        ]
+        assert external["spec"]["dataFrom"][0] == {"extract": {"key": "burrow/prod/rabbitmq"}}
+        assert external["spec"]["dataFrom"][-1] == {
+            "extract": {"key": "burrow/prod/federation"},
+            "rewrite": [{"regexp": {"source": "^password$", "target": "federation_password"}}],
+        }
         definitions = json.loads(external["spec"]["target"]["template"]["data"]["load_definition.json"])
         users = {u["name"]: u for u in definitions["users"]}
         assert users["burrow-federation"] == {

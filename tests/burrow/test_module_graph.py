@@ -46,6 +46,7 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
     "burrow.addons.monitoring": {"burrow.config.schema.MonitoringConfig"},
     "burrow.addons.storage": {"burrow.config.checks.GP3"},
     "burrow.addons.velero": {"burrow.config.schema.BackupScheduleConfig", "burrow.config.schema.BackupsConfig"},
+    "burrow.app.broker_users": {"burrow.config.schema.MessagingConfig"},
     "burrow.app.federation": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.Model"},
     "burrow.app.ingress": {"burrow.config.schema.IngressConfig"},
     "burrow.app.namespace": {"burrow.config.schema.NamespaceQuota"},

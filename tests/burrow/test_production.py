@@ -124,12 +124,12 @@ def test_consumer_scales_on_queue_depth_through_keda_with_a_secret_in_kedas_name
         secrets = synthesized.stack("dev-app")["resource"]["kubernetes_secret_v1"].values()
         [secret] = [s for s in secrets if s["metadata"]["name"] == name]
         assert secret["metadata"]["namespace"] == "keda"
-        assert secret["data"]["host"].startswith("amqp://burrow:${random_password.")
+        assert secret["data"]["host"].startswith("amqp://burrow-monitoring:${random_password.")
     else:  # External Secrets builds it in KEDA's namespace from Secrets Manager
         external = objects_of(synthesized, env, "ExternalSecret")[name]
         assert external["metadata"]["namespace"] == "keda"
         assert external["spec"]["target"]["template"]["data"]["host"] == (
-            f"amqp://burrow:{{{{ .password }}}}@rabbitmq.burrow-{env}.svc.cluster.local:5672/")
+            f"amqp://burrow-monitoring:{{{{ .password }}}}@rabbitmq.burrow-{env}.svc.cluster.local:5672/")
     assert (scaled["spec"]["maxReplicaCount"], scaled["spec"]["cooldownPeriod"]) == (10, 120)
 
 

@@ -92,13 +92,16 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     generators = cluster["ephemeral"]["aws_secretsmanager_random_password"]
     assert {name: g["password_length"] for name, g in generators.items()} == {
         "credentials_rabbitmq_password": 32, "credentials_rabbitmq_erlang_cookie": 64,
-        "credentials_grafana_admin_password": 32, **({"credentials_producer_publish_token": 48, "credentials_producer_previous_publish_token": 48}
+        "credentials_grafana_admin_password": 32,
+        **{f"credentials_broker_{role}_password": 32 for role in ("producer", "consumer", "monitoring")},
+        **({"credentials_producer_publish_token": 48, "credentials_producer_previous_publish_token": 48}
            if public else {}),
         **({"credentials_federation_password": 32} if federated else {}),
     }
     assert all(g["exclude_punctuation"] for g in generators.values())
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
-    assert sorted(secrets) == [*([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
+    assert sorted(secrets) == [*(f"burrow/{env}/broker-{role}" for role in ("consumer", "monitoring", "producer")),
+                               *([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
                                *([f"burrow/{env}/producer"] if public else []), f"burrow/{env}/rabbitmq"]
     # a replicated secret is under the multi-Region key (its replicas under that key's replicas)
     assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_replicated-key" if s.get("replica")
@@ -117,9 +120,13 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     data = auth["spec"]["target"]["template"]["data"]
     assert data["rabbitmq-password"] == "{{ .password }}"
     assert data["rabbitmq-erlang-cookie"] == "{{ .erlang_cookie }}"
-    assert data["rabbitmq-amqp-uri"] == (
-        f"amqp://{data['rabbitmq-username']}:{{{{ .password }}}}@rabbitmq.burrow-{env}.svc.cluster.local:5672/"
-    )
+    assert set(data) == {"rabbitmq-password", "rabbitmq-erlang-cookie"}  # the chart's only: no workload's login
+    for role in ("producer", "consumer"):  # each client role's login, from its own secret
+        login = external_secrets(synthesized, env)[f"rabbitmq-{role}"]
+        assert login["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/broker-{role}"}}]
+        assert login["spec"]["target"]["template"]["data"] == {
+            "rabbitmq-username": f"burrow-{role}", "rabbitmq-password": "{{ .password }}",
+            "rabbitmq-amqp-uri": f"amqp://burrow-{role}:{{{{ .password }}}}@rabbitmq.burrow-{env}.svc.cluster.local:5672/"}
     auth_values = rabbitmq_values(synthesized, env)["auth"]
     assert auth_values["existingPasswordSecret"] == auth_values["existingErlangSecret"] == "rabbitmq-auth"
     if env in APP_STACK_ENVIRONMENTS:  # with GitOps, Flux retries the release until the Secret exists

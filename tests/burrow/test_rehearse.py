@@ -20,7 +20,7 @@ from burrow_tools.rehearse import DECLARED, Deploy, deploy_of, is_builtin, rehea
 from tests.conftest import ENVIRONMENTS
 from tests.support.services import ROOT
 
-FEDERATION_SECRET = "rabbitmq-federation-definitions"
+FEDERATION_SECRET = "rabbitmq-definitions"
 
 
 @pytest.fixture(scope="module")

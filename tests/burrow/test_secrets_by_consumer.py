@@ -19,8 +19,14 @@ from tests.conftest import ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOUD = tuple(env for env in ENVIRONMENTS if env != "dev")
-#: What each consumer is meant to read (keda: its scaler's AMQP URI needs the broker's password).
-MEANT = {"app": {"rabbitmq", "producer", "federation"}, "monitoring": {"grafana"}, "keda": {"rabbitmq"}}
+BROKER_USERS = {"broker-producer", "broker-consumer", "broker-monitoring"}
+#: What each consumer is meant to read (the app: its broker's definitions hold every broker user's
+#: password; keda: its scaler's AMQP URI needs the monitoring user's password, and nothing else).
+MEANT = {
+    "app": {"rabbitmq", *BROKER_USERS, "producer", "federation"},
+    "monitoring": {"grafana"},
+    "keda": {"broker-monitoring"},
+}
 _SECRET = re.compile(r"^arn:aws:secretsmanager:[\w-]+:\d+:secret:(.+)-\*$")
 
 
@@ -93,7 +99,8 @@ def test_each_consumer_reaches_only_its_own_secrets(synthesized, env):
             assert keys and keys <= MEANT[consumer(namespace)], (prefix, namespace, sorted(names))
         # the app's token and federation password, Grafana's password: nobody else reaches them
         assert not table["monitoring"] & table[f"burrow-{env}"]
-        assert table["keda"] == {f"burrow/{env}/rabbitmq"}
+        # KEDA's scaler: the monitoring user's password, not the administrator's nor the Erlang cookie
+        assert table["keda"] == {f"burrow/{env}/broker-monitoring"}
 
 
 def test_the_table_in_docs_security_is_the_one_prod_and_qa_synthesize(synthesized):

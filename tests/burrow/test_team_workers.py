@@ -41,7 +41,8 @@ def team(tmp_path):
         stack,
         "mq",
         namespace=namespace,
-        props={"image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "resources": SIZE},
+        props={"image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "resources": SIZE,
+               "users_by_role": False},
     )
     return app, stack, namespace, broker
 

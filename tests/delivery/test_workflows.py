@@ -252,10 +252,47 @@ def test_plans_of_pull_requests_run_the_base_branch_code_on_the_pr_environment_f
     assert checkouts[1]["with"]["path"] == ".cache/pr"
     assert checkouts[1]["with"]["sparse-checkout"] == "environments"
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert runs == ["make pr-environments PR_DIR=.cache/pr", "make pr-diffs BASE=HEAD"]
+    assert runs == ["make pr-environments PR_DIR=.cache/pr", "make main-release",
+                    "make pr-diffs BASE=HEAD RELEASE=release.json"]
     # Credentials come after the PR's files are in place and checked, never before.
     names = [s.get("uses", s.get("run", "")).split("@")[0] for s in job["steps"]]
     assert names.index("make pr-environments PR_DIR=.cache/pr") < names.index("aws-actions/configure-aws-credentials")
+
+
+#: make targets that synthesize every environment or one named (production only with a release).
+SYNTHESIZING = {"synth", "validate", "diff", "deploy", "rehearse", "changed-envs", "pr-diffs"}
+
+
+def make_calls(run: str) -> list[tuple[str, str]]:
+    """(target, the rest of its command line) of every `make` call in a step's script."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"\bmake\s+([\w-]+)([^\n;&|]*)", run)]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_step_that_synthesizes_passes_a_release(path):
+    """A prod or preprod synth without a release file is refused (BURROW_RELEASE): every workflow
+    step that synthesizes passes RELEASE=, and plan.yml's file is the one main last recorded."""
+    for job, step in steps(load(path)):
+        for target, rest in make_calls(step.get("run", "")):
+            if target in SYNTHESIZING:
+                assert re.search(r"\bRELEASE=\S+", rest), f"{path.name} {job}: make {target}{rest}"
+    if path.name == "plan.yml":
+        job = load(path)["jobs"]["diff"]
+        assert job["permissions"]["actions"] == "read"  # gh run download of main's release artifact
+        runs = [s.get("run", "") for s in job["steps"]]
+        assert runs.index("make main-release") < runs.index("make pr-diffs BASE=HEAD RELEASE=release.json")
+
+
+def test_plans_synthesize_both_sides_with_the_release_they_are_given():
+    """changed-envs synthesizes the base branch and the pull request's files with the same release
+    (from its own worktree, so the path is absolute); pr-diffs refuses to run without one."""
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "changed-envs", "BASE=HEAD", "RELEASE=release.json"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    synths = [line for line in dry.splitlines() if "main.py" in line]
+    assert len(synths) == 2 and all(f"BURROW_RELEASE={ROOT / 'release.json'} " in line for line in synths), synths
+    recipe = (ROOT / "Makefile").read_text().split("\npr-diffs:", 1)[1].split("\n\n", 1)[0]
+    assert 'test -n "$(RELEASE)"' in recipe
+    assert "changed-envs BASE=$(BASE) RELEASE=$(RELEASE)" in recipe and "diff ENV=$$env RELEASE=$(RELEASE)" in recipe
 
 
 # --- untrusted code gets nothing ---------------------------------------------------------------

@@ -16,11 +16,14 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
 from tests.support.rabbitmq_node import RabbitMqNode, port_open
 
@@ -129,3 +132,17 @@ def broker_session() -> Iterator[Broker]:
             yield broker
     finally:
         node.stop()
+
+
+def refused(port: int, user: str, password: str, act: Callable[[BlockingChannel], object]) -> bool:
+    """True when the broker on loopback `port` closes the channel with 403 ACCESS_REFUSED for
+    `act(channel)`, done as `user` on a channel with publisher confirms."""
+    credentials = pika.PlainCredentials(user, password)
+    with pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, credentials=credentials)) as conn:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        try:
+            act(channel)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            return closed.reply_code == 403
+    return False

@@ -21,7 +21,16 @@ from burrow import (
 from burrow.config.schema import MessagingConfig
 
 CLUSTER = KubeconfigCluster(kubeconfig_path="~/.kube/config", context="test", version="1.33")
-SIZE = Resources.model_validate({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+SIZE = Resources.model_validate(
+    {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+)
+
+
+def team_namespace() -> tuple[TerraformStack, AppNamespace]:
+    """Stack `team` on the test cluster with namespace `team` and nothing else yet."""
+    stack = TerraformStack(App(), "team")
+    CLUSTER.configure_providers(stack)
+    return stack, AppNamespace(stack, "ns", {"name": "team"})
 
 
 def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tuple[App, QueueWorker]:
@@ -36,7 +45,8 @@ def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tu
         stack,
         "mq",
         namespace=namespace,
-        props=RabbitMqBrokerProps(image=Image(registry="r", repository="rabbitmq", tag="4"), resources=SIZE),
+        props=RabbitMqBrokerProps(image=Image(registry="r", repository="rabbitmq", tag="4"), resources=SIZE,
+                                  users_by_role=False),
     )
     worker = QueueWorker(
         stack,

@@ -11,13 +11,15 @@ has the federation plugin and loads, at every boot, definitions that Burrow rend
   have capacity when the upstream region's consumers have none, so each message is still
   processed once); `exchange` mode federates the work exchange (every region gets a copy of
   every message: processed once per region);
-- the broker's user, its permissions and the virtual host, because a broker that loads
-  definitions at boot takes its users from them; and the federation user (`FEDERATION_USER`, no
-  management tags) the other regions' links log in as.
+- the federation user (`FEDERATION_USER`, no management tags) the other regions' links log in
+  as, with read on the federated queue only (`queue` mode).
+
+These are part of the definitions every broker loads (`burrow.app.broker_users`), beside its
+users by role and the services' topology.
 
 **The first deploy.** Regions are deployed one after another, the primary first, so a broker
 must boot before any later region exists. Its definitions therefore read only secrets of its own
-region: its broker password, and the federation password, one value for the whole environment
+region: its users' passwords, and the federation password, one value for the whole environment
 that the primary region's cluster stack generates and Secrets Manager replicates to the other
 federated regions (`burrow.stacks.aws.environment_secrets`). An upstream whose region is not
 deployed yet is simply a link that retries every `reconnect_delay_seconds` until that region's
@@ -50,7 +52,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from burrow.addons.edge import DNS_OPT_IN
-from burrow.addons.external_secrets import API_VERSION, store_for
 from burrow.config.schema import MessagingConfig, Model
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
@@ -62,8 +63,6 @@ DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDef
 PLUGIN = "rabbitmq_federation"
 #: The user federation links log in as on the upstream broker (every region's broker has it).
 FEDERATION_USER = "burrow-federation"
-#: The field the federation password is renamed to in the definitions' ExternalSecret.
-FEDERATION_FIELD = "federation_password"
 
 
 class FederationUpstream(Model):
@@ -95,18 +94,14 @@ class BrokerFederation(Model):
     #: federation user's `password`, the same in every region.
     federation_key: str
 
-    @property
-    def secret_name(self) -> str:
-        return "rabbitmq-federation-definitions"
-
-
 def federation_definitions(
-    federation: BrokerFederation, username: str, messaging: MessagingConfig, password: str,
-    federation_password: str, host_of: Callable[[FederationUpstream], str] | None = None,
+    federation: BrokerFederation, messaging: MessagingConfig, federation_password: str,
+    host_of: Callable[[FederationUpstream], str] | None = None,
 ) -> dict[str, Any]:
-    """The definitions one region's broker loads at boot. `password` and `federation_password` are
-    the values (or the External Secrets templates that become them); `host_of` can replace an
-    upstream's `host:port` (the federation test points it at a loopback port)."""
+    """Federation's part of a broker's definitions (`burrow.app.broker_users.broker_definitions`):
+    the federation `user` and its `permissions`, the upstreams (`parameters`) and the `policies`.
+    `federation_password` is the value or the External Secrets template that becomes it; `host_of`
+    can replace an upstream's `host:port` (the federation test points it at a loopback port)."""
     where = host_of or (lambda upstream: f"{upstream.host}:{upstream.port}")
     upstreams = [
         {
@@ -127,11 +122,8 @@ def federation_definitions(
         for upstream in federation.upstreams
     ]
     return {
-        "users": [{"name": username, "password": password, "tags": "administrator"},
-                  {"name": FEDERATION_USER, "password": federation_password, "tags": ""}],
-        "vhosts": [{"name": "/"}],
-        "permissions": [{"user": username, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
-                        federation_permissions(federation, messaging)],
+        "user": {"name": FEDERATION_USER, "password": federation_password, "tags": ""},
+        "permissions": federation_permissions(federation, messaging),
         "parameters": upstreams,
         "policies": [federation_policy(federation, messaging)],
     }
@@ -153,33 +145,6 @@ def federation_policy(federation: BrokerFederation, messaging: MessagingConfig) 
     name, apply_to = (messaging.queue, "queues") if federation.mode == "queue" else (messaging.exchange, "exchanges")
     return {"vhost": "/", "name": POLICY, "pattern": "^" + name.replace(".", "\\.") + "$", "apply-to": apply_to, "priority": 0,
             "definition": {"federation-upstream-set": "all"}}
-
-
-def definitions_secret(federation: BrokerFederation, namespace: str, username: str,
-                       messaging: MessagingConfig) -> k8s.K8sObject:
-    """The ExternalSecret that renders the definitions into the Secret the chart loads them from:
-    this region's broker password and the federation password (renamed so they do not collide),
-    both from this region's store, so the Secret exists as soon as this region's own stacks do."""
-    definitions = federation_definitions(
-        federation, username, messaging, "{{ .password }}", "{{ ." + FEDERATION_FIELD + " }}"
-    )
-    sources: list[dict[str, Any]] = [
-        {"extract": {"key": federation.credentials_key}},
-        {"extract": {"key": federation.federation_key},
-         "rewrite": [{"regexp": {"source": "^password$", "target": FEDERATION_FIELD}}]},
-    ]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ExternalSecret",
-        "metadata": k8s.metadata(federation.secret_name, namespace, MANAGED_BY),
-        "spec": {
-            "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_for(namespace)},
-            "target": {"name": federation.secret_name, "creationPolicy": "Owner",
-                       "template": {"type": "Opaque", "data": {DEFINITIONS_FILE: json.dumps(definitions, indent=1)}}},
-            "dataFrom": sources,
-        },
-    }
 
 
 def federation_service(federation: BrokerFederation, namespace: str, release_name: str,
@@ -286,12 +251,7 @@ def keeper_sidecar(federation: BrokerFederation, messaging: MessagingConfig, ima
     }
 
 
-def chart_values(federation: BrokerFederation, sidecar: dict[str, Any]) -> dict[str, Any]:
-    """The Bitnami chart's settings: the plugin, the definitions loaded from the Secret at boot, and
-    the link keeper beside each broker."""
-    return {
-        "extraPlugins": PLUGIN,
-        "loadDefinition": {"enabled": True, "existingSecret": federation.secret_name,
-                           "file": f"/app/{DEFINITIONS_FILE}"},
-        "sidecars": [sidecar],
-    }
+def chart_values(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The Bitnami chart's settings for federation: the plugin and the link keeper beside each
+    broker (the definitions are every broker's: `burrow.app.broker_users.chart_values`)."""
+    return {"extraPlugins": PLUGIN, "sidecars": [sidecar]}

@@ -1,15 +1,19 @@
 """`RabbitMqBroker`: RabbitMQ from the Bitnami Helm chart, with generated credentials.
 
-The credentials live in one Kubernetes Secret that the chart (through its existing-secret
-settings) and every client reference. With `credentials_key` set (Burrow's cloud
-environments) the Secret is built by External Secrets from a secret in AWS Secrets Manager,
-so the values never pass through Terraform; without it, Terraform generates them
-(`random_password`) and they live in its state. The synthesized JSON and the values files
-only ever hold references.
+The administrator's password and the Erlang cookie live in the Secret the chart reads (its
+existing-secret settings); each client role has a user and a Secret of its own, and the brokers
+load their users, permissions and the services' topology from definitions at boot
+(`burrow.app.broker_users`). With `credentials_key` set (Burrow's cloud environments) the
+Secrets are built by External Secrets from secrets in AWS Secrets Manager, so the values never
+pass through Terraform; without it, Terraform generates them (`random_password`) and they live in
+its state. With `generate_credentials_in_cluster` (previews) External Secrets generates one
+user's password in the cluster and every client logs in as that user. The synthesized JSON and
+the values files only ever hold references.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +27,7 @@ from pydantic import Field
 from burrow.addons import keda
 from burrow.addons import kinds as k
 from burrow.addons.external_secrets import external_secret, generated_secret, password_generator
+from burrow.app import broker_users as users
 from burrow.app import federation as fed
 from burrow.app.namespace import AppNamespace
 from burrow.config.schema import MessagingConfig, RabbitMqConfig
@@ -50,6 +55,9 @@ PASSWORD_KEY = "rabbitmq-password"  # the Bitnami chart's default key for auth.e
 ERLANG_COOKIE_KEY = "rabbitmq-erlang-cookie"  # the chart's default key for auth.existingErlangSecret
 
 RELEASE_NAME = "rabbitmq"
+#: The roles whose workloads run beside the broker and read their login from its namespace
+#: (the monitoring user's login is built in KEDA's namespace).
+CLIENT_ROLES: tuple[users.Role, ...] = ("producer", "consumer")
 
 
 def service_host(release_name: str, namespace: str) -> str:
@@ -135,6 +143,16 @@ class RabbitMqBrokerProps(RabbitMqConfig, Props):
     #: Terraform state, no Secrets Manager): for short-lived environments such as previews, in a
     #: cluster that runs External Secrets.
     generate_credentials_in_cluster: bool = False
+    #: The Secrets Manager secret (JSON field `password`) of each role's broker user
+    #: (`burrow.app.broker_users`); required with `credentials_key`. `username` is the
+    #: administrator, given to no workload. default: none (Terraform generates the users' passwords)
+    user_keys: Mapping[users.Role, str] = Field(default_factory=dict)
+    #: One broker user per client role (`burrow.app.broker_users`: a publish-only producer, a
+    #: consume-only consumer, a monitoring user), the topology declared by the broker from
+    #: `messaging`, and no workload given the administrator. Its clients are then Burrow's
+    #: producer and consumer on `messaging`. False: every client (workers of a team's own, with
+    #: queues of their own) logs in as `username` and declares its own topology. default: true
+    users_by_role: bool = True
     #: Federation with the brokers of the environment's other regions (`burrow.app.federation`);
     #: needs `credentials_key`. default: none (a cell of its own)
     federation: fed.BrokerFederation | None = None
@@ -163,7 +181,8 @@ class RabbitMqBroker(DeliversObjects, Construct):
     objects in native shape: its NetworkPolicy, federation Service, PrometheusRule; edits before
     synth are delivered and checked) and `delivery` (their object release), `secret` (the
     kubernetes_secret_v1 Terraform generates, or with `credentials_key` the helm_release of the
-    ExternalSecret that builds it; that release's objects are `credentials`).
+    ExternalSecrets that build the Secrets; that release's objects are `credentials`), `generated`
+    (the other kubernetes_secret_v1 Terraform writes: the clients' logins and the definitions; else empty).
     """
 
     def __init__(
@@ -183,6 +202,13 @@ class RabbitMqBroker(DeliversObjects, Construct):
                     clash,
                     "these keys come from the typed props (image, replicas, username, persistence, resources)",
                 )
+        if props.federation is not None and not props.users_by_role:
+            raise PropsError(self.node.path, "users_by_role", False,
+                             "federation logs in as a user of its own, which the broker defines with users_by_role: true")
+        if props.credentials_key and props.users_by_role and set(props.user_keys) != set(users.ROLES):
+            raise PropsError(self.node.path, "user_keys", sorted(props.user_keys),
+                             f"a broker with credentials_key has one user per role: name the secret of each of "
+                             f"{', '.join(users.ROLES)}")
         if props.federation is not None and not props.credentials_key:
             raise PropsError(self.node.path, "federation", props.federation.region,
                              "federation reads the broker's and the federation user's credentials from Secrets Manager: "
@@ -192,6 +218,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
         self.secret_name = f"{props.release_name}-auth"
         providers = ClusterInfo.providers_of(self)
 
+        self.generated: list[SecretV1] = []
         if props.credentials_key or props.generate_credentials_in_cluster:
             self.secret = self._external_secret(namespace)
         else:
@@ -211,7 +238,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             timeout=900,
             max_history=10,
             provider=providers.helm,
-            depends_on=[namespace.resource, self.secret],
+            depends_on=[namespace.resource, self.secret, *self.generated],
         )
         objects = [self.network_policy()]
         if props.federation is not None:
@@ -233,6 +260,20 @@ class RabbitMqBroker(DeliversObjects, Construct):
             depends_on=[namespace.resource],
         )
 
+    def _user_data(self, role: users.Role, password: str) -> dict[str, str]:
+        name = users.user_name(role)
+        return {USERNAME_KEY: name, PASSWORD_KEY: password, URI_KEY: amqp_uri(name, password, self.host)}
+
+    def user_secret(self, role: users.Role) -> str:
+        """The Secret holding one role's login (with `user_keys`)."""
+        return f"{self.props.release_name}-{role}"
+
+    @property
+    def users_by_role(self) -> bool:
+        """True when each client role logs in as a user of its own and the broker declares the
+        topology from its definitions (the clients only check it: `RABBITMQ_TOPOLOGY=passive`)."""
+        return self.props.users_by_role and not self.props.generate_credentials_in_cluster
+
     def _secret_data(self, password: str) -> dict[str, str]:
         username = self.props.username
         return {
@@ -242,42 +283,61 @@ class RabbitMqBroker(DeliversObjects, Construct):
         }
 
     def _generated_secret(self, namespace: AppNamespace) -> ITerraformDependable:
+        """Terraform's passwords (in its state): the administrator's and the Erlang cookie in the
+        chart's Secret, each client role's login in a Secret of its own, and the definitions."""
         random = stack_singleton(self, "random", lambda stack, id: RandomProvider(stack, id))
+        providers = ClusterInfo.providers_of(self)
+
+        def secret(id: str, name: str, data: dict[str, str]) -> SecretV1:
+            return SecretV1(self, id, metadata=SecretV1Metadata(name=name, namespace=self.namespace, labels=dict(MANAGED_BY)),
+                            data=data, type="Opaque", provider=providers.kubernetes, depends_on=[namespace.resource])
+
         password = Password(self, "password", length=32, special=False, provider=random)
         erlang_cookie = Password(self, "erlang-cookie", length=64, special=False, provider=random)
+        if not self.users_by_role:  # one login for every client: the broker's `username`
+            if self.props.keda_namespace:
+                self._scaler_secret(self.props.username, password.result, namespace)
+            return secret("auth", self.secret_name,
+                          {**self._secret_data(password.result), ERLANG_COOKIE_KEY: erlang_cookie.result})
+        logins = {role: Password(self, f"{role}-password", length=32, special=False, provider=random).result
+                  for role in users.ROLES}
         if self.props.keda_namespace:
-            self._scaler_secret(password.result, namespace)
-        return SecretV1(
-            self,
-            "auth",
-            metadata=SecretV1Metadata(name=self.secret_name, namespace=self.namespace, labels=dict(MANAGED_BY)),
-            data={**self._secret_data(password.result), ERLANG_COOKIE_KEY: erlang_cookie.result},
-            type="Opaque",
-            provider=ClusterInfo.providers_of(self).kubernetes,
-            depends_on=[namespace.resource],
-        )
+            self._scaler_secret(users.user_name("monitoring"), logins["monitoring"], namespace)
+        definitions = users.broker_definitions(self.props.username, password.result, logins, self.props.messaging)
+        # the broker's release waits for these: its clients wait for it
+        self.generated = [secret(f"{role}-auth", self.user_secret(role), self._user_data(role, logins[role]))
+                          for role in CLIENT_ROLES]
+        self.generated.append(secret("definitions", users.DEFINITIONS_SECRET,
+                                     {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}))
+        return secret("auth", self.secret_name, {PASSWORD_KEY: password.result, ERLANG_COOKIE_KEY: erlang_cookie.result})
 
-    def _scaler_secret(self, password: str, namespace: AppNamespace) -> None:
+    def _scaler_secret(self, username: str, password: str, namespace: AppNamespace) -> None:
         """KEDA reads Secrets in its own namespace only: the AMQP URI there, and the
         ClusterTriggerAuthentication naming it (with Secrets Manager, the add-ons stack builds both)."""
         name = keda.scaler_auth_name(self.namespace)
         providers = ClusterInfo.providers_of(self)
         SecretV1(self, "scaler-auth", metadata=SecretV1Metadata(name=name, namespace=self.props.keda_namespace,
                                                                  labels=dict(MANAGED_BY)),
-                 data={keda.SCALER_KEY: amqp_uri(self.props.username, password, self.host)}, type="Opaque",
+                 data={keda.SCALER_KEY: amqp_uri(username, password, self.host)}, type="Opaque",
                  provider=providers.kubernetes)
         KubernetesObjects(self, "scaler-auth-objects", {"release_name": f"{name}-scaler", "namespace": self.props.keda_namespace,
                                                          "objects": [keda.scaler_auth(self.namespace)]},
                           depends_on=[namespace.resource])
 
     def _external_secret(self, namespace: AppNamespace) -> ITerraformDependable:
-        template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
-        if self.props.credentials_key:
+        if self.props.credentials_key and not self.users_by_role:
+            template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)]
-            if self.props.federation is not None:  # the definitions the brokers load hold credentials too
-                objects.append(fed.definitions_secret(self.props.federation, self.namespace, self.props.username,
-                                                      self.props.messaging))
+        elif self.props.credentials_key:
+            # the administrator's Secret serves the chart only: no workload reads it
+            admin = {PASSWORD_KEY: "{{ .password }}", ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+            objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, admin),
+                       *(external_secret(self.user_secret(role), self.namespace, self.props.user_keys[role],
+                                         self._user_data(role, "{{ .password }}")) for role in CLIENT_ROLES),
+                       users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
+                                                self.props.credentials_key, self.props.user_keys, self.props.federation)]
         else:
+            template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             generator = f"{self.props.release_name}-password"
             objects = [password_generator(generator, self.namespace),
                        generated_secret(self.secret_name, self.namespace, generator, ("password", "erlang_cookie"), template)]
@@ -368,12 +428,11 @@ class RabbitMqBroker(DeliversObjects, Construct):
     def replicas(self) -> int:
         return self.props.replicas
 
-    def credentials_env(self, username_var: str, password_var: str) -> list[EnvFromSecret]:
-        """Environment variables that read the broker credentials from its Secret."""
-        return [
-            EnvFromSecret(username_var, self.secret_name, USERNAME_KEY),
-            EnvFromSecret(password_var, self.secret_name, PASSWORD_KEY),
-        ]
+    def credentials_env(self, role: str, username_var: str, password_var: str) -> list[EnvFromSecret]:
+        """Environment variables that read a client's login: its role's user (`users_by_role`), else
+        the broker's one user."""
+        secret = self.user_secret(role) if self.users_by_role else self.secret_name
+        return [EnvFromSecret(username_var, secret, USERNAME_KEY), EnvFromSecret(password_var, secret, PASSWORD_KEY)]
 
     def chart_values(self) -> dict[str, Any]:
         """The chart values derived from the typed props (the last, winning values document)."""
@@ -418,10 +477,12 @@ class RabbitMqBroker(DeliversObjects, Construct):
         }
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
+        if self.users_by_role:
+            values.update(users.chart_values())
         if props.federation is not None:
             sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
                                          SIDECAR_SECURITY)
-            values.update(fed.chart_values(props.federation, sidecar))
+            values.update(fed.chart_values(sidecar))
         if props.replicas >= 3:
             values["pdb"] = {"create": True, "maxUnavailable": 1}
         if props.zone_spread and props.replicas > 1:

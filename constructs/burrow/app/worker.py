@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
-from burrow.app.rabbitmq import RabbitMqBroker
+from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
 from burrow.config.schema import (
     AlertThresholds,
     CpuAutoscalingConfig,
@@ -215,6 +215,15 @@ class QueueWorker(DeliversObjects, Construct):
         if props.name is None and not re.fullmatch(WORKER_NAME, id):
             raise PropsError(path, "id", id, f"a worker is named by its id unless props set name, and Kubernetes "
                              f"and Helm accept only {WORKER_NAME}: set name")
+        if broker.users_by_role and props.role not in CLIENT_ROLES:
+            raise PropsError(path, "role", props.role,
+                             f"this broker gives logins only to the roles {', '.join(CLIENT_ROLES)} (users_by_role); "
+                             "for workers of your own, set users_by_role: false on the broker (they then share its one "
+                             "client login)")
+        if broker.users_by_role and props.messaging.model_dump() != broker.props.messaging.model_dump():
+            raise PropsError(path, "messaging", props.messaging.model_dump(),
+                             f"the broker declares the topology from its own messaging props "
+                             f"({broker.props.messaging.model_dump()}) and this worker may not declare any: use the same")
         super().__init__(scope, id)
         Guardrails.of(self)
         self.name = props.name or id
@@ -233,7 +242,7 @@ class QueueWorker(DeliversObjects, Construct):
                 **props.settings,
             },
             state_dir=props.state_dir,
-            secret_env=[*broker.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
+            secret_env=[*broker.credentials_env(props.role, "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
                         *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
             secret_dirs=props.secret_dirs,
             liveness=k8s.HttpProbe(props.liveness_path, period_seconds=10, failure_threshold=3),
@@ -370,8 +379,10 @@ class QueueWorker(DeliversObjects, Construct):
 
     @staticmethod
     def broker_env(broker: RabbitMqBroker, messaging: QueueBinding) -> dict[str, str]:
-        """Connection and topology settings every worker gets from its broker."""
+        """Connection and topology settings every worker gets from its broker: a broker that
+        declares the topology itself leaves the workers only a check that it exists."""
         return {
+            "RABBITMQ_TOPOLOGY": "passive" if broker.users_by_role else "declare",
             "RABBITMQ_HOST": broker.host,
             "RABBITMQ_PORT": str(broker.port),
             "RABBITMQ_VHOST": "/",

@@ -29,14 +29,18 @@ from cdktf_cdktf_provider_aws.secretsmanager_secret import SecretsmanagerSecret,
 from cdktf_cdktf_provider_aws.secretsmanager_secret_version import SecretsmanagerSecretVersion
 
 from burrow.addons.external_secrets import reader_subject
+from burrow.app.broker_users import ROLES, secret_key
 from burrow.cluster.eks import EksCluster, irsa_trust
 from burrow.common.access import key_policy
 from burrow.spi import SecretsAccess
 from constructs import Construct
 
 #: What Burrow generates: secret key -> {JSON field: length}. Letters and digits only (URI-safe).
+#: `rabbitmq`: the broker administrator's password and the Erlang cookie; `broker-<role>`: the
+#: password of each role's broker user, a secret of its own so that each reader gets only its own.
 GENERATED = {
     "rabbitmq": {"password": 32, "erlang_cookie": 64},
+    **{secret_key(role): {"password": 32} for role in ROLES},
     "grafana": {"admin_password": 32},
 }
 #: The public producer's bearer tokens (`ingress.authentication: token`): one secret for the

@@ -14,6 +14,7 @@ from burrow.addons.metrics_server import metrics_server
 from burrow.addons.monitoring import MonitoringAddOn, alloy, loki
 from burrow.addons.storage import EbsStorageClasses
 from burrow.addons.velero import VeleroAddOn
+from burrow.app.broker_users import secret_key, user_name
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
 from burrow.spi import ClusterInfo
@@ -36,8 +37,9 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     if env.addons.keda.enabled:
         scalers = ()
         if cluster is not None and cluster.secrets is not None:  # else the app stack writes KEDA's Secret
-            uri = amqp_uri(env.rabbitmq.username, "{{ .password }}", service_host(RELEASE_NAME, env.namespace))
-            scalers = tuple(scaler_credentials(env.namespace, cluster.secrets.secret("rabbitmq"), uri))
+            # the scaler logs in as the broker's monitoring user (burrow.app.broker_users)
+            uri = amqp_uri(user_name("monitoring"), "{{ .password }}", service_host(RELEASE_NAME, env.namespace))
+            scalers = tuple(scaler_credentials(env.namespace, cluster.secrets.secret(secret_key("monitoring")), uri))
         chosen.append(keda(scalers))
     if env.monitoring.enabled:
         chosen.append(MonitoringAddOn(env.monitoring, dashboard_namespaces=(env.namespace,), cluster_cidrs=cluster_cidrs))

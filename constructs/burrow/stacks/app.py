@@ -7,6 +7,7 @@ from typing import Any
 
 from burrow.addons.external_secrets import external_secret
 from burrow.addons.karpenter import workload_node_selector
+from burrow.app.broker_users import ROLES, secret_key
 from burrow.app.federation import BrokerFederation, FederationUpstream
 from burrow.app.ingress import PublicIngress, load_balancer_policy, producer_ingress
 from burrow.app.namespace import AppNamespace
@@ -88,6 +89,7 @@ class AppLayer(BurrowStack):
                 api_server_cidrs=env.network.private_subnet_cidrs if env.on_aws else (),
                 alerts=env.monitoring.enabled,
                 credentials_key=cluster.secrets.secret("rabbitmq") if cluster.secrets else None,
+                user_keys={role: cluster.secrets.secret(secret_key(role)) for role in ROLES} if cluster.secrets else {},
                 generate_credentials_in_cluster=in_cluster_credentials,
                 federation=broker_federation(env, cluster.secrets) if cluster.secrets else None,
                 messaging=env.messaging,

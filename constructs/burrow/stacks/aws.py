@@ -19,6 +19,7 @@ from cdktf_cdktf_provider_aws.provider import (
 )
 
 from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
+from burrow.app.broker_users import ROLES, secret_key
 from burrow.cluster.backups import BackupAccessRole, velero_role_name
 from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
@@ -118,14 +119,15 @@ def shared_secrets(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
 
 def secret_readers(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
     """Who reads which generated secret in this region: consumer namespace -> secret keys. The app
-    reads the broker's credentials and the environment's shared secrets it uses; `monitoring`
-    Grafana's password; KEDA the broker's credentials (its scaler's AMQP URI)."""
+    reads the broker's credentials (its definitions hold every user's password) and the environment's
+    shared secrets it uses; `monitoring` Grafana's password; KEDA the broker's monitoring user's
+    password only (its scaler's AMQP URI)."""
     shared = tuple(key for key, regions in shared_secrets(env).items() if env.aws.region in regions)
-    readers = {env.namespace: ("rabbitmq", *shared)}
+    readers = {env.namespace: ("rabbitmq", *(secret_key(role) for role in ROLES), *shared)}
     if env.monitoring.enabled:
         readers[env.monitoring.namespace] = ("grafana",)
     if env.addons.keda.enabled:
-        readers[KEDA_NAMESPACE] = ("rabbitmq",)
+        readers[KEDA_NAMESPACE] = (secret_key("monitoring"),)
     return readers
 
 
