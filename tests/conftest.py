@@ -118,9 +118,25 @@ FIXTURE_TIERS = {
 }
 # `make test` runs tests in parallel (pytest-xdist, --dist loadgroup). Tests of one group run one after
 # another on one worker: the broker tests share a node that the fault tests stop and cut off; the
-# subprocess tests run make, which shares the checkout's install markers and output folder; the
-# Terraform tests run one emulator-heavy rehearsal at a time. Everything else is spread over the workers.
-XDIST_GROUPS = {"faults": "broker", "broker": "broker", "terraform": "terraform", "subprocess": "subprocess"}
+# subprocess tests run make, which shares the checkout's install markers (a test that also runs
+# Terraform is in this group too). Everything else, the emulator rehearsals included (each has its
+# own emulator, port and folders), is spread over the workers.
+XDIST_GROUPS = {"faults": "broker", "broker": "broker", "subprocess": "subprocess"}
+# Under xdist, work starts in collection order: the longest chains first, so none starts last.
+# The production rehearsal is the longest single test; then the two groups; then the other
+# Terraform tests (the qa rehearsal); then the rest.
+FIRST = "tests/terraform/test_terraform.py::test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator[prod]"
+
+
+def _start_order(item) -> int:
+    if item.nodeid == FIRST:
+        return 0
+    group = item.get_closest_marker("xdist_group")
+    if group is not None:
+        return {"subprocess": 1, "broker": 2}[group.args[0]]
+    return 3 if item.get_closest_marker("terraform") else 4
+
+
 MODULE_TIERS = {
     "burrow_tools.terraform.validate": "terraform",
     "burrow_tools.terraform.emulator": "terraform",
@@ -194,6 +210,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         group = next((XDIST_GROUPS[tier] for tier in XDIST_GROUPS if tier in tiers), None)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(config.option, "numprocesses", None):  # stable: in-process runs keep the file order
+        items.sort(key=_start_order)
 
 
 # --- a per-test time limit (--test-timeout=SECONDS; make test-fast sets one) ---------------------------
