@@ -89,3 +89,35 @@ def test_a_bad_prop_in_a_teams_own_script_is_one_line_and_status_2(tmp_path):
     script.write_text("import burrow\nraise RuntimeError('a bug')\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 1 and "Traceback" in result.stderr and "RuntimeError: a bug" in result.stderr
+
+
+def test_a_team_workers_alerts_speak_of_its_own_worker_and_link_no_burrow_runbook(tmp_path):
+    from burrow import QueueWorker
+
+    _app, stack, namespace, broker = team(tmp_path)
+    worker = QueueWorker(stack, "intake", namespace=namespace, broker=broker, props=worker_props(alerts={}))
+    [rule] = [o for o in worker.objects if o["kind"] == "PrometheusRule"]
+    annotations = [r["annotations"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert [sorted(a) for a in annotations] == [["runbook", "summary"]] * 4  # no link into Burrow's docs
+    text = " ".join(a["runbook"] + a["summary"] for a in annotations)
+    for burrows in ("broker connection lost", "quorum queue", "producer", "dashboard", "scaledobject"):
+        assert burrows not in text
+    assert "app.kubernetes.io/name=intake" in text and "orders.intake" in text
+
+
+def test_queue_autoscaling_needs_a_broker_that_gives_keda_a_login(tmp_path):
+    from burrow import QueueWorker, RabbitMqBroker
+
+    _app, stack, namespace, _broker = team(tmp_path)
+    quiet = RabbitMqBroker(stack, "quiet", namespace=namespace, props={
+        "image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "release_name": "quiet",
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "users_by_role": False, "keda_namespace": None})
+    with pytest.raises(PropsError) as refused:
+        QueueWorker(stack, "intake", namespace=namespace, broker=quiet,
+                    props=worker_props(autoscaling={"kind": "queue"}))
+    assert str(refused.value) == ("team/intake: autoscaling='kind: queue' is invalid: the broker has no keda_namespace, "
+                                  "so KEDA has no login to read the queue with: set the broker's keda_namespace, or "
+                                  "scale with kind: cpu")
+    QueueWorker(stack, "billing", namespace=namespace, broker=quiet,
+                props=worker_props("orders.billing", autoscaling={"kind": "cpu"}))

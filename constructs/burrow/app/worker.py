@@ -215,6 +215,11 @@ class QueueWorker(DeliversObjects, Construct):
         if props.name is None and not re.fullmatch(WORKER_NAME, id):
             raise PropsError(path, "id", id, f"a worker is named by its id unless props set name, and Kubernetes "
                              f"and Helm accept only {WORKER_NAME}: set name")
+        scaling = props.autoscaling
+        if isinstance(scaling, QueueAutoscalingConfig) and scaling.enabled and broker.props.keda_namespace is None:
+            raise PropsError(path, "autoscaling", "kind: queue",
+                             "the broker has no keda_namespace, so KEDA has no login to read the queue with: set the "
+                             "broker's keda_namespace, or scale with kind: cpu")
         if broker.users_by_role and props.role not in CLIENT_ROLES:
             raise PropsError(path, "role", props.role,
                              f"this broker gives logins only to the roles {', '.join(CLIENT_ROLES)} (users_by_role); "
@@ -322,13 +327,14 @@ class QueueWorker(DeliversObjects, Construct):
         thresholds = props.alerts
         assert thresholds is not None
         prefix = alert_prefix(self.part_of, self.name)
-        alerts = workload_alerts(self.name, namespace, thresholds, prefix, props.readiness_path)
+        burrows = props.service_alerts is not None  # Burrow's own services: their log lines and runbooks
+        alerts = workload_alerts(self.name, namespace, thresholds, prefix, props.readiness_path, burrows)
         if props.service_alerts == "producer":
             alerts += producer_alerts(self.name, namespace)
         elif props.service_alerts == "consumer":
             alerts += consumer_alerts(self.name, namespace, props.messaging.queue, thresholds)
         elif props.consumes:
-            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix)
+            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix, burrow=False)
         return alerts
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:

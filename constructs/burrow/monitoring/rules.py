@@ -26,18 +26,19 @@ class Alert:
     severity: str  # "critical" pages, "warning" tickets
     summary: str
     runbook: str
+    #: Where the alert's runbook section lives (Burrow's own services: docs/operating.md); None: no link.
+    runbook_base: str | None = RUNBOOK_BASE
 
     def render(self) -> dict[str, Any]:
+        annotations = {"summary": self.summary, "runbook": self.runbook}
+        if self.runbook_base:
+            annotations["runbook_url"] = f"{self.runbook_base}-{self.name.lower()}"
         return {
             "alert": self.name,
             "expr": self.expr,
             "for": f"{self.minutes}m",
             "labels": {"severity": self.severity},
-            "annotations": {
-                "summary": self.summary,
-                "runbook": self.runbook,
-                "runbook_url": f"{RUNBOOK_BASE}-{self.name.lower()}",
-            },
+            "annotations": annotations,
         }
 
 
@@ -61,10 +62,20 @@ def alert_prefix(*words: str) -> str:
 
 
 def workload_alerts(
-    name: str, namespace: str, thresholds: AlertThresholds, prefix: str, readiness_path: str
+    name: str, namespace: str, thresholds: AlertThresholds, prefix: str, readiness_path: str, burrow: bool = True
 ) -> list[Alert]:
     """Alerts every workload gets: restarts, pods not ready (its readiness probe failing). Their names
-    start with `prefix` (one per workload, so two workloads' alerts never share a name)."""
+    start with `prefix` (one per workload, so two workloads' alerts never share a name). `burrow`:
+    Burrow's own services (their log lines, runbook links); otherwise a team's worker, in words
+    that hold for any image."""
+    runbook_base = RUNBOOK_BASE if burrow else None
+    not_ready = (
+        f"{readiness_path} fails while the broker connection is down. Check the broker (RabbitMQ alerts), then "
+        f"kubectl -n {namespace} logs deploy/{name} for 'broker connection lost'."
+        if burrow else
+        f"The worker's {readiness_path} fails: kubectl -n {namespace} describe pod -l app.kubernetes.io/name={name}, "
+        f"then its logs (kubectl -n {namespace} logs deploy/{name}); check its broker too (RabbitMQ alerts)."
+    )
     deployment = selector(namespace=namespace, deployment=name)
     container = selector(namespace=namespace, container=name)
     return [
@@ -76,6 +87,7 @@ def workload_alerts(
             f"{name} pods in {namespace} restarted {thresholds.restarts}+ times in 30 minutes",
             f"kubectl -n {namespace} describe pod -l app.kubernetes.io/name={name}; read the previous container's "
             "logs (kubectl logs --previous). OOMKilled: raise the memory limit; failing liveness: the process hangs.",
+            runbook_base,
         ),
         Alert(
             f"{prefix}NotReady",
@@ -83,8 +95,8 @@ def workload_alerts(
             thresholds.not_ready_minutes,
             "critical",
             f"{name} in {namespace} has pods whose {readiness_path} fails",
-            f"{readiness_path} fails while the broker connection is down. Check the broker (RabbitMQ alerts), then "
-            f"kubectl -n {namespace} logs deploy/{name} for 'broker connection lost'.",
+            not_ready,
+            runbook_base,
         ),
     ]
 
@@ -115,11 +127,22 @@ def producer_alerts(name: str, namespace: str) -> list[Alert]:
 
 def queue_alerts(
     name: str, namespace: str, queue: str, thresholds: AlertThresholds, prefix: str,
-    max_replicas_key: str = "autoscaling.max_replicas",
+    max_replicas_key: str = "autoscaling.max_replicas", burrow: bool = True,
 ) -> list[Alert]:
     """Alerts about the queue a worker consumes, from the broker's per-queue metrics: messages and no
-    consumer, a backlog. `max_replicas_key` names the setting that raises the worker's ceiling."""
+    consumer, a backlog. `max_replicas_key` names the setting that raises the worker's ceiling;
+    `burrow` as for `workload_alerts`."""
     queue_labels = selector(namespace=namespace, queue=queue)
+    if burrow:
+        absent = (f"kubectl -n {namespace} get deploy,scaledobject {name}; the consumer may be crash-looping or "
+                  "scaled to zero. Messages are safe in the quorum queue until it returns.")
+        backlog = (f"Is KEDA at maxReplicaCount (raise {max_replicas_key})? Is processing slower "
+                   "(dashboard: processing time)? Is the producer publishing faster than planned?")
+    else:
+        absent = (f"kubectl -n {namespace} get pods -l app.kubernetes.io/name={name}; the worker may be crash-looping "
+                  "or scaled to zero. The messages wait in the queue until it returns.")
+        backlog = (f"Is the worker at its most replicas (raise {max_replicas_key})? Is it slower than usual, or are "
+                   "messages arriving faster than planned?")
     return [
         Alert(
             f"{prefix}ConsumersAbsent",
@@ -128,8 +151,8 @@ def queue_alerts(
             5,
             "critical",
             f"queue {queue} in {namespace} has messages and no consumer",
-            f"kubectl -n {namespace} get deploy,scaledobject {name}; the consumer may be crash-looping or "
-            "scaled to zero. Messages are safe in the quorum queue until it returns.",
+            absent,
+            RUNBOOK_BASE if burrow else None,
         ),
         Alert(
             f"{prefix}QueueBacklog",
@@ -137,8 +160,8 @@ def queue_alerts(
             thresholds.queue_depth_minutes,
             "warning",
             f"queue {queue} in {namespace} holds more than {thresholds.queue_depth} ready messages",
-            f"Is KEDA at maxReplicaCount (raise {max_replicas_key})? Is processing slower "
-            "(dashboard: processing time)? Is the producer publishing faster than planned?",
+            backlog,
+            RUNBOOK_BASE if burrow else None,
         ),
     ]
 
