@@ -15,39 +15,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from burrow.errors import PropsError
+from burrow.props_errors import MISSING, TOGETHER, props_error  # noqa: F401 - public here too
 from constructs import Construct
 
 P = TypeVar("P", bound=BaseModel)
-
-
-class _Shown:
-    """A value shown as its text in an error (for what is no value of the user's)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-MISSING = _Shown("(missing)")
-TOGETHER = _Shown("(the props together)")  # a check across fields (a model validator)
-
-
-def props_error(where: str, error: ValidationError, model: type[BaseModel]) -> PropsError:
-    """The first problem pydantic found, as Burrow's one-line error (with how many more there are)."""
-    problems = error.errors(include_url=False)
-    first = problems[0]
-    field = ".".join(str(part) for part in first["loc"]) or "props"
-    value: object = MISSING if first["type"] == "missing" else first.get("input") if first["loc"] else TOGETHER
-    allowed = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
-        allowed = f"unknown field; the fields of {model.__name__} are {', '.join(model.model_fields)}"
-    elif first["type"] == "missing":
-        allowed = "required, and not set"
-    if len(problems) > 1:
-        allowed += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return PropsError(where, field, value, allowed)
 
 
 def child_path(scope: Construct, id: str) -> str:

@@ -330,11 +330,11 @@ def test_staging_may_use_spot(tmp_path):
 
 
 def test_backups_enabled_without_a_schedule_are_refused():
-    from pydantic import ValidationError
-
     from burrow.config.schema import BackupsConfig
+    from burrow.errors import PropsError
 
-    with pytest.raises(ValidationError, match="backups are enabled but no schedule is configured"):
+    with pytest.raises(PropsError, match="^BackupsConfig: props=\\(the props together\\) is invalid: backups are enabled "
+                                         "but no schedule is configured"):
         BackupsConfig(enabled=True, schedules={})
 
 

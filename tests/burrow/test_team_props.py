@@ -121,3 +121,14 @@ def test_queue_autoscaling_needs_a_broker_that_gives_keda_a_login(tmp_path):
                                   "scale with kind: cpu")
     QueueWorker(stack, "billing", namespace=namespace, broker=quiet,
                 props=worker_props("orders.billing", autoscaling={"kind": "cpu"}))
+
+
+def test_the_exported_configuration_types_are_one_line_too():
+    from burrow import AlertThresholds, MessagingConfig
+
+    with pytest.raises(PropsError) as refused:
+        MessagingConfig(queue="")
+    assert str(refused.value) == "MessagingConfig: queue='' is invalid: String should have at least 1 character"
+    with pytest.raises(PropsError) as refused:
+        AlertThresholds(restarts=0)
+    assert str(refused.value).startswith("AlertThresholds: restarts=0 is invalid: Input should be greater than")
