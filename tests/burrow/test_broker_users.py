@@ -125,3 +125,14 @@ def test_a_broker_and_its_workers_must_agree_on_the_topology_it_declares():
                                          r"the roles producer, consumer \(users_by_role\)"):
         QueueWorker(stack, "intake", namespace=ns, broker=broker,
                     props=QueueWorkerProps(role="intake", image=image, resources=size, messaging=MessagingConfig()))
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_the_administrators_secret_keeps_the_username_key_through_the_upgrade(synthesized, env):
+    """A client pod started from the previous release's template (before the broker has rolled)
+    reads `rabbitmq-username` and `rabbitmq-password` from `rabbitmq-auth`: both keys stay, the
+    username is not secret, and no client-facing URI with the password is written there."""
+    admin = objects(synthesized, env, "ExternalSecret")["rabbitmq-auth"]
+    data = admin["spec"]["target"]["template"]["data"]
+    assert sorted(data) == ["rabbitmq-erlang-cookie", "rabbitmq-password", "rabbitmq-username"]
+    assert data["rabbitmq-username"] == "burrow"

@@ -329,8 +329,12 @@ class RabbitMqBroker(DeliversObjects, Construct):
             template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, template)]
         elif self.props.credentials_key:
-            # the administrator's Secret serves the chart only: no workload reads it
-            admin = {PASSWORD_KEY: "{{ .password }}", ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+            # The administrator's Secret serves the chart only: no workload reads it. It keeps the
+            # (not secret) username key for one upgrade: until the broker's release has rolled, a
+            # client pod started from the previous release's template still reads it, and a missing
+            # key would keep that pod from starting (CreateContainerConfigError).
+            admin = {USERNAME_KEY: self.props.username, PASSWORD_KEY: "{{ .password }}",
+                     ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, admin),
                        *(external_secret(self.user_secret(role), self.namespace, self.props.user_keys[role],
                                          self._user_data(role, "{{ .password }}")) for role in CLIENT_ROLES),
