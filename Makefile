@@ -92,7 +92,7 @@ lint: $(VENV)/.synced
 
 # Tests run on TEST_WORKERS processes (pytest-xdist); see docs/testing.md for the groups that keep
 # broker, make and Terraform tests one at a time.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: install .venv-tools/.installed lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 

@@ -122,14 +122,16 @@ FIXTURE_TIERS = {
 # Terraform is in this group too). Everything else, the emulator rehearsals included (each has its
 # own emulator, port and folders), is spread over the workers.
 XDIST_GROUPS = {"faults": "broker", "broker": "broker", "subprocess": "subprocess"}
-# Under xdist, work starts in collection order: the longest chains first, so none starts last.
-# The production rehearsal is the longest single test; then the two groups; then the other
-# Terraform tests (the qa rehearsal); then the rest.
-FIRST = "tests/terraform/test_terraform.py::test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator[prod]"
+# Under xdist, work starts in collection order: the longest chains first, so none starts last:
+# the two emulator rehearsals (the longest single tests), then the two groups, then the rest.
+FIRST = tuple(
+    f"tests/terraform/test_terraform.py::test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator[{env}]"
+    for env in ("prod", "qa")
+)
 
 
 def _start_order(item) -> int:
-    if item.nodeid == FIRST:
+    if item.nodeid in FIRST:
         return 0
     group = item.get_closest_marker("xdist_group")
     if group is not None:

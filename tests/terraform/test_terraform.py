@@ -194,3 +194,12 @@ def test_the_emulator_replicates_a_key_as_aws_does():
         assert [(r["Region"], r["KmsKeyId"]) for r in replicas] == [("us-east-1", replica_key)]
     finally:
         emulator.close()
+
+
+def test_the_parallel_run_starts_with_the_rehearsals_that_exist():
+    """tests/conftest.py starts these first under xdist; a renamed test would silently start last."""
+    from tests.conftest import FIRST
+
+    rehearsal = test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator
+    [params] = [mark.args[1] for mark in rehearsal.pytestmark if mark.name == "parametrize"]
+    assert list(FIRST) == [f"{__name__.replace('.', '/')}.py::{rehearsal.__name__}[{env}]" for env in params[::-1]]
