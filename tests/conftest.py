@@ -130,6 +130,11 @@ FIRST = tuple(
 )
 
 
+def xdist_group_of(tiers: set[str]) -> str | None:
+    """The group a test with these tiers runs in (None: any worker, beside anything)."""
+    return next((XDIST_GROUPS[tier] for tier in XDIST_GROUPS if tier in tiers), None)
+
+
 def _start_order(item) -> int:
     if item.nodeid in FIRST:
         return 0
@@ -202,6 +207,7 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "fast: needs none of the tiers above (make test-fast)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (its hook has no order)
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         tiers = tiers_of(item) | {m.name for m in item.iter_markers() if m.name in TIERS}
@@ -209,7 +215,7 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(tier)
         if not tiers:
             item.add_marker("fast")
-        group = next((XDIST_GROUPS[tier] for tier in XDIST_GROUPS if tier in tiers), None)
+        group = xdist_group_of(tiers)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
     if getattr(config.option, "numprocesses", None):  # stable: in-process runs keep the file order
