@@ -94,7 +94,7 @@ lint: $(VENV)/.synced
 # broker, make and Terraform tests one at a time.
 TEST_WORKERS ?= 4
 test: install .venv-tools/.installed lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The tests that need none of the tiers tests/conftest.py marks (see docs/testing.md); each test's
 # setup, call and teardown get TEST_TIMEOUT seconds.

@@ -120,7 +120,9 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     data = auth["spec"]["target"]["template"]["data"]
     assert data["rabbitmq-password"] == "{{ .password }}"
     assert data["rabbitmq-erlang-cookie"] == "{{ .erlang_cookie }}"
-    assert set(data) == {"rabbitmq-password", "rabbitmq-erlang-cookie"}  # the chart's only: no workload's login
+    # the chart's only (no workload reads it), plus the username for one upgrade (test_broker_users)
+    assert set(data) == {"rabbitmq-password", "rabbitmq-erlang-cookie", "rabbitmq-username"}
+    assert data["rabbitmq-username"] == "burrow" and "amqp" not in str(data)
     for role in ("producer", "consumer"):  # each client role's login, from its own secret
         login = external_secrets(synthesized, env)[f"rabbitmq-{role}"]
         assert login["spec"]["dataFrom"] == [{"extract": {"key": f"burrow/{env}/broker-{role}"}}]
