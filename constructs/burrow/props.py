@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from burrow.errors import PropsError
-from burrow.props_errors import MISSING, TOGETHER, props_error  # noqa: F401 - public here too
+from burrow.props_errors import MISSING, TOGETHER, OneLineModel, props_error  # noqa: F401 - public here too
 from constructs import Construct
 
 P = TypeVar("P", bound=BaseModel)
@@ -40,22 +40,10 @@ def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
         raise PropsError(path, exc.field, exc.value, exc.allowed) from None
 
 
-class Props(BaseModel):
+class Props(OneLineModel):
     """Base of construct props: immutable, no unknown fields, and building one with a bad value
     raises a one-line `PropsError` naming the props class, the field, the value and what is allowed.
     (The library's own base: the environment schema's models are the application's.)"""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise props_error(type(self).__name__, exc, type(self)) from None
-
-    # Nested in other props, a Props model is validated by pydantic itself (not through this
-    # __init__), so a mistake in it keeps its full location (`messaging.exchange`).
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Any:

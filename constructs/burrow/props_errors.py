@@ -4,7 +4,9 @@ Needs pydantic only, so the configuration can use it without loading cdktf."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from burrow.errors import PropsError
 
@@ -37,3 +39,21 @@ def props_error(where: str, error: ValidationError, model: type[BaseModel]) -> P
     if len(problems) > 1:
         allowed += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
     return PropsError(where, field, value, allowed)
+
+
+class OneLineModel(BaseModel):
+    """Immutable, no unknown fields; built with a bad value, it raises a one-line `PropsError` naming
+    the model, the field, the value and what is allowed (base of construct props and of the
+    configuration models)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise props_error(type(self).__name__, exc, type(self)) from None
+
+    # Nested in another model, it is validated by pydantic itself (not through this __init__), so a
+    # mistake in it keeps its full location (`messaging.exchange`).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]

@@ -13,12 +13,12 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
 from burrow.merge import deep_merge
 from burrow.pins import RABBITMQ
-from burrow.props_errors import props_error
+from burrow.props_errors import OneLineModel
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
@@ -28,21 +28,10 @@ DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 
 
-class Model(BaseModel):
+class Model(OneLineModel):
     """Base for every configuration model: immutable, no unknown keys. Built directly (a team's
     `MessagingConfig(...)`), a bad value is Burrow's one-line `PropsError` naming the model; validated
     from an environment file, the loader reports file, key and value instead."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise props_error(type(self).__name__, exc, type(self)) from None
-
-    # nested in another model, pydantic validates it itself: a mistake keeps its full location
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class Tier(str, Enum):
