@@ -218,7 +218,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         group = xdist_group_of(tiers)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-    if getattr(config.option, "numprocesses", None):  # stable: in-process runs keep the file order
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # xdist workers (their order is the schedule); in-process runs keep the file order
         items.sort(key=_start_order)
 
 
