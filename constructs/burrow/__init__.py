@@ -69,7 +69,7 @@ _EXPORTS = {
     "NodeAutoscalingAccess": "burrow.spi",
     "BackupAccess": "burrow.spi",
     "AddOnsLayer": "burrow.stacks.addons",
-    "synthesize": "burrow.synth",
+    "synthesize": "burrow.synthesis",
     "AppLayer": "burrow.stacks.app",
     "BurrowStack": "burrow.stacks.base",
     "CommonLayer": "burrow.stacks.aws",

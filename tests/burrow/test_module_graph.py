@@ -38,7 +38,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
         "burrow.stacks.aws",
         "burrow.stacks.base",
         "burrow.stacks.global_",
-        "burrow.synth",
     },
     # Props types that live in the environment schema: move each to the library, the schema imports it.
     "burrow.addons.flux": {"burrow.config.schema.GitOpsConfig"},
