@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import jsii
-from cdktf import TerraformStack, Token
+from cdktf import TerraformStack
 from cdktf_cdktf_provider_helm.release import Release
 
 from burrow.errors import PropsError
+from burrow.synthesized import resource_attributes
 from constructs import IValidation
 
 DEFAULT_NAMESPACE = "default"  # where the helm provider installs a release that names no namespace
@@ -27,8 +28,9 @@ def release_name_clash(stack: TerraformStack) -> PropsError | None:
     for node in stack.node.find_all():
         if not isinstance(node, Release):
             continue
-        name, namespace = node.name_input, node.namespace_input or DEFAULT_NAMESPACE
-        if not isinstance(name, str) or Token.is_unresolved(name) or Token.is_unresolved(namespace):
+        attributes = resource_attributes(node)  # as synthesized: escape-hatch overrides included
+        name, namespace = attributes.get("name"), attributes.get("namespace") or DEFAULT_NAMESPACE
+        if not isinstance(name, str) or not isinstance(namespace, str) or "${" in name + namespace:
             continue  # a name only known at apply cannot be compared here
         provider = node.provider.node.path if node.provider is not None else ""
         first = seen.setdefault((provider, namespace, name), node.node.path)

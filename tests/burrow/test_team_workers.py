@@ -273,3 +273,27 @@ def test_a_worker_id_that_is_no_kubernetes_name_needs_a_name(tmp_path):
         QueueWorker(stack, "Intake", namespace=namespace, broker=broker, props=worker_props())
     worker = QueueWorker(stack, "Intake", namespace=namespace, broker=broker, props=worker_props(name="intake"))
     assert worker.name == "intake"
+
+
+def test_a_release_renamed_through_the_escape_hatch_is_compared_by_the_name_it_synthesizes(tmp_path):
+    """`add_override("name", ...)` changes what Terraform receives: the check reads the synthesized
+    attributes, so an override that creates a clash is refused and one that removes a clash passes."""
+    from burrow import KubernetesObjects
+
+    app, stack, namespace, _ = team(tmp_path)
+    first = KubernetesObjects(stack, "first", {"release_name": "extras", "namespace": "orders", "objects": []})
+    KubernetesObjects(stack, "second", {"release_name": "more", "namespace": "orders", "objects": []})
+    first.release.add_override("name", "more")
+    with pytest.raises(RuntimeError, match=r"team/second/release: name='more' is invalid: team/first/release already"):
+        app.synth()
+
+
+def test_an_override_that_removes_a_clash_lets_the_stack_synthesize(tmp_path):
+    from burrow import KubernetesObjects
+
+    app, stack, namespace, _ = team(tmp_path)
+    KubernetesObjects(stack, "first", {"release_name": "extras", "namespace": "orders", "objects": []})
+    second = KubernetesObjects(stack, "second", {"release_name": "extras", "namespace": "orders", "objects": []})
+    second.release.add_override("namespace", "elsewhere")
+    app.synth()
+    assert (tmp_path / "stacks" / "team" / "cdk.tf.json").exists()

@@ -12,25 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from cdktf import DefaultTokenResolver, StringConcat, TerraformResource, TerraformStack, Tokenization
+from cdktf import TerraformResource
 
 from burrow.k8s.release import merged_values
 from burrow.policy.facts import PolicyFacts, object_facts
+from burrow.synthesized import resource_attributes
 
 #: The resource types that put Kubernetes objects or chart values on a cluster.
 DELIVERING_TYPES = ("helm_release", "kubernetes_manifest")
-
-
-def resource_attributes(resource: TerraformResource) -> dict[str, Any]:
-    """The resource's attributes as synthesized (escape-hatch overrides included, tokens resolved)."""
-    resolved = Tokenization.resolve(
-        resource.to_terraform(),
-        scope=TerraformStack.of(resource),
-        preparing=False,
-        resolver=DefaultTokenResolver(StringConcat()),
-    )
-    (attributes,) = resolved["resource"][resource.terraform_resource_type].values()
-    return attributes
 
 
 def _set_value(values: dict[str, Any], dotted: str, value: Any) -> None:
