@@ -89,9 +89,41 @@ def test_broker_credentials_are_generated_in_the_cluster_once(preview):
     assert generator["spec"]["symbols"] == 0 and generator["spec"]["length"] == 32
     assert secret["spec"]["refreshInterval"] == "0"  # generated once: the broker's password never changes under it
     targets = [d["rewrite"][0]["regexp"]["target"] for d in secret["spec"]["dataFrom"]]
-    assert targets == ["password", "erlang_cookie"]
+    assert targets == ["password", "erlang_cookie", "producer_password", "consumer_password", "monitoring_password"]
     assert all(d["sourceRef"]["generatorRef"]["name"] == generator["metadata"]["name"] for d in secret["spec"]["dataFrom"])
     assert secret["spec"]["target"]["name"] == "rabbitmq-auth"
+
+
+def test_the_previews_services_log_in_as_their_own_users_not_the_administrator(preview):
+    """A preview's broker has the users by role too: its definitions (in the generated Secret) give the
+    producer write on the exchange only and the consumer read on the queue only, and each Deployment
+    reads only its own role's keys; no workload reads the administrator's password."""
+    from burrow.app.broker_users import broker_definitions
+    from burrow.config.loader import load_environment
+
+    [secret] = objects(preview, "ExternalSecret")
+    data = secret["spec"]["target"]["template"]["data"]
+    fields = {role: "{{ ." + role + "_password }}" for role in ("producer", "consumer", "monitoring")}
+    messaging = load_environment("qa", ROOT / "environments").messaging
+    assert json.loads(data["load_definition.json"]) == broker_definitions("burrow", "{{ .password }}", fields, messaging)
+    values: dict = {}
+    rabbitmq = next(r for r in preview[0]["resource"]["helm_release"].values() if r["name"] == "rabbitmq")
+    for doc in rabbitmq["values"]:
+        values.update(yaml.safe_load(terraform_unescape(doc)))
+    assert values["loadDefinition"]["existingSecret"] == secret["spec"]["target"]["name"]
+    read = {}
+    for deployment in objects(preview, "Deployment"):
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+        read[deployment["metadata"]["name"]] = {(ref["name"], ref["key"]) for ref in refs}
+        assert env["RABBITMQ_TOPOLOGY"]["value"] == "passive"
+    assert read == {
+        role: {("rabbitmq-auth", f"{role}-rabbitmq-username"), ("rabbitmq-auth", f"{role}-rabbitmq-password")}
+        for role in ("producer", "consumer")
+    }
+    assert data["producer-rabbitmq-username"] == "burrow-producer"
+    assert data["consumer-rabbitmq-password"] == "{{ .consumer_password }}"
 
 
 def peers(policy: dict) -> list[dict]:

@@ -203,15 +203,16 @@ def definitions_secret(
     }
 
 
-def chart_values() -> dict[str, Any]:
-    """The Bitnami chart's settings for a broker that loads its definitions at boot. With clustering
+def chart_values(secret: str = DEFINITIONS_SECRET) -> dict[str, Any]:
+    """The Bitnami chart's settings for a broker that loads its definitions at boot (from `secret`,
+    key `load_definition.json`). With clustering
     on, the chart also sets `cluster_formation.target_cluster_size_hint` to the replica count, and
     RabbitMQ (3.10 and later) imports queues and bindings only once that many brokers have joined:
     the quorum queues get a member on every broker, not only on the first to boot."""
     return {
         "loadDefinition": {
             "enabled": True,
-            "existingSecret": DEFINITIONS_SECRET,
+            "existingSecret": secret,
             "file": f"/app/{fed.DEFINITIONS_FILE}",
         }
     }

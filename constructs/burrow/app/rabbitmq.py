@@ -6,9 +6,11 @@ load their users, permissions and the services' topology from definitions at boo
 (`burrow.app.broker_users`). With `credentials_key` set (Burrow's cloud environments) the
 Secrets are built by External Secrets from secrets in AWS Secrets Manager, so the values never
 pass through Terraform; without it, Terraform generates them (`random_password`) and they live in
-its state. With `generate_credentials_in_cluster` (previews) External Secrets generates one
-user's password in the cluster and every client logs in as that user. The synthesized JSON and
-the values files only ever hold references.
+its state. With `generate_credentials_in_cluster` (previews) External Secrets generates every
+password in the cluster, once, into the chart's Secret: the administrator's, the Erlang cookie,
+each role's login and the definitions (one ExternalSecret fills one Secret, so the clients read
+their own role's keys of it; none is given the administrator's). The synthesized JSON and the
+values files only ever hold references.
 """
 
 from __future__ import annotations
@@ -272,7 +274,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
     def users_by_role(self) -> bool:
         """True when each client role logs in as a user of its own and the broker declares the
         topology from its definitions (the clients only check it: `RABBITMQ_TOPOLOGY=passive`)."""
-        return self.props.users_by_role and not self.props.generate_credentials_in_cluster
+        return self.props.users_by_role
 
     def _secret_data(self, password: str) -> dict[str, str]:
         username = self.props.username
@@ -341,10 +343,10 @@ class RabbitMqBroker(DeliversObjects, Construct):
                        users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
                                                 self.props.credentials_key, self.props.user_keys, self.props.federation)]
         else:
-            template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
             generator = f"{self.props.release_name}-password"
+            fields, template = self._in_cluster_template()
             objects = [password_generator(generator, self.namespace),
-                       generated_secret(self.secret_name, self.namespace, generator, ("password", "erlang_cookie"), template)]
+                       generated_secret(self.secret_name, self.namespace, generator, fields, template)]
         self.credentials = KubernetesObjects(
             self,
             "credentials",
@@ -352,6 +354,21 @@ class RabbitMqBroker(DeliversObjects, Construct):
             depends_on=[namespace.resource],
         )
         return self.credentials.release
+
+    def _in_cluster_template(self) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The generated fields and the Secret's template when External Secrets generates every
+        password in the cluster: one login for every client, or (`users_by_role`) each role's login
+        under keys prefixed with the role, and the definitions the broker loads them from."""
+        if not self.users_by_role:
+            return ("password", "erlang_cookie"), {**self._secret_data("{{ .password }}"),
+                                                   ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+        passwords = {role: "{{ ." + users.password_field(role) + " }}" for role in users.ROLES}
+        definitions = users.broker_definitions(self.props.username, "{{ .password }}", passwords, self.props.messaging)
+        template = {PASSWORD_KEY: "{{ .password }}", ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}",
+                    fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}
+        for role in CLIENT_ROLES:
+            template.update({f"{role}-{key}": value for key, value in self._user_data(role, passwords[role]).items()})
+        return ("password", "erlang_cookie", *(users.password_field(role) for role in users.ROLES)), template
 
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the values the chart renders with (escape-hatch edits included)."""
@@ -435,8 +452,11 @@ class RabbitMqBroker(DeliversObjects, Construct):
     def credentials_env(self, role: str, username_var: str, password_var: str) -> list[EnvFromSecret]:
         """Environment variables that read a client's login: its role's user (`users_by_role`), else
         the broker's one user."""
-        secret = self.user_secret(role) if self.users_by_role else self.secret_name
-        return [EnvFromSecret(username_var, secret, USERNAME_KEY), EnvFromSecret(password_var, secret, PASSWORD_KEY)]
+        secret, prefix = self.user_secret(role) if self.users_by_role else self.secret_name, ""
+        if self.users_by_role and self.props.generate_credentials_in_cluster:
+            secret, prefix = self.secret_name, f"{role}-"  # one generated Secret, each role's own keys
+        return [EnvFromSecret(username_var, secret, prefix + USERNAME_KEY),
+                EnvFromSecret(password_var, secret, prefix + PASSWORD_KEY)]
 
     def chart_values(self) -> dict[str, Any]:
         """The chart values derived from the typed props (the last, winning values document)."""
@@ -482,7 +502,8 @@ class RabbitMqBroker(DeliversObjects, Construct):
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
         if self.users_by_role:
-            values.update(users.chart_values())
+            in_cluster = self.props.generate_credentials_in_cluster  # the definitions are in the generated Secret
+            values.update(users.chart_values(self.secret_name if in_cluster else users.DEFINITIONS_SECRET))
         if props.federation is not None:
             sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
                                          SIDECAR_SECURITY)
