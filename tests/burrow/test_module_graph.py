@@ -53,16 +53,13 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
     "burrow.app.worker": {
         "burrow.config.schema.AlertThresholds",
         "burrow.config.schema.CpuAutoscalingConfig",
-        "burrow.config.schema.Image",
         "burrow.config.schema.MessagingConfig",
         "burrow.config.schema.QueueAutoscalingConfig",
-        "burrow.config.schema.Resources",
     },
     "burrow.cluster.eks": {"burrow.config.schema.ApiAccessConfig", "burrow.config.schema.EksClusterConfig"},
     "burrow.common.network": {"burrow.config.schema.NetworkConfig"},
     "burrow.monitoring.objects": {"burrow.config.schema.AlertReceiver"},
     "burrow.monitoring.rules": {"burrow.config.schema.AlertThresholds"},
-    "burrow.policy.guardrails": {"burrow.config.schema.Tier"},
 }
 
 

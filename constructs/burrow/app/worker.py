@@ -23,10 +23,8 @@ from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
 from burrow.config.schema import (
     AlertThresholds,
     CpuAutoscalingConfig,
-    Image,
     MessagingConfig,
     QueueAutoscalingConfig,
-    Resources,
 )
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
@@ -45,6 +43,7 @@ from burrow.monitoring.rules import (
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.props import Props, child_path, props_for
+from burrow.settings import Image, Resources
 from constructs import Construct
 
 #: A worker's name: its objects', its container's and its release's (Helm allows 53 characters).

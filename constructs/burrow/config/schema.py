@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -18,64 +17,22 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from burrow.errors import ConfigError
 from burrow.merge import deep_merge
 from burrow.pins import RABBITMQ
-from burrow.props_errors import OneLineModel
+from burrow.props_errors import OneLineModel  # noqa: F401 - importable here as before
+from burrow.settings import (  # noqa: F401 - the library's settings types, importable here as before
+    DnsLabel,
+    Image,
+    Model,
+    Quantity,
+    ResourceAmounts,
+    Resources,
+    Tier,
+    ipv4_networks,
+)
+from burrow.settings import distinct as _distinct
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
 SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
-
-DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
-
-
-class Model(OneLineModel):
-    """Base for every configuration model: immutable, no unknown keys. Built directly (a team's
-    `MessagingConfig(...)`), a bad value is Burrow's one-line `PropsError` naming the model; validated
-    from an environment file, the loader reports file, key and value instead."""
-
-
-class Tier(str, Enum):
-    """How strict the guardrails are for an environment."""
-
-    DEVELOPMENT = "development"
-    STAGING = "staging"
-    PRODUCTION = "production"
-    #: A short-lived preview of a pull request: development's rules plus namespace quotas.
-    PREVIEW = "preview"
-
-
-class ResourceAmounts(Model):
-    cpu: Quantity
-    memory: Quantity
-
-
-class Resources(Model):
-    """Container requests and limits; both are always set (no unbounded pods)."""
-
-    requests: ResourceAmounts
-    limits: ResourceAmounts
-
-
-class Image(Model):
-    """A container image reference. A tag is required and never `latest`; a digest pins it."""
-
-    registry: str = Field(min_length=1)
-    repository: str = Field(min_length=1)
-    tag: str = Field(min_length=1)
-    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
-
-    @field_validator("tag")
-    @classmethod
-    def _no_latest(cls, tag: str) -> str:
-        if tag == "latest":
-            raise ValueError("the mutable tag 'latest' is not allowed; use a version tag or a digest")
-        return tag
-
-    @property
-    def reference(self) -> str:
-        """`registry/repository:tag`, or `…@sha256:…` when a digest is configured."""
-        base = f"{self.registry}/{self.repository}"
-        return f"{base}@{self.digest}" if self.digest else f"{base}:{self.tag}"
 
 
 class ExistingClusterConfig(Model):
@@ -123,12 +80,6 @@ Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")]
 
 
 PrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$")]
-
-
-def _distinct(values: list, what: str) -> list:
-    if len(set(values)) != len(values):
-        raise ValueError(f"lists a {what} twice")
-    return values
 
 
 class NodePoolLimits(Model):
@@ -207,16 +158,6 @@ class EksClusterConfig(Model):
     @classmethod
     def _distinct_admins(cls, values: list[str]) -> list[str]:
         return _distinct(values, "principal")
-
-
-def ipv4_networks(values: list[str]) -> list[str]:
-    """`values` if each is an IPv4 network in CIDR notation (host bits zero) and none repeats."""
-    for value in values:
-        try:
-            ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({exc})") from None
-    return _distinct(values, "network")
 
 
 #: The most networks EKS accepts in a cluster's `publicAccessCidrs`.
