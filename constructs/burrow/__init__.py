@@ -38,7 +38,7 @@ _EXPORTS = {
     "MessagingConfig": "burrow.config.schema",
     "CpuAutoscalingConfig": "burrow.config.schema",
     "QueueAutoscalingConfig": "burrow.config.schema",
-    "AlertThresholds": "burrow.config.schema",
+    "AlertThresholds": "burrow.monitoring.settings",
     "NetworkConfig": "burrow.config.schema",
     "EksClusterConfig": "burrow.config.schema",
     "ApiAccessConfig": "burrow.config.schema",

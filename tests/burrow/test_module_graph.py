@@ -51,15 +51,12 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
     "burrow.app.namespace": {"burrow.config.schema.NamespaceQuota"},
     "burrow.app.rabbitmq": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.RabbitMqConfig"},
     "burrow.app.worker": {
-        "burrow.config.schema.AlertThresholds",
         "burrow.config.schema.CpuAutoscalingConfig",
         "burrow.config.schema.MessagingConfig",
         "burrow.config.schema.QueueAutoscalingConfig",
     },
     "burrow.cluster.eks": {"burrow.config.schema.ApiAccessConfig", "burrow.config.schema.EksClusterConfig"},
     "burrow.common.network": {"burrow.config.schema.NetworkConfig"},
-    "burrow.monitoring.objects": {"burrow.config.schema.AlertReceiver"},
-    "burrow.monitoring.rules": {"burrow.config.schema.AlertThresholds"},
 }
 
 

@@ -21,7 +21,6 @@ from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
 from burrow.config.schema import (
-    AlertThresholds,
     CpuAutoscalingConfig,
     MessagingConfig,
     QueueAutoscalingConfig,
@@ -40,6 +39,7 @@ from burrow.monitoring.rules import (
     queue_alerts,
     workload_alerts,
 )
+from burrow.monitoring.settings import AlertThresholds
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.props import Props, child_path, props_for

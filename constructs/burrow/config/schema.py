@@ -16,6 +16,11 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from burrow.errors import ConfigError
 from burrow.merge import deep_merge
+from burrow.monitoring.settings import (  # noqa: F401 - importable here as before
+    AlertReceiver,
+    AlertThresholds,
+    SecretKeyRef,
+)
 from burrow.pins import RABBITMQ
 from burrow.props_errors import OneLineModel  # noqa: F401 - importable here as before
 from burrow.settings import (  # noqa: F401 - the library's settings types, importable here as before
@@ -476,30 +481,6 @@ class WaiverConfig(Model):
 
 class GuardrailsConfig(Model):
     waivers: list[WaiverConfig] = Field(default_factory=list)
-
-
-class AlertThresholds(Model):
-    """When Burrow's alerts fire. Durations are minutes."""
-
-    queue_depth: int = Field(default=1000, ge=1, description="ready messages on the work queue")
-    queue_depth_minutes: int = Field(default=10, ge=1, le=1440)
-    dead_letter_minutes: int = Field(default=15, ge=1, le=1440, description="window in which any new dead letter alerts")
-    restarts: int = Field(default=3, ge=1, le=100, description="container restarts within 30 minutes")
-    not_ready_minutes: int = Field(default=5, ge=1, le=1440)
-
-
-class SecretKeyRef(Model):
-    name: DnsLabel
-    key: str = Field(min_length=1)
-
-
-class AlertReceiver(Model):
-    """Where this environment's alerts go: a webhook whose URL lives in a Secret the team creates
-    in the app namespace (never in the configuration or the synthesized JSON)."""
-
-    name: DnsLabel
-    webhook_url_secret: SecretKeyRef
-    send_resolved: bool = True
 
 
 class LokiConfig(Model):
