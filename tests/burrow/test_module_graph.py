@@ -40,11 +40,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
         "burrow.stacks.global_",
     },
     # Props types that live in the environment schema: move each to the library, the schema imports it.
-    "burrow.addons.flux": {"burrow.config.schema.GitOpsConfig"},
-    "burrow.addons.karpenter": {"burrow.config.schema.KarpenterConfig"},
-    "burrow.addons.monitoring": {"burrow.config.schema.MonitoringConfig"},
-    "burrow.addons.storage": {"burrow.config.checks.GP3"},
-    "burrow.addons.velero": {"burrow.config.schema.BackupScheduleConfig", "burrow.config.schema.BackupsConfig"},
     "burrow.app.broker_users": {"burrow.config.schema.MessagingConfig"},
     "burrow.app.federation": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.Model"},
     "burrow.app.ingress": {"burrow.config.schema.IngressConfig"},
