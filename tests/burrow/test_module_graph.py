@@ -40,16 +40,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
         "burrow.stacks.global_",
     },
     # Props types that live in the environment schema: move each to the library, the schema imports it.
-    "burrow.app.broker_users": {"burrow.config.schema.MessagingConfig"},
-    "burrow.app.federation": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.Model"},
-    "burrow.app.ingress": {"burrow.config.schema.IngressConfig"},
-    "burrow.app.namespace": {"burrow.config.schema.NamespaceQuota"},
-    "burrow.app.rabbitmq": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.RabbitMqConfig"},
-    "burrow.app.worker": {
-        "burrow.config.schema.CpuAutoscalingConfig",
-        "burrow.config.schema.MessagingConfig",
-        "burrow.config.schema.QueueAutoscalingConfig",
-    },
     "burrow.cluster.eks": {"burrow.config.schema.ApiAccessConfig", "burrow.config.schema.EksClusterConfig"},
     "burrow.common.network": {"burrow.config.schema.NetworkConfig"},
 }

@@ -20,11 +20,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
-from burrow.config.schema import (
-    CpuAutoscalingConfig,
-    MessagingConfig,
-    QueueAutoscalingConfig,
-)
+from burrow.app.settings import CpuAutoscalingConfig, MessagingConfig, QueueAutoscalingConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import EnvFromSecret
