@@ -39,7 +39,7 @@ _EXPORTS = {
     "CpuAutoscalingConfig": "burrow.app.settings",
     "QueueAutoscalingConfig": "burrow.app.settings",
     "AlertThresholds": "burrow.monitoring.settings",
-    "NetworkConfig": "burrow.config.schema",
+    "NetworkConfig": "burrow.common.settings",
     "EksClusterConfig": "burrow.config.schema",
     "ApiAccessConfig": "burrow.config.schema",
     "NodeGroupConfig": "burrow.config.schema",
