@@ -40,7 +40,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
         "burrow.stacks.global_",
     },
     # Props types that live in the environment schema: move each to the library, the schema imports it.
-    "burrow.cluster.eks": {"burrow.config.schema.ApiAccessConfig", "burrow.config.schema.EksClusterConfig"},
 }
 
 
