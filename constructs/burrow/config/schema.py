@@ -4,6 +4,10 @@
 validate against `EnvironmentConfig`. Every model forbids unknown keys, so a
 typo is an error instead of a silently ignored setting. Code reads these
 models, never raw dicts.
+
+A section that a construct takes as its settings (`rabbitmq`, `network`, `monitoring`, ...) is the
+library's type, imported from `burrow.settings` or the `settings` module beside that construct, and
+importable from here as before; this module adds what only Burrow's environments have.
 """
 
 from __future__ import annotations
