@@ -1,9 +1,13 @@
 """Burrow: CDK for Terraform constructs for a message-driven service stack on Kubernetes.
 
-Layers (L3 stacks): `CommonLayer`, `ClusterLayer` (AWS), `AddOnsLayer`, `AppLayer`, and
-`GlobalLayer` (AWS: DNS shared by an environment's regions).
 Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `KubernetesObjects`.
 Cluster providers: `KubeconfigCluster` (an existing cluster), `EksCluster` (AWS).
+Their props and settings (`Image`, `Resources`, `MessagingConfig`, ...), policy (`Guardrails`, `Tier`).
+
+This is the library: nothing exported here knows Burrow's environment files. The application that
+maps them to props lives beside it and is imported from its own modules: the schema and loader
+(`burrow.config`: `EnvironmentConfig`, `load_environment`), the build of an environment
+(`burrow.environment`) and the stacks bound to one (`burrow.stacks.*`: `CommonLayer`, `AppLayer`, ...).
 
 Every name loads its module on first use: `import burrow` imports no provider binding.
 """
@@ -28,27 +32,22 @@ _EXPORTS = {
     "PublicIngress": "burrow.app.ingress",
     "BrokerFederation": "burrow.app.federation",
     "FederationUpstream": "burrow.app.federation",
-    "EnvironmentConfig": "burrow.config.schema",
-    "Image": "burrow.config.schema",
-    "Resources": "burrow.config.schema",
-    "Tier": "burrow.config.schema",
-    "ResourceAmounts": "burrow.config.schema",
-    "NamespaceQuota": "burrow.config.schema",
-    "PersistenceConfig": "burrow.config.schema",
-    "MessagingConfig": "burrow.config.schema",
-    "CpuAutoscalingConfig": "burrow.config.schema",
-    "QueueAutoscalingConfig": "burrow.config.schema",
-    "AlertThresholds": "burrow.config.schema",
-    "NetworkConfig": "burrow.config.schema",
-    "EksClusterConfig": "burrow.config.schema",
-    "ApiAccessConfig": "burrow.config.schema",
-    "NodeGroupConfig": "burrow.config.schema",
-    "KarpenterConfig": "burrow.config.schema",
-    "NodePoolLimits": "burrow.config.schema",
-    "load_environment": "burrow.config.loader",
-    "load_environments": "burrow.config.loader",
-    "EnvironmentStacks": "burrow.environment",
-    "build_environment": "burrow.environment",
+    "Image": "burrow.settings",
+    "Resources": "burrow.settings",
+    "Tier": "burrow.settings",
+    "ResourceAmounts": "burrow.settings",
+    "NamespaceQuota": "burrow.app.settings",
+    "PersistenceConfig": "burrow.app.settings",
+    "MessagingConfig": "burrow.app.settings",
+    "CpuAutoscalingConfig": "burrow.app.settings",
+    "QueueAutoscalingConfig": "burrow.app.settings",
+    "AlertThresholds": "burrow.monitoring.settings",
+    "NetworkConfig": "burrow.common.settings",
+    "EksClusterConfig": "burrow.cluster.settings",
+    "ApiAccessConfig": "burrow.cluster.settings",
+    "NodeGroupConfig": "burrow.cluster.settings",
+    "KarpenterConfig": "burrow.addons.settings",
+    "NodePoolLimits": "burrow.addons.settings",
     "BurrowError": "burrow.errors",
     "ConfigError": "burrow.errors",
     "PropsError": "burrow.errors",
@@ -68,13 +67,7 @@ _EXPORTS = {
     "SecretsAccess": "burrow.spi",
     "NodeAutoscalingAccess": "burrow.spi",
     "BackupAccess": "burrow.spi",
-    "AddOnsLayer": "burrow.stacks.addons",
     "synthesize": "burrow.synthesis",
-    "AppLayer": "burrow.stacks.app",
-    "BurrowStack": "burrow.stacks.base",
-    "CommonLayer": "burrow.stacks.aws",
-    "ClusterLayer": "burrow.stacks.aws",
-    "GlobalLayer": "burrow.stacks.global_",
     "PublicEntry": "burrow.cluster.edge",
     "RegionPeering": "burrow.common.peering",
     "EksCluster": "burrow.cluster.eks",

@@ -43,7 +43,7 @@ def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
 class Props(OneLineModel):
     """Base of construct props: immutable, no unknown fields, and building one with a bad value
     raises a one-line `PropsError` naming the props class, the field, the value and what is allowed.
-    (The library's own base: the environment schema's models are the application's.)"""
+    (The settings types props hold, such as `Image`, derive from `burrow.settings.Model` instead.)"""
 
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Any:

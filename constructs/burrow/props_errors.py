@@ -1,5 +1,5 @@
 """Pydantic's validation errors as Burrow's one-line `PropsError`: for construct props
-(`burrow.props`) and for the typed configuration models a team may build itself (`burrow.config.schema`).
+(`burrow.props`) and for the settings types a team may build itself (`burrow.settings`).
 Needs pydantic only, so the configuration can use it without loading cdktf."""
 
 from __future__ import annotations

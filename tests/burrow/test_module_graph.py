@@ -5,8 +5,7 @@ The library is what another team builds a stack from: constructs, their props, p
 application is what turns Burrow's own environment files into those constructs: the environment
 schema and loader (`burrow.config`), the stacks bound to an environment (`burrow.stacks`), the build
 of an environment (`burrow.environment`), `main.py`'s synth (`burrow.synth`), previews and the GitOps
-export. Today's library modules that still import the application are listed below, name by name;
-the list may only shrink.
+export. No library module imports the application (the list below is empty and stays so).
 """
 
 from __future__ import annotations
@@ -25,45 +24,10 @@ APPLICATION = (
 )
 
 #: What each library module still imports from the application: `module.name`, or a whole module.
-#: Remove an entry when its import goes (the test says so); never add one: give the library the type
-#: (or the parameter) instead.
-LIBRARY_IMPORTS_OF_THE_APPLICATION = {
-    # The lazy exports: the application's names are exported beside the library's.
-    "burrow": {
-        "burrow.config.loader",
-        "burrow.config.schema",
-        "burrow.environment",
-        "burrow.stacks.addons",
-        "burrow.stacks.app",
-        "burrow.stacks.aws",
-        "burrow.stacks.base",
-        "burrow.stacks.global_",
-    },
-    # Props types that live in the environment schema: move each to the library, the schema imports it.
-    "burrow.addons.flux": {"burrow.config.schema.GitOpsConfig"},
-    "burrow.addons.karpenter": {"burrow.config.schema.KarpenterConfig"},
-    "burrow.addons.monitoring": {"burrow.config.schema.MonitoringConfig"},
-    "burrow.addons.storage": {"burrow.config.checks.GP3"},
-    "burrow.addons.velero": {"burrow.config.schema.BackupScheduleConfig", "burrow.config.schema.BackupsConfig"},
-    "burrow.app.broker_users": {"burrow.config.schema.MessagingConfig"},
-    "burrow.app.federation": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.Model"},
-    "burrow.app.ingress": {"burrow.config.schema.IngressConfig"},
-    "burrow.app.namespace": {"burrow.config.schema.NamespaceQuota"},
-    "burrow.app.rabbitmq": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.RabbitMqConfig"},
-    "burrow.app.worker": {
-        "burrow.config.schema.AlertThresholds",
-        "burrow.config.schema.CpuAutoscalingConfig",
-        "burrow.config.schema.Image",
-        "burrow.config.schema.MessagingConfig",
-        "burrow.config.schema.QueueAutoscalingConfig",
-        "burrow.config.schema.Resources",
-    },
-    "burrow.cluster.eks": {"burrow.config.schema.ApiAccessConfig", "burrow.config.schema.EksClusterConfig"},
-    "burrow.common.network": {"burrow.config.schema.NetworkConfig"},
-    "burrow.monitoring.objects": {"burrow.config.schema.AlertReceiver"},
-    "burrow.monitoring.rules": {"burrow.config.schema.AlertThresholds"},
-    "burrow.policy.guardrails": {"burrow.config.schema.Tier"},
-}
+#: None: the settings types the constructs take live in the library (`burrow.settings`, and each
+#: package's `settings` module), the schema imports them; `import burrow` exports the library only.
+#: Never add an entry: give the library the type (or the parameter) instead.
+LIBRARY_IMPORTS_OF_THE_APPLICATION: dict[str, set[str]] = {}
 
 
 def is_application(module: str) -> bool:

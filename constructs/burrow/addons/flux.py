@@ -25,7 +25,7 @@ from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
-from burrow.config.schema import GitOpsConfig
+from burrow.addons.settings import GitOpsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.pod_security import admission_labels
 from burrow.k8s.release import KubernetesObjects

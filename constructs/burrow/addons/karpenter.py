@@ -18,7 +18,7 @@ from typing import Any
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn
 from burrow.addons.monitoring import MONITORING
-from burrow.config.schema import KarpenterConfig
+from burrow.addons.settings import KarpenterConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import DeliversObjects, KubernetesObjects
 from burrow.pins import KARPENTER

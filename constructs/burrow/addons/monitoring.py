@@ -15,8 +15,8 @@ from cdktf_cdktf_provider_random.provider import RandomProvider
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.addons.external_secrets import external_secret, store_ready
+from burrow.addons.settings import MonitoringConfig
 from burrow.addons.storage import STORAGE_CLASSES
-from burrow.config.schema import MonitoringConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
 from burrow.k8s.release import KubernetesObjects

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from burrow.addons.base import ClusterAddOn
-from burrow.config.checks import GP3
+from burrow.addons.settings import GP3
 from burrow.k8s.objects import MANAGED_BY, K8sObject
 from burrow.k8s.release import KubernetesObjects
 from burrow.spi import ClusterInfo

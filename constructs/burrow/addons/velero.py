@@ -16,7 +16,7 @@ from typing import Any
 from burrow.addons import kinds as k
 from burrow.addons.base import ClusterAddOn, HelmAddOn, owned_namespace
 from burrow.addons.monitoring import MONITORING
-from burrow.config.schema import BackupScheduleConfig, BackupsConfig
+from burrow.addons.settings import BackupScheduleConfig, BackupsConfig
 from burrow.k8s.objects import MANAGED_BY, K8sObject, metadata
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.rules import Alert, prometheus_rule, selector

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from burrow.addons.external_secrets import API_VERSION, store_for
 from burrow.app import federation as fed
-from burrow.config.schema import MessagingConfig
+from burrow.app.settings import MessagingConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 

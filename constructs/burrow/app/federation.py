@@ -52,9 +52,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from burrow.addons.edge import DNS_OPT_IN
-from burrow.config.schema import MessagingConfig, Model
+from burrow.app.settings import MessagingConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
+from burrow.settings import Model
 
 AMQP_PORT = 5672
 HEALTH_CHECK_PORT = 9419  # the broker's Prometheus port: what the federation load balancer checks

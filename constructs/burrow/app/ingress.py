@@ -19,7 +19,7 @@ from typing import Any
 from cdktf import ITerraformDependable
 
 from burrow.addons.edge import DNS_OPT_IN, INGRESS_CLASS
-from burrow.config.schema import IngressConfig
+from burrow.app.settings import IngressConfig
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import DeliversObjects, KubernetesObjects

@@ -8,7 +8,7 @@ from typing import Any
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 from pydantic import Field, field_validator
 
-from burrow.config.schema import NamespaceQuota
+from burrow.app.settings import NamespaceQuota
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import DNS_PORTS, MANAGED_BY
 from burrow.k8s.pod_security import admission_labels

@@ -32,7 +32,7 @@ from burrow.addons.external_secrets import external_secret, generated_secret, pa
 from burrow.app import broker_users as users
 from burrow.app import federation as fed
 from burrow.app.namespace import AppNamespace
-from burrow.config.schema import MessagingConfig, RabbitMqConfig
+from burrow.app.settings import MessagingConfig, RabbitMqConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY, EnvFromSecret

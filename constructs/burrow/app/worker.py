@@ -20,14 +20,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from burrow.addons import keda
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
-from burrow.config.schema import (
-    AlertThresholds,
-    CpuAutoscalingConfig,
-    Image,
-    MessagingConfig,
-    QueueAutoscalingConfig,
-    Resources,
-)
+from burrow.app.settings import CpuAutoscalingConfig, MessagingConfig, QueueAutoscalingConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import EnvFromSecret
@@ -42,9 +35,11 @@ from burrow.monitoring.rules import (
     queue_alerts,
     workload_alerts,
 )
+from burrow.monitoring.settings import AlertThresholds
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
 from burrow.props import Props, child_path, props_for
+from burrow.settings import Image, Resources
 from constructs import Construct
 
 #: A worker's name: its objects', its container's and its release's (Helm allows 53 characters).

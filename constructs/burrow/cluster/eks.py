@@ -34,8 +34,8 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
+from burrow.cluster.settings import ApiAccessConfig, EksClusterConfig
 from burrow.common.access import key_policy
-from burrow.config.schema import ApiAccessConfig, EksClusterConfig
 from burrow.spi import TokenCluster
 from constructs import Construct
 

@@ -19,7 +19,7 @@ from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociati
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
 
-from burrow.config.schema import NetworkConfig
+from burrow.common.settings import NetworkConfig
 from constructs import Construct
 
 ANYWHERE = "0.0.0.0/0"

@@ -24,11 +24,11 @@ from __future__ import annotations
 import ipaddress
 from datetime import date
 
+from burrow.addons.settings import GP3, INSTANCE_SIZE_VCPUS
 from burrow.config.release import SERVICES
-from burrow.config.schema import INSTANCE_SIZE_VCPUS, EnvironmentConfig, Tier
+from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.k8s.versions import eks_version_problem, today
 
-GP3 = "gp3"
 # The StorageClasses Burrow's add-ons stack creates, per cluster provider.
 CREATED_STORAGE_CLASSES = {"eks": (GP3,), "existing": ()}
 

@@ -4,78 +4,80 @@
 validate against `EnvironmentConfig`. Every model forbids unknown keys, so a
 typo is an error instead of a silently ignored setting. Code reads these
 models, never raw dicts.
+
+A section that a construct takes as its settings (`rabbitmq`, `network`, `monitoring`, ...) is the
+library's type, imported from `burrow.settings` or the `settings` module beside that construct, and
+importable from here as before; this module adds what only Burrow's environments have.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from burrow.addons.settings import (  # noqa: F401 - importable here as before
+    _CRON_DESCRIPTORS,
+    _CRON_FIELDS,
+    CATEGORY_GIB_PER_VCPU,
+    GIT_URL,
+    INSTANCE_SIZE_VCPUS,
+    PGP_PUBLIC_BEGIN,
+    PGP_PUBLIC_END,
+    BackupScheduleConfig,
+    BackupsConfig,
+    Duration,
+    GitOpsConfig,
+    InstanceSize,
+    KarpenterConfig,
+    LokiConfig,
+    MonitoringConfig,
+    NodePoolLimits,
+    cron_problem,
+)
+from burrow.app.settings import (  # noqa: F401 - importable here as before
+    AutoscalingConfig,
+    CpuAutoscalingConfig,
+    Hostname,
+    IngressConfig,
+    MessagingConfig,
+    NamespaceQuota,
+    PersistenceConfig,
+    QueueAutoscalingConfig,
+    RabbitMqConfig,
+)
+from burrow.cluster.settings import (  # noqa: F401 - importable here as before
+    MAX_PUBLIC_ACCESS_CIDRS,
+    ApiAccessConfig,
+    EksClusterConfig,
+    NodeGroupConfig,
+    PrincipalArn,
+)
+from burrow.common.settings import NetworkConfig
 from burrow.errors import ConfigError
 from burrow.merge import deep_merge
-from burrow.pins import RABBITMQ
-from burrow.props_errors import OneLineModel
+from burrow.monitoring.settings import (  # noqa: F401 - importable here as before
+    AlertReceiver,
+    AlertThresholds,
+    SecretKeyRef,
+)
+from burrow.props_errors import OneLineModel  # noqa: F401 - importable here as before
+from burrow.settings import (  # noqa: F401 - the library's settings types, importable here as before
+    DnsLabel,
+    Image,
+    Model,
+    Quantity,
+    ResourceAmounts,
+    Resources,
+    Tier,
+    ipv4_networks,
+)
+from burrow.settings import distinct as _distinct
 
 # Kubernetes versions Burrow validates objects against (kubernetes-validate ships their schemas)
 # and EKS offers. Adding one here is a deliberate, reviewed step.
 SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
-
-DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
-
-
-class Model(OneLineModel):
-    """Base for every configuration model: immutable, no unknown keys. Built directly (a team's
-    `MessagingConfig(...)`), a bad value is Burrow's one-line `PropsError` naming the model; validated
-    from an environment file, the loader reports file, key and value instead."""
-
-
-class Tier(str, Enum):
-    """How strict the guardrails are for an environment."""
-
-    DEVELOPMENT = "development"
-    STAGING = "staging"
-    PRODUCTION = "production"
-    #: A short-lived preview of a pull request: development's rules plus namespace quotas.
-    PREVIEW = "preview"
-
-
-class ResourceAmounts(Model):
-    cpu: Quantity
-    memory: Quantity
-
-
-class Resources(Model):
-    """Container requests and limits; both are always set (no unbounded pods)."""
-
-    requests: ResourceAmounts
-    limits: ResourceAmounts
-
-
-class Image(Model):
-    """A container image reference. A tag is required and never `latest`; a digest pins it."""
-
-    registry: str = Field(min_length=1)
-    repository: str = Field(min_length=1)
-    tag: str = Field(min_length=1)
-    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
-
-    @field_validator("tag")
-    @classmethod
-    def _no_latest(cls, tag: str) -> str:
-        if tag == "latest":
-            raise ValueError("the mutable tag 'latest' is not allowed; use a version tag or a digest")
-        return tag
-
-    @property
-    def reference(self) -> str:
-        """`registry/repository:tag`, or `…@sha256:…` when a digest is configured."""
-        base = f"{self.registry}/{self.repository}"
-        return f"{base}@{self.digest}" if self.digest else f"{base}:{self.tag}"
 
 
 class ExistingClusterConfig(Model):
@@ -85,176 +87,6 @@ class ExistingClusterConfig(Model):
     context: str = Field(min_length=1)
     #: StorageClasses the cluster has (kind and minikube ship `standard`); volumes may name only these.
     storage_classes: list[DnsLabel] = Field(default_factory=list)
-
-
-class NodeGroupConfig(Model):
-    """An EKS managed node group. Every field is explicit so a re-plan after apply is empty."""
-
-    instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[0-9a-z]+$")]] = Field(
-        min_length=1
-    )
-    ami_type: Literal["AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "BOTTLEROCKET_x86_64"] = (
-        "AL2023_x86_64_STANDARD"
-    )
-    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    disk_size_gib: int = Field(default=50, ge=20, le=2000)
-    min_size: int = Field(ge=0)
-    max_size: int = Field(ge=1)
-    desired_size: int = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> NodeGroupConfig:
-        if self.min_size > self.max_size:
-            raise ValueError(f"min_size ({self.min_size}) exceeds max_size ({self.max_size})")
-        if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"desired_size ({self.desired_size}) must lie between min_size ({self.min_size}) "
-                f"and max_size ({self.max_size})"
-            )
-        return self
-
-
-#: vCPUs of one instance of each size Karpenter may choose (the same across the c, m and r families).
-INSTANCE_SIZE_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48, "16xlarge": 64}
-#: GiB of memory per vCPU in each instance category Burrow offers Karpenter.
-CATEGORY_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
-InstanceSize = Literal["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"]
-Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")]
-
-
-PrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$")]
-
-
-def _distinct(values: list, what: str) -> list:
-    if len(set(values)) != len(values):
-        raise ValueError(f"lists a {what} twice")
-    return values
-
-
-class NodePoolLimits(Model):
-    """The most a NodePool may provision in total: Karpenter stops adding nodes at either bound."""
-
-    cpu: int = Field(ge=1, le=100000, description="vCPUs over all of the pool's nodes")
-    memory_gib: int = Field(ge=1, le=1000000, description="GiB of memory over all of the pool's nodes")
-
-
-class KarpenterConfig(Model):
-    """Node autoscaling with Karpenter: the environment's workloads (RabbitMQ, producer, consumer) run
-    on nodes Karpenter provisions from one NodePool; the managed node groups keep the system pods.
-
-    Instance types are chosen by category (c: 2 GiB per vCPU, m: 4, r: 8), size and generation, so
-    the smallest node of the pool is known at synth and the limits are checked against it.
-    """
-
-    enabled: bool = False
-    #: `spot` and/or `on-demand`. Production allows only on-demand unless the guardrail
-    #: `nodepool-on-demand` is waived. default: on-demand
-    capacity_types: list[Literal["spot", "on-demand"]] = Field(default_factory=lambda: ["on-demand"])
-    instance_categories: list[Literal["c", "m", "r"]] = Field(default_factory=lambda: ["c", "m", "r"])
-    instance_sizes: list[InstanceSize] = Field(default_factory=lambda: ["large", "xlarge", "2xlarge"])
-    #: The oldest instance generation allowed (5: m5, c5, r5 and newer).
-    min_generation: int = Field(default=5, ge=3, le=9)
-    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64"])
-    #: Attach `AmazonSSMManagedInstanceCore` to the nodes' role, so Session Manager opens shells on
-    #: them (as root, on the nodes that run the broker and the producer). default: off
-    session_manager: bool = False
-    #: Total CPU and memory the pool may hold; required in production. default: none (unbounded)
-    limits: NodePoolLimits | None = None
-    #: `WhenEmptyOrUnderutilized` packs pods onto fewer nodes; `WhenEmpty` only removes idle nodes.
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
-    consolidate_after: Duration = "1m"
-    #: How many of the pool's nodes voluntary disruption (consolidation, expiry, drift) may take at
-    #: once: a count or a percentage; required in production. default: 10%
-    disruption_budget: Annotated[str, StringConstraints(pattern=r"^([0-9]+|[0-9]+%)$")] | None = "10%"
-    #: Nodes are replaced after this long (fresh AMIs and patches); `Never` keeps them.
-    expire_after: Duration | Literal["Never"] = "720h"
-    #: The EC2NodeClass's AMI alias (`al2023@latest` follows EKS's AMI releases; pin `al2023@v…`).
-    ami_alias: Annotated[str, StringConstraints(pattern=r"^(al2023|bottlerocket)@(latest|v[0-9]+(\.[0-9]+)*)$")] = (
-        "al2023@latest"
-    )
-    volume_size_gib: int = Field(default=50, ge=20, le=2000)
-
-    @field_validator("capacity_types", "instance_categories", "instance_sizes", "architectures")
-    @classmethod
-    def _non_empty(cls, values: list, info) -> list:
-        if not values:
-            raise ValueError(f"needs at least one entry ({info.field_name}: the nodes Karpenter may choose from)")
-        return _distinct(values, "value")
-
-    @property
-    def smallest_node(self) -> tuple[int, int]:
-        """(vCPUs, GiB) of the smallest instance the pool may choose."""
-        vcpus = min(INSTANCE_SIZE_VCPUS[size] for size in self.instance_sizes)
-        return vcpus, vcpus * min(CATEGORY_GIB_PER_VCPU[c] for c in self.instance_categories)
-
-
-class EksClusterConfig(Model):
-    """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
-
-    #: The control plane's logs sent to CloudWatch Logs. default: all five
-    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=lambda: ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-    )
-    node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
-    #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
-    karpenter: KarpenterConfig = KarpenterConfig()
-    #: IAM roles or users (ARNs in the environment's account) that administer the cluster through EKS
-    #: access entries: the deploy role CI assumes, operators' roles. Empty: whoever creates the cluster
-    #: is its one admin. Listed: exactly these (and aws.role_arn), nobody implicitly.
-    admin_principals: list[PrincipalArn] = []
-
-    @field_validator("admin_principals")
-    @classmethod
-    def _distinct_admins(cls, values: list[str]) -> list[str]:
-        return _distinct(values, "principal")
-
-
-def ipv4_networks(values: list[str]) -> list[str]:
-    """`values` if each is an IPv4 network in CIDR notation (host bits zero) and none repeats."""
-    for value in values:
-        try:
-            ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({exc})") from None
-    return _distinct(values, "network")
-
-
-#: The most networks EKS accepts in a cluster's `publicAccessCidrs`.
-MAX_PUBLIC_ACCESS_CIDRS = 40
-
-
-class ApiAccessConfig(Model):
-    """Where deploys reach the EKS cluster's API from (the kubernetes and helm providers of the add-ons
-    and app stacks, `make smoke`). The private endpoint is always on (nodes and pods use it).
-
-    `internet`: the public endpoint is on, for `public_cidrs` only (deploys from a laptop, from
-    GitHub-hosted runners); every request still needs an IAM identity with an EKS access entry.
-    `vpc`: the public endpoint is off; deploys run on runners inside the VPC (or a network routed
-    to it). default: vpc (nothing public)"""
-
-    deploy_from: Literal["internet", "vpc"] = "vpc"
-    #: Networks allowed to reach the public endpoint (`deploy_from: internet`; at most 40).
-    public_cidrs: list[str] = Field(default_factory=list, max_length=MAX_PUBLIC_ACCESS_CIDRS)
-
-    @field_validator("public_cidrs")
-    @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
-        return ipv4_networks(values)
-
-    @model_validator(mode="after")
-    def _reachable(self) -> ApiAccessConfig:
-        if self.deploy_from == "internet" and not self.public_cidrs:
-            raise ValueError("deploy_from: internet needs public_cidrs (the networks deploys come from, e.g. your "
-                             "runners' or office's egress addresses); an empty list would let nobody in")
-        if self.deploy_from == "vpc" and self.public_cidrs:
-            raise ValueError(f"public_cidrs {self.public_cidrs} are only used with deploy_from: internet (with vpc "
-                             "the public endpoint is off); remove them or set deploy_from: internet")
-        return self
-
-    @property
-    def public(self) -> bool:
-        """True when the cluster's public endpoint is on."""
-        return self.deploy_from == "internet"
 
 
 class ClusterConfig(Model):
@@ -363,51 +195,6 @@ class StateConfig(Model):
         return self
 
 
-class NetworkConfig(Model):
-    vpc_cidr: str = "10.0.0.0/16"
-    availability_zones: int = Field(default=2, ge=2, le=6)
-    subnet_prefix_length: int = Field(default=20, ge=16, le=28)
-    nat: Literal["single", "per_az"] = "single"
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _cidr(cls, value: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"not an IPv4 network in CIDR notation ({exc})") from None
-        if net.prefixlen > 24:
-            raise ValueError("the VPC needs at least a /24")
-        return value
-
-    @model_validator(mode="after")
-    def _fits(self) -> NetworkConfig:
-        vpc = ipaddress.IPv4Network(self.vpc_cidr)
-        needed = 2 * self.availability_zones
-        available = 2 ** (self.subnet_prefix_length - vpc.prefixlen) if self.subnet_prefix_length > vpc.prefixlen else 0
-        if available < needed:
-            raise ValueError(
-                f"{needed} subnets of /{self.subnet_prefix_length} (public and private per zone) "
-                f"do not fit in {self.vpc_cidr}"
-            )
-        return self
-
-    def _blocks(self) -> list[str]:
-        blocks = ipaddress.IPv4Network(self.vpc_cidr).subnets(new_prefix=self.subnet_prefix_length)
-        return [str(block) for _, block in zip(range(2 * self.availability_zones), blocks, strict=False)]
-
-    @property
-    def public_subnet_cidrs(self) -> list[str]:
-        """One per zone, the VPC's first blocks: where internet-facing load balancers take their addresses."""
-        return self._blocks()[: self.availability_zones]
-
-    @property
-    def private_subnet_cidrs(self) -> list[str]:
-        """One per zone, the blocks after the public ones: nodes, pods (VPC CNI), internal load
-        balancers and the EKS API's network interfaces."""
-        return self._blocks()[self.availability_zones :]
-
-
 class RegistryConfig(Model):
     """ECR repositories for Burrow's own images."""
 
@@ -425,71 +212,6 @@ class ChartAddOnConfig(Model):
 class AddOnsConfig(Model):
     metrics_server: ChartAddOnConfig = ChartAddOnConfig()
     keda: ChartAddOnConfig = ChartAddOnConfig()
-
-
-class PersistenceConfig(Model):
-    #: Messages on a volume, so a restarted broker keeps them. default: on
-    enabled: bool = True
-    size: Quantity = "8Gi"
-    storage_class: str | None = None
-
-
-class RabbitMqConfig(Model):
-    """RabbitMQ from the Bitnami chart.
-
-    With 3 or more replicas the broker is highly available: a PodDisruptionBudget allowing one
-    pod down, pod anti-affinity over nodes (`anti_affinity`), and spreading over zones when the
-    cluster has several.
-    """
-
-    chart_repository: str = RABBITMQ.repository
-    chart_version: str = RABBITMQ.version
-    image: Image
-    replicas: int = Field(default=1, ge=1, le=7)
-    username: DnsLabel = "burrow"
-    persistence: PersistenceConfig = PersistenceConfig()
-    resources: Resources
-    #: `hard` never puts two brokers on one node; `soft` prefers not to. default: soft
-    anti_affinity: Literal["soft", "hard"] = "soft"
-    #: Memory alarm threshold as a fraction of the container's memory limit.
-    memory_high_watermark: float = Field(default=0.4, gt=0.1, le=0.9)
-    #: AMQP over TLS (certificates generated by the chart) in addition to plain AMQP inside the namespace.
-    tls: bool = False
-
-    @field_validator("replicas")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("a RabbitMQ cluster needs an odd number of nodes (1, 3, 5, 7) to keep a quorum")
-        return value
-
-
-class MessagingConfig(Model):
-    """Names both services agree on. The consumer declares them; the producer publishes to them."""
-
-    exchange: str = Field(default="burrow.events", min_length=1)
-    queue: str = Field(default="burrow.work", min_length=1)
-    routing_key: str = Field(default="work", min_length=1)
-
-
-class AutoscalingConfig(Model):
-    """Horizontal autoscaling between the worker's `replicas` (the minimum) and `max_replicas`."""
-
-    enabled: bool = True
-    max_replicas: int = Field(default=6, ge=1, le=100)
-
-
-class CpuAutoscalingConfig(AutoscalingConfig):
-    target_cpu_percent: int = Field(default=70, ge=10, le=100)
-
-
-class QueueAutoscalingConfig(AutoscalingConfig):
-    #: The most consumers KEDA runs on a deep queue. default: 10
-    max_replicas: int = Field(default=10, ge=1, le=100)
-    #: Ready messages per consumer replica that KEDA aims for.
-    queue_length: int = Field(default=50, ge=1, le=100000)
-    polling_interval_seconds: int = Field(default=15, ge=5, le=600)
-    cooldown_seconds: int = Field(default=120, ge=10, le=3600)
 
 
 class WorkerConfig(Model):
@@ -537,116 +259,6 @@ class GuardrailsConfig(Model):
     waivers: list[WaiverConfig] = Field(default_factory=list)
 
 
-class AlertThresholds(Model):
-    """When Burrow's alerts fire. Durations are minutes."""
-
-    queue_depth: int = Field(default=1000, ge=1, description="ready messages on the work queue")
-    queue_depth_minutes: int = Field(default=10, ge=1, le=1440)
-    dead_letter_minutes: int = Field(default=15, ge=1, le=1440, description="window in which any new dead letter alerts")
-    restarts: int = Field(default=3, ge=1, le=100, description="container restarts within 30 minutes")
-    not_ready_minutes: int = Field(default=5, ge=1, le=1440)
-
-
-class SecretKeyRef(Model):
-    name: DnsLabel
-    key: str = Field(min_length=1)
-
-
-class AlertReceiver(Model):
-    """Where this environment's alerts go: a webhook whose URL lives in a Secret the team creates
-    in the app namespace (never in the configuration or the synthesized JSON)."""
-
-    name: DnsLabel
-    webhook_url_secret: SecretKeyRef
-    send_resolved: bool = True
-
-
-class LokiConfig(Model):
-    enabled: bool = False
-    retention: str = Field(default="168h", pattern=r"^[0-9]+[hd]$")
-    storage_size: Quantity = "20Gi"
-
-
-class MonitoringConfig(Model):
-    """kube-prometheus-stack (and optionally Loki) in the add-ons stack; ServiceMonitors,
-    PrometheusRules and a Grafana dashboard next to the workloads."""
-
-    enabled: bool = False
-    namespace: DnsLabel = "monitoring"
-    retention: str = Field(default="15d", pattern=r"^[0-9]+[hdw]$")
-    storage_size: Quantity = "50Gi"
-    storage_class: str | None = None
-    prometheus_resources: Resources | None = None
-    loki: LokiConfig = LokiConfig()
-    alerts: AlertThresholds = AlertThresholds()
-    receiver: AlertReceiver | None = None
-
-
-_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-_CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-
-
-def cron_problem(expression: str) -> str | None:
-    """Why `expression` is not a cron schedule Velero accepts (five fields, or a descriptor), else None."""
-    if expression in _CRON_DESCRIPTORS:
-        return None
-    fields = expression.split()
-    if len(fields) != len(_CRON_FIELDS):
-        return f"has {len(fields)} fields; a schedule has 5 (minute hour day-of-month month day-of-week) or is one of {', '.join(_CRON_DESCRIPTORS)}"
-    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
-        for part in text.split(","):
-            base, _, step = part.partition("/")
-            if step and not (step.isdigit() and int(step) > 0):
-                return f"{name} field {text!r}: the step after '/' must be a positive number"
-            if base == "*":
-                continue
-            bounds = base.split("-")
-            if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
-                return f"{name} field {text!r}: use numbers, ranges (a-b), lists (a,b), steps (*/n) or *"
-            numbers = [int(b) for b in bounds]
-            if any(not low <= n <= high for n in numbers) or numbers != sorted(numbers):
-                return f"{name} field {text!r}: values must lie between {low} and {high}, ranges ascending"
-    return None
-
-
-class BackupScheduleConfig(Model):
-    """One Velero Schedule of the app namespace, its volumes included."""
-
-    #: Cron expression in UTC, e.g. "0 3 * * *" (daily at 03:00), or a descriptor such as @daily.
-    cron: str
-    #: How long each backup is kept (Velero's ttl); the bucket's lifecycle follows the longest.
-    retention_days: int = Field(ge=1, le=3650)
-    #: EBS snapshots of the namespace's volumes (RabbitMQ's messages) with every backup.
-    snapshot_volumes: bool = True
-    #: Alert when no backup of this schedule succeeded for this long. default: 26 hours (daily + 2 h)
-    alert_after_hours: int = Field(default=26, ge=1, le=24 * 90)
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        problem = cron_problem(value)
-        if problem:
-            raise ValueError(f"not a valid cron expression: {problem}")
-        return value
-
-
-class BackupsConfig(Model):
-    """Velero backups of the app namespace to an S3 bucket of the environment (EKS environments)."""
-
-    enabled: bool = False
-    schedules: dict[DnsLabel, BackupScheduleConfig] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _scheduled(self) -> BackupsConfig:
-        if self.enabled and not self.schedules:
-            raise ValueError("backups are enabled but no schedule is configured: add one under backups.schedules")
-        return self
-
-    @property
-    def longest_retention_days(self) -> int:
-        return max((s.retention_days for s in self.schedules.values()), default=1)
-
-
 class AppsConfig(Model):
     producer: ProducerConfig
     consumer: ConsumerConfig
@@ -669,20 +281,6 @@ class KubernetesConfig(Model):
         return value
 
 
-class NamespaceQuota(Model):
-    """A ResourceQuota for the whole namespace and a LimitRange defaulting each container."""
-
-    requests_cpu: Quantity = "2"
-    requests_memory: Quantity = "4Gi"
-    limits_cpu: Quantity = "4"
-    limits_memory: Quantity = "8Gi"
-    pods: int = Field(default=20, ge=1, le=1000)
-    persistent_volume_claims: int = Field(default=0, ge=0, le=100)
-    #: What a container that sets no requests or limits gets.
-    default_request: ResourceAmounts = ResourceAmounts(cpu="50m", memory="64Mi")
-    default_limit: ResourceAmounts = ResourceAmounts(cpu="500m", memory="512Mi")
-
-
 class PreviewsConfig(Model):
     """Preview environments of pull requests, hosted in this environment's cluster (`make preview PR=<n>`).
 
@@ -695,56 +293,6 @@ class PreviewsConfig(Model):
     ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
     max_replicas: int = Field(default=2, ge=1, le=10)
     quota: NamespaceQuota = NamespaceQuota()
-
-
-GIT_URL = re.compile(
-    r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
-    r"|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
-    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)$"
-)
-
-
-PGP_PUBLIC_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
-PGP_PUBLIC_END = "-----END PGP PUBLIC KEY BLOCK-----"
-
-
-class GitOpsConfig(Model):
-    """Where Flux reads an environment's app layer from (`delivery: gitops`)."""
-
-    #: The Git repository: https://host/org/repo(.git), ssh://git@host/org/repo or git@host:org/repo.
-    repository: str
-    branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] = "main"
-    #: Folder in the repository that holds `make gitops-export`'s tree. default: clusters/<env>
-    path: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")] | None = None
-    interval: Annotated[str, StringConstraints(pattern=r"^[0-9]+[smh]$")] = "5m"
-    #: A Secret in the app namespace with the repository's credentials (deploy key, token); none for public.
-    secret_name: DnsLabel | None = None
-    #: ASCII-armored OpenPGP public keys (`gpg --armor --export <key id>`) of whoever signs the
-    #: repository's commits: Flux applies a commit only when its signature verifies against one of
-    #: them. Required with `delivery: gitops`.
-    signing_keys: list[str] = Field(default_factory=list)
-
-    @field_validator("signing_keys")
-    @classmethod
-    def _public_keys(cls, values: list[str]) -> list[str]:
-        for value in values:
-            text = value.strip()
-            if not (text.startswith(PGP_PUBLIC_BEGIN) and text.endswith(PGP_PUBLIC_END)):
-                raise ValueError(f"not an ASCII-armored OpenPGP public key: each entry starts with {PGP_PUBLIC_BEGIN} "
-                                 f"and ends with {PGP_PUBLIC_END} (a private key never goes here)")
-        return values
-
-    @field_validator("repository")
-    @classmethod
-    def _git_url(cls, value: str) -> str:
-        if not GIT_URL.match(value):
-            raise ValueError("not a Git URL: use https://host/org/repo.git, ssh://git@host/org/repo.git or "
-                             "git@host:org/repo.git")
-        return value
-
-
-Hostname = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-                                                   max_length=200)]
 
 
 class RegionConfig(Model):
@@ -772,55 +320,6 @@ class RegionConfig(Model):
     def overrides(self) -> dict[str, Any]:
         return {key: value for key in ("network", "cluster", "rabbitmq", "apps")
                 if (value := getattr(self, key)) is not None}
-
-
-class IngressConfig(Model):
-    """The producer's way in from outside the cluster: an Ingress served by the AWS Load Balancer
-    Controller (an internet-facing ALB per region), exposing only `POST /publish` and `/health`,
-    TLS with an ACM certificate of each region, HTTP redirected to HTTPS. The name `host` resolves
-    by latency to the nearest healthy region (Route 53, in the `<env>-global` stack); each region
-    also answers at `<region>.<host>`. The consumer is never exposed. default: disabled (internal)"""
-
-    enabled: bool = False
-    #: The public name clients use, e.g. events.example.com; it must lie inside `zone`.
-    host: Hostname | None = None
-    #: The Route 53 public hosted zone that holds `host`.
-    zone: Hostname | None = None
-    #: Create the zone in the global stack (then delegate to its name servers), or look up one
-    #: that exists already. default: look it up
-    create_zone: bool = False
-    #: HTTPS with an ACM certificate; production refuses a public producer without it.
-    tls: bool = True
-    #: `token`: POST /publish needs `Authorization: Bearer <token>`, one token generated for the whole
-    #: environment in Secrets Manager (`burrow/<env>/producer`, replicated to every region);
-    #: `none` is refused in production. default: token
-    authentication: Literal["token", "none"] = "token"
-    #: The ALB's TLS policy (TLS 1.2 and 1.3 only).
-    ssl_policy: Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"] = (
-        "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    )
-    #: Clients allowed to reach the ALB. default: anyone
-    allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
-    #: Route 53 health checks of each region's `/health`: seconds between checks (10 or 30) and
-    #: failed checks before a region leaves the answers.
-    health_check_interval: Literal[10, 30] = 30
-    health_check_failures: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
-        return ipv4_networks(values)
-
-    @model_validator(mode="after")
-    def _named(self) -> IngressConfig:
-        if not self.enabled:
-            return self
-        if not self.host or not self.zone:
-            raise ValueError("an enabled ingress needs host (the public name) and zone (its Route 53 zone)")
-        if not self.host.endswith("." + self.zone):
-            raise ValueError(f"host {self.host!r} does not lie inside zone {self.zone!r} (it must end in "
-                             f"'.{self.zone}'; the zone's apex cannot carry latency-routed records)")
-        return self
 
 
 class FederationConfig(Model):

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from burrow.config.schema import AlertReceiver
 from burrow.k8s.objects import K8sObject, metadata, selector_for
+from burrow.monitoring.settings import AlertReceiver
 
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # picked up by kube-prometheus-stack's Grafana sidecar
 

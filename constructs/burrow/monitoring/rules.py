@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from burrow.config.schema import AlertThresholds
 from burrow.k8s.objects import K8sObject, metadata
+from burrow.monitoring.settings import AlertThresholds
 
 RUNBOOK_BASE = "docs/operating.md#alerts"
 

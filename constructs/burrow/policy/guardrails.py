@@ -23,12 +23,12 @@ import jsii
 from cdktf import Aspects, IAspect, TerraformResource, TerraformStack
 from pydantic import Field
 
-from burrow.config.schema import Tier
 from burrow.errors import PropsError
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.policy.delivered import delivered_facts
 from burrow.policy.facts import Policed, PolicyFacts, Subject
 from burrow.props import Props, props_for
+from burrow.settings import Tier
 from constructs import Construct, IConstruct, IValidation
 
 STAGING_AND_UP = (Tier.STAGING, Tier.PRODUCTION)
