@@ -422,3 +422,20 @@ def test_pr_environments_takes_regular_files_and_refuses_links(tmp_path):
     assert sorted(p.name for p in (tmp_path / "environments").iterdir()) == ["perf.yaml", "qa.yaml"]
     assert (tmp_path / "environments" / "qa.yaml").read_text() == "tier: development\n"
     assert not (tmp_path / ".cache" / "pr").exists()
+
+
+#: Node.js releases in support on 2026-12-02 (the Node.js release schedule; 20 ended on 2026-04-30):
+#: the jsii runtime under cdktf names the same two.
+SUPPORTED_NODE = {"22": "2027-04-30", "24": "2028-04-30"}
+
+
+def test_every_workflow_sets_up_a_supported_node_release():
+    pinned = [
+        (path.name, step["with"]["node-version"])
+        for path in WORKFLOWS
+        for _, step in steps(load(path))
+        if str(step.get("uses", "")).startswith("actions/setup-node@")
+    ]
+    assert pinned, "the workflows set up Node.js (cdktf-cli and jsii need it)"
+    unsupported = [(name, version) for name, version in pinned if str(version) not in SUPPORTED_NODE]
+    assert not unsupported, f"end-of-life Node.js in workflows: {unsupported}; use one of {sorted(SUPPORTED_NODE)}"
