@@ -2,7 +2,7 @@
 
 Layers (L3 stacks): `CommonLayer`, `ClusterLayer` (AWS), `AddOnsLayer`, `AppLayer`, and
 `GlobalLayer` (AWS: DNS shared by an environment's regions).
-Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `KubernetesObjects`.
+Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `Team`, `KubernetesObjects`.
 Cluster providers: `KubeconfigCluster` (an existing cluster), `EksCluster` (AWS).
 
 Every name loads its module on first use: `import burrow` imports no provider binding.
@@ -22,6 +22,9 @@ _EXPORTS = {
     "AppNamespaceProps": "burrow.app.namespace",
     "RabbitMqBroker": "burrow.app.rabbitmq",
     "RabbitMqBrokerProps": "burrow.app.rabbitmq",
+    "BrokerTenant": "burrow.app.rabbitmq",
+    "Team": "burrow.app.team",
+    "TeamProps": "burrow.app.team",
     "QueueWorker": "burrow.app.worker",
     "QueueWorkerProps": "burrow.app.worker",
     "QueueBinding": "burrow.app.worker",
