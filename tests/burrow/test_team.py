@@ -334,3 +334,23 @@ def test_a_team_of_another_stack_is_refused_when_terraform_generates_the_passwor
         r"passwords Terraform generates has its tenants in its own stack",
     ):
         Team(elsewhere, "orders", {"name": "orders", "groups": ["g"]}, broker=broker)
+
+
+def test_a_team_workers_queue_alerts_watch_its_queue_where_the_broker_reports_it(tmp_path):
+    """The broker's per-queue metrics carry the broker's namespace and the virtual host, not the
+    worker's namespace: alerts selecting the worker's would never fire."""
+    _stack, _broker, team = team_on()
+    worker = team().worker(
+        "intake",
+        {
+            "image": {"registry": "r", "repository": "w", "tag": "1"},
+            "resources": SIZE,
+            "messaging": {"exchange": "e", "queue": "orders.intake", "routing_key": "k"},
+            "alerts": {},
+        },
+    )
+    [rule] = by_kind(list(worker.objects), "PrometheusRule")
+    expressions = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"] if "queue" in r["expr"]]
+    assert expressions and all(
+        '{namespace="messaging", vhost="orders", queue="orders.intake"}' in e for e in expressions
+    )

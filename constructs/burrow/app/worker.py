@@ -243,6 +243,8 @@ class QueueWorker(DeliversObjects, Construct):
         Guardrails.of(self)
         self.name = props.name or id
         self.props = props
+        #: (the broker's namespace, the virtual host) of a team's queue, whose metrics carry those labels
+        self.queue_on = (broker.namespace, tenant.vhost) if tenant else None
         self.part_of = props.part_of or namespace.name
         self.labels = k8s.labels_for(self.name, self.part_of, props.role)
         container = k8s.ContainerSpec(
@@ -345,7 +347,8 @@ class QueueWorker(DeliversObjects, Construct):
         elif props.service_alerts == "consumer":
             alerts += consumer_alerts(self.name, namespace, props.messaging.queue, thresholds)
         elif props.consumes:
-            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix, burrow=False)
+            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix, burrow=False,
+                                   on=self.queue_on)
         return alerts
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
