@@ -19,10 +19,9 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.apps.conftest import processed_ids
+from tests.apps.conftest import carry_one_message
 from tests.support.broker import refused, vhost_refused
 from tests.support.rabbitmq_node import RabbitMqNode
-from tests.support.services import ServiceProcess, wait_until
 from tests.support.team import TEAMS, tenant_stack
 
 pytestmark = pytest.mark.broker
@@ -154,18 +153,4 @@ def test_a_teams_workers_carry_messages_as_the_team_with_the_environment_the_sta
     team's virtual host, exchange, queue, `RABBITMQ_TOPOLOGY=declare`) and the team's login."""
     env = team_broker.worker_env("billing")
     assert env["RABBITMQ_VHOST"] == "billing" and env["RABBITMQ_TOPOLOGY"] == "declare"
-    log = tmp_path / "processed.jsonl"
-    services = [
-        ServiceProcess("consumer", {**env, "PROCESSED_LOG": str(log)}, tmp_path),
-        ServiceProcess("producer", {**env, "PUBLISH_RATE": "0"}, tmp_path),
-    ]
-    try:
-        for service in services:
-            service.wait_ready()
-        message_id = uuid.uuid4().hex
-        answer = services[1].post("/publish", json.dumps({"id": message_id, "payload": {"n": 1}}).encode())
-        assert answer.status_code == 201, answer.text
-        wait_until(lambda: processed_ids(log) == [message_id], 30, "the message processed")
-    finally:
-        for service in services:
-            service.close()
+    carry_one_message(env, env, tmp_path)
