@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from cdktf import ITerraformDependable
 from pydantic import Field, field_validator
 
-from burrow.app.namespace import AppNamespace, AppNamespaceProps, fits_its_release_name
+# NamespaceQuota is the namespace's props type (it still lives in the environment schema, which
+# only burrow.app.namespace may import it from until it moves into the library).
+from burrow.app.namespace import AppNamespace, AppNamespaceProps, NamespaceQuota, fits_its_release_name
 from burrow.app.rabbitmq import BrokerTenant, RabbitMqBroker
 from burrow.app.worker import QueueWorker, QueueWorkerProps
-from burrow.config.schema import NamespaceQuota
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import NAMESPACE_NAME, KubernetesObjects
