@@ -354,3 +354,20 @@ def test_a_team_workers_queue_alerts_watch_its_queue_where_the_broker_reports_it
     assert expressions and all(
         '{namespace="messaging", vhost="orders", queue="orders.intake"}' in e for e in expressions
     )
+
+
+@pytest.mark.parametrize("stack", ["platform", "platform_aws"])
+def test_every_object_a_team_gets_passes_strict_schema_validation(stack, request):
+    from burrow.k8s.validate import validate_objects
+
+    synthesized = request.getfixturevalue(stack)
+    delivered = [
+        obj
+        for release in synthesized["resource"]["helm_release"].values()
+        if release["name"] != "rabbitmq"
+        for obj in yaml.safe_load(terraform_unescape(release["values"][0]))["objects"]
+    ]
+    assert {"Role", "RoleBinding", "ResourceQuota", "LimitRange", "NetworkPolicy", "Deployment"} <= {
+        o["kind"] for o in delivered
+    }
+    assert validate_objects(delivered, "1.33") == []
