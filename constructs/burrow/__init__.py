@@ -1,6 +1,6 @@
 """Burrow: CDK for Terraform constructs for a message-driven service stack on Kubernetes.
 
-Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `KubernetesObjects`.
+Intent constructs (L2): `AppNamespace`, `RabbitMqBroker`, `QueueWorker`, `Team`, `KubernetesObjects`.
 Cluster providers: `KubeconfigCluster` (an existing cluster), `EksCluster` (AWS).
 Their props and settings (`Image`, `Resources`, `MessagingConfig`, ...), policy (`Guardrails`, `Tier`).
 
@@ -26,6 +26,9 @@ _EXPORTS = {
     "AppNamespaceProps": "burrow.app.namespace",
     "RabbitMqBroker": "burrow.app.rabbitmq",
     "RabbitMqBrokerProps": "burrow.app.rabbitmq",
+    "BrokerTenant": "burrow.app.rabbitmq",
+    "Team": "burrow.app.team",
+    "TeamProps": "burrow.app.team",
     "QueueWorker": "burrow.app.worker",
     "QueueWorkerProps": "burrow.app.worker",
     "QueueBinding": "burrow.app.worker",

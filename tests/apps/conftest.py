@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from tests.support.broker import Broker, broker_session
-from tests.support.services import ServiceProcess
+from tests.support.services import ServiceProcess, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,26 @@ def processed_ids(path: Path) -> list[str]:
     if not path.exists():
         return []
     return [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def carry_one_message(consumer_env: dict[str, str], producer_env: dict[str, str], tmp_path: Path) -> None:
+    """Start a consumer and a producer with these environments, POST one message to the producer and
+    wait until the consumer has processed it; both are stopped afterwards, whatever happens."""
+    log = tmp_path / "processed.jsonl"
+    services = [
+        ServiceProcess("consumer", {**consumer_env, "PROCESSED_LOG": str(log)}, tmp_path),
+        ServiceProcess("producer", {**producer_env, "PUBLISH_RATE": "0"}, tmp_path),
+    ]
+    try:
+        for service in services:
+            service.wait_ready()
+        message_id = uuid.uuid4().hex
+        answer = services[1].post("/publish", json.dumps({"id": message_id, "payload": {"n": 1}}).encode())
+        assert answer.status_code == 201, answer.text
+        wait_until(lambda: processed_ids(log) == [message_id], 30, "the message processed")
+    finally:
+        for service in services:
+            service.close()
 
 
 def queue_depth(broker: Broker, queue: str) -> int:

@@ -22,13 +22,14 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from burrow.app.broker_users import ROLES, broker_definitions, dead_letter_names, user_name
 from burrow.app.federation import FEDERATION_USER, PLUGIN, BrokerFederation, FederationUpstream
+from burrow.app.rabbitmq import CLIENT_ROLES
 from burrow.config.schema import MessagingConfig
 from burrow_service.messaging import declare_topology
 from burrow_service.settings import load_settings
-from tests.apps.conftest import processed_ids
+from tests.apps.conftest import carry_one_message
 from tests.support.broker import refused
 from tests.support.rabbitmq_node import RabbitMqNode, free_port
-from tests.support.services import ServiceProcess, wait_until
+from tests.support.services import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -243,22 +244,7 @@ def test_the_services_start_and_carry_messages_as_their_own_users(users_broker, 
         "RABBITMQ_VHOST": "/",
         "RABBITMQ_TOPOLOGY": "passive",
     }
-    log = tmp_path / "processed.jsonl"
-    services = [
-        ServiceProcess(
-            role,
-            {**base, "RABBITMQ_USERNAME": user_name(role), "RABBITMQ_PASSWORD": PASSWORDS[role], **extra},
-            tmp_path,
-        )
-        for role, extra in (("consumer", {"PROCESSED_LOG": str(log)}), ("producer", {"PUBLISH_RATE": "0"}))
-    ]
-    try:
-        for service in services:
-            service.wait_ready()
-        message_id = uuid.uuid4().hex
-        answer = services[1].post("/publish", json.dumps({"id": message_id, "payload": {"n": 1}}).encode())
-        assert answer.status_code == 201, answer.text
-        wait_until(lambda: processed_ids(log) == [message_id], 30, "the message processed")
-    finally:
-        for service in services:
-            service.close()
+    login = {
+        role: {"RABBITMQ_USERNAME": user_name(role), "RABBITMQ_PASSWORD": PASSWORDS[role]} for role in CLIENT_ROLES
+    }
+    carry_one_message({**base, **login["consumer"]}, {**base, **login["producer"]}, tmp_path)

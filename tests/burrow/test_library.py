@@ -29,12 +29,13 @@ def run_example(code: str, work, pythonpath: list[str]) -> subprocess.CompletedP
 
 
 def check_orders_stack(outdir) -> None:
-    """The example's two workers: two releases, each with the team's image, port, probes and queue."""
+    """The example's team and its two workers: two releases in the team's namespace, each with the
+    team's image, port, probes and queue, logged in as the team on its virtual host."""
     stack = json.loads((outdir / "stacks" / "orders" / "cdk.tf.json").read_text())
     releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
-    # orders-rabbitmq-scaler: the ClusterTriggerAuthentication of the scaler Secret in KEDA's namespace
-    assert set(releases) == {"orders-mq", "orders-mq-objects", "orders-network-defaults", "order-intake",
-                             "order-billing", "orders-rabbitmq-scaler"}
+    # messaging-rabbitmq-scaler: the ClusterTriggerAuthentication of the scaler Secret in KEDA's namespace
+    assert set(releases) == {"orders-mq", "orders-mq-objects", "messaging-network-defaults", "messaging-rabbitmq-scaler",
+                             "orders-network-defaults", "orders-team-access", "order-intake", "order-billing"}
     expected = {"order-intake": ("ghcr.io/orders/intake:1.2.3", 8080, "/healthz", "orders.intake"),
                 "order-billing": ("ghcr.io/orders/billing:0.9.0", 9000, "/live", "orders.billing")}
     for name, (image, port, liveness, queue) in expected.items():
@@ -45,8 +46,10 @@ def check_orders_stack(outdir) -> None:
         env = {e["name"]: e for e in container["env"]}
         assert (container["image"], container["ports"][0]["containerPort"], container["livenessProbe"]["httpGet"]["path"],
                 env["RABBITMQ_QUEUE"]["value"]) == (image, port, liveness, queue)
-        assert env["RABBITMQ_HOST"]["value"] == "orders-mq.orders.svc.cluster.local"
-        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-auth"
+        assert deployment["metadata"]["namespace"] == "orders"
+        assert env["RABBITMQ_HOST"]["value"] == "orders-mq.messaging.svc.cluster.local"
+        assert env["RABBITMQ_VHOST"]["value"] == "orders"
+        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "orders-mq-login"
         assert (outdir / "stacks" / "orders" / releases[name]["chart"] / "templates" / "objects.yaml").is_file()
 
 

@@ -55,7 +55,8 @@ def delivered(tmp_path, release: str) -> list[dict]:
 
 
 def test_a_team_stack_with_two_workers_of_its_own_on_one_broker_synthesizes_to_two_distinct_releases(tmp_path):
-    """The done-when of issue 23 (docs/constructs.md prints the same stack; its block asserts the releases)."""
+    """The done-when of issue 23 on a broker whose clients share one login (docs/constructs.md prints the
+    same two workers as a Team's; its block asserts the releases)."""
     from burrow import QueueWorker
 
     app, stack, namespace, broker = team(tmp_path)

@@ -134,15 +134,26 @@ def broker_session() -> Iterator[Broker]:
         node.stop()
 
 
-def refused(port: int, user: str, password: str, act: Callable[[BlockingChannel], object]) -> bool:
+def refused(port: int, user: str, password: str, act: Callable[[BlockingChannel], object], vhost: str = "/") -> bool:
     """True when the broker on loopback `port` closes the channel with 403 ACCESS_REFUSED for
-    `act(channel)`, done as `user` on a channel with publisher confirms."""
+    `act(channel)`, done as `user` on `vhost` on a channel with publisher confirms."""
     credentials = pika.PlainCredentials(user, password)
-    with pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, credentials=credentials)) as conn:
+    with pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, vhost, credentials=credentials)) as conn:
         channel = conn.channel()
         channel.confirm_delivery()
         try:
             act(channel)
         except pika.exceptions.ChannelClosedByBroker as closed:
             return closed.reply_code == 403
+    return False
+
+
+def vhost_refused(port: int, user: str, password: str, vhost: str) -> bool:
+    """True when the broker on loopback `port` refuses `user` (whose password it accepts) the virtual
+    host `vhost`: connection.open answered with 530 NOT_ALLOWED."""
+    parameters = pika.ConnectionParameters("127.0.0.1", port, vhost, credentials=pika.PlainCredentials(user, password))
+    try:
+        pika.BlockingConnection(parameters).close()
+    except pika.exceptions.ProbableAccessDeniedError as denied:  # pika's name for a 530 at connection.open
+        return f"(530) \"NOT_ALLOWED - access to vhost '{vhost}' refused for user '{user}'\"" in str(denied)
     return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cdktf import App, TerraformStack
@@ -62,3 +63,34 @@ def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tu
         ),
     )
     return app, worker
+
+
+#: The two teams of `tenant_stack`, each with one worker on queues of its own.
+TEAMS = {"orders": ("orders", "orders.intake", "intake"), "billing": ("billing", "billing.invoices", "invoice")}
+
+
+def tenant_stack(outdir: Path, credentials_key: str | None = None) -> dict:
+    """Stack `platform`: Burrow's broker in namespace `messaging` (a user per role) and the teams of
+    `TEAMS` on it, each with a worker of its own; synthesized into `outdir`, returned as parsed JSON.
+    `credentials_key`: the broker's passwords and the teams' come from Secrets Manager."""
+    from burrow import Team
+
+    app = App(outdir=str(outdir))
+    stack = TerraformStack(app, "platform")
+    CLUSTER.configure_providers(stack)
+    Guardrails.configure(stack, Tier.DEVELOPMENT)
+    namespace = AppNamespace(stack, "ns", {"name": "messaging"})
+    secrets = {}
+    if credentials_key:
+        secrets = {"credentials_key": credentials_key,
+                   "user_keys": {role: f"{credentials_key}-{role}" for role in ("producer", "consumer", "monitoring")}}
+    broker = RabbitMqBroker(stack, "mq", namespace=namespace, props={
+        "image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "resources": SIZE, **secrets})
+    for name, (exchange, queue, key) in TEAMS.items():
+        team = Team(stack, name, {"name": name, "groups": [f"{name}-developers"],
+                                  "password_key": f"teams/{name}" if credentials_key else None}, broker=broker)
+        team.worker(f"{name}-worker", {"image": {"registry": "ghcr.io", "repository": f"{name}/worker", "tag": "1"},
+                                        "resources": SIZE,
+                                        "messaging": {"exchange": exchange, "queue": queue, "routing_key": key}})
+    app.synth()
+    return json.loads((outdir / "stacks" / "platform" / "cdk.tf.json").read_text())

@@ -13,7 +13,10 @@ one user per role, each with its own generated password in a secret of its own:
   management API's read-only views (`monitoring`) serve the same numbers over HTTP. The brokers'
   Prometheus endpoint takes no login at all;
 - the federation user (`burrow.app.federation`), when the broker federates;
-- the administrator (the chart's `auth.username`), whose password no workload is given.
+- the administrator (the chart's `auth.username`), whose password no workload is given;
+- one user per tenant (a `Team`'s, `burrow.app.tenants`): `team-<name>`, with every right on a
+  virtual host of its own (`<name>`) and none on `/` or any other tenant's; the administrator may
+  act there too, and the monitoring user may ask for its queues' depth (KEDA).
 
 Since no workload may configure anything, the broker declares the services' topology itself from
 the same definitions: the work exchange, the quorum work queue with its dead-letter exchange and
@@ -58,8 +61,45 @@ def user_name(role: Role) -> str:
 
 
 def password_field(role: str) -> str:
-    """The field a role's password is renamed to in the definitions' ExternalSecret."""
+    """The field a role's (or a tenant's, `tenant_field`) password is renamed to in the definitions'
+    ExternalSecret: a Go template field name, so letters, digits and `_` only."""
     return f"{role}_password"
+
+
+def tenant_user(tenant: str) -> str:
+    """The broker user of a tenant (a team)."""
+    return f"team-{tenant}"
+
+
+def tenant_vhost(tenant: str) -> str:
+    """The virtual host of a tenant: its name (a DNS label, so never `/`)."""
+    return tenant
+
+
+def tenant_field(tenant: str) -> str:
+    """A tenant's name as a template field (`-` becomes `_`: a DNS label has no `_`, so no two collide)."""
+    return "tenant_" + tenant.replace("-", "_")
+
+
+def tenant_definitions(admin: str, tenants: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Each tenant's virtual host, its user (`tenants`: name -> password or template) with every right
+    there, and the administrator's and the monitoring user's permissions there (the monitoring user's
+    only lets KEDA ask for a queue's depth, as on `/`)."""
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    nothing = {"configure": NOTHING, "write": NOTHING, "read": NOTHING}
+    return {
+        "users": [{"name": tenant_user(name), "password": password, "tags": ""} for name, password in tenants.items()],
+        "vhosts": [{"name": tenant_vhost(name)} for name in tenants],
+        "permissions": [
+            {"user": user, "vhost": tenant_vhost(name), **rights}
+            for name in tenants
+            for user, rights in (
+                (tenant_user(name), everything),
+                (admin, everything),
+                (user_name("monitoring"), nothing),
+            )
+        ],
+    }
 
 
 def exactly(name: str) -> str:
@@ -132,9 +172,11 @@ def broker_definitions(
     federation: fed.BrokerFederation | None = None,
     federation_password: str = "",
     host_of: Callable[[fed.FederationUpstream], str] | None = None,
+    tenants: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything a broker loads at boot: its users and their permissions, the virtual host, the
-    topology and, federated, the upstreams and policy (`host_of`: see `federation_definitions`).
+    topology, federated, the upstreams and policy (`host_of`: see `federation_definitions`) and the
+    tenants' virtual hosts and users (`tenants`: name -> password, see `tenant_definitions`).
     Passwords are the values, or the External Secrets templates that become them."""
     users = [
         {"name": admin, "password": admin_password, "tags": "administrator"},
@@ -158,6 +200,8 @@ def broker_definitions(
         definitions["users"].append(links["user"])
         definitions["permissions"].append(links["permissions"])
         definitions.update(parameters=links["parameters"], policies=links["policies"])
+    for kind, entries in tenant_definitions(admin, tenants or {}).items():
+        definitions[kind] += entries
     return definitions
 
 
@@ -168,17 +212,28 @@ def definitions_secret(
     credentials_key: str,
     user_keys: Mapping[Role, str],
     federation: fed.BrokerFederation | None,
+    tenant_keys: Mapping[str, str] | None = None,
 ) -> k8s.K8sObject:
     """The ExternalSecret that renders the definitions into the Secret the chart loads them from.
-    Every password comes from this region's store (each role's secret's `password` renamed so they
-    do not collide), so the Secret exists as soon as this region's own stacks do."""
+    Every password comes from this region's store (each role's and tenant's secret's `password`
+    renamed so they do not collide; `tenant_keys`: tenant -> its secret), so the Secret exists as
+    soon as this region's own stacks do."""
     templates = {role: "{{ ." + password_field(role) + " }}" for role in ROLES}
+    tenant_keys = tenant_keys or {}
+    tenants = {name: "{{ ." + password_field(tenant_field(name)) + " }}" for name in tenant_keys}
     definitions = broker_definitions(
-        admin, "{{ .password }}", templates, messaging, federation, "{{ ." + password_field("federation") + " }}"
+        admin,
+        "{{ .password }}",
+        templates,
+        messaging,
+        federation,
+        "{{ ." + password_field("federation") + " }}",
+        tenants=tenants,
     )
     renamed = dict(user_keys)
     if federation is not None:
         renamed["federation"] = federation.federation_key
+    renamed.update({tenant_field(name): key for name, key in tenant_keys.items()})
     sources: list[dict[str, Any]] = [
         {"extract": {"key": credentials_key}},
         *(

@@ -65,10 +65,15 @@ class AppNamespaceProps(Props):
     @field_validator("name")
     @classmethod
     def _fits_its_release_name(cls, name: str) -> str:
-        if len(release_name(name)) > MAX_RELEASE_NAME:
-            raise ValueError(f"at most {MAX_RELEASE_NAME - len(release_name(''))} characters: the namespace's "
-                             f"object release is {release_name(name)!r}, and Helm allows {MAX_RELEASE_NAME}")
-        return name
+        return fits_its_release_name(name)
+
+
+def fits_its_release_name(name: str) -> str:
+    """`name` if a namespace of that name can have its object release (Helm allows 53 characters)."""
+    if len(release_name(name)) > MAX_RELEASE_NAME:
+        raise ValueError(f"at most {MAX_RELEASE_NAME - len(release_name(''))} characters: the namespace's "
+                         f"object release is {release_name(name)!r}, and Helm allows {MAX_RELEASE_NAME}")
+    return name
 
 
 def release_name(namespace: str) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
-from cdktf import ITerraformDependable
+from cdktf import ITerraformDependable, TerraformStack
 from cdktf_cdktf_provider_helm.release import Release
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
@@ -67,9 +68,10 @@ def service_host(release_name: str, namespace: str) -> str:
     return f"{release_name}.{namespace}.svc.cluster.local"
 
 
-def amqp_uri(username: str, password: str, host: str) -> str:
-    """The AMQP URI with credentials (`password` may be a template expression)."""
-    return f"amqp://{username}:{password}@{host}:{AMQP_PORT}/"
+def amqp_uri(username: str, password: str, host: str, vhost: str = users.VHOST) -> str:
+    """The AMQP URI with credentials (`password` may be a template expression) on `vhost`."""
+    path = "" if vhost == users.VHOST else quote(vhost, safe="")
+    return f"amqp://{username}:{password}@{host}:{AMQP_PORT}/{path}"
 
 
 # The security context of containers Burrow adds to the broker pods (Pod Security `restricted`), with
@@ -221,6 +223,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
         providers = ClusterInfo.providers_of(self)
 
         self.generated: list[SecretV1] = []
+        self.tenants: dict[str, BrokerTenant] = {}
         if props.credentials_key or props.generate_credentials_in_cluster:
             self.secret = self._external_secret(namespace)
         else:
@@ -233,7 +236,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             repository=props.chart_repository,
             chart="rabbitmq",
             version=props.chart_version,
-            values=[to_yaml(doc) for doc in (*props.values, self.chart_values())],
+            values=self._release_values(),
             atomic=True,
             cleanup_on_fail=True,
             wait=True,
@@ -261,6 +264,63 @@ class RabbitMqBroker(DeliversObjects, Construct):
             {"release_name": f"{props.release_name}-objects", "namespace": self.namespace, "objects": objects},
             depends_on=[namespace.resource],
         )
+
+    def _release_values(self) -> list[str]:
+        """The chart's values documents: the props' `values`, then Burrow's (which win)."""
+        return [to_yaml(doc) for doc in (*self.props.values, self.chart_values())]
+
+    def add_tenant(self, scope: Construct, *, name: str, namespace: AppNamespace,
+                   password_key: str | None = None) -> BrokerTenant:
+        """A user of its own for a team (`scope`, whose path errors name), with every right on a virtual
+        host of its own, `name`; its login lands in `namespace`, for the team's `QueueWorker`s.
+
+        The broker loads users at boot from its definitions, so the tenant joins them (and the broker
+        pods roll, one at a time, to load them). Its password is generated as the broker's role users'
+        are: with `credentials_key`, by Secrets Manager (`password_key`, a secret with a field
+        `password` that the broker's and the team's namespaces may read) and never in Terraform's
+        state; without, by Terraform, in this broker's stack."""
+        self.check_tenant(scope.node.path, scope, name, password_key)
+        tenant = BrokerTenant(scope, "broker-user", broker=self, name=name, namespace=namespace,
+                              password_key=password_key)
+        self.tenants[name] = tenant
+        if self.props.credentials_key:
+            self.credentials.objects = tuple(
+                self._definitions_object() if obj["metadata"]["name"] == users.DEFINITIONS_SECRET else obj
+                for obj in self.credentials.objects)
+        else:
+            self.definitions.data = self._generated_definitions()
+        self.release.values = self._release_values()
+        [policy] = [obj for obj in self.objects if obj["metadata"]["name"] == f"{self.props.release_name}-broker"]
+        policy["spec"]["ingress"].append({"from": [k8s.peer_in_namespace(namespace.name, self.client_labels)],
+                                          "ports": k8s.tcp_ports(*self.amqp_ports)})
+        return tenant
+
+    def check_tenant(self, where: str, scope: Construct, name: str, password_key: str | None) -> None:
+        """Raise the `PropsError` (naming `where`) that `add_tenant` would for a tenant `name` under
+        `scope`: a construct checks before it joins the tree."""
+        if not self.users_by_role or self.props.generate_credentials_in_cluster:
+            raise PropsError(where, "broker", self.node.path,
+                             "a team's broker user is defined in the broker's definitions, which only a broker with "
+                             "users_by_role: true (and no generate_credentials_in_cluster) loads")
+        if name in self.tenants:
+            raise PropsError(where, "name", name, f"{self.tenants[name].node.path} is already tenant {name!r} of "
+                             f"{self.node.path}: each team has a name (virtual host) of its own")
+        if users.tenant_user(name) == self.props.username:
+            raise PropsError(where, "name", name, f"the broker's administrator is {self.props.username!r}: another name")
+        if bool(password_key) != bool(self.props.credentials_key):
+            allowed = ("the Secrets Manager secret (field password) of the team's broker user, as the broker's role "
+                       "users have (credentials_key is set)") if self.props.credentials_key else (
+                       "none: this broker's passwords are Terraform's (no credentials_key), and so is the team's")
+            raise PropsError(where, "password_key", password_key, allowed)
+        if not self.props.credentials_key and TerraformStack.of(scope) is not TerraformStack.of(self):
+            raise PropsError(where, "broker", self.node.path,
+                             "a broker whose passwords Terraform generates has its tenants in its own stack (the "
+                             "password would travel between stacks as an output): build the team there")
+
+    def tenant_password(self, name: str) -> str:
+        """Terraform's password of tenant `name` (a broker without `credentials_key`)."""
+        random = stack_singleton(self, "random", lambda stack, id: RandomProvider(stack, id))
+        return Password(self, f"tenant-{name}-password", length=32, special=False, provider=random).result
 
     def _user_data(self, role: users.Role, password: str) -> dict[str, str]:
         name = users.user_name(role)
@@ -305,13 +365,27 @@ class RabbitMqBroker(DeliversObjects, Construct):
                   for role in users.ROLES}
         if self.props.keda_namespace:
             self._scaler_secret(users.user_name("monitoring"), logins["monitoring"], namespace)
-        definitions = users.broker_definitions(self.props.username, password.result, logins, self.props.messaging)
+        self._logins = (password.result, logins)
         # the broker's release waits for these: its clients wait for it
         self.generated = [secret(f"{role}-auth", self.user_secret(role), self._user_data(role, logins[role]))
                           for role in CLIENT_ROLES]
-        self.generated.append(secret("definitions", users.DEFINITIONS_SECRET,
-                                     {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}))
+        self.definitions = secret("definitions", users.DEFINITIONS_SECRET, self._generated_definitions())
+        self.generated.append(self.definitions)
         return secret("auth", self.secret_name, {PASSWORD_KEY: password.result, ERLANG_COOKIE_KEY: erlang_cookie.result})
+
+    def _generated_definitions(self) -> dict[str, str]:
+        """The definitions Secret's data with Terraform's passwords (tenants' included)."""
+        admin_password, logins = self._logins
+        tenants = {name: tenant.generated_password for name, tenant in self.tenants.items()}
+        definitions = users.broker_definitions(self.props.username, admin_password, logins, self.props.messaging,
+                                               tenants=tenants)
+        return {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}
+
+    def _definitions_object(self) -> k8s.K8sObject:
+        """The ExternalSecret rendering the definitions from Secrets Manager (tenants' passwords included)."""
+        return users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
+                                        self.props.credentials_key or "", self.props.user_keys, self.props.federation,
+                                        {name: tenant.password_key or "" for name, tenant in self.tenants.items()})
 
     def _scaler_secret(self, username: str, password: str, namespace: AppNamespace) -> None:
         """KEDA reads Secrets in its own namespace only: the AMQP URI there, and the
@@ -340,8 +414,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             objects = [external_secret(self.secret_name, self.namespace, self.props.credentials_key, admin),
                        *(external_secret(self.user_secret(role), self.namespace, self.props.user_keys[role],
                                          self._user_data(role, "{{ .password }}")) for role in CLIENT_ROLES),
-                       users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
-                                                self.props.credentials_key, self.props.user_keys, self.props.federation)]
+                       self._definitions_object()]
         else:
             generator = f"{self.props.release_name}-password"
             fields, template = self._in_cluster_template()
@@ -429,7 +502,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             "detailed": {
                 "enabled": monitored,
                 "family": ["queue_coarse_metrics", "queue_consumer_count"],
-                "vhost": ["/"],
+                "vhost": [users.VHOST, *(users.tenant_vhost(name) for name in self.tenants)],
                 "relabelings": [{"targetLabel": "job", "replacement": detailed_job(self.props.release_name)}],
                 "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "rabbitmq_identity_info",
                                        "action": "drop"}],
@@ -501,6 +574,8 @@ class RabbitMqBroker(DeliversObjects, Construct):
         }
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
+        if self.tenants:  # a new tenant rolls the brokers: they load users only at boot
+            values["podAnnotations"] = {"burrow.dev/tenants": ",".join(sorted(self.tenants))}
         if self.users_by_role:
             in_cluster = self.props.generate_credentials_in_cluster  # the definitions are in the generated Secret
             values.update(users.chart_values(self.secret_name if in_cluster else users.DEFINITIONS_SECRET))
@@ -521,3 +596,47 @@ class RabbitMqBroker(DeliversObjects, Construct):
             ]
         return values
 
+
+
+class BrokerTenant(Construct):
+    """A team's user on a `RabbitMqBroker` (`RabbitMqBroker.add_tenant`), with every right on a
+    virtual host of its own (`vhost`, the team's name) and none on `/` (Burrow's services) or any
+    other tenant's; its login is Secret `secret_name` in the team's namespace, which the team's
+    `QueueWorker`s read (`QueueWorker(..., tenant=)`).
+
+    Escape hatches: `login` (what creates the Secret: the kubernetes_secret_v1 Terraform writes, or
+    the helm_release of the ExternalSecret that builds it from Secrets Manager).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, broker: RabbitMqBroker, name: str, namespace: AppNamespace,
+                 password_key: str | None) -> None:
+        super().__init__(scope, id)
+        self.broker = broker
+        self.name = name
+        self.vhost = users.tenant_vhost(name)
+        self.username = users.tenant_user(name)
+        self.namespace = namespace.name
+        self.password_key = password_key
+        self.secret_name = f"{broker.props.release_name}-login"
+        metadata = SecretV1Metadata(name=self.secret_name, namespace=self.namespace, labels=dict(MANAGED_BY))
+        self.generated_password: str | None = None
+        if password_key is None:
+            self.generated_password = broker.tenant_password(name)
+            self.login: ITerraformDependable = SecretV1(
+                self, "login", metadata=metadata, data=self._login_data(self.generated_password), type="Opaque",
+                provider=ClusterInfo.providers_of(self).kubernetes, depends_on=[namespace.resource])
+            return
+        delivery = KubernetesObjects(self, "login", {
+            "release_name": f"{broker.props.release_name}-login", "namespace": self.namespace,
+            "objects": [external_secret(self.secret_name, self.namespace, password_key,
+                                        self._login_data("{{ .password }}"))]}, depends_on=[namespace.resource])
+        self.login = delivery.release
+
+    def _login_data(self, password: str) -> dict[str, str]:
+        return {USERNAME_KEY: self.username, PASSWORD_KEY: password,
+                URI_KEY: amqp_uri(self.username, password, self.broker.host, self.vhost)}
+
+    def credentials_env(self, username_var: str, password_var: str) -> list[EnvFromSecret]:
+        """Environment variables that read the tenant's login."""
+        return [EnvFromSecret(username_var, self.secret_name, USERNAME_KEY),
+                EnvFromSecret(password_var, self.secret_name, PASSWORD_KEY)]

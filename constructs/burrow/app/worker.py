@@ -18,8 +18,9 @@ from cdktf import ITerraformDependable
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from burrow.addons import keda
+from burrow.app.broker_users import VHOST
 from burrow.app.namespace import AppNamespace
-from burrow.app.rabbitmq import CLIENT_ROLES, RabbitMqBroker
+from burrow.app.rabbitmq import CLIENT_ROLES, BrokerTenant, RabbitMqBroker
 from burrow.app.settings import CpuAutoscalingConfig, MessagingConfig, QueueAutoscalingConfig
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
@@ -199,12 +200,15 @@ class QueueWorker(DeliversObjects, Construct):
         broker: RabbitMqBroker,
         props: QueueWorkerProps | Mapping[str, Any],
         depends_on: Sequence[ITerraformDependable] = (),
+        tenant: BrokerTenant | None = None,
     ) -> None:
         """`depends_on`: what the workload's release waits for besides its namespace and broker (the
-        release of a Secret that `secret_settings` read, say)."""
+        release of a Secret that `secret_settings` read, say). `tenant`: a team's user on `broker`
+        (`Team.tenant`): the worker logs in as it, on the team's virtual host, and declares its own
+        topology there. default: Burrow's client roles (`role` producer or consumer)"""
         path = child_path(scope, id)
         props = props_for(path, QueueWorkerProps, props)
-        reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging)))
+        reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging, tenant)))
         if reserved:
             raise PropsError(path, "settings", reserved, "these variables are set from the broker")
         if props.name is None and not re.fullmatch(WORKER_NAME, id):
@@ -215,12 +219,18 @@ class QueueWorker(DeliversObjects, Construct):
             raise PropsError(path, "autoscaling", "kind: queue",
                              "the broker has no keda_namespace, so KEDA has no login to read the queue with: set the "
                              "broker's keda_namespace, or scale with kind: cpu")
-        if broker.users_by_role and props.role not in CLIENT_ROLES:
+        if tenant is not None and tenant.broker is not broker:
+            raise PropsError(path, "tenant", tenant.node.path, f"a user of {tenant.broker.node.path}, not of "
+                             f"{broker.node.path}: give the worker its team's broker")
+        if tenant is not None and tenant.namespace != namespace.name:
+            raise PropsError(path, "namespace", namespace.name, f"the login of {tenant.node.path} is in namespace "
+                             f"{tenant.namespace}: run the team's workers there (Team.namespace)")
+        if tenant is None and broker.users_by_role and props.role not in CLIENT_ROLES:
             raise PropsError(path, "role", props.role,
                              f"this broker gives logins only to the roles {', '.join(CLIENT_ROLES)} (users_by_role); "
-                             "for workers of your own, set users_by_role: false on the broker (they then share its one "
-                             "client login)")
-        if broker.users_by_role and props.messaging.model_dump() != broker.props.messaging.model_dump():
+                             "for workers of your own, make them a Team's (Team.worker, or tenant=team.tenant): they "
+                             "then log in as the team's user on its own virtual host")
+        if tenant is None and broker.users_by_role and props.messaging.model_dump() != broker.props.messaging.model_dump():
             raise PropsError(path, "messaging", props.messaging.model_dump(),
                              f"the broker declares the topology from its own messaging props "
                              f"({broker.props.messaging.model_dump()}) and this worker may not declare any: use the same")
@@ -228,6 +238,8 @@ class QueueWorker(DeliversObjects, Construct):
         Guardrails.of(self)
         self.name = props.name or id
         self.props = props
+        #: (the broker's namespace, the virtual host) of a team's queue, whose metrics carry those labels
+        self.queue_on = (broker.namespace, tenant.vhost) if tenant else None
         self.part_of = props.part_of or namespace.name
         self.labels = k8s.labels_for(self.name, self.part_of, props.role)
         container = k8s.ContainerSpec(
@@ -238,11 +250,12 @@ class QueueWorker(DeliversObjects, Construct):
             env={
                 "HTTP_PORT": str(props.port),
                 "SHUTDOWN_TIMEOUT": str(props.drain_seconds),
-                **self.broker_env(broker, props.messaging),
+                **self.broker_env(broker, props.messaging, tenant),
                 **props.settings,
             },
             state_dir=props.state_dir,
-            secret_env=[*broker.credentials_env(props.role, "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"),
+            secret_env=[*(tenant.credentials_env("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD") if tenant else
+                          broker.credentials_env(props.role, "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD")),
                         *(EnvFromSecret(var, secret, key) for var, (secret, key) in props.secret_settings.items())],
             secret_dirs=props.secret_dirs,
             liveness=k8s.HttpProbe(props.liveness_path, period_seconds=10, failure_threshold=3),
@@ -278,7 +291,7 @@ class QueueWorker(DeliversObjects, Construct):
                 k8s.cpu_autoscaler(self.name, ns, labels, props.replicas, scaling.max_replicas, scaling.target_cpu_percent)
             )
         elif isinstance(scaling, QueueAutoscalingConfig):
-            objects.extend(self.queue_autoscaler(ns, labels, broker, scaling))
+            objects.extend(self.queue_autoscaler(ns, labels, broker, scaling, tenant))
         if props.monitoring_namespace:
             objects.append(service_monitor(self.name, ns, labels))
         if props.alerts:
@@ -287,7 +300,7 @@ class QueueWorker(DeliversObjects, Construct):
             self,
             "objects",
             {"release_name": self.name, "namespace": ns, "objects": objects},
-            depends_on=[namespace.resource, broker.release, *depends_on],
+            depends_on=[namespace.resource, broker.release, *([tenant.login] if tenant else []), *depends_on],
         )
         self.release = self.delivery.release
 
@@ -329,12 +342,13 @@ class QueueWorker(DeliversObjects, Construct):
         elif props.service_alerts == "consumer":
             alerts += consumer_alerts(self.name, namespace, props.messaging.queue, thresholds)
         elif props.consumes:
-            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix, burrow=False)
+            alerts += queue_alerts(self.name, namespace, props.messaging.queue, thresholds, prefix, burrow=False,
+                                   on=self.queue_on)
         return alerts
 
     def network_policy(self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker) -> k8s.K8sObject:
-        """The worker may reach its broker over AMQP; its HTTP port is open to its own namespace and
-        to Prometheus."""
+        """The worker may reach its broker (in its namespace or another) over AMQP; its HTTP port is
+        open to its own namespace and to Prometheus."""
         sources = [{"podSelector": {}}]
         if self.props.monitoring_namespace:
             sources.append(k8s.peer_in_namespace(self.props.monitoring_namespace, k8s.PROMETHEUS))
@@ -343,14 +357,25 @@ class QueueWorker(DeliversObjects, Construct):
             namespace,
             k8s.selector_for(labels),
             ingress=[{"from": sources, "ports": k8s.tcp_ports(self.props.port)}],
-            egress=[{"to": [k8s.peer_pods(broker.pod_labels)], "ports": k8s.tcp_ports(*broker.amqp_ports)}],
+            egress=[{"to": [k8s.peer_pods(broker.pod_labels) if broker.namespace == namespace else
+                            k8s.peer_in_namespace(broker.namespace, broker.pod_labels)],
+                     "ports": k8s.tcp_ports(*broker.amqp_ports)}],
         )
 
     def queue_autoscaler(
-        self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker, scaling: QueueAutoscalingConfig
+        self, namespace: str, labels: dict[str, str], broker: RabbitMqBroker, scaling: QueueAutoscalingConfig,
+        tenant: BrokerTenant | None = None,
     ) -> list[k8s.K8sObject]:
-        """A KEDA ScaledObject on the worker's queue depth, authenticated by the broker's
-        ClusterTriggerAuthentication (KEDA reads Secrets only in its own namespace)."""
+        """A KEDA ScaledObject on the worker's queue depth (on its team's virtual host), authenticated
+        by the broker's ClusterTriggerAuthentication (KEDA reads Secrets only in its own namespace)."""
+        trigger = {
+            "protocol": "amqp",
+            "queueName": self.props.messaging.queue,
+            "mode": "QueueLength",
+            "value": str(scaling.queue_length),
+        }
+        if tenant is not None:
+            trigger["vhostName"] = tenant.vhost
         scaled = {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
@@ -364,13 +389,8 @@ class QueueWorker(DeliversObjects, Construct):
                 "triggers": [
                     {
                         "type": "rabbitmq",
-                        "metadata": {
-                            "protocol": "amqp",
-                            "queueName": self.props.messaging.queue,
-                            "mode": "QueueLength",
-                            "value": str(scaling.queue_length),
-                        },
-                        "authenticationRef": {"name": keda.scaler_auth_name(namespace),
+                        "metadata": trigger,
+                        "authenticationRef": {"name": keda.scaler_auth_name(broker.namespace),
                                               "kind": "ClusterTriggerAuthentication"},
                     }
                 ],
@@ -379,14 +399,15 @@ class QueueWorker(DeliversObjects, Construct):
         return [scaled]
 
     @staticmethod
-    def broker_env(broker: RabbitMqBroker, messaging: QueueBinding) -> dict[str, str]:
+    def broker_env(broker: RabbitMqBroker, messaging: QueueBinding, tenant: BrokerTenant | None = None) -> dict[str, str]:
         """Connection and topology settings every worker gets from its broker: a broker that
-        declares the topology itself leaves the workers only a check that it exists."""
+        declares the topology itself leaves Burrow's roles only a check that it exists; a team's
+        worker declares its own on the team's virtual host."""
         return {
-            "RABBITMQ_TOPOLOGY": "passive" if broker.users_by_role else "declare",
+            "RABBITMQ_TOPOLOGY": "passive" if broker.users_by_role and tenant is None else "declare",
             "RABBITMQ_HOST": broker.host,
             "RABBITMQ_PORT": str(broker.port),
-            "RABBITMQ_VHOST": "/",
+            "RABBITMQ_VHOST": tenant.vhost if tenant else VHOST,
             "RABBITMQ_EXCHANGE": messaging.exchange,
             "RABBITMQ_QUEUE": messaging.queue,
             "RABBITMQ_ROUTING_KEY": messaging.routing_key,

@@ -127,12 +127,13 @@ def producer_alerts(name: str, namespace: str) -> list[Alert]:
 
 def queue_alerts(
     name: str, namespace: str, queue: str, thresholds: AlertThresholds, prefix: str,
-    max_replicas_key: str = "autoscaling.max_replicas", burrow: bool = True,
+    max_replicas_key: str = "autoscaling.max_replicas", burrow: bool = True, on: tuple[str, str] | None = None,
 ) -> list[Alert]:
     """Alerts about the queue a worker consumes, from the broker's per-queue metrics: messages and no
     consumer, a backlog. `max_replicas_key` names the setting that raises the worker's ceiling;
-    `burrow` as for `workload_alerts`."""
-    queue_labels = selector(namespace=namespace, queue=queue)
+    `burrow` as for `workload_alerts`; `on`: (the broker's namespace, the virtual host) of a queue on
+    a broker of another namespace (a team's). default: the worker's namespace, any virtual host"""
+    queue_labels = selector(namespace=on[0], vhost=on[1], queue=queue) if on else selector(namespace=namespace, queue=queue)
     if burrow:
         absent = (f"kubectl -n {namespace} get deploy,scaledobject {name}; the consumer may be crash-looping or "
                   "scaled to zero. Messages are safe in the quorum queue until it returns.")
