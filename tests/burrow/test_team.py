@@ -249,6 +249,12 @@ AWS = {"credentials_key": "k", "user_keys": {"producer": "p", "consumer": "c", "
             "defined in the broker's definitions",
         ),
         (
+            {"generate_credentials_in_cluster": True},
+            {},
+            "platform/orders: broker='platform/mq' is invalid: a team's broker user is "
+            "defined in the broker's definitions",
+        ),
+        (
             {},
             {"password_key": "teams/orders"},
             "platform/orders: password_key='teams/orders' is invalid: none: this broker's passwords are Terraform's",
