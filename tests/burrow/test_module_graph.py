@@ -47,7 +47,6 @@ LIBRARY_IMPORTS_OF_THE_APPLICATION = {
     "burrow.addons.velero": {"burrow.config.schema.BackupScheduleConfig", "burrow.config.schema.BackupsConfig"},
     "burrow.app.broker_users": {"burrow.config.schema.MessagingConfig"},
     "burrow.app.federation": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.Model"},
-    "burrow.app.ingress": {"burrow.config.schema.IngressConfig"},
     "burrow.app.namespace": {"burrow.config.schema.NamespaceQuota"},
     "burrow.app.rabbitmq": {"burrow.config.schema.MessagingConfig", "burrow.config.schema.RabbitMqConfig"},
     "burrow.app.worker": {
