@@ -235,7 +235,7 @@ def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, e
     app, public = staging_stack_with_public_ingress(tmp_path / "edited")
     edit(public.objects[0])
     found = violations(synth_error(app, tmp_path / "edited"))
-    assert any("team/public: [public-ingress] Ingress producer: " in line and expected in line for line in found), found
+    assert any("team/public: [public-ingress] Ingress consumer: " in line and expected in line for line in found), found
 
 
 BUSYBOX = {
