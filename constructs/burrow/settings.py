@@ -19,6 +19,10 @@ from burrow.props_errors import OneLineModel
 
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+#: An AWS account id: twelve digits.
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+#: An AWS region's name (`eu-west-1`, `us-gov-west-1`).
+RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
 
 
 class Model(OneLineModel):

@@ -219,15 +219,15 @@ def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, e
     producer's Ingress makes a staging stack refuse to synthesize; as Burrow builds it, it synthesizes."""
 
     def staging_stack_with_public_ingress(outdir):
-        from burrow.app.ingress import PublicIngress, producer_ingress
-        from burrow.spi import EdgeAccess
+        from burrow import PublicIngress
 
         app, worker = team_stack(outdir, tier=Tier.STAGING)
-        edge = EdgeAccess(cluster_name="c", region="eu-west-1", vpc_id="vpc-1", load_balancer_role_arn="arn:r",
-                          dns_role_arn="arn:d", zone_id="Z1", zone_name="example.com", host="events.example.com",
-                          region_host="eu-west-1.events.example.com")
-        ingress = producer_ingress("producer", "team", "producer", 5000, edge, env("prod").ingress)
-        public = PublicIngress(TerraformStack.of(worker), "public", namespace="team", objects=[ingress], depends_on=[])
+        stack = TerraformStack.of(worker)
+        edge = {"cluster_name": "c", "region": "eu-west-1", "vpc_id": "vpc-1", "load_balancer_role_arn": "arn:r",
+                "dns_role_arn": "arn:d", "zone_id": "Z1", "zone_name": "example.com", "host": "events.example.com",
+                "region_host": "eu-west-1.events.example.com"}
+        public = PublicIngress(stack, "public", {"namespace": stack.node.find_child("ns"), "producer": worker,
+                                                 "edge": edge, "load_balancer_cidrs": ["10.0.0.0/24"]})
         return app, public
 
     as_built, _ = staging_stack_with_public_ingress(tmp_path / "as-built")
@@ -235,7 +235,7 @@ def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, e
     app, public = staging_stack_with_public_ingress(tmp_path / "edited")
     edit(public.objects[0])
     found = violations(synth_error(app, tmp_path / "edited"))
-    assert any("team/public: [public-ingress] Ingress producer: " in line and expected in line for line in found), found
+    assert any("team/public: [public-ingress] Ingress consumer: " in line and expected in line for line in found), found
 
 
 BUSYBOX = {

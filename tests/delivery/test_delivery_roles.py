@@ -153,17 +153,18 @@ def test_a_malformed_repository_names_file_key_and_value(tmp_path):
 def test_the_construct_refuses_a_repository_that_is_not_owner_slash_name():
     from cdktf import App, TerraformStack
 
-    from burrow.common.delivery import DeliveryRoles, DeliveryRolesProps
+    from burrow.common.delivery import DeliveryRoles
     from burrow.errors import PropsError
 
     stack = TerraformStack(App(), "roles")
-    props = DeliveryRolesProps(
-        repository="burrow-dev/burrow:ref:refs/heads/*",
-        name="burrow-qa",
-        environment="qa",
-        account_id="210987654321",
-        state_bucket="b",
-        state_prefix="qa",
-    )
+    props = {
+        "repository": "burrow-dev/burrow:ref:refs/heads/*",
+        "name": "burrow-qa",
+        "environment": "qa",
+        "account_id": "210987654321",
+        "state_bucket": "burrow-qa-tfstate",
+        "state_prefix": "qa",
+    }
     with pytest.raises(PropsError, match="roles/delivery: repository='burrow-dev/burrow:ref:refs/heads/\\*'"):
         DeliveryRoles(stack, "delivery", props)
+    assert stack.node.try_find_child("delivery") is None  # refused before it joined the tree

@@ -20,6 +20,8 @@ the load balancer.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from cdktf import TerraformIterator, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.acm_certificate import AcmCertificate, AcmCertificateOptions
@@ -30,8 +32,12 @@ from cdktf_cdktf_provider_aws.acm_certificate_validation import (
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.route53_record import Route53Record
+from pydantic import InstanceOf, model_validator
 
 from burrow.cluster.eks import EksCluster, irsa_trust
+from burrow.common.network import Network
+from burrow.names import Hostname, RegionName, ZoneId
+from burrow.props import Props, child_path, props_for
 from burrow.spi import EdgeAccess
 from constructs import Construct
 
@@ -167,28 +173,58 @@ def dns_policy(zone_id: str, names: list[str]) -> str:
     ]})
 
 
+class PublicEntryProps(Props):
+    """Props of `PublicEntry`. Required: `cluster`, `network`, `region`, `zone_id`, `zone_name`, `host`."""
+
+    #: The region's cluster: the controllers' roles trust its OIDC provider and carry its name.
+    cluster: InstanceOf[EksCluster]
+    #: The region's network: the load balancer controller may open ingress only on its VPC's security groups.
+    network: InstanceOf[Network]
+    #: The region (`eu-west-1`): the certificate also names `<region>.<host>`, this region's own name.
+    region: RegionName
+    #: The Route 53 zone holding `host` (usually the `<env>-global` stack's zone: a reference).
+    zone_id: ZoneId
+    #: The zone's name (`example.com`).
+    zone_name: Hostname
+    #: The public name clients use (`events.example.com`); it lies inside `zone_name`.
+    host: Hostname
+    #: An ACM certificate for `host` and `<region>.<host>`, validated by DNS. default: True
+    tls: bool = True
+    #: This region creates the DNS validation record of `host` itself. Every region's certificate
+    #: names `host`, and ACM asks for the same record for the same name in every region of an
+    #: account: one region (the primary, deployed first and destroyed last) owns it, so destroying
+    #: another region leaves the renewal record in place. default: True
+    owns_shared_validation: bool = True
+    #: The names besides `<region>.<host>` external-dns may write (the broker's). default: none
+    dns_names: tuple[Hostname, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_in_the_zone(self) -> PublicEntryProps:
+        outside = [name for name in (self.host, *self.dns_names) if not name.endswith(f".{self.zone_name}")]
+        if outside:
+            raise ValueError(f"{', '.join(outside)} not inside zone_name {self.zone_name!r}: ACM validates, and "
+                             f"external-dns writes, records of that zone only (names end in '.{self.zone_name}')")
+        return self
+
+
 class PublicEntry(Construct):
     """The certificate and the controllers' roles of one region's public producer.
 
-    Escape hatches: `certificate` (None without TLS), `load_balancer_role`, `dns_role`; `access`
-    is what the add-ons stack needs.
+    `props` is a `PublicEntryProps` or a mapping of its fields (validated here, so a mistake names
+    this construct's path). Escape hatches: `certificate` (None without TLS), `load_balancer_role`,
+    `dns_role`; `access` is what the add-ons stack needs.
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, cluster: EksCluster, region: str, vpc_id: str, zone_id: str,
-        zone_name: str, host: str, tls: bool = True, owns_shared_validation: bool = True,
-        dns_names: tuple[str, ...] = (),
-    ) -> None:
-        """`owns_shared_validation`: whether this region creates the DNS validation record of `host`
-        itself. Every region's certificate names `host`, and ACM asks for the same record for the
-        same name in every region of an account: one region (the primary, deployed first and
-        destroyed last) owns it, so destroying another region leaves the renewal record in place.
-        `dns_names`: the names besides `<region>.<host>` external-dns may write (the broker's)."""
+    def __init__(self, scope: Construct, id: str, props: PublicEntryProps | Mapping[str, Any]) -> None:
+        props = props_for(child_path(scope, id), PublicEntryProps, props)
         super().__init__(scope, id)
+        self.props = props
+        cluster, region, zone_id, host = props.cluster, props.region, props.zone_id, props.host
+        vpc_id = props.network.vpc.id
         name = cluster.name
         region_host = f"{region}.{host}"
         self.certificate = None
-        if tls:
+        if props.tls:
             self.certificate = AcmCertificate(
                 self, "certificate", domain_name=host, subject_alternative_names=[region_host],
                 validation_method="DNS", lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
@@ -204,7 +240,7 @@ class PublicEntry(Construct):
             # Keyed by the set's own domain names, not through tolist() (whose order Terraform cannot
             # know before the certificate exists): the form Terraform can plan on the first apply.
             options_of = self.certificate.fqn + ".domain_validation_options"
-            shared = "" if owns_shared_validation else f' if option.domain_name != "{host}"'
+            shared = "" if props.owns_shared_validation else f' if option.domain_name != "{host}"'
             records.add_override(
                 "for_each", "${{ for option in " + options_of + " : option.domain_name => option" + shared + " }}")
             # Every record the certificate needs, the shared one included (another region's), so the
@@ -223,9 +259,9 @@ class PublicEntry(Construct):
                       name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy(region, vpc_id)))
         dns_trust = irsa_trust(self, "dns-trust", cluster.oidc_provider.arn, cluster.issuer, DNS_SERVICE_ACCOUNT)
         self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
-        IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id, [region_host, *dns_names]))
+        IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id, [region_host, *props.dns_names]))
         self.access = EdgeAccess(
-            certificate_arn=validated.certificate_arn if tls else None,
+            certificate_arn=validated.certificate_arn if props.tls else None,
             cluster_name=name, region=region, vpc_id=vpc_id, load_balancer_role_arn=self.load_balancer_role.arn,
-            dns_role_arn=self.dns_role.arn, zone_id=zone_id, zone_name=zone_name, host=host, region_host=region_host,
+            dns_role_arn=self.dns_role.arn, zone_id=zone_id, zone_name=props.zone_name, host=host, region_host=region_host,
         )

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from pydantic import Field, field_validator
 
-from burrow.errors import PropsError
+from burrow.names import AccountId, Arn, BucketName
+from burrow.props import Props, child_path, props_for
 from constructs import Construct
 
 ISSUER = "token.actions.githubusercontent.com"
@@ -170,40 +173,49 @@ def deploy_policy(props: DeliveryRolesProps) -> str:
     )
 
 
-@dataclass(frozen=True)
-class DeliveryRolesProps:
-    """What the roles of one environment need to know."""
+#: The longest kind a role's name ends in (`-previews`): IAM allows role names of 64 characters.
+_LONGEST_SUFFIX = max(len(f"-{kind}") for kind in ROLE_KINDS)
+
+
+class DeliveryRolesProps(Props):
+    """Props of `DeliveryRoles`: what the roles of one environment need to know. Required: all but
+    `repositories` and `previews`."""
 
     #: The GitHub repository (`owner/name`) whose workflows may assume the roles.
     repository: str
-    #: Prefix of the roles' names (`burrow-<env>`).
-    name: str
+    #: Prefix of the roles' names (`burrow-<env>`): each role is `<name>-<kind>`, which IAM allows
+    #: up to 64 characters of letters, digits and `+=,.@_-`.
+    name: str = Field(pattern=rf"^[A-Za-z0-9+=,.@_-]{{1,{64 - _LONGEST_SUFFIX}}}$")
     #: The environment; its deploy jobs run in the GitHub environment of the same name.
-    environment: str
+    environment: str = Field(min_length=1, max_length=255, pattern=r"^[^:]+$")
     #: The environment's AWS account (the OIDC provider's).
-    account_id: str
-    #: The environment's state bucket and the folder of its state keys (`<env>`).
-    state_bucket: str
-    state_prefix: str
-    #: ARNs of the environment's ECR repositories (images and previews push there).
-    repositories: tuple[str, ...] = ()
+    account_id: AccountId
+    #: The environment's state bucket.
+    state_bucket: BucketName
+    #: The folder of the environment's state keys in `state_bucket` (`<env>`, `<env>/<region>`).
+    state_prefix: str = Field(pattern=r"^[^/*]+(/[^/*]+)*$")
+    #: ARNs of the environment's ECR repositories (images and previews push there). default: none
+    repositories: tuple[Arn, ...] = ()
     #: A role for pull-request previews hosted in this environment. default: none
     previews: bool = False
+
+    @field_validator("repository")
+    @classmethod
+    def _owner_slash_name(cls, repository: str) -> str:
+        if not REPOSITORY.fullmatch(repository):
+            raise ValueError("owner/name of the GitHub repository whose workflows assume the roles")
+        return repository
 
 
 class DeliveryRoles(Construct):
     """The deploy, plan and images roles of one environment, and its previews role when it hosts
-    previews. Escape hatch: `roles` (by kind: deploy, plan, images, previews)."""
+    previews. `props` is a `DeliveryRolesProps` or a mapping of its fields (validated here, so a
+    mistake names this construct's path). Escape hatch: `roles` (by kind: deploy, plan, images,
+    previews)."""
 
-    def __init__(self, scope: Construct, id: str, props: DeliveryRolesProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: DeliveryRolesProps | Mapping[str, Any]) -> None:
+        props = props_for(child_path(scope, id), DeliveryRolesProps, props)
         super().__init__(scope, id)
-        if not REPOSITORY.fullmatch(props.repository):
-            raise PropsError(
-                self.node.path,
-                "repository",
-                props.repository,
-                "owner/name of the GitHub repository whose workflows assume the roles",
-            )
         self.props = props
         self.provider_arn = f"arn:aws:iam::{props.account_id}:oidc-provider/{ISSUER}"
         state = f"arn:aws:s3:::{props.state_bucket}"

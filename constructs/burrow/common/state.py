@@ -5,8 +5,9 @@ readable and writable only by the roles that deploy and plan (`burrow.common.acc
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
@@ -31,8 +32,11 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
     S3BucketVersioningA,
     S3BucketVersioningVersioningConfiguration,
 )
+from pydantic import Field, model_validator
 
 from burrow.common.access import deny_to, deny_unless, restricted_key_policy, state_key_alias
+from burrow.names import BucketName
+from burrow.props import Props, child_path, props_for
 from constructs import Construct
 
 
@@ -179,27 +183,50 @@ class StateAccess:
                                      [*self.deployers, *self.planners, *self.previews])
 
 
+class StateStorageProps(Props):
+    """Props of `StateStorage`. Required: `bucket_name`."""
+
+    #: The bucket's name (S3's naming rules; names are global, so one per environment and account).
+    bucket_name: BucketName
+    #: Terraform refuses to destroy the bucket (it holds every stack's state). default: True
+    protect: bool = True
+    #: Days an old state version is kept before it expires (the current one never does). default: 90
+    noncurrent_days: int = Field(default=90, ge=1)
+    #: Who may use the bucket and its key: given, the bucket gets a customer-managed key of its own
+    #: and a policy admitting only these roles. default: none (the account's principals, as their IAM
+    #: policies allow, and the `aws/s3` key). A `StateAccess` or a mapping of its fields.
+    access: StateAccess | None = None
+
+    @model_validator(mode="after")
+    def _key_alias_fits(self) -> StateStorageProps:
+        if self.access is not None and "." in self.bucket_name:
+            raise ValueError(f"with access, the bucket's key is aliased {state_key_alias(self.bucket_name)!r}, and a "
+                             "KMS alias allows no '.': name the bucket without dots")
+        return self
+
+
 class StateStorage(PrivateBucket):
     """The state bucket: a `PrivateBucket` Terraform refuses to destroy, under a customer-managed
     key, that only `access` admits (none: the account's principals as their IAM policies allow, and
     the `aws/s3` key).
 
     Locking uses S3-native lock files (`use_lockfile`), so no DynamoDB table is needed.
-    Old state versions expire after `noncurrent_days` (the current one never does).
-    Escape hatches: `bucket`, `kms_key` (None without `access`).
+    `props` is a `StateStorageProps` or a mapping of its fields (validated here, so a mistake names
+    this construct's path). Escape hatches: `bucket`, `kms_key` (None without `access`).
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, bucket_name: str, protect: bool = True, noncurrent_days: int = 90,
-        access: StateAccess | None = None,
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, props: StateStorageProps | Mapping[str, Any]) -> None:
+        props = props_for(child_path(scope, id), StateStorageProps, props)
+        bucket_name, access = props.bucket_name, props.access
         key = None
         if access is not None:
             # The key is created in the same scope, before the bucket's constructs need its ARN.
             key = KmsKey(scope, f"{id}-key", description=f"Encrypts Terraform state in {bucket_name}",
                          enable_key_rotation=True, deletion_window_in_days=30, policy=access.key_policy())
             KmsAlias(scope, f"{id}-key-alias", name=state_key_alias(bucket_name), target_key_id=key.key_id)
-        super().__init__(scope, id, bucket_name=bucket_name, protect=protect, noncurrent_days=noncurrent_days,
-                         lifecycle_rule="expire-old-state-versions", kms_key_arn=key.arn if key else None,
+        super().__init__(scope, id, bucket_name=bucket_name, protect=props.protect,
+                         noncurrent_days=props.noncurrent_days, lifecycle_rule="expire-old-state-versions",
+                         kms_key_arn=key.arn if key else None,
                          statements=access.statements(bucket_name) if access else ())
+        self.props = props
         self.kms_key = key

@@ -64,10 +64,12 @@ from burrow.monitoring.settings import (  # noqa: F401 - importable here as befo
 )
 from burrow.props_errors import OneLineModel  # noqa: F401 - importable here as before
 from burrow.settings import (  # noqa: F401 - the library's settings types, importable here as before
+    AccountId,
     DnsLabel,
     Image,
     Model,
     Quantity,
+    RegionName,
     ResourceAmounts,
     Resources,
     Tier,
@@ -116,8 +118,6 @@ AWS_REGIONS = (
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
     "ap-southeast-4", "ap-southeast-5", "ap-southeast-7",
 )
-RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
-AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RoleArn = Annotated[str, StringConstraints(pattern=r"^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
 
 

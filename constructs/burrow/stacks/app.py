@@ -9,12 +9,11 @@ from burrow.addons.external_secrets import external_secret
 from burrow.addons.karpenter import workload_node_selector
 from burrow.app.broker_users import ROLES, secret_key
 from burrow.app.federation import BrokerFederation, FederationUpstream
-from burrow.app.ingress import PublicIngress, load_balancer_policy, producer_ingress
+from burrow.app.ingress import PublicIngress
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import RabbitMqBroker, RabbitMqBrokerProps
 from burrow.app.worker import QueueWorker
 from burrow.config.schema import ConsumerConfig, EnvironmentConfig, NamespaceQuota, ProducerConfig, Tier
-from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import KubernetesObjects
 from burrow.monitoring.dashboard import dashboard
@@ -128,16 +127,12 @@ class AppLayer(BurrowStack):
     def _ingress(self, env: EnvironmentConfig) -> PublicIngress:
         """The producer's public Ingress, and the policy letting the load balancer reach its pods."""
         assert self.cluster.edge is not None
-        producer = self.producer
-        labels = k8s.selector_for(producer.labels)
-        return PublicIngress(
-            self, "ingress", namespace=env.namespace,
-            objects=[producer_ingress(producer.name, env.namespace, producer.name, producer.props.port, self.cluster.edge,
-                                      env.ingress),
-                     load_balancer_policy(f"{producer.name}-from-load-balancer", env.namespace, labels,
-                                          env.network.public_subnet_cidrs, "http")],
-            depends_on=[self.namespace.resource],
-        )
+        ingress = env.ingress
+        return PublicIngress(self, "ingress", {
+            "namespace": self.namespace, "producer": self.producer, "edge": self.cluster.edge,
+            "load_balancer_cidrs": env.network.public_subnet_cidrs, "tls": ingress.tls,
+            "ssl_policy": ingress.ssl_policy, "allowed_cidrs": ingress.allowed_cidrs,
+        })
 
     def _monitoring(self, env: EnvironmentConfig) -> KubernetesObjects:
         """The stack's dashboard and, when a receiver is configured, where its alerts go."""

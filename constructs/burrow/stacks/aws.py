@@ -27,7 +27,7 @@ from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
 from burrow.common.access import role_arns, root
 from burrow.common.backups import BackupStorage
-from burrow.common.delivery import DeliveryRoles, DeliveryRolesProps
+from burrow.common.delivery import DeliveryRoles
 from burrow.common.network import Network
 from burrow.common.peering import RegionPeering
 from burrow.common.registry import ContainerRegistry
@@ -183,9 +183,10 @@ class CommonLayer(AwsStack):
             previews=tuple(role_arns(env.aws.account_id, [preview])) if previews else (),
             previews_prefix=f"{env.name}/previews/", previews_read=(f"{env.name}/cluster.tfstate",) if previews else (),
         )
-        self.state = StateStorage(self, "state", bucket_name=env.state.bucket, access=access) if env.is_primary else None
+        self.state = StateStorage(self, "state", {"bucket_name": env.state.bucket, "access": access}) if env.is_primary else None
         self.registries = {
-            image: ContainerRegistry(self, f"registry-{image}", name=f"burrow/{image}", keep_images=env.registry.keep_images)
+            image: ContainerRegistry(self, f"registry-{image}", {"name": f"burrow/{image}",
+                                                                   "keep_images": env.registry.keep_images})
             for image in IMAGES
         } if env.is_primary and env.registry.create else {}
         self.network = Network(
@@ -199,28 +200,28 @@ class CommonLayer(AwsStack):
         )
         self.backups = None
         if env.backups.enabled:
-            self.backups = BackupStorage(self, "backups", env_name=env.stack_prefix, account_id=env.aws.account_id,
-                                         retention_days=env.backups.longest_retention_days,
-                                         writers=role_arns(env.aws.account_id, [velero_role_name(cluster_name(env))]),
-                                         managers=deployers)
+            self.backups = BackupStorage(self, "backups", {
+                "env_name": env.stack_prefix, "account_id": env.aws.account_id,
+                "retention_days": env.backups.longest_retention_days,
+                "writers": role_arns(env.aws.account_id, [velero_role_name(cluster_name(env))]), "managers": deployers})
             TerraformOutput(self, "backup-bucket", value=self.backups.storage.bucket.bucket)
         for image, registry in self.registries.items():
             TerraformOutput(self, f"{image}-repository-url", value=registry.url)
         self.delivery = None
         if env.is_primary and env.aws.github_repository:
             assert env.aws.account_id is not None and env.state.bucket is not None  # EKS environments (schema)
-            self.delivery = DeliveryRoles(self, "delivery", DeliveryRolesProps(
-                repository=env.aws.github_repository, name=cluster_name(env), environment=env.name,
-                account_id=env.aws.account_id, state_bucket=env.state.bucket, state_prefix=env.state_prefix,
-                repositories=tuple(registry.repository.arn for registry in self.registries.values()),
-                previews=env.previews.enabled))
+            self.delivery = DeliveryRoles(self, "delivery", {
+                "repository": env.aws.github_repository, "name": cluster_name(env), "environment": env.name,
+                "account_id": env.aws.account_id, "state_bucket": env.state.bucket, "state_prefix": env.state_prefix,
+                "repositories": [registry.repository.arn for registry in self.registries.values()],
+                "previews": env.previews.enabled})
             for kind, role in self.delivery.roles.items():
                 TerraformOutput(self, f"{kind}-role-arn", value=role.arn)
         self.peerings = [
-            RegionPeering(self, f"peering-{peer.env.aws.region}", name=cluster_name(env), network=self.network,
-                          cidr=env.network.vpc_cidr, peer=peer.network, peer_cidr=peer.env.network.vpc_cidr,
-                          peer_region=peer.env.aws.region,
-                          peer_provider=self.provider_in(peer.env.aws.region, alias=peer.env.aws.region))
+            RegionPeering(self, f"peering-{peer.env.aws.region}", {
+                "name": cluster_name(env), "network": self.network, "cidr": env.network.vpc_cidr, "peer": peer.network,
+                "peer_cidr": peer.env.network.vpc_cidr, "peer_region": peer.env.aws.region,
+                "peer_provider": self.provider_in(peer.env.aws.region, alias=peer.env.aws.region)})
             for peer in peers
         ]
 
@@ -277,10 +278,11 @@ class ClusterLayer(AwsStack):
         self.edge = None
         if zone is not None:
             assert env.ingress.host is not None  # required when ingress is enabled (schema)
-            self.edge = PublicEntry(self, "edge", cluster=self.eks, region=env.aws.region, vpc_id=network.vpc.id,
-                                    zone_id=zone[0], zone_name=zone[1], host=env.ingress.host, tls=env.ingress.tls,
-                                    owns_shared_validation=env.is_primary,
-                                    dns_names=(broker_host(env, env.aws.region),) if env.federation_peers else ())
+            self.edge = PublicEntry(self, "edge", {
+                "cluster": self.eks, "network": network, "region": env.aws.region, "zone_id": zone[0],
+                "zone_name": zone[1], "host": env.ingress.host, "tls": env.ingress.tls,
+                "owns_shared_validation": env.is_primary,
+                "dns_names": [broker_host(env, env.aws.region)] if env.federation_peers else []})
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
         # Previews of pull requests read these three from this stack's state (burrow.previews).
