@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import UTC, datetime
 
 import pytest
 import yaml
-from cdktf import App
+from cdktf import App, TerraformStack
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from burrow.config.loader import load_environments
@@ -85,13 +86,21 @@ def test_the_preview_is_small(preview):
 
 def test_broker_credentials_are_generated_in_the_cluster_once(preview):
     [generator] = objects(preview, "Password")
-    [secret] = objects(preview, "ExternalSecret")
+    cookie, logins = sorted(objects(preview, "ExternalSecret"), key=lambda o: o["metadata"]["name"])
     assert generator["spec"]["symbols"] == 0 and generator["spec"]["length"] == 32
-    assert secret["spec"]["refreshInterval"] == "0"  # generated once: the broker's password never changes under it
-    targets = [d["rewrite"][0]["regexp"]["target"] for d in secret["spec"]["dataFrom"]]
-    assert targets == ["password", "erlang_cookie", "producer_password", "consumer_password", "monitoring_password"]
-    assert all(d["sourceRef"]["generatorRef"]["name"] == generator["metadata"]["name"] for d in secret["spec"]["dataFrom"])
-    assert secret["spec"]["target"]["name"] == "rabbitmq-auth"
+    for secret in (cookie, logins):  # generated once: a broker's password never changes under it
+        assert secret["spec"]["refreshInterval"] == "0"
+        assert all(d["sourceRef"]["generatorRef"]["name"] == generator["metadata"]["name"]
+                   for d in secret["spec"]["dataFrom"])
+    targets = [[d["rewrite"][0]["regexp"]["target"] for d in s["spec"]["dataFrom"]] for s in (cookie, logins)]
+    assert targets == [["erlang_cookie"],
+                       ["password", "producer_password", "consumer_password", "monitoring_password"]]
+    assert cookie["spec"]["target"]["name"] == "rabbitmq-auth"
+    assert re.fullmatch(r"rabbitmq-logins-[0-9a-f]{8}", logins["spec"]["target"]["name"])
+
+
+def logins_secret(preview) -> dict:
+    return next(o for o in objects(preview, "ExternalSecret") if o["metadata"]["name"].startswith("rabbitmq-logins-"))
 
 
 def test_the_previews_services_log_in_as_their_own_users_not_the_administrator(preview):
@@ -101,7 +110,8 @@ def test_the_previews_services_log_in_as_their_own_users_not_the_administrator(p
     from burrow.app.broker_users import broker_definitions
     from burrow.config.loader import load_environment
 
-    [secret] = objects(preview, "ExternalSecret")
+    secret = logins_secret(preview)
+    name = secret["spec"]["target"]["name"]
     data = secret["spec"]["target"]["template"]["data"]
     fields = {role: "{{ ." + role + "_password }}" for role in ("producer", "consumer", "monitoring")}
     messaging = load_environment("qa", ROOT / "environments").messaging
@@ -110,7 +120,8 @@ def test_the_previews_services_log_in_as_their_own_users_not_the_administrator(p
     rabbitmq = next(r for r in preview[0]["resource"]["helm_release"].values() if r["name"] == "rabbitmq")
     for doc in rabbitmq["values"]:
         values.update(yaml.safe_load(terraform_unescape(doc)))
-    assert values["loadDefinition"]["existingSecret"] == secret["spec"]["target"]["name"]
+    assert values["loadDefinition"]["existingSecret"] == values["auth"]["existingPasswordSecret"] == name
+    assert values["auth"]["existingErlangSecret"] == "rabbitmq-auth"
     read = {}
     for deployment in objects(preview, "Deployment"):
         [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -119,13 +130,33 @@ def test_the_previews_services_log_in_as_their_own_users_not_the_administrator(p
         read[deployment["metadata"]["name"]] = {(ref["name"], ref["key"]) for ref in refs}
         assert env["RABBITMQ_TOPOLOGY"]["value"] == "passive"
     assert read == {
-        role: {("rabbitmq-auth", f"{role}-rabbitmq-username"), ("rabbitmq-auth", f"{role}-rabbitmq-password")}
+        role: {(name, f"{role}-rabbitmq-username"), (name, f"{role}-rabbitmq-password")}
         for role in ("producer", "consumer")
     }
     assert data["producer-rabbitmq-username"] == "burrow-producer"
     assert data["consumer-rabbitmq-password"] == "{{ .consumer_password }}"
 
 
+def test_a_changed_login_template_is_a_new_secret_and_an_unchanged_one_keeps_its_name(tmp_path):
+    """External Secrets renders a generated Secret once (`refreshInterval: 0`) and never re-renders it
+    when the template changes: a preview updated with other definitions (here another work queue)
+    must get a Secret of another name, or its broker would boot without them. The same template
+    keeps the name, so an update that changes nothing rolls nothing."""
+    from burrow import AppNamespace, KubeconfigCluster, RabbitMqBroker
+
+    def logins_name(queue: str) -> str:
+        app = App(outdir=str(tmp_path / queue))
+        stack = TerraformStack(app, "team")
+        KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
+        namespace = AppNamespace(stack, "ns", {"name": "orders"})
+        broker = RabbitMqBroker(stack, "mq", namespace=namespace, props={
+            "image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "generate_credentials_in_cluster": True,
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+            "keda_namespace": None, "messaging": {"queue": queue}})
+        return broker.login_secret
+
+    assert logins_name("orders.work") == logins_name("orders.work")
+    assert logins_name("orders.work") != logins_name("orders.other")
 def peers(policy: dict) -> list[dict]:
     rules = policy["spec"].get("ingress", []) + policy["spec"].get("egress", [])
     return [peer for rule in rules for peer in rule.get("from", []) + rule.get("to", [])]

@@ -7,14 +7,16 @@ load their users, permissions and the services' topology from definitions at boo
 Secrets are built by External Secrets from secrets in AWS Secrets Manager, so the values never
 pass through Terraform; without it, Terraform generates them (`random_password`) and they live in
 its state. With `generate_credentials_in_cluster` (previews) External Secrets generates every
-password in the cluster, once, into the chart's Secret: the administrator's, the Erlang cookie,
-each role's login and the definitions (one ExternalSecret fills one Secret, so the clients read
-their own role's keys of it; none is given the administrator's). The synthesized JSON and the
-values files only ever hold references.
+password in the cluster, once: the Erlang cookie into a Secret of its own, and the administrator's
+password, each role's login and the definitions into a logins Secret named after its template
+(`login_secret`; one ExternalSecret fills one Secret, so the clients read their own role's keys of
+it; none is given the administrator's). The synthesized JSON and the values files only ever hold
+references.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -417,9 +419,15 @@ class RabbitMqBroker(DeliversObjects, Construct):
                        self._definitions_object()]
         else:
             generator = f"{self.props.release_name}-password"
-            fields, template = self._in_cluster_template()
-            objects = [password_generator(generator, self.namespace),
-                       generated_secret(self.secret_name, self.namespace, generator, fields, template)]
+            objects = [password_generator(generator, self.namespace)]
+            if self.users_by_role:  # the Erlang cookie on its own, stable; the logins named after their template
+                objects += [generated_secret(self.secret_name, self.namespace, generator, ("erlang_cookie",),
+                                             {ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}),
+                            generated_secret(self.login_secret, self.namespace, generator, *self._in_cluster_logins())]
+            else:
+                template = {**self._secret_data("{{ .password }}"), ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+                objects.append(generated_secret(self.secret_name, self.namespace, generator,
+                                                ("password", "erlang_cookie"), template))
         self.credentials = KubernetesObjects(
             self,
             "credentials",
@@ -428,20 +436,29 @@ class RabbitMqBroker(DeliversObjects, Construct):
         )
         return self.credentials.release
 
-    def _in_cluster_template(self) -> tuple[tuple[str, ...], dict[str, str]]:
-        """The generated fields and the Secret's template when External Secrets generates every
-        password in the cluster: one login for every client, or (`users_by_role`) each role's login
-        under keys prefixed with the role, and the definitions the broker loads them from."""
-        if not self.users_by_role:
-            return ("password", "erlang_cookie"), {**self._secret_data("{{ .password }}"),
-                                                   ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}"}
+    def _in_cluster_logins(self) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The generated fields and the template of the logins Secret when External Secrets generates
+        the passwords in the cluster (`users_by_role`): the administrator's password, each role's
+        login under keys prefixed with the role, and the definitions the broker loads them from."""
         passwords = {role: "{{ ." + users.password_field(role) + " }}" for role in users.ROLES}
         definitions = users.broker_definitions(self.props.username, "{{ .password }}", passwords, self.props.messaging)
-        template = {PASSWORD_KEY: "{{ .password }}", ERLANG_COOKIE_KEY: "{{ .erlang_cookie }}",
-                    fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}
+        template = {PASSWORD_KEY: "{{ .password }}", fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}
         for role in CLIENT_ROLES:
             template.update({f"{role}-{key}": value for key, value in self._user_data(role, passwords[role]).items()})
-        return ("password", "erlang_cookie", *(users.password_field(role) for role in users.ROLES)), template
+        return ("password", *(users.password_field(role) for role in users.ROLES)), template
+
+    @property
+    def login_secret(self) -> str:
+        """The Secret with the administrator's password and the definitions (the chart's), and with
+        each role's login when External Secrets generates them in the cluster. That Secret is named
+        after a digest of its template: External Secrets renders a generated Secret once and never
+        again (`refreshInterval: 0`), so a changed template (a new user, another queue) must be a
+        new Secret, which the broker and the services then roll onto, rather than an old Secret
+        without the keys they now read."""
+        if not (self.users_by_role and self.props.generate_credentials_in_cluster):
+            return self.secret_name
+        template = json.dumps(self._in_cluster_logins(), sort_keys=True)
+        return f"{self.props.release_name}-logins-{hashlib.sha256(template.encode()).hexdigest()[:8]}"
 
     def policy_facts(self) -> PolicyFacts:
         """What the guardrails check: the values the chart renders with (escape-hatch edits included)."""
@@ -527,7 +544,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
         the broker's one user."""
         secret, prefix = self.user_secret(role) if self.users_by_role else self.secret_name, ""
         if self.users_by_role and self.props.generate_credentials_in_cluster:
-            secret, prefix = self.secret_name, f"{role}-"  # one generated Secret, each role's own keys
+            secret, prefix = self.login_secret, f"{role}-"  # one generated Secret, each role's own keys
         return [EnvFromSecret(username_var, secret, prefix + USERNAME_KEY),
                 EnvFromSecret(password_var, secret, prefix + PASSWORD_KEY)]
 
@@ -546,7 +563,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             persistence["storageClass"] = props.persistence.storage_class
         auth: dict[str, Any] = {
             "username": props.username,
-            "existingPasswordSecret": self.secret_name,
+            "existingPasswordSecret": self.login_secret,
             "existingErlangSecret": self.secret_name,
         }
         if props.tls:
@@ -578,7 +595,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             values["podAnnotations"] = {"burrow.dev/tenants": ",".join(sorted(self.tenants))}
         if self.users_by_role:
             in_cluster = self.props.generate_credentials_in_cluster  # the definitions are in the generated Secret
-            values.update(users.chart_values(self.secret_name if in_cluster else users.DEFINITIONS_SECRET))
+            values.update(users.chart_values(self.login_secret if in_cluster else users.DEFINITIONS_SECRET))
         if props.federation is not None:
             sidecar = fed.keeper_sidecar(props.federation, props.messaging, props.image.reference, props.release_name,
                                          SIDECAR_SECURITY)
