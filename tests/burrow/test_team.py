@@ -237,6 +237,11 @@ AWS = {"credentials_key": "k", "user_keys": {"producer": "p", "consumer": "c", "
         ({}, {"name": "Orders"}, "platform/orders: name='Orders' is invalid: String should match pattern"),
         ({}, {"groups": []}, "platform/orders: groups=[] is invalid: Tuple should have at least 1 item"),
         ({}, {"groups": ["ok", "no spaces"]}, "platform/orders: groups.1='no spaces' is invalid: String should match"),
+        ({}, {"groups": ["system:authenticated"]},
+         "platform/orders: groups.0='system:authenticated' is invalid: a group of the team's people, not one of "
+         "Kubernetes' own system: groups"),
+        ({}, {"groups": ["system:serviceaccounts"]},
+         "platform/orders: groups.0='system:serviceaccounts' is invalid: a group of the team's people"),
         (
             {},
             {"quota": {"pods": 0}},

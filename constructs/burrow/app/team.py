@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from cdktf import ITerraformDependable
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from burrow.app.namespace import AppNamespace, AppNamespaceProps, fits_its_release_name
 from burrow.app.rabbitmq import BrokerTenant, RabbitMqBroker
@@ -64,6 +64,14 @@ DEVELOPER_RULES: list[dict[str, Any]] = [
 GROUP = r"^[A-Za-z0-9][-A-Za-z0-9_.:@/]{0,252}$"
 
 
+def not_a_system_group(group: str) -> str:
+    """Kubernetes' own `system:` groups (every authenticated identity, every service account) are
+    refused: binding a team's Role to one would give it to the whole cluster."""
+    if group.startswith("system:"):
+        raise ValueError("a group of the team's people, not one of Kubernetes' own system: groups")
+    return group
+
+
 class TeamProps(Props):
     """Props of `Team`. Required: `name` and `groups`."""
 
@@ -72,7 +80,7 @@ class TeamProps(Props):
     name: str = Field(pattern=NAMESPACE_NAME)
     #: The Kubernetes groups of the team's people, bound to the team's Role in its namespace
     #: (`DEVELOPER_RULES`: read, delete pods, port-forward; no Secrets, no exec).
-    groups: tuple[Annotated[str, Field(pattern=GROUP)], ...] = Field(min_length=1)
+    groups: tuple[Annotated[str, Field(pattern=GROUP), AfterValidator(not_a_system_group)], ...] = Field(min_length=1)
     #: The namespace's ResourceQuota and the LimitRange defaulting every container. default:
     #: `NamespaceQuota()` (2 CPUs and 4Gi requested, 4 CPUs and 8Gi limits, 20 pods, no volumes)
     quota: NamespaceQuota = NamespaceQuota()
