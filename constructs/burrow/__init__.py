@@ -29,6 +29,7 @@ _EXPORTS = {
     "BrokerTenant": "burrow.app.rabbitmq",
     "Team": "burrow.app.team",
     "TeamProps": "burrow.app.team",
+    "TenantLimits": "burrow.app.team",
     "QueueWorker": "burrow.app.worker",
     "QueueWorkerProps": "burrow.app.worker",
     "QueueBinding": "burrow.app.worker",

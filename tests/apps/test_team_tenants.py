@@ -22,7 +22,7 @@ import pytest
 from tests.apps.conftest import carry_one_message
 from tests.support.broker import refused, vhost_refused
 from tests.support.rabbitmq_node import RabbitMqNode
-from tests.support.team import TEAMS, tenant_stack
+from tests.support.team import LIMITS, TEAMS, tenant_stack
 
 pytestmark = pytest.mark.broker
 
@@ -154,3 +154,32 @@ def test_a_teams_workers_carry_messages_as_the_team_with_the_environment_the_sta
     env = team_broker.worker_env("billing")
     assert env["RABBITMQ_VHOST"] == "billing" and env["RABBITMQ_TOPOLOGY"] == "declare"
     carry_one_message(env, env, tmp_path)
+
+
+def test_a_team_holds_no_more_queues_or_connections_than_its_limits(team_broker):
+    """The virtual host's limits come from the definitions the stack writes: one queue past
+    `max_queues` is refused (406), and one connection past `max_connections` (530); the team's own
+    name, not Burrow's services, pays for what it takes on the shared broker."""
+    limits = LIMITS["orders"]
+    login = team_broker.team("orders")
+    with team_broker.connect(login, "orders") as conn:
+        channel = conn.channel()
+        names = [f"limits.{index}" for index in range(limits["max_queues"])]
+        for name in names:
+            channel.queue_declare(name, durable=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused_queue:
+            channel.queue_declare("limits.one-too-many", durable=True)
+        assert refused_queue.value.reply_code == 406 and "queue limit" in str(refused_queue.value)
+        channel = conn.channel()
+        for name in names:
+            channel.queue_delete(name)
+    opened = [team_broker.connect(login, "orders") for _ in range(limits["max_connections"])]
+    try:
+        with pytest.raises(pika.exceptions.AMQPConnectionError) as refused_connection:
+            team_broker.connect(login, "orders")
+        assert "connection limit" in str(refused_connection.value)
+    finally:
+        for conn in opened:
+            conn.close()
+    with team_broker.connect(login, "orders"):  # below the limit again once they are closed
+        pass

@@ -134,9 +134,11 @@ def test_the_broker_loads_each_teams_user_and_virtual_host_from_the_definitions_
     }
     [monitoring] = [u["password"] for u in definitions["users"] if u["name"] == "burrow-monitoring"]
     admin = found[("messaging", "rabbitmq-auth")]["data"]["rabbitmq-password"]
+    limits = {"orders": {"max-connections": 4, "max-queues": 3}, "billing": {"max-connections": 100, "max-queues": 100}}
     assert definitions == broker_definitions(
-        "burrow", admin, {**roles, "monitoring": monitoring}, MessagingConfig(), tenants=passwords
+        "burrow", admin, {**roles, "monitoring": monitoring}, MessagingConfig(), tenants=passwords, tenant_limits=limits
     )
+    assert {p["vhost"]: p["value"] for p in definitions["parameters"] if p["component"] == "vhost-limits"} == limits
     assert {v["name"] for v in definitions["vhosts"]} == {"/", *TEAMS}
     team_rights = {(p["user"], p["vhost"]) for p in definitions["permissions"] if p["user"].startswith("team-")}
     assert team_rights == {(f"team-{name}", name) for name in TEAMS}

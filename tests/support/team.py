@@ -67,6 +67,8 @@ def team_stack(outdir: Path, tier: Tier | None, default_deny: bool = True) -> tu
 
 #: The two teams of `tenant_stack`, each with one worker on queues of its own.
 TEAMS = {"orders": ("orders", "orders.intake", "intake"), "billing": ("billing", "billing.invoices", "invoice")}
+#: The virtual host limits each team asks for (billing takes the default `TenantLimits()`).
+LIMITS = {"orders": {"max_queues": 3, "max_connections": 4}}
 
 
 def tenant_stack(outdir: Path, credentials_key: str | None = None) -> dict:
@@ -88,7 +90,8 @@ def tenant_stack(outdir: Path, credentials_key: str | None = None) -> dict:
         "image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "resources": SIZE, **secrets})
     for name, (exchange, queue, key) in TEAMS.items():
         team = Team(stack, name, {"name": name, "groups": [f"{name}-developers"],
-                                  "password_key": f"teams/{name}" if credentials_key else None}, broker=broker)
+                                  "password_key": f"teams/{name}" if credentials_key else None,
+                                  **({"broker_limits": LIMITS[name]} if name in LIMITS else {})}, broker=broker)
         team.worker(f"{name}-worker", {"image": {"registry": "ghcr.io", "repository": f"{name}/worker", "tag": "1"},
                                         "resources": SIZE,
                                         "messaging": {"exchange": exchange, "queue": queue, "routing_key": key}})

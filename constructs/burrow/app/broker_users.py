@@ -81,13 +81,21 @@ def tenant_field(tenant: str) -> str:
     return "tenant_" + tenant.replace("-", "_")
 
 
-def tenant_definitions(admin: str, tenants: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+def tenant_definitions(
+    admin: str, tenants: Mapping[str, str], limits: Mapping[str, Mapping[str, int]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Each tenant's virtual host, its user (`tenants`: name -> password or template) with every right
     there, and the administrator's and the monitoring user's permissions there (the monitoring user's
-    only lets KEDA ask for a queue's depth, as on `/`)."""
+    only lets KEDA ask for a queue's depth, as on `/`); `limits` (name -> `max-connections`,
+    `max-queues`) become each virtual host's limits, so one team cannot take the shared broker's
+    memory (whose alarm blocks every publisher, Burrow's included) with queues or connections."""
     everything = {"configure": ".*", "write": ".*", "read": ".*"}
     nothing = {"configure": NOTHING, "write": NOTHING, "read": NOTHING}
+    limits = limits or {}
+    parameters = [{"vhost": tenant_vhost(name), "component": "vhost-limits", "name": "limits", "value": dict(limits[name])}
+                  for name in tenants if limits.get(name)]
     return {
+        **({"parameters": parameters} if parameters else {}),
         "users": [{"name": tenant_user(name), "password": password, "tags": ""} for name, password in tenants.items()],
         "vhosts": [{"name": tenant_vhost(name)} for name in tenants],
         "permissions": [
@@ -173,10 +181,12 @@ def broker_definitions(
     federation_password: str = "",
     host_of: Callable[[fed.FederationUpstream], str] | None = None,
     tenants: Mapping[str, str] | None = None,
+    tenant_limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Everything a broker loads at boot: its users and their permissions, the virtual host, the
     topology, federated, the upstreams and policy (`host_of`: see `federation_definitions`) and the
-    tenants' virtual hosts and users (`tenants`: name -> password, see `tenant_definitions`).
+    tenants' virtual hosts, users and limits (`tenants`: name -> password, `tenant_limits`: see
+    `tenant_definitions`).
     Passwords are the values, or the External Secrets templates that become them."""
     users = [
         {"name": admin, "password": admin_password, "tags": "administrator"},
@@ -200,8 +210,8 @@ def broker_definitions(
         definitions["users"].append(links["user"])
         definitions["permissions"].append(links["permissions"])
         definitions.update(parameters=links["parameters"], policies=links["policies"])
-    for kind, entries in tenant_definitions(admin, tenants or {}).items():
-        definitions[kind] += entries
+    for kind, entries in tenant_definitions(admin, tenants or {}, tenant_limits).items():
+        definitions[kind] = definitions.get(kind, []) + entries
     return definitions
 
 
@@ -213,6 +223,7 @@ def definitions_secret(
     user_keys: Mapping[Role, str],
     federation: fed.BrokerFederation | None,
     tenant_keys: Mapping[str, str] | None = None,
+    tenant_limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> k8s.K8sObject:
     """The ExternalSecret that renders the definitions into the Secret the chart loads them from.
     Every password comes from this region's store (each role's and tenant's secret's `password`
@@ -229,6 +240,7 @@ def definitions_secret(
         federation,
         "{{ ." + password_field("federation") + " }}",
         tenants=tenants,
+        tenant_limits=tenant_limits,
     )
     renamed = dict(user_keys)
     if federation is not None:

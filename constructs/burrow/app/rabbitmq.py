@@ -272,7 +272,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
         return [to_yaml(doc) for doc in (*self.props.values, self.chart_values())]
 
     def add_tenant(self, scope: Construct, *, name: str, namespace: AppNamespace,
-                   password_key: str | None = None) -> BrokerTenant:
+                   password_key: str | None = None, limits: Mapping[str, int] | None = None) -> BrokerTenant:
         """A user of its own for a team (`scope`, whose path errors name), with every right on a virtual
         host of its own, `name`; its login lands in `namespace`, for the team's `QueueWorker`s.
 
@@ -280,10 +280,12 @@ class RabbitMqBroker(DeliversObjects, Construct):
         pods roll, one at a time, to load them). Its password is generated as the broker's role users'
         are: with `credentials_key`, by Secrets Manager (`password_key`, a secret with a field
         `password` that the broker's and the team's namespaces may read) and never in Terraform's
-        state; without, by Terraform, in this broker's stack."""
+        state; without, by Terraform, in this broker's stack. `limits`: the virtual host's limits
+        (`max-connections`, `max-queues`). default: none"""
         self.check_tenant(scope.node.path, scope, name, password_key)
         tenant = BrokerTenant(scope, "broker-user", broker=self, name=name, namespace=namespace,
                               password_key=password_key)
+        tenant.limits = dict(limits or {})
         self.tenants[name] = tenant
         if self.props.credentials_key:
             self.credentials.objects = tuple(
@@ -380,14 +382,18 @@ class RabbitMqBroker(DeliversObjects, Construct):
         admin_password, logins = self._logins
         tenants = {name: tenant.generated_password for name, tenant in self.tenants.items()}
         definitions = users.broker_definitions(self.props.username, admin_password, logins, self.props.messaging,
-                                               tenants=tenants)
+                                               tenants=tenants, tenant_limits=self._tenant_limits())
         return {fed.DEFINITIONS_FILE: json.dumps(definitions, indent=1)}
 
     def _definitions_object(self) -> k8s.K8sObject:
         """The ExternalSecret rendering the definitions from Secrets Manager (tenants' passwords included)."""
         return users.definitions_secret(self.namespace, self.props.username, self.props.messaging,
                                         self.props.credentials_key or "", self.props.user_keys, self.props.federation,
-                                        {name: tenant.password_key or "" for name, tenant in self.tenants.items()})
+                                        {name: tenant.password_key or "" for name, tenant in self.tenants.items()},
+                                        self._tenant_limits())
+
+    def _tenant_limits(self) -> dict[str, dict[str, int]]:
+        return {name: dict(tenant.limits) for name, tenant in self.tenants.items()}
 
     def _scaler_secret(self, username: str, password: str, namespace: AppNamespace) -> None:
         """KEDA reads Secrets in its own namespace only: the AMQP URI there, and the
@@ -634,6 +640,8 @@ class BrokerTenant(Construct):
         self.username = users.tenant_user(name)
         self.namespace = namespace.name
         self.password_key = password_key
+        #: The virtual host's limits (`max-connections`, `max-queues`), set by `add_tenant`.
+        self.limits: dict[str, int] = {}
         self.secret_name = f"{broker.props.release_name}-login"
         metadata = SecretV1Metadata(name=self.secret_name, namespace=self.namespace, labels=dict(MANAGED_BY))
         self.generated_password: str | None = None

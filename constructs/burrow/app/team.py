@@ -72,6 +72,21 @@ def not_a_system_group(group: str) -> str:
     return group
 
 
+class TenantLimits(Props):
+    """What a team may hold on a shared broker: its virtual host's limits. A broker's memory and disk
+    alarms block publishers on every virtual host, so one team's runaway queues or connections
+    would stop every other team's and Burrow's own publishing; the limits keep that within bounds."""
+
+    #: Connections open at once on the team's virtual host. default: 100
+    max_connections: int = Field(default=100, ge=1, le=100_000)
+    #: Queues on the team's virtual host. default: 100
+    max_queues: int = Field(default=100, ge=1, le=100_000)
+
+    def vhost_limits(self) -> dict[str, int]:
+        """As RabbitMQ names them (`rabbitmqctl set_vhost_limits`)."""
+        return {"max-connections": self.max_connections, "max-queues": self.max_queues}
+
+
 class TeamProps(Props):
     """Props of `Team`. Required: `name` and `groups`."""
 
@@ -91,6 +106,9 @@ class TeamProps(Props):
     #: `GeneratedCredentials` generates it and lets the broker's and the team's namespaces read it.
     #: default: none (the broker's passwords are Terraform's, and so is the team's)
     password_key: str | None = Field(default=None, min_length=1)
+    #: The team's virtual host's limits on the broker. default: `TenantLimits()` (100 connections,
+    #: 100 queues)
+    broker_limits: TenantLimits = TenantLimits()
 
     @field_validator("name")
     @classmethod
@@ -149,7 +167,8 @@ class Team(Construct):
             depends_on=[self.namespace.resource],
         )
         self.tenant: BrokerTenant = broker.add_tenant(
-            self, name=props.name, namespace=self.namespace, password_key=props.password_key
+            self, name=props.name, namespace=self.namespace, password_key=props.password_key,
+            limits=props.broker_limits.vhost_limits(),
         )
 
     def worker(
