@@ -23,6 +23,10 @@ Hostname = Annotated[
     str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
 ]
 
+#: An EKS cluster's name (EKS's rule): letters, digits, `-` and `_`, starting with a letter or digit,
+#: up to 100 characters.
+EksClusterName = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$")]
+
 _ARN = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z-]*)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

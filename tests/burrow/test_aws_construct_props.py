@@ -1,5 +1,5 @@
 """One props style for the AWS constructs and the public Ingress: `ContainerRegistry`, `StateStorage`,
-`BackupStorage`, `RegionPeering`, `DeliveryRoles`, `PublicEntry` and `PublicIngress` take
+`BackupStorage`, `RegionPeering`, `DeliveryRoles`, `Network`, `EksCluster`, `PublicEntry` and `PublicIngress` take
 `(scope, id, props)` with a frozen `*Props` model or a mapping of its fields (object references
 included); a bad prop is one line naming the construct path, the field, the value and what is allowed,
 raised before the construct joins the tree and before Terraform or AWS could notice."""
@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from tests.support.services import ROOT
 from tests.support.team import team_stack
 
 ACCOUNT = "210987654321"
@@ -43,34 +42,19 @@ class Aws:
         self._made: dict = {}
 
     def network(self, id: str = "network", cidr: str = "10.0.0.0/16"):
-        from burrow import Network, NetworkConfig
+        from burrow import Network
 
         if id not in self._made:
             self._made[id] = Network(
-                self.stack,
-                id,
-                name=f"burrow-{id}",
-                config=NetworkConfig(vpc_cidr=cidr),
-                cluster_name="burrow-qa",
-                region="eu-west-1",
+                self.stack, id, {**MAPPINGS["Network"](self), "name": f"burrow-{id}", "vpc_cidr": cidr}
             )
         return self._made[id]
 
     def cluster(self):
         from burrow import EksCluster
-        from burrow.config.loader import load_environment
 
         if "eks" not in self._made:
-            config = load_environment("qa", ROOT / "environments")
-            self._made["eks"] = EksCluster(
-                self.stack,
-                "eks",
-                name="burrow-qa",
-                kubernetes_version="1.33",
-                region="eu-west-1",
-                config=config.cluster.eks,
-                subnet_ids=["subnet-a", "subnet-b"],
-            )
+            self._made["eks"] = EksCluster(self.stack, "eks", MAPPINGS["EksCluster"](self))
         return self._made["eks"]
 
     def synth(self) -> dict:
@@ -112,6 +96,14 @@ MAPPINGS = {
         "state_prefix": "qa",
         "repositories": [f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/orders/intake"],
     },
+    "Network": lambda aws: {"name": "orders-qa", "cluster_name": "orders-qa", "region": "eu-west-1"},
+    "EksCluster": lambda aws: {
+        "name": "burrow-qa",
+        "kubernetes_version": "1.33",
+        "region": "eu-west-1",
+        "subnet_ids": ["subnet-a", "subnet-b"],
+        "node_groups": {"core": {"instance_types": ["m6i.large"], "min_size": 2, "max_size": 4, "desired_size": 2}},
+    },
     "PublicEntry": lambda aws: {
         "cluster": aws.cluster(),
         "network": aws.network(),
@@ -137,6 +129,8 @@ EXPECTED = {
         {"peer_region": "us-east-1", "auto_accept": False, "tags": {"Name": "orders-to-us-east-1"}},
     ),
     "DeliveryRoles": ("aws_iam_role", {"name": "orders-qa-deploy"}),
+    "Network": ("aws_vpc", {"cidr_block": "10.0.0.0/16", "tags": {"Name": "orders-qa"}}),
+    "EksCluster": ("aws_eks_cluster", {"name": "burrow-qa", "version": "1.33"}),
     "PublicEntry": (
         "aws_acm_certificate",
         {"domain_name": "orders.example.com", "subject_alternative_names": ["eu-west-1.orders.example.com"]},
@@ -236,6 +230,42 @@ BAD = [
     ),
     ("DeliveryRoles", {"name": "o" * 56}, f"name='{'o' * 56}' is invalid: String should match pattern"),
     ("DeliveryRoles", {"state_bucket": "orders..qa"}, "state_bucket='orders..qa' is invalid: an S3 bucket name"),
+    ("Network", {"vpc_cidr": "10.0.0.0/25"}, "vpc_cidr='10.0.0.0/25' is invalid: the VPC needs at least a /24"),
+    (
+        "Network",
+        {"availability_zones": 3, "vpc_cidr": "10.0.0.0/20"},
+        "props=(the props together) is invalid: 6 subnets of /20 (public and private per zone) do not fit in "
+        "10.0.0.0/20",
+    ),
+    ("Network", {"cluster_name": "orders qa"}, "cluster_name='orders qa' is invalid: String should match pattern"),
+    (
+        "EksCluster",
+        {"name": "o" * 57},
+        f"name='{'o' * 57}' is invalid: at most 56 characters: its IAM roles are named <name>-cluster, <name>-node, "
+        "<name>-ebs-csi, and IAM allows 64",
+    ),
+    (
+        "EksCluster",
+        {"kubernetes_version": "1.21"},
+        "kubernetes_version='1.21' is invalid: a Kubernetes version EKS has released: 1.29, 1.30,",
+    ),
+    ("EksCluster", {"subnet_ids": []}, "subnet_ids=[] is invalid: Tuple should have at least 1 item"),
+    (
+        "EksCluster",
+        {"api_access": {"deploy_from": "internet"}},
+        "api_access={'deploy_from': 'internet'} is invalid: deploy_from: internet needs public_cidrs",
+    ),
+    (
+        "EksCluster",
+        {"node_groups": {"core": {"instance_types": ["m6i.large"], "min_size": 3, "max_size": 2, "desired_size": 2}}},
+        "node_groups.core={'instance_types': ['m6i.large'], 'min_size': 3, 'max_size': 2, 'desired_size': 2} is "
+        "invalid: min_size (3) exceeds max_size (2)",
+    ),
+    (
+        "EksCluster",
+        {"admins": [DEPLOYER, DEPLOYER]},
+        f"admins=['{DEPLOYER}', '{DEPLOYER}'] is invalid: lists a principal twice",
+    ),
     (
         "PublicEntry",
         {"host": "orders.example.org"},
@@ -364,3 +394,49 @@ def test_a_public_ingress_refuses_a_producer_of_another_namespace(tmp_path):
         "team/public: props=(the props together) is invalid: the producer 'consumer' runs in namespace 'team', not "
         "'other': an Ingress routes only to a Service of its own namespace"
     )
+
+
+# --- Network and EksCluster: the environment's settings are their props' fields ------------------
+
+
+def test_network_and_cluster_props_are_the_settings_with_the_same_defaults():
+    """`NetworkProps` is a `NetworkConfig` and `EksClusterProps` an `EksClusterSettings` (the fields the
+    environment's `network` and `cluster.eks` sections share with them), so each default has one home;
+    the cluster's props do not take what `EksCluster` does not build (Karpenter's settings)."""
+    from burrow import EksClusterConfig, EksClusterProps, NetworkConfig, NetworkProps, PropsError
+    from burrow.cluster.settings import EksClusterSettings
+
+    network = NetworkProps.model_validate(MAPPINGS["Network"](None))
+    assert isinstance(network, NetworkConfig)
+    assert network.model_dump(include=set(NetworkConfig.model_fields)) == NetworkConfig().model_dump()
+    assert (network.public_subnet_cidrs, network.node_discovery) == (["10.0.0.0/20", "10.0.16.0/20"], False)
+    cluster = EksClusterProps.model_validate(MAPPINGS["EksCluster"](None))
+    assert isinstance(cluster, EksClusterSettings) and issubclass(EksClusterConfig, EksClusterSettings)
+    assert cluster.log_types == EksClusterConfig(node_groups=cluster.node_groups).log_types
+    assert (cluster.api_access.public, cluster.admins) == (False, ())
+    with pytest.raises(PropsError, match=r"^EksClusterProps: karpenter=\{\} is invalid: unknown field"):
+        EksClusterProps.model_validate({**MAPPINGS["EksCluster"](None), "karpenter": {}})
+    with pytest.raises(PropsError) as refused:
+        NetworkProps(**MAPPINGS["Network"](None), nat="both")
+    assert str(refused.value) == "NetworkProps: nat='both' is invalid: Input should be 'single' or 'per_az'"
+
+
+def test_a_cluster_in_a_network_takes_its_private_subnets_as_references():
+    """`subnet_ids` are cdktf references: the control plane and the node groups use the network's
+    private subnets, which carry the cluster's tag and, with `node_discovery`, Karpenter's."""
+    from burrow import EksCluster, Network
+
+    aws = Aws()
+    network = Network(aws.stack, "network", {**MAPPINGS["Network"](aws), "node_discovery": True, "nat": "per_az"})
+    EksCluster(aws.stack, "eks", {**MAPPINGS["EksCluster"](aws), "subnet_ids": network.private_subnet_ids})
+    synthesized = aws.synth()
+    private = {
+        f"${{aws_subnet.{key}.id}}": subnet["tags"]
+        for key, subnet in synthesized["resource"]["aws_subnet"].items()
+        if "private" in key
+    }
+    assert len(private) == 2 and len(resources(synthesized, "aws_nat_gateway")) == 2
+    assert all(tags["karpenter.sh/discovery"] == "orders-qa" for tags in private.values())
+    [cluster] = resources(synthesized, "aws_eks_cluster")
+    [nodes] = resources(synthesized, "aws_eks_node_group")
+    assert set(cluster["vpc_config"]["subnet_ids"]) == set(nodes["subnet_ids"]) == set(private)

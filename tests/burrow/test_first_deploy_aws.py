@@ -131,15 +131,19 @@ def eks_of(config) -> dict:
 
     stack = TerraformStack(Testing.app(), "eks")
     AwsProvider(stack, "aws", region="eu-west-1")
+    eks = config.cluster.eks
     EksCluster(
         stack,
         "eks",
-        name="burrow-qa",
-        kubernetes_version=config.kubernetes.version,
-        region="eu-west-1",
-        config=config.cluster.eks,
-        subnet_ids=["subnet-a", "subnet-b"],
-        admins=cluster_admins(config),
+        {
+            "name": "burrow-qa",
+            "kubernetes_version": config.kubernetes.version,
+            "region": "eu-west-1",
+            "log_types": eks.log_types,
+            "node_groups": eks.node_groups,
+            "subnet_ids": ["subnet-a", "subnet-b"],
+            "admins": cluster_admins(config),
+        },
     )
     return json.loads(Testing.synth(stack))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from cdktf import Fn
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
@@ -33,9 +34,14 @@ from cdktf_cdktf_provider_aws.iam_openid_connect_provider import IamOpenidConnec
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from pydantic import AfterValidator, Field, field_validator
 
-from burrow.cluster.settings import ApiAccessConfig, EksClusterConfig
+from burrow.cluster.settings import ApiAccessConfig, EksClusterSettings, PrincipalArn
 from burrow.common.access import key_policy
+from burrow.k8s.versions import EKS_VERSIONS
+from burrow.names import EksClusterName, RegionName
+from burrow.props import Props, child_path, props_for
+from burrow.settings import distinct
 from burrow.spi import TokenCluster
 from constructs import Construct
 
@@ -107,33 +113,71 @@ def service_role(
     return role, attachments
 
 
+#: The suffixes of the cluster's own IAM roles' names (`<name>-cluster`, ...).
+ROLE_SUFFIXES = ("-cluster", "-node", "-ebs-csi")
+#: IAM allows role names of 64 characters.
+MAX_NAME_LENGTH = 64 - max(len(suffix) for suffix in ROLE_SUFFIXES)
+
+
+def _fits_role_names(value: str) -> str:
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"at most {MAX_NAME_LENGTH} characters: its IAM roles are named <name>{', <name>'.join(ROLE_SUFFIXES)}, "
+            "and IAM allows 64"
+        )
+    return value
+
+
+def _released(value: str) -> str:
+    if value not in EKS_VERSIONS:
+        raise ValueError(f"a Kubernetes version EKS has released: {', '.join(EKS_VERSIONS)}")
+    return value
+
+
+class EksClusterProps(EksClusterSettings, Props):
+    """Props of `EksCluster`: the environment's `cluster.eks` settings it builds from (`log_types`,
+    `node_groups`, inherited from `EksClusterSettings` with their defaults) plus where and how the
+    cluster runs. Required: `name`, `kubernetes_version`, `region`, `subnet_ids`, `node_groups`."""
+
+    #: The cluster's name, and the prefix of its IAM roles' names (`<name>-cluster`, `<name>-node`,
+    #: `<name>-ebs-csi`).
+    name: Annotated[EksClusterName, AfterValidator(_fits_role_names)]
+    #: The Kubernetes minor version (`1.33`): one EKS has released (`burrow.k8s.versions`).
+    kubernetes_version: Annotated[str, AfterValidator(_released)]
+    #: The cluster's region, given to the providers of the stacks that connect to it (`info.region`).
+    region: RegionName
+    #: The subnets of the control plane's network interfaces and of the node groups (the network's
+    #: private ones: `Network.private_subnet_ids`); literal ids or cdktf references.
+    subnet_ids: tuple[str, ...] = Field(min_length=1)
+    #: Where deploys reach the API from. default: inside the VPC only (no public endpoint)
+    api_access: ApiAccessConfig = ApiAccessConfig()
+    #: IAM roles or users given cluster admin by access entries. default: none, and then the
+    #: cluster's creator is its admin (the provider sends `bootstrap_cluster_creator_admin_permissions
+    #: = false` unless told); listed: exactly these, nobody implicitly.
+    admins: tuple[PrincipalArn, ...] = ()
+
+    @field_validator("admins")
+    @classmethod
+    def _distinct_admins(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return distinct(values, "principal")
+
+
 class EksCluster(Construct):
     """An EKS cluster with encrypted Secrets, managed node groups in private subnets, IRSA and
     the core add-ons.
 
-    Escape hatches: `cluster`, `node_groups`, `oidc_provider`, `cluster_role`, `node_role`, `kms_key`,
-    `admin_entries` (by principal).
+    `props` is an `EksClusterProps` or a mapping of its fields. Escape hatches: `cluster`, `node_groups`,
+    `oidc_provider`, `cluster_role`, `node_role`, `kms_key`, `admin_entries` (by principal).
     `info` is the `ClusterInfo` other stacks use to talk to the cluster.
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        name: str,
-        kubernetes_version: str,
-        region: str,
-        config: EksClusterConfig,
-        subnet_ids: Sequence[str],
-        api_access: ApiAccessConfig | None = None,
-        admins: Sequence[str] = (),
-    ) -> None:
-        """`api_access`: where deploys reach the API from. default: inside the VPC only (no public endpoint)
-        `admins`: IAM principals given cluster admin by access entries; none: the cluster's creator is
-        (the provider sends `bootstrap_cluster_creator_admin_permissions = false` unless told)."""
+    def __init__(self, scope: Construct, id: str, props: EksClusterProps | Mapping[str, Any]) -> None:
+        """`props`: an `EksClusterProps` or a mapping of its fields (validated here, so a mistake names
+        this construct's path)."""
+        props = props_for(child_path(scope, id), EksClusterProps, props)
         super().__init__(scope, id)
-        api_access = api_access or ApiAccessConfig()
+        self.props = props
+        name, api_access, admins = props.name, props.api_access, props.admins
         account = DataAwsCallerIdentity(self, "account")
         self.kms_key = KmsKey(
             self,
@@ -151,16 +195,16 @@ class EksCluster(Construct):
             self,
             "cluster",
             name=name,
-            version=kubernetes_version,
+            version=props.kubernetes_version,
             role_arn=self.cluster_role.arn,
-            enabled_cluster_log_types=list(config.log_types),
+            enabled_cluster_log_types=list(props.log_types),
             # Explicit either way: AWS provider 5.x sends false for an unset flag in `access_config`.
             # With named admins, nobody implicitly (the creator's entry would clash with an explicit one).
             access_config=EksClusterAccessConfig(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=not admins
             ),
             vpc_config=EksClusterVpcConfig(
-                subnet_ids=list(subnet_ids),
+                subnet_ids=list(props.subnet_ids),
                 endpoint_private_access=True,
                 endpoint_public_access=api_access.public,
                 public_access_cidrs=list(api_access.public_cidrs) or None,
@@ -187,7 +231,7 @@ class EksCluster(Construct):
                 cluster_name=self.cluster.name,
                 node_group_name=group_name,
                 node_role_arn=self.node_role.arn,
-                subnet_ids=list(subnet_ids),
+                subnet_ids=list(props.subnet_ids),
                 instance_types=list(group.instance_types),
                 ami_type=group.ami_type,
                 capacity_type=group.capacity_type,
@@ -198,7 +242,7 @@ class EksCluster(Construct):
                 update_config=EksNodeGroupUpdateConfig(max_unavailable=1),
                 depends_on=node_policies,
             )
-            for group_name, group in config.node_groups.items()
+            for group_name, group in props.node_groups.items()
         }
         issuer = self.issuer = self.cluster.identity.get(0).oidc.get(0).issuer
         self.oidc_provider = IamOpenidConnectProvider(
@@ -229,8 +273,8 @@ class EksCluster(Construct):
             name=self.cluster.name,
             endpoint=self.cluster.endpoint,
             certificate_authority=self.cluster.certificate_authority.get(0).data,
-            region=region,
-            version=kubernetes_version,
+            region=props.region,
+            version=props.kubernetes_version,
         )
 
     def _irsa_role(self, id: str, name: str, issuer: str) -> IamRole:

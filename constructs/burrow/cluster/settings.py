@@ -43,14 +43,23 @@ PrincipalArn = Annotated[
 ]
 
 
-class EksClusterConfig(Model):
-    """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
+class EksClusterSettings(Model):
+    """What `EksCluster` builds from the environment's `cluster.eks` section: its control plane's logs
+    and its managed node groups. `EksClusterProps` inherits these fields (and their defaults);
+    `EksClusterConfig`, the section itself, adds what the application turns into other props."""
 
     #: The control plane's logs sent to CloudWatch Logs. default: all five
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
         default_factory=lambda: ["api", "audit", "authenticator", "controllerManager", "scheduler"]
     )
+    #: The managed node groups by name (at least one): the system pods' nodes, and the workloads'
+    #: unless Karpenter provisions those.
     node_groups: dict[DnsLabel, NodeGroupConfig] = Field(min_length=1)
+
+
+class EksClusterConfig(EksClusterSettings):
+    """An EKS cluster created by Burrow's cluster layer (who may reach its API: `cluster.api_access`)."""
+
     #: Node autoscaling for the workloads (the node groups above stay as the core for system pods).
     karpenter: KarpenterConfig = KarpenterConfig()
     #: IAM roles or users (ARNs in the environment's account) that administer the cluster through EKS

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import Fn
 from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
@@ -18,8 +20,11 @@ from cdktf_cdktf_provider_aws.route_table import RouteTable
 from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
 from cdktf_cdktf_provider_aws.subnet import Subnet
 from cdktf_cdktf_provider_aws.vpc import Vpc
+from pydantic import Field
 
 from burrow.common.settings import NetworkConfig
+from burrow.names import EksClusterName, RegionName
+from burrow.props import Props, child_path, props_for
 from constructs import Construct
 
 ANYWHERE = "0.0.0.0/0"
@@ -42,20 +47,40 @@ def plan_subnets(config: NetworkConfig) -> list[SubnetPlan]:
             for i, (public, private) in enumerate(zip(config.public_subnet_cidrs, config.private_subnet_cidrs, strict=True))]
 
 
+class NetworkProps(NetworkConfig, Props):
+    """Props of `Network`: the environment's `network` settings (`vpc_cidr`, `availability_zones`,
+    `subnet_prefix_length`, `nat`, inherited from `NetworkConfig` with their defaults) plus what the
+    VPC is named after and where it is. Required: `name`, `cluster_name`, `region`."""
+
+    #: The `Name` tag of the VPC, its gateways, route tables and subnets (`<name>-private-0`, ...).
+    name: str = Field(min_length=1, max_length=200)
+    #: The EKS cluster that uses the subnets: they carry `kubernetes.io/cluster/<cluster_name>`, so its
+    #: load balancer controller finds them.
+    cluster_name: EksClusterName
+    #: The region; the VPC spans its first `availability_zones` zones (`<region>a`, `<region>b`, ...).
+    region: RegionName
+    #: Tag the private subnets `karpenter.sh/discovery: <cluster_name>`, so Karpenter launches its
+    #: nodes into them. default: false
+    node_discovery: bool = False
+
+
 class Network(Construct):
     """The environment's VPC. `nat: per_az` gives each zone its own NAT gateway (no cross-zone
     single point of failure); `single` shares one.
 
-    Escape hatches: `vpc`, `public_subnets`, `private_subnets`, `nat_gateways`.
+    `props` is a `NetworkProps` or a mapping of its fields. Escape hatches: `vpc`, `public_subnets`,
+    `private_subnets`, `nat_gateways`.
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, name: str, config: NetworkConfig, cluster_name: str, region: str,
-        node_discovery: bool = False,
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, props: NetworkProps | Mapping[str, Any]) -> None:
+        """`props`: a `NetworkProps` or a mapping of its fields (validated here, so a mistake names
+        this construct's path)."""
+        props = props_for(child_path(scope, id), NetworkProps, props)
         super().__init__(scope, id)
+        self.props = props
+        name, cluster_name, region = props.name, props.cluster_name, props.region
         # Pin the zones by name, so the set never grows by itself when AWS adds a zone.
-        zone_names = [f"{region}{chr(ord('a') + i)}" for i in range(config.availability_zones)]
+        zone_names = [f"{region}{chr(ord('a') + i)}" for i in range(props.availability_zones)]
         zones = DataAwsAvailabilityZones(
             self,
             "zones",
@@ -65,7 +90,7 @@ class Network(Construct):
         self.vpc = Vpc(
             self,
             "vpc",
-            cidr_block=config.vpc_cidr,
+            cidr_block=props.vpc_cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={"Name": name},
@@ -80,7 +105,7 @@ class Network(Construct):
         self.private_subnets: list[Subnet] = []
         self.nat_gateways: list[NatGateway] = []
         self.private_route_tables: list[RouteTable] = []
-        for plan in plan_subnets(config):
+        for plan in plan_subnets(props):
             zone = Fn.element(zones.names, plan.zone_index)
             public = Subnet(
                 self,
@@ -94,7 +119,7 @@ class Network(Construct):
             RouteTableAssociation(
                 self, f"public-{plan.zone_index}-routes", subnet_id=public.id, route_table_id=public_routes.id
             )
-            if config.nat == "per_az" or not self.nat_gateways:
+            if props.nat == "per_az" or not self.nat_gateways:
                 eip = Eip(self, f"nat-ip-{plan.zone_index}", domain="vpc", tags={"Name": f"{name}-nat-{plan.zone_index}"})
                 self.nat_gateways.append(
                     NatGateway(
@@ -128,7 +153,7 @@ class Network(Construct):
                     "kubernetes.io/role/internal-elb": "1",
                     **cluster_tag,
                     # Karpenter launches its nodes into the private subnets carrying this tag.
-                    **({"karpenter.sh/discovery": cluster_name} if node_discovery else {}),
+                    **({"karpenter.sh/discovery": cluster_name} if props.node_discovery else {}),
                 },
             )
             RouteTableAssociation(

@@ -189,15 +189,9 @@ class CommonLayer(AwsStack):
                                                                    "keep_images": env.registry.keep_images})
             for image in IMAGES
         } if env.is_primary and env.registry.create else {}
-        self.network = Network(
-            self,
-            "network",
-            name=cluster_name(env),
-            config=env.network,
-            cluster_name=cluster_name(env),
-            region=env.aws.region,
-            node_discovery=env.karpenter is not None,
-        )
+        self.network = Network(self, "network", {
+            **dict(env.network), "name": cluster_name(env), "cluster_name": cluster_name(env),
+            "region": env.aws.region, "node_discovery": env.karpenter is not None})
         self.backups = None
         if env.backups.enabled:
             self.backups = BackupStorage(self, "backups", {
@@ -238,17 +232,11 @@ class ClusterLayer(AwsStack):
         is public (`ingress.enabled`)."""
         super().__init__(scope, env, "cluster")
         assert env.cluster.eks is not None  # guaranteed by the schema for provider 'eks'
-        self.eks = EksCluster(
-            self,
-            "eks",
-            name=cluster_name(env),
-            kubernetes_version=env.kubernetes.version,
-            region=env.aws.region,
-            config=env.cluster.eks,
-            subnet_ids=network.private_subnet_ids,
-            api_access=env.cluster.api_access,
-            admins=cluster_admins(env),
-        )
+        self.eks = EksCluster(self, "eks", {
+            "log_types": env.cluster.eks.log_types, "node_groups": env.cluster.eks.node_groups,
+            "name": cluster_name(env), "kubernetes_version": env.kubernetes.version, "region": env.aws.region,
+            "subnet_ids": network.private_subnet_ids, "api_access": env.cluster.api_access,
+            "admins": cluster_admins(env)})
         assert env.aws.account_id is not None  # required for EKS environments by the configuration checks
         self.credentials = GeneratedCredentials(
             self,
