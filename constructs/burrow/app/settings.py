@@ -90,8 +90,9 @@ class WorkerScaling(Model):
         """Kubernetes refuses an autoscaler whose maximum is below its minimum (the first deploy would fail)."""
         scaling = getattr(self, "autoscaling", None)  # each subclass types `autoscaling` its own way
         if scaling is not None and scaling.enabled and scaling.max_replicas < self.replicas:
-            raise ValueError(f"autoscaling.max_replicas ({scaling.max_replicas}) is below replicas "
-                             f"({self.replicas}), the minimum")
+            raise ValueError(
+                f"autoscaling.max_replicas ({scaling.max_replicas}) is below replicas ({self.replicas}), the minimum"
+            )
         return self
 
 
