@@ -19,6 +19,7 @@ from burrow.props_errors import MISSING, TOGETHER, OneLineModel, props_error  # 
 from constructs import Construct
 
 P = TypeVar("P", bound=BaseModel)
+T = TypeVar("T")
 
 
 def child_path(scope: Construct, id: str) -> str:
@@ -38,6 +39,17 @@ def props_for(path: str, model: type[P], props: P | Mapping[str, Any]) -> P:
         raise props_error(path, exc, model) from None
     except PropsError as exc:  # a `Props` model's own model_validate names its class: name the path instead
         raise PropsError(path, exc.field, exc.value, exc.allowed) from None
+
+
+def reference(path: str, argument: str, value: object, kind: type[T]) -> T:
+    """`value` if it is a `kind`: the constructs a construct builds on travel beside its props, as
+    keyword arguments, and a wrong object is one `PropsError` naming the construct at `path` and the
+    argument."""
+    if not isinstance(value, kind):
+        raise PropsError(
+            path, argument, value, f"{argument} takes a construct of type {kind.__name__}, not {type(value).__name__}"
+        )
+    return value
 
 
 class Props(OneLineModel):

@@ -1,8 +1,10 @@
 """One props style for the AWS constructs and the public Ingress: `ContainerRegistry`, `StateStorage`,
-`BackupStorage`, `RegionPeering`, `DeliveryRoles`, `Network`, `EksCluster`, `PublicEntry` and `PublicIngress` take
-`(scope, id, props)` with a frozen `*Props` model or a mapping of its fields (object references
-included); a bad prop is one line naming the construct path, the field, the value and what is allowed,
-raised before the construct joins the tree and before Terraform or AWS could notice."""
+`BackupStorage`, `RegionPeering`, `DeliveryRoles`, `Network`, `EksCluster`, `PublicEntry` and
+`PublicIngress` take
+`(scope, id, props)` with a frozen `*Props` model or a mapping of its fields (data only: the constructs
+they build on are keyword arguments beside the props); a bad prop or a wrong object is one line naming
+the construct path, the field or argument, the value and what is allowed, raised before the construct
+joins the tree and before Terraform or AWS could notice."""
 
 from __future__ import annotations
 
@@ -80,12 +82,9 @@ MAPPINGS = {
     },
     "RegionPeering": lambda aws: {
         "name": "orders",
-        "network": aws.network(),
         "cidr": "10.0.0.0/16",
-        "peer": aws.network("peer", "10.1.0.0/16"),
         "peer_cidr": "10.1.0.0/16",
         "peer_region": "us-east-1",
-        "peer_provider": aws.us_east,
     },
     "DeliveryRoles": lambda aws: {
         "repository": "orders/platform",
@@ -105,14 +104,31 @@ MAPPINGS = {
         "node_groups": {"core": {"instance_types": ["m6i.large"], "min_size": 2, "max_size": 4, "desired_size": 2}},
     },
     "PublicEntry": lambda aws: {
-        "cluster": aws.cluster(),
-        "network": aws.network(),
         "region": "eu-west-1",
         "zone_id": "Z0123456789ABC",
         "zone_name": "example.com",
         "host": "orders.example.com",
     },
 }
+
+
+# The constructs each construct builds on: keyword arguments beside its props.
+REFERENCES = {
+    "RegionPeering": lambda aws: {
+        "network": aws.network(),
+        "peer": aws.network("peer", "10.1.0.0/16"),
+        "peer_provider": aws.us_east,
+    },
+    "PublicEntry": lambda aws: {"cluster": aws.cluster(), "network": aws.network()},
+}
+
+
+def arguments(construct: str, aws: Aws, changes: dict | None = None) -> tuple[dict, dict]:
+    """(props, references) of `construct`'s good call, with `changes` applied to whichever holds the key."""
+    props, references = MAPPINGS[construct](aws), REFERENCES.get(construct, lambda _aws: {})(aws)
+    for key, value in (changes or {}).items():
+        (references if key in references else props)[key] = value
+    return props, references
 
 
 def resources(synthesized: dict, kind: str) -> list[dict]:
@@ -148,9 +164,10 @@ def test_each_aws_construct_is_built_from_a_mapping_or_the_model_alike(construct
     made = []
     for as_model in (False, True):
         aws = Aws()
-        props = MAPPINGS[construct](aws)
+        props, references = arguments(construct, aws)
         model = getattr(burrow, f"{construct}Props")
-        built = getattr(burrow, construct)(aws.stack, "thing", model.model_validate(props) if as_model else props)
+        given = model.model_validate(props) if as_model else props
+        built = getattr(burrow, construct)(aws.stack, "thing", given, **references)
         assert isinstance(built.props, model) and built.props.model_config["frozen"]
         made.append(resources(aws.synth(), kind))
     assert made[0] == made[1]
@@ -161,7 +178,8 @@ def test_a_peering_routes_each_side_to_the_other_and_a_registry_keeps_its_count(
     import burrow
 
     aws = Aws()
-    burrow.RegionPeering(aws.stack, "peering", MAPPINGS["RegionPeering"](aws))
+    props, references = arguments("RegionPeering", aws)
+    burrow.RegionPeering(aws.stack, "peering", props, **references)
     burrow.ContainerRegistry(aws.stack, "registry", {"name": "orders/intake", "keep_images": 5})
     synthesized = aws.synth()
     routes = {
@@ -220,9 +238,19 @@ BAD = [
     (
         "RegionPeering",
         {"peer_region": "eu-central-1"},
-        "props=(the props together) is invalid: peer_provider is for region 'us-east-1', not peer_region 'eu-central-1'",
+        "peer_provider='us-east-1' is invalid: a provider for peer_region 'eu-central-1': the peering must be "
+        "accepted in the peer's region",
     ),
-    ("RegionPeering", {"peer": "vpc-0123"}, "peer='vpc-0123' is invalid: Input should be an instance of Network"),
+    (
+        "RegionPeering",
+        {"peer": "vpc-0123"},
+        "peer='vpc-0123' is invalid: peer takes a construct of type Network, not str",
+    ),
+    (
+        "RegionPeering",
+        {"peer_provider": None},
+        "peer_provider=None is invalid: peer_provider takes a construct of type AwsProvider, not NoneType",
+    ),
     (
         "DeliveryRoles",
         {"repository": "platform"},
@@ -274,7 +302,12 @@ BAD = [
     (
         "PublicEntry",
         {"cluster": "burrow-qa"},
-        "cluster='burrow-qa' is invalid: Input should be an instance of EksCluster",
+        "cluster='burrow-qa' is invalid: cluster takes a construct of type EksCluster, not str",
+    ),
+    (
+        "PublicEntry",
+        {"network": "vpc-0123"},
+        "network='vpc-0123' is invalid: network takes a construct of type Network, not str",
     ),
     ("PublicEntry", {"region": "Ireland"}, "region='Ireland' is invalid: String should match pattern"),
     ("PublicEntry", {"zone_id": "example.com"}, "zone_id='example.com' is invalid: a Route 53 hosted zone id"),
@@ -286,13 +319,14 @@ def test_a_bad_prop_is_one_line_with_the_construct_path_and_nothing_is_built(con
     import burrow
 
     aws = Aws()
-    props = {**MAPPINGS[construct](aws), **changes}
+    props, references = arguments(construct, aws, changes)
     before = {child.node.id for child in aws.stack.node.children}
     with pytest.raises(burrow.PropsError) as refused:
-        getattr(burrow, construct)(aws.stack, "thing", props)
+        getattr(burrow, construct)(aws.stack, "thing", props, **references)
     message = str(refused.value)
     assert "\n" not in message and message.startswith(f"aws/thing: {line}"), message
-    assert refused.value.__cause__ is None and refused.value.__suppress_context__  # no pydantic report chained
+    assert refused.value.__cause__ is None  # no pydantic report chained
+    assert refused.value.__context__ is None or refused.value.__suppress_context__
     assert {child.node.id for child in aws.stack.node.children} == before  # nothing half-built (no state key)
 
 
@@ -305,28 +339,61 @@ def test_a_props_model_built_beforehand_names_its_class():
         str(refused.value)
         == "ContainerRegistryProps: keep_images=0 is invalid: Input should be greater than or equal to 1"
     )
-    with pytest.raises(PropsError, match=r"^RegionPeeringProps: network=\(missing\) is invalid: required"):
+    with pytest.raises(PropsError, match=r"^RegionPeeringProps: cidr=\(missing\) is invalid: required"):
         RegionPeeringProps.model_validate({"name": "orders"})
 
 
 def test_object_references_are_kept_as_given():
-    """A props model holds the very constructs it was given (not copies): the construct refers to them."""
+    """A construct holds the very constructs it was given (not copies): it refers to them."""
     import burrow
 
     aws = Aws()
-    props = MAPPINGS["RegionPeering"](aws)
-    peering = burrow.RegionPeering(aws.stack, "peering", props)
-    assert peering.props.network is props["network"] and peering.props.peer_provider is aws.us_east
+    props, references = arguments("RegionPeering", aws)
+    peering = burrow.RegionPeering(aws.stack, "peering", props, **references)
+    assert (peering.network, peering.peer, peering.peer_provider) == tuple(references.values())
+    assert peering.network is references["network"] and peering.peer_provider is aws.us_east
+
+
+def test_a_network_is_not_peered_with_itself():
+    import burrow
+
+    aws = Aws()
+    props, references = arguments("RegionPeering", aws, {"peer": aws.network()})
+    with pytest.raises(burrow.PropsError) as refused:
+        burrow.RegionPeering(aws.stack, "peering", props, **references)
+    assert str(refused.value) == (
+        "aws/peering: peer='aws/network' is invalid: the same Network as network: a VPC is not peered with itself"
+    )
+    assert aws.stack.node.try_find_child("peering") is None
+
+
+@pytest.mark.parametrize("construct", ["RegionPeering", "PublicEntry", "PublicIngress"])
+def test_props_hold_data_and_the_references_are_keyword_arguments(construct):
+    """One props style: the props model has a JSON schema (it holds data only, no construct), and the
+    constructs it builds on are keyword-only arguments of the constructor."""
+    import inspect
+
+    import burrow
+
+    references = {"PublicIngress": {"namespace", "producer"}}.get(construct) or set(REFERENCES[construct](Aws()))
+    getattr(burrow, f"{construct}Props").model_json_schema()
+    parameters = inspect.signature(getattr(burrow, construct).__init__).parameters
+    assert list(parameters)[:4] == ["self", "scope", "id", "props"]
+    assert {name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY} >= references
+    assert references.isdisjoint(getattr(burrow, f"{construct}Props").model_fields)
 
 
 # --- PublicIngress: a producer's Ingress, from its worker, namespace and the region's edge --------
 
 
-def ingress_props(worker, **changes) -> dict:
+def ingress_props(**changes) -> dict:
+    return {"edge": EDGE, "load_balancer_cidrs": ["10.0.0.0/24"], **changes}
+
+
+def ingress_references(worker, **changes) -> dict:
     from cdktf import TerraformStack
 
-    namespace = TerraformStack.of(worker).node.find_child("ns")
-    return {"namespace": namespace, "producer": worker, "edge": EDGE, "load_balancer_cidrs": ["10.0.0.0/24"], **changes}
+    return {"namespace": TerraformStack.of(worker).node.find_child("ns"), "producer": worker, **changes}
 
 
 def test_a_public_ingress_routes_to_its_producer_from_a_mapping(tmp_path):
@@ -336,8 +403,12 @@ def test_a_public_ingress_routes_to_its_producer_from_a_mapping(tmp_path):
 
     _app, worker = team_stack(tmp_path, tier=None)
     public = PublicIngress(
-        TerraformStack.of(worker), "public", ingress_props(worker, allowed_cidrs=["192.0.2.0/24"], tls=False)
+        TerraformStack.of(worker),
+        "public",
+        ingress_props(allowed_cidrs=["192.0.2.0/24"], tls=False),
+        **ingress_references(worker),
     )
+    assert public.producer is worker and public.namespace.name == "team"
     ingress, policy = public.objects
     assert public.delivery.namespace == "team" and public.delivery.release_name == "burrow-ingress"
     annotations = ingress["metadata"]["annotations"]
@@ -364,7 +435,14 @@ def test_a_public_ingress_routes_to_its_producer_from_a_mapping(tmp_path):
             "ssl_policy='ELBSecurityPolicy-2016-08' is invalid: Input should be",
         ),
         ({"edge": {"host": "events.example.com"}}, "edge.cluster_name=(missing) is invalid: required"),
-        ({"producer": "consumer"}, "producer='consumer' is invalid: Input should be an instance of QueueWorker"),
+        (
+            {"producer": "consumer"},
+            "producer='consumer' is invalid: producer takes a construct of type QueueWorker, not str",
+        ),
+        (
+            {"namespace": "team"},
+            "namespace='team' is invalid: namespace takes a construct of type AppNamespace, not str",
+        ),
     ],
 )
 def test_a_bad_public_ingress_prop_is_one_line_with_the_construct_path(tmp_path, changes, line):
@@ -374,8 +452,9 @@ def test_a_bad_public_ingress_prop_is_one_line_with_the_construct_path(tmp_path,
 
     _app, worker = team_stack(tmp_path, tier=None)
     stack = TerraformStack.of(worker)
+    references = {key: changes.pop(key) for key in ("namespace", "producer") if key in changes}
     with pytest.raises(PropsError) as refused:
-        PublicIngress(stack, "public", ingress_props(worker, **changes))
+        PublicIngress(stack, "public", ingress_props(**changes), **ingress_references(worker, **references))
     assert "\n" not in str(refused.value) and str(refused.value).startswith(f"team/public: {line}"), str(refused.value)
     assert stack.node.try_find_child("public") is None
 
@@ -389,11 +468,12 @@ def test_a_public_ingress_refuses_a_producer_of_another_namespace(tmp_path):
     stack = TerraformStack.of(worker)
     other = AppNamespace(stack, "other", {"name": "other"})
     with pytest.raises(PropsError) as refused:
-        PublicIngress(stack, "public", ingress_props(worker, namespace=other))
+        PublicIngress(stack, "public", ingress_props(), **ingress_references(worker, namespace=other))
     assert str(refused.value) == (
-        "team/public: props=(the props together) is invalid: the producer 'consumer' runs in namespace 'team', not "
-        "'other': an Ingress routes only to a Service of its own namespace"
+        "team/public: namespace='other' is invalid: the producer 'consumer' runs in namespace 'team': an Ingress "
+        "routes only to a Service of its own namespace"
     )
+    assert stack.node.try_find_child("public") is None
 
 
 # --- Network and EksCluster: the environment's settings are their props' fields ------------------

@@ -3,6 +3,7 @@ only what they require or what Burrow's environments choose differently, each ch
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from typing import Any
@@ -23,17 +24,6 @@ APPLICATION_CHOICES = {
     "monitoring.enabled": "every shipped environment but dev is monitored",
     "backups.enabled": "every EKS environment is backed up",
     "backups.schedules": "a daily backup kept a week",
-}
-
-#: Fields of an environment section that the library's props repeat with a default of their own,
-#: as `<section>.<field>`. The list may only shrink: the props hold the default and the schema
-#: takes it from them (QueueWorkerProps lives in burrow.app.worker, which loads cdktf; the schema
-#: can take its defaults once the props live in a module of their own).
-TWO_HOMES = {
-    "apps.producer.replicas",
-    "apps.producer.autoscaling",
-    "apps.consumer.replicas",
-    "apps.consumer.autoscaling",
 }
 
 
@@ -134,31 +124,59 @@ def test_the_comparison_sees_repeats_and_differences_at_any_depth():
     }
 
 
-def two_homes() -> dict[str, tuple[Any, Any]]:
-    """`<section>.<field>`: (the schema's default, the props' default) where both define one."""
+def declared_by(model: type[BaseModel], name: str) -> type:
+    """The class of `model`'s hierarchy that declares field `name`."""
+    return next(klass for klass in model.__mro__ if name in inspect.get_annotations(klass))
+
+
+def shared_defaults() -> dict[str, str]:
+    """`<section>.<field>`: where the default lives, for every field that both an environment section
+    and the library's props of its construct give a default: "library" when the schema takes the
+    field from a library model the props derive from too, "preset" when the schema's default is the
+    very object Burrow's preset passes, "two homes" otherwise."""
     from burrow.app.rabbitmq import RabbitMqBrokerProps
-    from burrow.app.worker import QueueWorkerProps
+    from burrow.app.worker import CONSUMER, PRODUCER, QueueWorkerProps
 
     sections = {
-        "apps.producer": (ProducerConfig, QueueWorkerProps),
-        "apps.consumer": (ConsumerConfig, QueueWorkerProps),
-        "rabbitmq": (RabbitMqConfig, RabbitMqBrokerProps),
+        "apps.producer": (ProducerConfig, QueueWorkerProps, PRODUCER),
+        "apps.consumer": (ConsumerConfig, QueueWorkerProps, CONSUMER),
+        "rabbitmq": (RabbitMqConfig, RabbitMqBrokerProps, {}),
     }
     found = {}
-    for section, (config, props) in sections.items():
+    for section, (config, props, preset) in sections.items():
         for name, field in config.model_fields.items():
             own = props.model_fields.get(name)
-            inherited = issubclass(props, config)
-            if own is None or inherited or field.is_required() or own.is_required():
+            if own is None or field.is_required() or own.is_required():
                 continue
-            found[f"{section}.{name}"] = (
-                field.get_default(call_default_factory=True),
-                own.get_default(call_default_factory=True),
-            )
+            if declared_by(config, name) is declared_by(props, name):
+                found[f"{section}.{name}"] = "library"
+            elif name in preset and field.default is preset[name]:
+                found[f"{section}.{name}"] = "preset"
+            else:
+                found[f"{section}.{name}"] = "two homes"
     return found
 
 
-def test_the_library_props_and_the_schema_share_no_new_default():
-    found = two_homes()
-    assert set(found) - TWO_HOMES == set(), f"a default held by both the schema and the props: {found}"
-    assert TWO_HOMES - set(found) == set(), "one home now: remove it from TWO_HOMES"
+def test_each_default_the_schema_shares_with_the_props_has_its_home_in_the_library():
+    """The schema declares no default of its own for a field the props have: it inherits the field
+    from the library's model (`WorkerScaling`, `RabbitMqConfig`) that the props inherit without
+    redeclaring, or takes the preset's own object, so the two cannot disagree."""
+    found = shared_defaults()
+    assert {path for path, home in found.items() if home == "two homes"} == set(), found
+    assert {"apps.producer.replicas", "apps.consumer.replicas"} <= {p for p, h in found.items() if h == "library"}
+    assert {p for p, h in found.items() if h == "preset"} == {"apps.producer.autoscaling", "apps.consumer.autoscaling"}
+
+
+def test_an_environment_worker_and_the_preset_get_the_same_defaults():
+    """What an environment leaves unset is what the library's preset would do anyway."""
+    from burrow.app.worker import CONSUMER, PRODUCER, QueueWorkerProps
+
+    required = {
+        "image": {"registry": "ghcr.io", "repository": "burrow/worker", "tag": "1.0.0"},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    }
+    binding = {"messaging": {"exchange": "e", "queue": "q", "routing_key": "k"}}
+    for config, preset in ((ProducerConfig, PRODUCER), (ConsumerConfig, CONSUMER)):
+        environment = config.model_validate(required)
+        library = QueueWorkerProps.model_validate({**preset, **required, **binding})
+        assert (environment.replicas, environment.autoscaling) == (library.replicas, library.autoscaling)

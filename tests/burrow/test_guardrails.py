@@ -226,8 +226,8 @@ def test_a_public_ingress_exposes_only_publish_and_health_over_https(tmp_path, e
         edge = {"cluster_name": "c", "region": "eu-west-1", "vpc_id": "vpc-1", "load_balancer_role_arn": "arn:r",
                 "dns_role_arn": "arn:d", "zone_id": "Z1", "zone_name": "example.com", "host": "events.example.com",
                 "region_host": "eu-west-1.events.example.com"}
-        public = PublicIngress(stack, "public", {"namespace": stack.node.find_child("ns"), "producer": worker,
-                                                 "edge": edge, "load_balancer_cidrs": ["10.0.0.0/24"]})
+        public = PublicIngress(stack, "public", {"edge": edge, "load_balancer_cidrs": ["10.0.0.0/24"]},
+                               namespace=stack.node.find_child("ns"), producer=worker)
         return app, public
 
     as_built, _ = staging_stack_with_public_ingress(tmp_path / "as-built")

@@ -224,7 +224,7 @@ def test_synthesize_prints_the_duplicate_name_as_the_page_shows(tmp_path):
             {"messaging": None},
             "team/intake: messaging=None is invalid: Input should be a valid dictionary or instance of QueueBinding",
         ),
-        ({"replica": 3}, "team/intake: replica=3 is invalid: unknown field; the fields of QueueWorkerProps are name, "),
+        ({"replica": 3}, "team/intake: replica=3 is invalid: unknown field; the fields of QueueWorkerProps are replicas, name, "),
         (
             {"drain_seconds": 40},
             "team/intake: termination_grace_seconds=30 is invalid: must exceed drain_seconds (40), "

@@ -17,11 +17,12 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, InstanceOf, model_validator
+from pydantic import Field
 
 from burrow.addons.edge import DNS_OPT_IN, INGRESS_CLASS
 from burrow.app.namespace import AppNamespace
 from burrow.app.worker import QueueWorker
+from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import RELEASE_NAME, DeliversObjects, KubernetesObjects
@@ -29,7 +30,7 @@ from burrow.names import Ipv4Cidr
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import PUBLIC_PATHS as GUARDED_PATHS
 from burrow.policy.guardrails import Guardrails
-from burrow.props import Props, child_path, props_for
+from burrow.props import Props, child_path, props_for, reference
 from burrow.spi import EdgeAccess
 from constructs import Construct
 
@@ -39,13 +40,9 @@ SslPolicy = Literal["ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TL
 
 
 class PublicIngressProps(Props):
-    """Props of `PublicIngress`. Required: `namespace`, `producer`, `edge`, `load_balancer_cidrs`."""
+    """Props of `PublicIngress` (data only: the namespace and the producer are the constructor's
+    keyword arguments). Required: `edge`, `load_balancer_cidrs`."""
 
-    #: The namespace the Ingress goes into; its release waits for the namespace.
-    namespace: InstanceOf[AppNamespace]
-    #: The worker the Ingress routes to (its Service and HTTP port); it runs in `namespace`. The
-    #: load balancer checks its readiness path.
-    producer: InstanceOf[QueueWorker]
     #: The region's way in (`PublicEntry.access`): the names the Ingress answers to. An `EdgeAccess`
     #: or a mapping of its fields.
     edge: EdgeAccess
@@ -62,18 +59,10 @@ class PublicIngressProps(Props):
     #: The name of the object release carrying the Ingress and its policy. default: burrow-ingress
     release_name: str = Field(default="burrow-ingress", pattern=RELEASE_NAME)
 
-    @model_validator(mode="after")
-    def _producer_in_namespace(self) -> PublicIngressProps:
-        runs_in = self.producer.delivery.namespace if self.producer.delivery else None
-        if runs_in != self.namespace.name:
-            raise ValueError(f"the producer {self.producer.name!r} runs in namespace {runs_in!r}, not "
-                             f"{self.namespace.name!r}: an Ingress routes only to a Service of its own namespace")
-        return self
 
-
-def producer_ingress(props: PublicIngressProps) -> k8s.K8sObject:
+def producer_ingress(props: PublicIngressProps, namespace: str, producer: QueueWorker) -> k8s.K8sObject:
     """The producer's Ingress: only the public paths, exactly, for `host` and `<region>.<host>`."""
-    edge, producer = props.edge, props.producer
+    edge = props.edge
     listen = [{"HTTP": 80}, {"HTTPS": 443}] if props.tls else [{"HTTP": 80}]
     annotations = {
         "alb.ingress.kubernetes.io/scheme": "internet-facing",
@@ -101,17 +90,16 @@ def producer_ingress(props: PublicIngressProps) -> k8s.K8sObject:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {**k8s.metadata(producer.name, props.namespace.name, MANAGED_BY), "annotations": annotations},
+        "metadata": {**k8s.metadata(producer.name, namespace, MANAGED_BY), "annotations": annotations},
         "spec": spec,
     }
 
 
-def load_balancer_policy(props: PublicIngressProps) -> k8s.K8sObject:
+def load_balancer_policy(props: PublicIngressProps, namespace: str, producer: QueueWorker) -> k8s.K8sObject:
     """Lets the internet-facing ALB (its addresses are in the region's public subnets, where no pod
     runs) reach the producer's HTTP port."""
-    producer = props.producer
     return k8s.network_policy(
-        f"{producer.name}-from-load-balancer", props.namespace.name, k8s.selector_for(producer.labels),
+        f"{producer.name}-from-load-balancer", namespace, k8s.selector_for(producer.labels),
         ingress=[{"from": [{"ipBlock": {"cidr": cidr}} for cidr in props.load_balancer_cidrs],
                   "ports": k8s.tcp_ports("http")}])
 
@@ -121,22 +109,42 @@ class PublicIngress(DeliversObjects, Construct):
     ALB, and the policy admitting that load balancer, as one object release.
 
     `props` is a `PublicIngressProps` or a mapping of its fields (validated here, so a mistake names
-    this construct's path). Policed as an `ingress` (staging and production: only the public paths,
-    exactly, over HTTPS). Escape hatches: `objects` (native shape; edits before synth are delivered
-    and checked), `delivery`.
+    this construct's path). `namespace` is where the Ingress goes (its release waits for it);
+    `producer` is the worker it routes to (its Service, HTTP port and readiness path), running in
+    `namespace`. Policed as an `ingress` (staging and production: only the public paths, exactly,
+    over HTTPS). Escape hatches: `objects` (native shape; edits before synth are delivered and
+    checked), `delivery`.
     """
 
-    def __init__(self, scope: Construct, id: str, props: PublicIngressProps | Mapping[str, Any]) -> None:
-        props = props_for(child_path(scope, id), PublicIngressProps, props)
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        props: PublicIngressProps | Mapping[str, Any],
+        *,
+        namespace: AppNamespace,
+        producer: QueueWorker,
+    ) -> None:
+        path = child_path(scope, id)
+        namespace = reference(path, "namespace", namespace, AppNamespace)
+        producer = reference(path, "producer", producer, QueueWorker)
+        props = props_for(path, PublicIngressProps, props)
+        runs_in = producer.delivery.namespace if producer.delivery else None
+        if runs_in != namespace.name:
+            raise PropsError(path, "namespace", namespace.name, f"the producer {producer.name!r} runs in namespace "
+                             f"{runs_in!r}: an Ingress routes only to a Service of its own namespace")
         super().__init__(scope, id)
         self.props = props
+        self.namespace = namespace
+        self.producer = producer
         Guardrails.of(self)
         self.delivery = KubernetesObjects(
             self,
             "objects",
-            {"release_name": props.release_name, "namespace": props.namespace.name,
-             "objects": [producer_ingress(props), load_balancer_policy(props)]},
-            depends_on=[props.namespace.resource],
+            {"release_name": props.release_name, "namespace": namespace.name,
+             "objects": [producer_ingress(props, namespace.name, producer),
+                         load_balancer_policy(props, namespace.name, producer)]},
+            depends_on=[namespace.resource],
         )
 
     def policy_facts(self) -> PolicyFacts:

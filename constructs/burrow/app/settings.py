@@ -77,6 +77,32 @@ class QueueAutoscalingConfig(AutoscalingConfig):
     cooldown_seconds: int = Field(default=120, ge=10, le=3600)
 
 
+class WorkerScaling(Model):
+    """How many pods a worker runs. The library's `QueueWorkerProps` and the environment schema's
+    `apps.producer` and `apps.consumer` both derive from it, so the default has one home."""
+
+    #: The number of pods, and the minimum when `autoscaling` is on (the HorizontalPodAutoscaler or
+    #: KEDA scales up from here). default: 2 (two pods survive a node drain)
+    replicas: int = Field(default=2, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _scaling_bounds(self) -> WorkerScaling:
+        """Kubernetes refuses an autoscaler whose maximum is below its minimum (the first deploy would fail)."""
+        scaling = getattr(self, "autoscaling", None)  # each subclass types `autoscaling` its own way
+        if scaling is not None and scaling.enabled and scaling.max_replicas < self.replicas:
+            raise ValueError(
+                f"autoscaling.max_replicas ({scaling.max_replicas}) is below replicas ({self.replicas}), the minimum"
+            )
+        return self
+
+
+#: The autoscaling of Burrow's own services (the presets `QueueWorker.producer` and
+#: `QueueWorker.consumer`, and so every environment's default): the producer's load is HTTP
+#: requests, so it scales on CPU; the consumer's is its queue's depth, so KEDA scales it on that.
+PRODUCER_AUTOSCALING = CpuAutoscalingConfig()
+CONSUMER_AUTOSCALING = QueueAutoscalingConfig()
+
+
 class NamespaceQuota(Model):
     """A ResourceQuota for the whole namespace and a LimitRange defaulting each container."""
 

@@ -15,13 +15,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from cdktf import ITerraformDependable
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from burrow.addons import keda
 from burrow.app.broker_users import VHOST
 from burrow.app.namespace import AppNamespace
 from burrow.app.rabbitmq import CLIENT_ROLES, BrokerTenant, RabbitMqBroker
-from burrow.app.settings import CpuAutoscalingConfig, MessagingConfig, QueueAutoscalingConfig
+from burrow.app.settings import (
+    CONSUMER_AUTOSCALING,
+    PRODUCER_AUTOSCALING,
+    CpuAutoscalingConfig,
+    MessagingConfig,
+    QueueAutoscalingConfig,
+    WorkerScaling,
+)
 from burrow.errors import PropsError
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import EnvFromSecret
@@ -71,8 +78,9 @@ AUTOSCALING_KINDS: dict[str, type[CpuAutoscalingConfig | QueueAutoscalingConfig]
 }
 
 
-class QueueWorkerProps(Props):
-    """Props of `QueueWorker`. Required: `image`, `resources` and `messaging`."""
+class QueueWorkerProps(WorkerScaling, Props):
+    """Props of `QueueWorker`. Required: `image`, `resources` and `messaging`. `replicas` (default 2)
+    comes from `WorkerScaling`, which the environment schema shares."""
 
     #: The name of the worker's Deployment, Service, ServiceAccount, container and release; unique in
     #: its namespace. default: the construct id
@@ -92,8 +100,6 @@ class QueueWorkerProps(Props):
     #: The exchange, queue and routing key the worker uses on its broker (RABBITMQ_EXCHANGE,
     #: RABBITMQ_QUEUE, RABBITMQ_ROUTING_KEY); queue autoscaling and queue alerts watch this queue.
     messaging: QueueBinding
-    #: default: 2 (two pods survive a node drain)
-    replicas: int = Field(default=2, ge=1, le=100)
     resources: Resources
     #: Extra environment variables (for Burrow's services, PUBLISH_RATE or PREFETCH_COUNT).
     settings: Mapping[str, str] = Field(default_factory=dict)
@@ -156,14 +162,6 @@ class QueueWorkerProps(Props):
             where = ".".join(str(part) for part in first["loc"])
             raise ValueError(f"{where}={first.get('input')!r}: {first['msg']}") from None
 
-    @model_validator(mode="after")
-    def _scaling_bounds(self) -> QueueWorkerProps:
-        """Kubernetes refuses an autoscaler whose maximum is below its minimum (the first deploy would fail)."""
-        if self.autoscaling is not None and self.autoscaling.enabled and self.autoscaling.max_replicas < self.replicas:
-            raise ValueError(f"autoscaling.max_replicas ({self.autoscaling.max_replicas}) is below replicas "
-                             f"({self.replicas}), the minimum")
-        return self
-
     @field_validator("termination_grace_seconds")
     @classmethod
     def _grace_exceeds_drain(cls, grace: int, info: ValidationInfo) -> int:
@@ -177,8 +175,14 @@ class QueueWorkerProps(Props):
 BURROW_SERVICE: dict[str, Any] = {
     "port": HTTP_PORT, "liveness_path": LIVENESS_PATH, "readiness_path": READINESS_PATH, "part_of": "burrow",
 }
-PRODUCER: dict[str, Any] = {**BURROW_SERVICE, "role": "producer", "consumes": False, "service_alerts": "producer"}
-CONSUMER: dict[str, Any] = {**BURROW_SERVICE, "role": "consumer", "service_alerts": "consumer", "state_dir": STATE_DIR}
+PRODUCER: dict[str, Any] = {
+    **BURROW_SERVICE, "role": "producer", "consumes": False, "service_alerts": "producer",
+    "autoscaling": PRODUCER_AUTOSCALING,
+}
+CONSUMER: dict[str, Any] = {
+    **BURROW_SERVICE, "role": "consumer", "service_alerts": "consumer", "state_dir": STATE_DIR,
+    "autoscaling": CONSUMER_AUTOSCALING,
+}
 
 
 class QueueWorker(DeliversObjects, Construct):
@@ -310,7 +314,7 @@ class QueueWorker(DeliversObjects, Construct):
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> QueueWorker:
         """Burrow's producer (apps/producer): `props` over the preset (role producer, port 5000, /health
-        and /ready, part of burrow, publishes only, the producer's alerts)."""
+        and /ready, part of burrow, publishes only, the producer's alerts, CPU autoscaling)."""
         return cls(scope, id, namespace=namespace, broker=broker, props={**PRODUCER, **props}, depends_on=depends_on)
 
     @classmethod
@@ -319,7 +323,8 @@ class QueueWorker(DeliversObjects, Construct):
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> QueueWorker:
         """Burrow's consumer (apps/consumer): `props` over the preset (role consumer, port 5000, /health
-        and /ready, part of burrow, the consumer's alerts, its processed-id log in a state directory)."""
+        and /ready, part of burrow, the consumer's alerts, its processed-id log in a state directory,
+        KEDA autoscaling on its queue, which needs the broker's `keda_namespace`)."""
         settings = {"PROCESSED_LOG": PROCESSED_LOG, **props.get("settings", {})}
         return cls(scope, id, namespace=namespace, broker=broker, props={**CONSUMER, **props, "settings": settings},
                    depends_on=depends_on)

@@ -32,12 +32,12 @@ from cdktf_cdktf_provider_aws.acm_certificate_validation import (
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.route53_record import Route53Record
-from pydantic import InstanceOf, model_validator
+from pydantic import model_validator
 
 from burrow.cluster.eks import EksCluster, irsa_trust
 from burrow.common.network import Network
 from burrow.names import Hostname, RegionName, ZoneId
-from burrow.props import Props, child_path, props_for
+from burrow.props import Props, child_path, props_for, reference
 from burrow.spi import EdgeAccess
 from constructs import Construct
 
@@ -174,12 +174,9 @@ def dns_policy(zone_id: str, names: list[str]) -> str:
 
 
 class PublicEntryProps(Props):
-    """Props of `PublicEntry`. Required: `cluster`, `network`, `region`, `zone_id`, `zone_name`, `host`."""
+    """Props of `PublicEntry` (data only: the cluster and the network are the constructor's keyword
+    arguments). Required: `region`, `zone_id`, `zone_name`, `host`."""
 
-    #: The region's cluster: the controllers' roles trust its OIDC provider and carry its name.
-    cluster: InstanceOf[EksCluster]
-    #: The region's network: the load balancer controller may open ingress only on its VPC's security groups.
-    network: InstanceOf[Network]
     #: The region (`eu-west-1`): the certificate also names `<region>.<host>`, this region's own name.
     region: RegionName
     #: The Route 53 zone holding `host` (usually the `<env>-global` stack's zone: a reference).
@@ -211,16 +208,30 @@ class PublicEntry(Construct):
     """The certificate and the controllers' roles of one region's public producer.
 
     `props` is a `PublicEntryProps` or a mapping of its fields (validated here, so a mistake names
-    this construct's path). Escape hatches: `certificate` (None without TLS), `load_balancer_role`,
-    `dns_role`; `access` is what the add-ons stack needs.
+    this construct's path). `cluster` is the region's cluster (the controllers' roles trust its OIDC
+    provider and carry its name); `network` is the region's network (the load balancer controller
+    may open ingress only on its VPC's security groups). Escape hatches: `certificate` (None without
+    TLS), `load_balancer_role`, `dns_role`; `access` is what the add-ons stack needs.
     """
 
-    def __init__(self, scope: Construct, id: str, props: PublicEntryProps | Mapping[str, Any]) -> None:
-        props = props_for(child_path(scope, id), PublicEntryProps, props)
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        props: PublicEntryProps | Mapping[str, Any],
+        *,
+        cluster: EksCluster,
+        network: Network,
+    ) -> None:
+        path = child_path(scope, id)
+        cluster = reference(path, "cluster", cluster, EksCluster)
+        network = reference(path, "network", network, Network)
+        props = props_for(path, PublicEntryProps, props)
         super().__init__(scope, id)
         self.props = props
-        cluster, region, zone_id, host = props.cluster, props.region, props.zone_id, props.host
-        vpc_id = props.network.vpc.id
+        self.cluster, self.network = cluster, network
+        region, zone_id, host = props.region, props.zone_id, props.host
+        vpc_id = network.vpc.id
         name = cluster.name
         region_host = f"{region}.{host}"
         self.certificate = None

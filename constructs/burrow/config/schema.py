@@ -37,6 +37,8 @@ from burrow.addons.settings import (  # noqa: F401 - importable here as before
     cron_problem,
 )
 from burrow.app.settings import (  # noqa: F401 - importable here as before
+    CONSUMER_AUTOSCALING,
+    PRODUCER_AUTOSCALING,
     AutoscalingConfig,
     CpuAutoscalingConfig,
     Hostname,
@@ -46,6 +48,7 @@ from burrow.app.settings import (  # noqa: F401 - importable here as before
     PersistenceConfig,
     QueueAutoscalingConfig,
     RabbitMqConfig,
+    WorkerScaling,
 )
 from burrow.cluster.settings import (  # noqa: F401 - importable here as before
     MAX_PUBLIC_ACCESS_CIDRS,
@@ -214,30 +217,24 @@ class AddOnsConfig(Model):
     keda: ChartAddOnConfig = ChartAddOnConfig()
 
 
-class WorkerConfig(Model):
-    image: Image
-    #: The minimum number of pods (HPA/KEDA scale up from here). default: 2
-    replicas: int = Field(default=2, ge=1, le=100)
-    resources: Resources
+class WorkerConfig(WorkerScaling):
+    """Burrow's producer or consumer. `replicas` and its bounds come from the library's
+    `WorkerScaling` (`QueueWorkerProps` derives from it too); `autoscaling` defaults to the preset's."""
 
-    @model_validator(mode="after")
-    def _bounds(self) -> WorkerConfig:
-        scaling = getattr(self, "autoscaling", None)
-        if scaling is not None and scaling.enabled and scaling.max_replicas < self.replicas:
-            raise ValueError(
-                f"autoscaling.max_replicas ({scaling.max_replicas}) is below replicas ({self.replicas})"
-            )
-        return self
+    image: Image
+    resources: Resources
 
 
 class ProducerConfig(WorkerConfig):
     publish_rate: float = Field(default=1.0, ge=0, le=10000, description="messages per second; 0 disables")
-    autoscaling: CpuAutoscalingConfig = CpuAutoscalingConfig()
+    #: default: the producer preset's (CPU)
+    autoscaling: CpuAutoscalingConfig = PRODUCER_AUTOSCALING
 
 
 class ConsumerConfig(WorkerConfig):
     prefetch: int = Field(default=10, ge=1, le=1000)
-    autoscaling: QueueAutoscalingConfig = QueueAutoscalingConfig()
+    #: default: the consumer preset's (KEDA on its queue)
+    autoscaling: QueueAutoscalingConfig = CONSUMER_AUTOSCALING
 
 
 #: The layers an environment's stacks are named after (`<env>-<layer>`).

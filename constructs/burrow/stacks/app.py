@@ -129,10 +129,9 @@ class AppLayer(BurrowStack):
         assert self.cluster.edge is not None
         ingress = env.ingress
         return PublicIngress(self, "ingress", {
-            "namespace": self.namespace, "producer": self.producer, "edge": self.cluster.edge,
-            "load_balancer_cidrs": env.network.public_subnet_cidrs, "tls": ingress.tls,
+            "edge": self.cluster.edge, "load_balancer_cidrs": env.network.public_subnet_cidrs, "tls": ingress.tls,
             "ssl_policy": ingress.ssl_policy, "allowed_cidrs": ingress.allowed_cidrs,
-        })
+        }, namespace=self.namespace, producer=self.producer)
 
     def _monitoring(self, env: EnvironmentConfig) -> KubernetesObjects:
         """The stack's dashboard and, when a receiver is configured, where its alerts go."""

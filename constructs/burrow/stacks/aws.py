@@ -212,10 +212,12 @@ class CommonLayer(AwsStack):
             for kind, role in self.delivery.roles.items():
                 TerraformOutput(self, f"{kind}-role-arn", value=role.arn)
         self.peerings = [
-            RegionPeering(self, f"peering-{peer.env.aws.region}", {
-                "name": cluster_name(env), "network": self.network, "cidr": env.network.vpc_cidr, "peer": peer.network,
-                "peer_cidr": peer.env.network.vpc_cidr, "peer_region": peer.env.aws.region,
-                "peer_provider": self.provider_in(peer.env.aws.region, alias=peer.env.aws.region)})
+            RegionPeering(
+                self, f"peering-{peer.env.aws.region}",
+                {"name": cluster_name(env), "cidr": env.network.vpc_cidr, "peer_cidr": peer.env.network.vpc_cidr,
+                 "peer_region": peer.env.aws.region},
+                network=self.network, peer=peer.network,
+                peer_provider=self.provider_in(peer.env.aws.region, alias=peer.env.aws.region))
             for peer in peers
         ]
 
@@ -267,10 +269,10 @@ class ClusterLayer(AwsStack):
         if zone is not None:
             assert env.ingress.host is not None  # required when ingress is enabled (schema)
             self.edge = PublicEntry(self, "edge", {
-                "cluster": self.eks, "network": network, "region": env.aws.region, "zone_id": zone[0],
-                "zone_name": zone[1], "host": env.ingress.host, "tls": env.ingress.tls,
-                "owns_shared_validation": env.is_primary,
-                "dns_names": [broker_host(env, env.aws.region)] if env.federation_peers else []})
+                "region": env.aws.region, "zone_id": zone[0], "zone_name": zone[1], "host": env.ingress.host,
+                "tls": env.ingress.tls, "owns_shared_validation": env.is_primary,
+                "dns_names": [broker_host(env, env.aws.region)] if env.federation_peers else []},
+                cluster=self.eks, network=network)
         TerraformOutput(self, "cluster-name", value=self.eks.cluster.name)
         TerraformOutput(self, "cluster-endpoint", value=self.eks.cluster.endpoint)
         # Previews of pull requests read these three from this stack's state (burrow.previews).
