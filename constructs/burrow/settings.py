@@ -22,7 +22,7 @@ Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi
 #: An AWS account id: twelve digits.
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 #: An AWS region's name (`eu-west-1`, `us-gov-west-1`).
-RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
+RegionName = Annotated[str, StringConstraints(pattern=r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|eusc)-[a-z0-9-]+-[0-9]+$")]
 
 
 class Model(OneLineModel):

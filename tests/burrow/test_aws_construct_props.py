@@ -275,7 +275,12 @@ BAD = [
     (
         "EksCluster",
         {"kubernetes_version": "1.21"},
-        "kubernetes_version='1.21' is invalid: a Kubernetes version EKS has released: 1.29, 1.30,",
+        "kubernetes_version='1.21' is invalid: a Kubernetes version EKS runs today (standard or extended support): ",
+    ),
+    (  # released, but out of extended support since 2026-03-23: EKS no longer runs it
+        "EksCluster",
+        {"kubernetes_version": "1.29"},
+        "kubernetes_version='1.29' is invalid: a Kubernetes version EKS runs today (standard or extended support): ",
     ),
     ("EksCluster", {"subnet_ids": []}, "subnet_ids=[] is invalid: Tuple should have at least 1 item"),
     (

@@ -170,7 +170,10 @@ def test_the_broker_admits_each_teams_workers_and_rolls_to_load_a_new_team(platf
             }
         ]
     values = yaml.safe_load(terraform_unescape(releases(platform)["rabbitmq"]["values"][-1]))
-    assert values["podAnnotations"] == {"burrow.dev/tenants": "billing,orders"}  # a new team: new pods, new definitions
+    # a new team or new limits: new pods, which load the new definitions
+    assert values["podAnnotations"] == {
+        "burrow.dev/tenants": "billing(max-connections=100,max-queues=100),orders(max-connections=4,max-queues=3)"
+    }
     assert values["metrics"]["serviceMonitor"]["detailed"]["vhost"] == ["/", "orders", "billing"]
 
 

@@ -298,3 +298,18 @@ def test_an_override_that_removes_a_clash_lets_the_stack_synthesize(tmp_path):
     second.release.add_override("namespace", "elsewhere")
     app.synth()
     assert (tmp_path / "stacks" / "team" / "cdk.tf.json").exists()
+
+
+def test_a_preset_asked_for_more_replicas_than_its_autoscaling_ceiling_scales_from_there(tmp_path):
+    """`QueueWorker.producer(props={"replicas": 8})`: the preset's CPU autoscaling keeps its kind and
+    its maximum rises to the replicas asked for, rather than refusing a setting the caller never set."""
+    from burrow import QueueWorker
+    from burrow.app.settings import PRODUCER_AUTOSCALING
+
+    app, stack, namespace, broker = team(tmp_path)
+    replicas = PRODUCER_AUTOSCALING.max_replicas + 2
+    worker = QueueWorker.producer(stack, "intake", namespace=namespace, broker=broker,
+                                  props={**worker_props(name="intake"), "replicas": replicas})
+    assert worker.props.autoscaling.max_replicas == replicas
+    [hpa] = [o for o in worker.objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (replicas, replicas)

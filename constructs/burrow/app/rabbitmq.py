@@ -598,7 +598,11 @@ class RabbitMqBroker(DeliversObjects, Construct):
         if props.node_selector:
             values["nodeSelector"] = dict(props.node_selector)
         if self.tenants:  # a new tenant rolls the brokers: they load users only at boot
-            values["podAnnotations"] = {"burrow.dev/tenants": ",".join(sorted(self.tenants))}
+            # every tenant and its limits: a new team or new limits is a new pod template, so the brokers
+            # roll and load them (definitions are read only at boot)
+            values["podAnnotations"] = {"burrow.dev/tenants": ",".join(
+                f"{name}({','.join(f'{key}={value}' for key, value in sorted(self.tenants[name].limits.items()))})"
+                for name in sorted(self.tenants))}
         if self.users_by_role:
             in_cluster = self.props.generate_credentials_in_cluster  # the definitions are in the generated Secret
             values.update(users.chart_values(self.login_secret if in_cluster else users.DEFINITIONS_SECRET))

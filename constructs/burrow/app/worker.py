@@ -185,6 +185,17 @@ CONSUMER: dict[str, Any] = {
 }
 
 
+def over_preset(preset: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    """`props` over a preset. Props that set `replicas` but not `autoscaling` keep the preset's
+    autoscaling with its maximum raised to at least `replicas`: asking for more pods than the
+    preset's ceiling is not a mistake about a setting the caller never set."""
+    merged = {**preset, **props}
+    scaling, replicas = preset.get("autoscaling"), props.get("replicas")
+    if "autoscaling" not in props and scaling is not None and isinstance(replicas, int):
+        merged["autoscaling"] = scaling.model_copy(update={"max_replicas": max(scaling.max_replicas, replicas)})
+    return merged
+
+
 class QueueWorker(DeliversObjects, Construct):
     """A Deployment wired to `broker`, with its Service, ServiceAccount, NetworkPolicy and, as its
     props ask, its autoscaler, ServiceMonitor and PrometheusRule.
@@ -315,7 +326,7 @@ class QueueWorker(DeliversObjects, Construct):
     ) -> QueueWorker:
         """Burrow's producer (apps/producer): `props` over the preset (role producer, port 5000, /health
         and /ready, part of burrow, publishes only, the producer's alerts, CPU autoscaling)."""
-        return cls(scope, id, namespace=namespace, broker=broker, props={**PRODUCER, **props}, depends_on=depends_on)
+        return cls(scope, id, namespace=namespace, broker=broker, props=over_preset(PRODUCER, props), depends_on=depends_on)
 
     @classmethod
     def consumer(
@@ -326,7 +337,7 @@ class QueueWorker(DeliversObjects, Construct):
         and /ready, part of burrow, the consumer's alerts, its processed-id log in a state directory,
         KEDA autoscaling on its queue, which needs the broker's `keda_namespace`)."""
         settings = {"PROCESSED_LOG": PROCESSED_LOG, **props.get("settings", {})}
-        return cls(scope, id, namespace=namespace, broker=broker, props={**CONSUMER, **props, "settings": settings},
+        return cls(scope, id, namespace=namespace, broker=broker, props={**over_preset(CONSUMER, props), "settings": settings},
                    depends_on=depends_on)
 
     def policy_facts(self) -> PolicyFacts:

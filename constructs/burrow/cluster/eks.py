@@ -38,7 +38,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from burrow.cluster.settings import ApiAccessConfig, EksClusterSettings, PrincipalArn
 from burrow.common.access import key_policy
-from burrow.k8s.versions import EKS_VERSIONS
+from burrow.k8s.versions import offered_on, today
 from burrow.names import EksClusterName, RegionName
 from burrow.props import Props, child_path, props_for
 from burrow.settings import distinct
@@ -129,8 +129,11 @@ def _fits_role_names(value: str) -> str:
 
 
 def _released(value: str) -> str:
-    if value not in EKS_VERSIONS:
-        raise ValueError(f"a Kubernetes version EKS has released: {', '.join(EKS_VERSIONS)}")
+    """A version EKS runs today: released, and in standard or extended support (after that, EKS
+    neither creates a cluster on it nor keeps one there)."""
+    offered = offered_on(today(), extended=True)
+    if value not in offered:
+        raise ValueError(f"a Kubernetes version EKS runs today (standard or extended support): {', '.join(offered)}")
     return value
 
 
