@@ -111,7 +111,15 @@ def record(config: str, map_path: str) -> int:
         for line in import_lines(Path(ROOT / name).read_text()):
             lines[name][str(line)] = sorted({*lines[name].get(str(line), []), -1})
     Path(map_path).write_text(
-        json.dumps({"args": args, "tests": tests, "seconds": recorded["seconds"], "lines": lines})
+        json.dumps(
+            {
+                "args": args,
+                "tests": tests,
+                "seconds": recorded["seconds"],
+                "lines": lines,
+                "preload": recorded["preload"],
+            }
+        )
     )
     print(
         f"mutation: {len(tests)} tests mapped in {time.monotonic() - started:.0f} s; "
@@ -124,7 +132,16 @@ def pytest_unconfigure(config) -> None:
     if _RECORDER is not None:
         sys.settrace(None)
         lines = {f: {line: [t for t in who] for line, who in by_line.items()} for f, by_line in _RECORDER.lines.items()}
-        Path(os.environ["MUTATION_RAW"]).write_text(json.dumps({"lines": lines, "seconds": _RECORDER.seconds}))
+        outside = [name for name, module in list(sys.modules.items()) if _outside(module)]
+        Path(os.environ["MUTATION_RAW"]).write_text(
+            json.dumps({"lines": lines, "seconds": _RECORDER.seconds, "preload": outside})
+        )
+
+
+def _outside(module) -> bool:
+    """Whether `module` comes from outside this checkout (the interpreter, .venv's packages)."""
+    file = getattr(module, "__file__", None)
+    return bool(file) and not os.path.realpath(file).startswith(f"{ROOT}{os.sep}")
 
 
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? ")
@@ -193,10 +210,131 @@ def run(map_path: str) -> int:
     selection = Path(map_path).with_suffix(".selected.json")
     selection.write_text(json.dumps([tests[i] for i in sorted(chosen)]))
     print(f"mutation: {changed}: {len(chosen)} of {len(tests)} tests execute it", flush=True)
-    env = {**os.environ, "MUTATION_SELECT": str(selection)}
-    return subprocess.run([*PYTEST, "-x", *recorded["args"]], cwd=ROOT, env=env).returncode
+    return ask(map_path, {"select": str(selection), "args": [*PYTEST[3:], "-x", *recorded["args"]]})
+
+
+# --- the test server ---------------------------------------------------------------------------------
+# A test process spends ~12 s importing the provider bindings before its first test. The server imports
+# what lies outside this checkout once (never Burrow, which the mutants change), then forks one child
+# per mutant, which imports Burrow as it is on disk now and runs pytest. The children share the server's
+# jsii runtime (one at a time); after SERVED requests, or a child that did not exit by itself, the
+# server stops and the next request starts a fresh one.
+SOCKET = ROOT / ".cache" / "mutation-tests.sock"
+SERVED = 100
+CHILD_TIMEOUT = 240.0
+EXIT = "\nmutation-exit:"
+
+
+def serve(map_path: str) -> int:
+    import importlib
+    import signal
+    import socket
+
+    sys.dont_write_bytecode = True  # a mutant's bytecode must never be cached for the next one
+    for name in json.loads(Path(map_path).read_text())["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - a module that imports only as part of its package
+            continue
+    import gc
+
+    import pytest
+
+    gc.freeze()  # what is preloaded stays: no collection (pytest runs several at its end) walks it again
+    SOCKET.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(SOCKET))
+    server.listen()
+    for _ in range(SERVED):
+        conn, _address = server.accept()
+        request = json.loads(conn.makefile().readline())
+        if request.get("stop"):
+            conn.close()
+            break
+        child = os.fork()
+        if child == 0:
+            server.close()
+            os.dup2(conn.fileno(), 1)
+            os.dup2(conn.fileno(), 2)
+            os.chdir(ROOT)
+            os.environ["MUTATION_SELECT"] = request["select"]
+            try:
+                code = int(pytest.main(request["args"]))
+            except BaseException:  # noqa: BLE001 - reported as a failed run
+                code = 3
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # no atexit: the jsii runtime is the server's
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while (status := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if status[0] == 0:
+            os.kill(child, signal.SIGKILL)
+            status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status[1])
+        conn.sendall(f"{EXIT}{code}\n".encode())
+        conn.close()
+        if code < 0:  # killed mid-run: the jsii runtime may be mid-message
+            break
+    server.close()
+    SOCKET.unlink(missing_ok=True)
+    return 0
+
+
+def _connect():
+    import socket
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(SOCKET))
+    return conn
+
+
+def ask(map_path: str, request: dict) -> int:
+    """Run `request` on the server (started if none listens); its output, then pytest's exit code."""
+    for _attempt in range(3):
+        try:
+            conn = _connect()
+        except OSError:
+            log = (ROOT / ".cache" / "mutation-tests.server.log").open("a")
+            subprocess.Popen(
+                [sys.executable, __file__, "serve", map_path], cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+            )
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                try:
+                    conn = _connect()
+                    break
+                except OSError:
+                    continue
+            else:
+                print("mutation: the test server did not start (see .cache/mutation-tests.server.log)")
+                return 2
+        conn.sendall((json.dumps(request) + "\n").encode())
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        output = b"".join(chunks).decode(errors="replace")
+        conn.close()
+        body, marker, code = output.rpartition(EXIT)
+        if marker:
+            print(body, flush=True)
+            return int(code)
+        # The server stopped before answering (its request limit): ask a fresh one.
+    print("mutation: the test server gave no exit code")
+    return 2
+
+
+def stop() -> int:
+    try:
+        conn = _connect()
+    except OSError:
+        return 0
+    conn.sendall(b'{"stop": true}\n')
+    conn.close()
+    return 0
 
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    sys.exit({"map": record, "run": run}[command](*arguments))
+    sys.exit({"map": record, "run": run, "serve": serve, "stop": stop}[command](*arguments))
