@@ -1,1 +1,116 @@
-"""Guardrail rules that mutation testing (`make mutation`) found untested, each stated as a rule."""
+"""Guardrail rules stated one by one, on the facts a construct delivers. Each closes a gap that
+mutation testing (`make mutation`, docs/testing.md) found: a change to the rule no other test saw."""
+
+from __future__ import annotations
+
+from burrow import Tier, Waiver
+from burrow.policy.facts import PolicyFacts, object_facts
+from burrow.policy.guardrails import RULES, Finding
+
+
+def check(rule_id: str, subject: str, objects=(), values=None, tier: Tier = Tier.PRODUCTION) -> list[str]:
+    """What Burrow's rule `rule_id` asks to change in these facts of `subject`, in `tier`."""
+    facts = PolicyFacts(subject, tuple(objects), chart_values=values or {})
+    rules = [rule for rule in RULES if rule.id == rule_id and rule.applies(facts, tier)]
+    return [message for rule in rules for message in rule.check(facts)]
+
+
+def deployment(replicas: int | None = 2, **container) -> dict:
+    spec = {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}},
+                         "spec": {"containers": [{"name": "a", "image": "r/a:1", **container}]}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}, "spec": spec}
+
+
+# --- waivers --------------------------------------------------------------------------------------
+
+
+def test_a_waiver_covers_its_own_rule_only():
+    waiver = Waiver(rule="image-digest", path="team/worker", reason="x" * 30)
+    assert waiver.covers(Finding("team", "team/worker", "image-digest", "m"))
+    for other in ("image-tag", "workload-security", "image-d", "a-rule"):
+        assert not waiver.covers(Finding("team", "team/worker", other, "m")), other
+
+
+# --- workloads ------------------------------------------------------------------------------------
+
+
+def test_a_scaled_object_without_a_minimum_scales_to_zero_and_is_refused_saying_so():
+    """KEDA's minReplicaCount defaults to 0: the refusal names the replicas the workload may keep."""
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "a"}, "spec": {}}
+    assert check("workload-replicas", "workload", [deployment(3), scaled]) == [
+        "run at least 2 replicas (replicas is 0)"]
+
+
+# --- the broker -----------------------------------------------------------------------------------
+
+
+def test_more_than_three_brokers_pass():
+    assert check("rabbitmq-replicas", "broker", values={"replicaCount": 5}) == []
+    assert check("rabbitmq-replicas", "broker", values={"replicaCount": 2}) == [
+        "run 3 RabbitMQ replicas (replicaCount is 2)"]
+
+
+# --- what plain objects are -----------------------------------------------------------------------
+
+
+def test_plain_objects_are_sorted_by_subject_each_holding_only_its_own():
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "spec": {}}
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "p"}, "spec": {}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    found = {facts.subject: facts.objects for facts in object_facts([deployment(), ingress, pool, config])}
+    assert found == {"workload": (deployment(), ingress, pool, config), "ingress": (ingress,), "nodepool": (pool,)}
+    assert object_facts([config]) == ()
+
+
+def test_only_a_network_policy_is_a_namespaces_default_deny():
+    """Another kind with the same spec (a CRD of some policy engine) does not stand in for it."""
+    deny = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    lookalike = {"apiVersion": "example.com/v1", "kind": "PolicyException", "metadata": {"name": "d"}, "spec": deny}
+    real = {**lookalike, "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}
+    refusal = ["keep the namespace's default-deny NetworkPolicy (default_deny=True)"]
+    assert check("namespace-default-deny", "namespace", [lookalike]) == refusal
+    assert check("namespace-default-deny", "namespace", [real]) == []
+
+
+# --- a chart's values -----------------------------------------------------------------------------
+
+
+def test_only_image_keys_name_images_in_a_charts_values():
+    """A mapping under another key with a tag (a chart's, a git reference's) is not an image; an
+    `image` mapping with neither tag nor digest keeps the chart's own pinned default."""
+    assert check("image-tag", "chart", values={"chart": {"repository": "example/tool", "tag": "latest"}}) == []
+    assert check("image-tag", "chart", values={"image": {"repository": "example/tool", "pullPolicy": "Always"}}) == []
+    assert check("image-tag", "chart", values={"tool": {"image": {"repository": "example/tool", "tag": "latest"}}}) == [
+        "tool.image: image example/tool:latest uses 'latest'; pin a version or digest"]
+
+
+def test_a_releases_set_of_type_string_is_read_literally_as_terraform_passes_it():
+    """`type: string` keeps the text (as Helm's --set-string); any other `set` is read as YAML (as --set)."""
+    import json
+
+    from burrow.policy.delivered import chart_values
+
+    attributes = json.loads('{"set": [{"name": "image.tag", "value": "1.10", "type": "string"},'
+                            ' {"name": "replicaCount", "value": "3"}, {"name": "a\\\\.b", "value": "true"}]}')
+    assert chart_values(attributes) == {"image": {"tag": "1.10"}, "replicaCount": 3, "a.b": True}
+
+
+def test_a_release_carrying_objects_is_policed_for_its_other_values_too(tmp_path):
+    """A release's Kubernetes objects (kind and apiVersion) are facts of their own; every other value,
+    an `objects` list that holds none included, is policed as chart values."""
+    from cdktf import App, TerraformResource, TerraformStack
+
+    from burrow.policy.delivered import delivered_facts
+
+    stack = TerraformStack(App(outdir=str(tmp_path)), "team")
+    release = TerraformResource(stack, "release", terraform_resource_type="helm_release")
+    release.add_override("values", ["objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nhostNetwork: true\n"])
+    assert [(f.subject, f.chart_values) for f in delivered_facts(release)] == [("chart", {"hostNetwork": True})]
+    loose = TerraformResource(stack, "loose", terraform_resource_type="helm_release")
+    loose.add_override("values", ["objects:\n- apiVersion: v1\n  hostNetwork: true\n"])
+    (facts,) = delivered_facts(loose)
+    assert check("workload-security", "chart", values=facts.chart_values) == [
+        "objects[0].hostNetwork: true breaks the restricted Pod Security Standard; set it false"]
