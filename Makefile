@@ -225,7 +225,7 @@ mutation: install .venv-mutation/.installed
 	  .venv-mutation/bin/python tests/tools/mutation_scope.py tests/tools/mutation-$$target.toml $$session || exit 1; \
 	  $(PY) tests/tools/mutation_tests.py map tests/tools/mutation-$$target.toml .cache/mutation-$$target.map.json || exit 1; \
 	  .venv-mutation/bin/cosmic-ray exec tests/tools/mutation-$$target.toml $$session; status=$$?; \
-	  $(PY) tests/tools/mutation_tests.py stop; [ $$status = 0 ] || exit 1; \
+	  $(PY) tests/tools/mutation_tests.py stop .cache/mutation-$$target.map.json; [ $$status = 0 ] || exit 1; \
 	  git diff --quiet -- constructs apps || { echo "mutation: the source was left changed"; exit 1; }; \
 	  echo "== surviving mutants: $$target"; .venv-mutation/bin/cr-report --surviving-only --show-diff $$session; \
 	done

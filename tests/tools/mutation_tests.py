@@ -11,6 +11,8 @@ Usage (with .venv's interpreter):
       test that executed a line of that statement: all of them if it runs at import, none if no
       test reaches it (the mutant survives). A test that never executes a statement cannot see it
       changed, so this kills exactly what running every test would, in a fraction of the time.
+      The tests run in a child of a test server (`serve <map.json>`, started on first use, ended by
+      `stop <map.json>`) that has imported everything from outside this checkout once.
 As a pytest plugin (`-p tests.tools.mutation_tests`) it records the map or runs the tests listed
 in the file $MUTATION_SELECT, in that order.
 """
@@ -218,11 +220,14 @@ def run(map_path: str) -> int:
 # what lies outside this checkout once (never Burrow, which the mutants change), then forks one child
 # per mutant, which imports Burrow as it is on disk now and runs pytest. The children share the server's
 # jsii runtime (one at a time); after SERVED requests, or a child that did not exit by itself, the
-# server stops and the next request starts a fresh one.
-SOCKET = ROOT / ".cache" / "mutation-tests.sock"
+# server stops and the next request starts a fresh one. Its socket and log lie beside the map.
 SERVED = 100
 CHILD_TIMEOUT = 240.0
 EXIT = "\nmutation-exit:"
+
+
+def _socket(map_path: str) -> str:
+    return str(ROOT / Path(map_path).with_suffix(".sock"))
 
 
 def serve(map_path: str) -> int:
@@ -241,9 +246,9 @@ def serve(map_path: str) -> int:
     import pytest
 
     gc.freeze()  # what is preloaded stays: no collection (pytest runs several at its end) walks it again
-    SOCKET.unlink(missing_ok=True)
+    Path(_socket(map_path)).unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(SOCKET))
+    server.bind(_socket(map_path))
     server.listen()
     for _ in range(SERVED):
         conn, _address = server.accept()
@@ -277,15 +282,15 @@ def serve(map_path: str) -> int:
         if code < 0:  # killed mid-run: the jsii runtime may be mid-message
             break
     server.close()
-    SOCKET.unlink(missing_ok=True)
+    Path(_socket(map_path)).unlink(missing_ok=True)
     return 0
 
 
-def _connect():
+def _connect(map_path: str):
     import socket
 
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(str(SOCKET))
+    conn.connect(_socket(map_path))
     return conn
 
 
@@ -293,9 +298,9 @@ def ask(map_path: str, request: dict) -> int:
     """Run `request` on the server (started if none listens); its output, then pytest's exit code."""
     for _attempt in range(3):
         try:
-            conn = _connect()
+            conn = _connect(map_path)
         except OSError:
-            log = (ROOT / ".cache" / "mutation-tests.server.log").open("a")
+            log = (ROOT / Path(map_path).with_suffix(".server.log")).open("a")
             subprocess.Popen(
                 [sys.executable, __file__, "serve", map_path], cwd=ROOT, stdout=log, stderr=log, start_new_session=True
             )
@@ -303,12 +308,12 @@ def ask(map_path: str, request: dict) -> int:
             while time.monotonic() < deadline:
                 time.sleep(0.5)
                 try:
-                    conn = _connect()
+                    conn = _connect(map_path)
                     break
                 except OSError:
                     continue
             else:
-                print("mutation: the test server did not start (see .cache/mutation-tests.server.log)")
+                print(f"mutation: the test server did not start (see {Path(map_path).with_suffix('.server.log')})")
                 return 2
         conn.sendall((json.dumps(request) + "\n").encode())
         chunks = []
@@ -325,9 +330,9 @@ def ask(map_path: str, request: dict) -> int:
     return 2
 
 
-def stop() -> int:
+def stop(map_path: str) -> int:
     try:
-        conn = _connect()
+        conn = _connect(map_path)
     except OSError:
         return 0
     conn.sendall(b'{"stop": true}\n')
