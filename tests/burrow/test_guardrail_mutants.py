@@ -34,6 +34,23 @@ def test_a_waiver_covers_its_own_rule_only():
         assert not waiver.covers(Finding("team", "team/worker", other, "m")), other
 
 
+def test_a_waiver_covers_its_construct_and_what_lies_under_it_only():
+    waiver = Waiver(rule="image-tag", path="team/worker", reason="x" * 30)
+    assert [path for path in ("team/worker", "team/worker/release", "team/mq", "team/work", "team/workers", "team")
+            if waiver.covers(Finding("team", path, "image-tag", "m"))] == ["team/worker", "team/worker/release"]
+
+
+def test_a_waiver_names_a_rule_and_a_path():
+    import pytest
+
+    from burrow import PropsError
+
+    for field in ("rule", "path"):
+        given = {"rule": "image-tag", "path": "team/worker", "reason": "x" * 30, field: ""}
+        with pytest.raises(PropsError, match=f"^Waiver: {field}='' is invalid: String should have at least 1 character$"):
+            Waiver(**given)
+
+
 # --- workloads ------------------------------------------------------------------------------------
 
 
@@ -44,6 +61,18 @@ def test_a_scaled_object_without_a_minimum_scales_to_zero_and_is_refused_saying_
         "run at least 2 replicas (replicas is 0)"]
 
 
+def test_init_containers_need_no_probes_but_their_images_are_checked():
+    """Kubernetes refuses probes on an init container; its image is pulled like any other."""
+    init = {"name": "setup", "image": "busybox:latest"}
+    probed = {"livenessProbe": {"httpGet": {"path": "/health", "port": 80}},
+              "readinessProbe": {"httpGet": {"path": "/ready", "port": 80}}}
+    workload = deployment(**probed)
+    workload["spec"]["template"]["spec"]["initContainers"] = [init]
+    assert check("workload-probes", "workload", [workload]) == []
+    assert check("image-tag", "workload", [workload]) == [
+        "container setup: image busybox:latest uses 'latest'; pin a version or digest"]
+
+
 # --- the broker -----------------------------------------------------------------------------------
 
 
@@ -51,6 +80,27 @@ def test_more_than_three_brokers_pass():
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 5}) == []
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 2}) == [
         "run 3 RabbitMQ replicas (replicaCount is 2)"]
+
+
+# --- node pools -----------------------------------------------------------------------------------
+
+
+def node_pool(**spec) -> dict:
+    """A NodePool as Terraform hands it over: read from JSON, not built from Python literals."""
+    import json
+
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "burrow"},
+            "spec": {"template": {"spec": {}}, "disruption": {"budgets": [{"nodes": "10%"}]}, **spec}}
+    return json.loads(json.dumps(pool))
+
+
+def test_a_node_pool_read_from_json_gets_the_node_pool_rules():
+    assert check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8})]) == [
+        "NodePool burrow: set limits on cpu and memory (limits)"]
+
+
+def test_a_node_pool_may_limit_more_than_cpu_and_memory():
+    assert check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": 2})]) == []
 
 
 # --- what plain objects are -----------------------------------------------------------------------
@@ -85,6 +135,16 @@ def test_only_image_keys_name_images_in_a_charts_values():
     assert check("image-tag", "chart", values={"image": {"repository": "example/tool", "pullPolicy": "Always"}}) == []
     assert check("image-tag", "chart", values={"tool": {"image": {"repository": "example/tool", "tag": "latest"}}}) == [
         "tool.image: image example/tool:latest uses 'latest'; pin a version or digest"]
+
+
+def test_a_privileged_chart_setting_is_refused_as_a_boolean_or_as_the_text_true():
+    """Helm renders `privileged: "true"` (a value set with `type: string`, a quoted YAML value) into a
+    template as `true`; only false, in either form, keeps a pod restricted."""
+    values = {"a": {"privileged": True}, "b": {"hostNetwork": "true"}, "c": {"hostPID": "True"},
+              "d": {"hostIPC": False, "privileged": "false"}, "e": {"allowPrivilegeEscalation": 1}}
+    assert check("workload-security", "chart", values=values) == [
+        f"{key}: true breaks the restricted Pod Security Standard; set it false"
+        for key in ("a.privileged", "b.hostNetwork", "c.hostPID")]
 
 
 def test_a_releases_set_of_type_string_is_read_literally_as_terraform_passes_it():
