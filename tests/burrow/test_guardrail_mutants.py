@@ -16,9 +16,13 @@ def check(rule_id: str, subject: str, objects=(), values=None, tier: Tier = Tier
 
 
 def deployment(replicas: int | None = 2, **container) -> dict:
-    spec = {"selector": {"matchLabels": {"app": "a"}},
-            "template": {"metadata": {"labels": {"app": "a"}},
-                         "spec": {"containers": [{"name": "a", "image": "r/a:1", **container}]}}}
+    spec = {
+        "selector": {"matchLabels": {"app": "a"}},
+        "template": {
+            "metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "a", "image": "r/a:1", **container}]},
+        },
+    }
     if replicas is not None:
         spec["replicas"] = replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}, "spec": spec}
@@ -36,8 +40,11 @@ def test_a_waiver_covers_its_own_rule_only():
 
 def test_a_waiver_covers_its_construct_and_what_lies_under_it_only():
     waiver = Waiver(rule="image-tag", path="team/worker", reason="x" * 30)
-    assert [path for path in ("team/worker", "team/worker/release", "team/mq", "team/work", "team/workers", "team")
-            if waiver.covers(Finding("team", path, "image-tag", "m"))] == ["team/worker", "team/worker/release"]
+    assert [
+        path
+        for path in ("team/worker", "team/worker/release", "team/mq", "team/work", "team/workers", "team")
+        if waiver.covers(Finding("team", path, "image-tag", "m"))
+    ] == ["team/worker", "team/worker/release"]
 
 
 def test_a_waiver_names_a_rule_and_a_path():
@@ -47,7 +54,9 @@ def test_a_waiver_names_a_rule_and_a_path():
 
     for field in ("rule", "path"):
         given = {"rule": "image-tag", "path": "team/worker", "reason": "x" * 30, field: ""}
-        with pytest.raises(PropsError, match=f"^Waiver: {field}='' is invalid: String should have at least 1 character$"):
+        with pytest.raises(
+            PropsError, match=f"^Waiver: {field}='' is invalid: String should have at least 1 character$"
+        ):
             Waiver(**given)
     assert Waiver(rule="x", path="t", reason="x" * 30).rule == "x"  # a team's rule may have a one-letter id
 
@@ -59,7 +68,8 @@ def test_a_scaled_object_without_a_minimum_scales_to_zero_and_is_refused_saying_
     """KEDA's minReplicaCount defaults to 0: the refusal names the replicas the workload may keep."""
     scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "a"}, "spec": {}}
     assert check("workload-replicas", "workload", [deployment(3), scaled]) == [
-        "run at least 2 replicas (replicas is 0)"]
+        "run at least 2 replicas (replicas is 0)"
+    ]
 
 
 def test_a_daemon_set_or_a_job_keeps_no_replica_count_to_check():
@@ -72,13 +82,16 @@ def test_a_daemon_set_or_a_job_keeps_no_replica_count_to_check():
 def test_init_containers_need_no_probes_but_their_images_are_checked():
     """Kubernetes refuses probes on an init container; its image is pulled like any other."""
     init = {"name": "setup", "image": "busybox:latest"}
-    probed = {"livenessProbe": {"httpGet": {"path": "/health", "port": 80}},
-              "readinessProbe": {"httpGet": {"path": "/ready", "port": 80}}}
+    probed = {
+        "livenessProbe": {"httpGet": {"path": "/health", "port": 80}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 80}},
+    }
     workload = deployment(**probed)
     workload["spec"]["template"]["spec"]["initContainers"] = [init]
     assert check("workload-probes", "workload", [workload]) == []
     assert check("image-tag", "workload", [workload]) == [
-        "container setup: image busybox:latest uses 'latest'; pin a version or digest"]
+        "container setup: image busybox:latest uses 'latest'; pin a version or digest"
+    ]
 
 
 # --- the broker -----------------------------------------------------------------------------------
@@ -87,7 +100,8 @@ def test_init_containers_need_no_probes_but_their_images_are_checked():
 def test_more_than_three_brokers_pass():
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 5}) == []
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 2}) == [
-        "run 3 RabbitMQ replicas (replicaCount is 2)"]
+        "run 3 RabbitMQ replicas (replicaCount is 2)"
+    ]
 
 
 # --- node pools -----------------------------------------------------------------------------------
@@ -97,18 +111,26 @@ def node_pool(**spec) -> dict:
     """A NodePool as Terraform hands it over: read from JSON, not built from Python literals."""
     import json
 
-    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "burrow"},
-            "spec": {"template": {"spec": {}}, "disruption": {"budgets": [{"nodes": "10%"}]}, **spec}}
+    pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "burrow"},
+        "spec": {"template": {"spec": {}}, "disruption": {"budgets": [{"nodes": "10%"}]}, **spec},
+    }
     return json.loads(json.dumps(pool))
 
 
 def test_a_node_pool_read_from_json_gets_the_node_pool_rules():
     assert check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8})]) == [
-        "NodePool burrow: set limits on cpu and memory (limits)"]
+        "NodePool burrow: set limits on cpu and memory (limits)"
+    ]
 
 
 def test_a_node_pool_may_limit_more_than_cpu_and_memory():
-    assert check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": 2})]) == []
+    assert (
+        check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": 2})])
+        == []
+    )
 
 
 # --- what plain objects are -----------------------------------------------------------------------
@@ -146,17 +168,24 @@ def test_only_image_keys_name_images_in_a_charts_values():
     assert check("image-tag", "chart", values={"chart": {"repository": "example/tool", "tag": "latest"}}) == []
     assert check("image-tag", "chart", values={"image": {"repository": "example/tool", "pullPolicy": "Always"}}) == []
     assert check("image-tag", "chart", values={"tool": {"image": {"repository": "example/tool", "tag": "latest"}}}) == [
-        "tool.image: image example/tool:latest uses 'latest'; pin a version or digest"]
+        "tool.image: image example/tool:latest uses 'latest'; pin a version or digest"
+    ]
 
 
 def test_a_privileged_chart_setting_is_refused_as_a_boolean_or_as_the_text_true():
     """Helm renders `privileged: "true"` (a value set with `type: string`, a quoted YAML value) into a
     template as `true`; only false, in either form, keeps a pod restricted."""
-    values = {"a": {"privileged": True}, "b": {"hostNetwork": "true"}, "c": {"hostPID": "True"},
-              "d": {"hostIPC": False, "privileged": "false"}, "e": {"allowPrivilegeEscalation": 1}}
+    values = {
+        "a": {"privileged": True},
+        "b": {"hostNetwork": "true"},
+        "c": {"hostPID": "True"},
+        "d": {"hostIPC": False, "privileged": "false"},
+        "e": {"allowPrivilegeEscalation": 1},
+    }
     assert check("workload-security", "chart", values=values) == [
         f"{key}: true breaks the restricted Pod Security Standard; set it false"
-        for key in ("a.privileged", "b.hostNetwork", "c.hostPID")]
+        for key in ("a.privileged", "b.hostNetwork", "c.hostPID")
+    ]
 
 
 def test_a_releases_set_of_type_string_is_read_literally_as_terraform_passes_it():
@@ -165,8 +194,10 @@ def test_a_releases_set_of_type_string_is_read_literally_as_terraform_passes_it(
 
     from burrow.policy.delivered import chart_values
 
-    attributes = json.loads('{"set": [{"name": "image.tag", "value": "1.10", "type": "string"},'
-                            ' {"name": "replicaCount", "value": "3"}, {"name": "a\\\\.b", "value": "true"}]}')
+    attributes = json.loads(
+        '{"set": [{"name": "image.tag", "value": "1.10", "type": "string"},'
+        ' {"name": "replicaCount", "value": "3"}, {"name": "a\\\\.b", "value": "true"}]}'
+    )
     assert chart_values(attributes) == {"image": {"tag": "1.10"}, "replicaCount": 3, "a.b": True}
 
 
@@ -179,10 +210,13 @@ def test_a_release_carrying_objects_is_policed_for_its_other_values_too(tmp_path
 
     stack = TerraformStack(App(outdir=str(tmp_path)), "team")
     release = TerraformResource(stack, "release", terraform_resource_type="helm_release")
-    release.add_override("values", ["objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nhostNetwork: true\n"])
+    release.add_override(
+        "values", ["objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nhostNetwork: true\n"]
+    )
     assert [(f.subject, f.chart_values) for f in delivered_facts(release)] == [("chart", {"hostNetwork": True})]
     loose = TerraformResource(stack, "loose", terraform_resource_type="helm_release")
     loose.add_override("values", ["objects:\n- apiVersion: v1\n  hostNetwork: true\n"])
     (facts,) = delivered_facts(loose)
     assert check("workload-security", "chart", values=facts.chart_values) == [
-        "objects[0].hostNetwork: true breaks the restricted Pod Security Standard; set it false"]
+        "objects[0].hostNetwork: true breaks the restricted Pod Security Standard; set it false"
+    ]
