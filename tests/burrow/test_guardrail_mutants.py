@@ -72,6 +72,23 @@ def test_a_scaled_object_without_a_minimum_scales_to_zero_and_is_refused_saying_
     ]
 
 
+def test_a_deployment_without_replicas_keeps_kubernetes_default_of_one():
+    assert check("workload-replicas", "workload", [deployment(None)]) == ["run at least 2 replicas (replicas is 1)"]
+
+
+def test_an_autoscalers_minimum_is_what_a_workload_keeps_even_as_read_from_json():
+    import json
+
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "a"},
+        "spec": {"minReplicas": 1, "maxReplicas": 5},
+    }
+    objects = json.loads(json.dumps([deployment(3), hpa]))
+    assert check("workload-replicas", "workload", objects) == ["run at least 2 replicas (replicas is 1)"]
+
+
 def test_a_daemon_set_or_a_job_keeps_no_replica_count_to_check():
     for kind in ("DaemonSet", "Job"):
         workload = {**deployment(None), "kind": kind}
@@ -97,10 +114,29 @@ def test_init_containers_need_no_probes_but_their_images_are_checked():
 # --- the broker -----------------------------------------------------------------------------------
 
 
+def test_a_broker_without_a_replica_count_runs_the_charts_default_of_one():
+    assert check("rabbitmq-replicas", "broker", values={}) == ["run 3 RabbitMQ replicas (replicaCount is 1)"]
+
+
 def test_more_than_three_brokers_pass():
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 5}) == []
     assert check("rabbitmq-replicas", "broker", values={"replicaCount": 2}) == [
         "run 3 RabbitMQ replicas (replicaCount is 2)"
+    ]
+
+
+# --- ingress --------------------------------------------------------------------------------------
+
+
+def test_an_ingress_path_without_a_path_type_is_refused_not_a_crash():
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "i", "annotations": {"alb.ingress.kubernetes.io/ssl-redirect": "443"}},
+        "spec": {"tls": [{"hosts": ["h"]}], "rules": [{"http": {"paths": [{"path": "/publish"}]}}]},
+    }
+    assert check("public-ingress", "ingress", [ingress], tier=Tier.STAGING) == [
+        "Ingress i: route only /publish, /health with pathType Exact, not '/publish' (None)"
     ]
 
 
