@@ -109,6 +109,10 @@ def test_init_containers_need_no_probes_but_their_images_are_checked():
     assert check("image-tag", "workload", [workload]) == [
         "container setup: image busybox:latest uses 'latest'; pin a version or digest"
     ]
+    assert check("image-digest", "workload", [workload]) == [
+        f"container {name}: pin image {image} by digest (image.digest: sha256:…)"
+        for name, image in (("setup", "busybox:latest"), ("a", "r/a:1"))
+    ]
 
 
 # --- the broker -----------------------------------------------------------------------------------
@@ -116,6 +120,22 @@ def test_init_containers_need_no_probes_but_their_images_are_checked():
 
 def test_a_broker_without_a_replica_count_runs_the_charts_default_of_one():
     assert check("rabbitmq-replicas", "broker", values={}) == ["run 3 RabbitMQ replicas (replicaCount is 1)"]
+
+
+def test_a_broker_that_leaves_persistence_to_the_chart_keeps_its_volumes():
+    """Bitnami's chart persists by default: only an explicit false is refused."""
+    assert check("rabbitmq-persistence", "broker", values={"persistence": {"size": "8Gi"}}) == []
+    assert check("rabbitmq-persistence", "broker", values={"persistence": {"enabled": False}}) == [
+        "turn on persistence.enabled (persistence.enabled is false)"
+    ]
+
+
+def test_only_hard_anti_affinity_passes_an_empty_preset_is_none_at_all():
+    for preset in ("", "soft"):
+        assert check("rabbitmq-anti-affinity", "broker", values={"podAntiAffinityPreset": preset}) == [
+            f"set anti_affinity: hard (podAntiAffinityPreset is {preset})"
+        ]
+    assert check("rabbitmq-anti-affinity", "broker", values={"podAntiAffinityPreset": "hard"}) == []
 
 
 def test_more_than_three_brokers_pass():
@@ -162,6 +182,20 @@ def test_a_node_pool_read_from_json_gets_the_node_pool_rules():
     ]
 
 
+def test_node_pool_rules_read_the_node_pools_among_the_facts_only():
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    limited = node_pool(limits={"cpu": 8, "memory": "32Gi"})
+    for rule in ("nodepool-limits", "nodepool-disruption-budget", "nodepool-on-demand"):
+        assert check(rule, "nodepool", [limited, service]) == [], rule
+
+
+def test_a_node_pool_that_excludes_spot_runs_on_demand():
+    requirement = {"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": ["spot"]}
+    pool = node_pool(limits={"cpu": 8, "memory": "32Gi"})
+    pool["spec"]["template"]["spec"]["requirements"] = [requirement]
+    assert check("nodepool-on-demand", "nodepool", [pool]) == []
+
+
 def test_a_node_pool_may_limit_more_than_cpu_and_memory():
     assert (
         check("nodepool-limits", "nodepool", [node_pool(limits={"cpu": 8, "memory": "32Gi", "nvidia.com/gpu": 2})])
@@ -179,9 +213,14 @@ def test_plain_objects_are_sorted_by_subject_each_holding_only_its_own():
     ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "spec": {}}
     pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "p"}, "spec": {}}
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
-    objects = json.loads(json.dumps([deployment(), ingress, pool, config]))
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    objects = json.loads(json.dumps([deployment(), ingress, pool, config, service]))
     found = {facts.subject: facts.objects for facts in object_facts(objects)}
-    assert found == {"workload": (deployment(), ingress, pool, config), "ingress": (ingress,), "nodepool": (pool,)}
+    assert found == {
+        "workload": (deployment(), ingress, pool, config, service),
+        "ingress": (ingress,),
+        "nodepool": (pool,),
+    }
     assert object_facts([config]) == ()
 
 
