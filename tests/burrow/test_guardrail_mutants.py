@@ -61,15 +61,51 @@ def test_a_waiver_names_a_rule_and_a_path():
     assert Waiver(rule="x", path="t", reason="x" * 30).rule == "x"  # a team's rule may have a one-letter id
 
 
+def test_a_teams_rule_may_apply_to_several_subjects():
+    from burrow import Rule
+
+    rule = Rule("team-rule", (Tier.PRODUCTION,), ("workload", "broker"), "a team's rule", lambda facts: [])
+    assert [rule.applies(PolicyFacts(subject), Tier.PRODUCTION) for subject in ("workload", "broker", "namespace")] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_configure_takes_its_waivers_by_name_and_rules_and_wording_only_by_name():
+    import pytest
+    from cdktf import App, TerraformStack
+
+    from burrow import Guardrails
+    from burrow.policy.guardrails import PROPS
+
+    stack = TerraformStack(App(), "team")
+    assert Guardrails.configure(stack, tier=Tier.STAGING, waivers=[]).tier == Tier.STAGING
+    with pytest.raises(TypeError):
+        Guardrails.configure(stack, Tier.STAGING, [], [], PROPS)
+
+
 # --- workloads ------------------------------------------------------------------------------------
 
 
 def test_a_scaled_object_without_a_minimum_scales_to_zero_and_is_refused_saying_so():
     """KEDA's minReplicaCount defaults to 0: the refusal names the replicas the workload may keep."""
+    import json
+
     scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "a"}, "spec": {}}
-    assert check("workload-replicas", "workload", [deployment(3), scaled]) == [
+    assert check("workload-replicas", "workload", json.loads(json.dumps([deployment(3), scaled]))) == [
         "run at least 2 replicas (replicas is 0)"
     ]
+
+
+def test_an_autoscaler_without_a_minimum_keeps_kubernetes_default_of_one():
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "a"},
+        "spec": {"maxReplicas": 5},
+    }
+    assert check("workload-replicas", "workload", [deployment(3), hpa]) == ["run at least 2 replicas (replicas is 1)"]
 
 
 def test_a_deployment_without_replicas_keeps_kubernetes_default_of_one():
@@ -160,6 +196,20 @@ def test_an_ingress_path_without_a_path_type_is_refused_not_a_crash():
     ]
 
 
+def test_the_public_ingress_rule_reads_the_ingresses_among_the_facts_only():
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "i", "annotations": {"alb.ingress.kubernetes.io/ssl-redirect": "443"}},
+        "spec": {
+            "tls": [{"hosts": ["h"]}],
+            "rules": [{"http": {"paths": [{"path": "/publish", "pathType": "Exact"}]}}],
+        },
+    }
+    certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}, "spec": {}}
+    assert check("public-ingress", "ingress", [ingress, certificate], tier=Tier.STAGING) == []
+
+
 # --- node pools -----------------------------------------------------------------------------------
 
 
@@ -184,9 +234,10 @@ def test_a_node_pool_read_from_json_gets_the_node_pool_rules():
 
 def test_node_pool_rules_read_the_node_pools_among_the_facts_only():
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    node_class = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "c"}, "spec": {}}
     limited = node_pool(limits={"cpu": 8, "memory": "32Gi"})
     for rule in ("nodepool-limits", "nodepool-disruption-budget", "nodepool-on-demand"):
-        assert check(rule, "nodepool", [limited, service]) == [], rule
+        assert check(rule, "nodepool", [limited, service, node_class]) == [], rule
 
 
 def test_a_node_pool_that_excludes_spot_runs_on_demand():
@@ -194,6 +245,19 @@ def test_a_node_pool_that_excludes_spot_runs_on_demand():
     pool = node_pool(limits={"cpu": 8, "memory": "32Gi"})
     pool["spec"]["template"]["spec"]["requirements"] = [requirement]
     assert check("nodepool-on-demand", "nodepool", [pool]) == []
+
+
+def test_a_production_node_pool_with_spot_is_refused_as_read_from_json():
+    import json
+
+    for capacity in (["spot"], ["spot", "on-demand"]):
+        pool = node_pool(limits={"cpu": 8, "memory": "32Gi"})
+        requirement = {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity}
+        pool["spec"]["template"]["spec"]["requirements"] = [requirement]
+        assert check("nodepool-on-demand", "nodepool", json.loads(json.dumps([pool]))) == [
+            f"NodePool burrow: capacity types {', '.join(capacity)}; production runs on on-demand only "
+            "(capacity_types: [on-demand]), or waive nodepool-on-demand with the reason spot is acceptable"
+        ], capacity
 
 
 def test_a_node_pool_may_limit_more_than_cpu_and_memory():
@@ -226,12 +290,23 @@ def test_plain_objects_are_sorted_by_subject_each_holding_only_its_own():
 
 def test_only_a_network_policy_is_a_namespaces_default_deny():
     """Another kind with the same spec (a CRD of some policy engine) does not stand in for it."""
+    import json
+
     deny = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    lookalike = {"apiVersion": "example.com/v1", "kind": "PolicyException", "metadata": {"name": "d"}, "spec": deny}
-    real = {**lookalike, "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}
     refusal = ["keep the namespace's default-deny NetworkPolicy (default_deny=True)"]
-    assert check("namespace-default-deny", "namespace", [lookalike]) == refusal
-    assert check("namespace-default-deny", "namespace", [real]) == []
+    for kind in ("GlobalNetworkPolicy", "PolicyException"):
+        lookalike = {"apiVersion": "example.com/v1", "kind": kind, "metadata": {"name": "d"}, "spec": deny}
+        assert check("namespace-default-deny", "namespace", [lookalike]) == refusal, kind
+    real = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "d"}, "spec": deny}
+    assert check("namespace-default-deny", "namespace", json.loads(json.dumps([real]))) == []
+
+
+def test_a_network_policy_that_selects_some_pods_is_not_the_namespaces_default_deny():
+    some = {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Ingress", "Egress"]}
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "d"}, "spec": some}
+    assert check("namespace-default-deny", "namespace", [policy]) == [
+        "keep the namespace's default-deny NetworkPolicy (default_deny=True)"
+    ]
 
 
 # --- a chart's values -----------------------------------------------------------------------------
@@ -286,9 +361,14 @@ def test_a_release_carrying_objects_is_policed_for_its_other_values_too(tmp_path
     stack = TerraformStack(App(outdir=str(tmp_path)), "team")
     release = TerraformResource(stack, "release", terraform_resource_type="helm_release")
     release.add_override(
-        "values", ["objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nhostNetwork: true\n"]
+        "values",
+        [
+            "objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nhostNetwork: true\nsecurityContext: {privileged: true}\n"
+        ],
     )
-    assert [(f.subject, f.chart_values) for f in delivered_facts(release)] == [("chart", {"hostNetwork": True})]
+    assert [(f.subject, f.chart_values) for f in delivered_facts(release)] == [
+        ("chart", {"hostNetwork": True, "securityContext": {"privileged": True}})
+    ]
     loose = TerraformResource(stack, "loose", terraform_resource_type="helm_release")
     loose.add_override("values", ["objects:\n- apiVersion: v1\n  hostNetwork: true\n"])
     (facts,) = delivered_facts(loose)
