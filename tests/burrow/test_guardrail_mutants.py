@@ -184,28 +184,24 @@ def test_more_than_three_brokers_pass():
 # --- ingress --------------------------------------------------------------------------------------
 
 
-def test_an_ingress_path_without_a_path_type_is_refused_not_a_crash():
-    ingress = {
+def https_ingress(*paths: dict) -> dict:
+    """An Ingress served over TLS with HTTP redirected, routing `paths`."""
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {"name": "i", "annotations": {"alb.ingress.kubernetes.io/ssl-redirect": "443"}},
-        "spec": {"tls": [{"hosts": ["h"]}], "rules": [{"http": {"paths": [{"path": "/publish"}]}}]},
+        "spec": {"tls": [{"hosts": ["h"]}], "rules": [{"http": {"paths": list(paths)}}]},
     }
-    assert check("public-ingress", "ingress", [ingress], tier=Tier.STAGING) == [
+
+
+def test_an_ingress_path_without_a_path_type_is_refused_not_a_crash():
+    assert check("public-ingress", "ingress", [https_ingress({"path": "/publish"})], tier=Tier.STAGING) == [
         "Ingress i: route only /publish, /health with pathType Exact, not '/publish' (None)"
     ]
 
 
 def test_the_public_ingress_rule_reads_the_ingresses_among_the_facts_only():
-    ingress = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": "i", "annotations": {"alb.ingress.kubernetes.io/ssl-redirect": "443"}},
-        "spec": {
-            "tls": [{"hosts": ["h"]}],
-            "rules": [{"http": {"paths": [{"path": "/publish", "pathType": "Exact"}]}}],
-        },
-    }
+    ingress = https_ingress({"path": "/publish", "pathType": "Exact"})
     certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}, "spec": {}}
     assert check("public-ingress", "ingress", [ingress, certificate], tier=Tier.STAGING) == []
 
