@@ -125,6 +125,13 @@ def test_an_autoscalers_minimum_is_what_a_workload_keeps_even_as_read_from_json(
     assert check("workload-replicas", "workload", objects) == ["run at least 2 replicas (replicas is 1)"]
 
 
+def test_an_image_from_a_registry_with_a_port_and_no_tag_is_untagged():
+    assert check("image-tag", "workload", [deployment(image="registry:5000/team/a")]) == [
+        "container a: image registry:5000/team/a uses 'latest'; pin a version or digest"
+    ]
+    assert check("image-tag", "workload", [deployment(image="registry:5000/team/a:1.2")]) == []
+
+
 def test_a_daemon_set_or_a_job_keeps_no_replica_count_to_check():
     for kind in ("DaemonSet", "Job"):
         workload = {**deployment(None), "kind": kind}
@@ -145,6 +152,7 @@ def test_init_containers_need_no_probes_but_their_images_are_checked():
     assert check("image-tag", "workload", [workload]) == [
         "container setup: image busybox:latest uses 'latest'; pin a version or digest"
     ]
+    assert check("workload-resources", "workload", [workload])[:1] == ["container setup: set resources.requests.cpu"]
     assert check("image-digest", "workload", [workload]) == [
         f"container {name}: pin image {image} by digest (image.digest: sha256:…)"
         for name, image in (("setup", "busybox:latest"), ("a", "r/a:1"))
@@ -195,13 +203,18 @@ def https_ingress(*paths: dict) -> dict:
 
 
 def test_an_ingress_path_without_a_path_type_is_refused_not_a_crash():
-    assert check("public-ingress", "ingress", [https_ingress({"path": "/publish"})], tier=Tier.STAGING) == [
+    import json
+
+    read = json.loads(json.dumps(https_ingress({"path": "/publish"})))
+    assert check("public-ingress", "ingress", [read], tier=Tier.STAGING) == [
         "Ingress i: route only /publish, /health with pathType Exact, not '/publish' (None)"
     ]
 
 
 def test_the_public_ingress_rule_reads_the_ingresses_among_the_facts_only():
-    ingress = https_ingress({"path": "/publish", "pathType": "Exact"})
+    import json
+
+    ingress = json.loads(json.dumps(https_ingress({"path": "/publish", "pathType": "Exact"})))
     certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}, "spec": {}}
     assert check("public-ingress", "ingress", [ingress, certificate], tier=Tier.STAGING) == []
 
@@ -297,6 +310,19 @@ def test_only_a_network_policy_is_a_namespaces_default_deny():
     assert check("namespace-default-deny", "namespace", json.loads(json.dumps([real]))) == []
 
 
+def test_a_policy_that_denies_one_direction_only_is_not_the_namespaces_default_deny():
+    for types in (["Ingress"], ["Egress"], []):
+        policy = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "d"},
+            "spec": {"podSelector": {}, "policyTypes": types},
+        }
+        assert check("namespace-default-deny", "namespace", [policy]) == [
+            "keep the namespace's default-deny NetworkPolicy (default_deny=True)"
+        ], types
+
+
 def test_a_network_policy_that_selects_some_pods_is_not_the_namespaces_default_deny():
     some = {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Ingress", "Egress"]}
     policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "d"}, "spec": some}
@@ -311,7 +337,8 @@ def test_a_network_policy_that_selects_some_pods_is_not_the_namespaces_default_d
 def test_only_image_keys_name_images_in_a_charts_values():
     """A mapping under another key with a tag (a chart's, a git reference's) is not an image; an
     `image` mapping with neither tag nor digest keeps the chart's own pinned default."""
-    assert check("image-tag", "chart", values={"chart": {"repository": "example/tool", "tag": "latest"}}) == []
+    for key in ("chart", "source"):
+        assert check("image-tag", "chart", values={key: {"repository": "example/tool", "tag": "latest"}}) == [], key
     assert check("image-tag", "chart", values={"image": {"repository": "example/tool", "pullPolicy": "Always"}}) == []
     assert check("image-tag", "chart", values={"tool": {"image": {"repository": "example/tool", "tag": "latest"}}}) == [
         "tool.image: image example/tool:latest uses 'latest'; pin a version or digest"
