@@ -354,6 +354,7 @@ def test_a_privileged_chart_setting_is_refused_as_a_boolean_or_as_the_text_true(
         "c": {"hostPID": "True"},
         "d": {"hostIPC": False, "privileged": "false"},
         "e": {"allowPrivilegeEscalation": 1},
+        "f": {"hostPID": "unset"},
     }
     assert check("workload-security", "chart", values=values) == [
         f"{key}: true breaks the restricted Pod Security Standard; set it false"
