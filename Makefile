@@ -214,7 +214,8 @@ new-env: install
 
 # Mutation testing (not part of CI): cosmic-ray rewrites the guardrails (policy) or the producer's
 # publish contract (contract) one mutation at a time, in place, and runs the fast tests that cover
-# them; a mutant that no test kills is printed with its diff. Run nothing else in this checkout
+# them (policy: only those that execute the changed statement, tests/tools/mutation_tests.py); a
+# mutant that no test kills is printed with its diff. Run nothing else in this checkout
 # meanwhile. The producer's publishing threads are out of scope (the broker tiers test them).
 MUTATION ?= contract policy
 mutation: install .venv-mutation/.installed
@@ -222,7 +223,9 @@ mutation: install .venv-mutation/.installed
 	  session=.cache/mutation-$$target.sqlite; \
 	  .venv-mutation/bin/cosmic-ray init tests/tools/mutation-$$target.toml $$session --force || exit 1; \
 	  .venv-mutation/bin/python tests/tools/mutation_scope.py tests/tools/mutation-$$target.toml $$session || exit 1; \
-	  .venv-mutation/bin/cosmic-ray exec tests/tools/mutation-$$target.toml $$session || exit 1; \
+	  $(PY) tests/tools/mutation_tests.py map tests/tools/mutation-$$target.toml .cache/mutation-$$target.map.json || exit 1; \
+	  .venv-mutation/bin/cosmic-ray exec tests/tools/mutation-$$target.toml $$session; status=$$?; \
+	  $(PY) tests/tools/mutation_tests.py stop .cache/mutation-$$target.map.json; [ $$status = 0 ] || exit 1; \
 	  git diff --quiet -- constructs apps || { echo "mutation: the source was left changed"; exit 1; }; \
 	  echo "== surviving mutants: $$target"; .venv-mutation/bin/cr-report --surviving-only --show-diff $$session; \
 	done

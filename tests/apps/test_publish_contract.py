@@ -248,3 +248,62 @@ def test_a_body_without_a_declared_length_is_read_up_to_the_limit_only(size, sta
     )
     assert answer.status_code == status, answer.get_json()
     assert publisher.published == []
+
+
+class MixedPublisher(Publisher):
+    """Answers each message of a batch in turn with the next of `outcomes` (None: confirmed)."""
+
+    def __init__(self, outcomes: list[str | None]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+
+    def publish_all(self, messages: list[dict]) -> list[str | None]:
+        self.published.extend(messages)
+        return self.outcomes[: len(messages)]
+
+
+def test_a_partly_confirmed_batch_is_207_with_the_first_reason_the_longest_wait_and_each_refusal_counted():
+    from prometheus_client import REGISTRY
+
+    publisher = MixedPublisher([None, "timeout", None, "nacked"])
+    answer = post(publisher, json.dumps([{"id": i, "payload": 1} for i in "abcd"]).encode())
+    body = answer.get_json()
+    assert (answer.status_code, answer.headers["Retry-After"]) == (207, str(RETRY_AFTER["nacked"]))
+    assert (body["status"], body["confirmed"], body["not_accepted"], body["reason"]) == (
+        "partly confirmed", 2, 2, REASONS["timeout"])
+    assert [r["status"] for r in body["results"]] == ["confirmed", "not accepted", "confirmed", "not accepted"]
+    counted = {why: REGISTRY.get_sample_value("burrow_publish_rejected_total", {**publisher.labels, "reason": why})
+               for why in ("timeout", "nacked", "busy")}
+    assert counted == {"timeout": 1.0, "nacked": 1.0, "busy": 0.0}
+
+
+def test_a_batch_of_more_than_the_limit_is_413_and_reaches_no_publisher():
+    from producer.producer import MAX_BATCH_MESSAGES
+
+    publisher = Publisher()
+    answer = post(publisher, json.dumps([{"payload": 1}] * (MAX_BATCH_MESSAGES + 1)).encode())
+    assert (answer.status_code, answer.get_json()["error"]) == (
+        413, f"{MAX_BATCH_MESSAGES + 1} messages exceed the limit of {MAX_BATCH_MESSAGES} per request")
+    assert publisher.published == []
+
+
+def test_a_declared_length_over_the_limit_is_413_before_the_content_type_is_judged():
+    answer = post(Publisher(), b" " * (MAX_BODY_BYTES + 1), "text/plain")
+    assert (answer.status_code, answer.get_json()) == (413, {"error": f"body exceeds {MAX_BODY_BYTES} bytes"})
+
+
+def test_a_body_of_undeclared_length_is_read_no_further_than_one_byte_past_the_limit():
+    stream = io.BytesIO(b" " * (MAX_BODY_BYTES + 4096))
+    answer = Publisher().client().post(
+        "/publish", input_stream=stream, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert (answer.status_code, stream.tell()) == (413, MAX_BODY_BYTES + 1)
+
+
+def test_a_consumed_message_must_be_one_json_object():
+    from burrow_service.message import decode_object
+
+    assert decode_object(b'{"id": "a", "payload": 1}') == {"id": "a", "payload": 1}
+    for body in (b"[]", b'"a"', b"1", b"null"):
+        with pytest.raises(ValueError, match="^must be a JSON object$"):
+            decode_object(body)

@@ -341,9 +341,14 @@ def _chart_image_tag(facts: PolicyFacts) -> list[str]:
 PRIVILEGED_VALUES = ("privileged", "allowPrivilegeEscalation", "hostNetwork", "hostPID", "hostIPC")
 
 
+def _turned_on(value: Any) -> bool:
+    """True, or the text "true" (a `set` of `type: string`, a quoted value), which a template renders as true."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def _chart_security(facts: PolicyFacts) -> list[str]:
     return [f"{where + '.' if where else ''}{key}: true breaks the restricted Pod Security Standard; set it false"
-            for where, key, value in _walk(facts.chart_values) if key in PRIVILEGED_VALUES and value is True]
+            for where, key, value in _walk(facts.chart_values) if key in PRIVILEGED_VALUES and _turned_on(value)]
 
 
 RULES = (
