@@ -399,3 +399,28 @@ def test_a_release_carrying_objects_is_policed_for_its_other_values_too(tmp_path
     assert check("workload-security", "chart", values=facts.chart_values) == [
         "objects[0].hostNetwork: true breaks the restricted Pod Security Standard; set it false"
     ]
+
+
+def test_the_brokers_chart_values_meet_the_chart_rules_too(tmp_path):
+    """An escape-hatch edit of the broker's release values (`hostNetwork: true`, an untagged image) is
+    refused like the same edit of a third-party chart's: the chart rules read the broker's values."""
+    import pytest
+    from cdktf import App, TerraformStack
+
+    from burrow import AppNamespace, Guardrails, KubeconfigCluster, RabbitMqBroker, Tier
+
+    def broker_with(values: dict) -> None:
+        app = App(outdir=str(tmp_path))
+        stack = TerraformStack(app, "mq")
+        KubeconfigCluster(kubeconfig_path="k", context="c", version="1.33").configure_providers(stack)
+        Guardrails.configure(stack, Tier.DEVELOPMENT)
+        namespace = AppNamespace(stack, "ns", {"name": "messaging"})
+        RabbitMqBroker(stack, "mq", namespace=namespace, props={
+            "image": {"registry": "r", "repository": "rabbitmq", "tag": "4"}, "keda_namespace": None,
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+            "values": [values]})
+        app.synth()
+
+    broker_with({})  # as built, it passes
+    with pytest.raises(RuntimeError, match=r"mq: mq/mq: \[workload-security\] hostNetwork: true breaks"):
+        broker_with({"hostNetwork": True})

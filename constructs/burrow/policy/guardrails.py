@@ -371,9 +371,11 @@ RULES = (
     Rule("nodepool-disruption-budget", PRODUCTION, "nodepool", "a NodePool disruption budget", _pool_budget),
     Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
     Rule("public-ingress", STAGING_AND_UP, "ingress", "only /publish and /health, over HTTPS", _public_ingress),
-    Rule("image-tag", ALL_TIERS, "chart", "no `latest` or untagged image in a chart's values", _chart_image_tag),
-    Rule("workload-security", ALL_TIERS, "chart", "no privileged or host-namespace setting in a chart's values",
-         _chart_security),
+    # Third-party charts, and the broker's chart, whose values an escape hatch may edit as well
+    Rule("image-tag", ALL_TIERS, ("chart", "broker"), "no `latest` or untagged image in a chart's values",
+         _chart_image_tag),
+    Rule("workload-security", ALL_TIERS, ("chart", "broker"),
+         "no privileged or host-namespace setting in a chart's values", _chart_security),
 )
 RULE_IDS = tuple(dict.fromkeys(rule.id for rule in RULES))
 
