@@ -27,6 +27,7 @@ _EXPORTS = {
     "RabbitMqBroker": "burrow.app.rabbitmq",
     "RabbitMqBrokerProps": "burrow.app.rabbitmq",
     "BrokerTenant": "burrow.app.rabbitmq",
+    "BrokerTenantProps": "burrow.app.rabbitmq",
     "Team": "burrow.app.team",
     "TeamProps": "burrow.app.team",
     "TenantLimits": "burrow.app.team",

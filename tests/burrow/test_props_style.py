@@ -180,3 +180,40 @@ def test_a_broker_answers_for_its_objects_as_edited(tmp_path):
     broker.objects = tuple(o for o in broker.objects if o["kind"] != "NetworkPolicy")
     assert [o["kind"] for o in broker.policy_facts().objects] == [o["kind"] for o in broker.objects]
     assert "NetworkPolicy" not in [o["kind"] for o in broker.policy_facts().objects]
+
+
+def test_every_public_construct_takes_scope_id_props_and_its_references_by_keyword():
+    """One signature for every construct `import burrow` exports (and the worker's presets):
+    `(scope, id, props, *, <the constructs it builds on>)`, `props` a `*Props` model or a mapping."""
+    import inspect
+
+    import burrow
+    from constructs import Construct
+
+    constructs = {name: getattr(burrow, name) for name in burrow.__all__
+                  if inspect.isclass(getattr(burrow, name)) and issubclass(getattr(burrow, name), Construct)}
+    assert {"AppNamespace", "RabbitMqBroker", "QueueWorker", "Team", "EksCluster", "PublicIngress"} <= set(constructs)
+    callables = {**{name: cls.__init__ for name, cls in constructs.items()},
+                 "QueueWorker.producer": burrow.QueueWorker.producer, "QueueWorker.consumer": burrow.QueueWorker.consumer}
+    shapes = {}
+    for name, function in callables.items():
+        parameters = [p for p in inspect.signature(function).parameters.values() if p.name not in ("self", "cls")]
+        positional = [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        others = {p.kind for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD}
+        shapes[name] = (positional, others <= {inspect.Parameter.KEYWORD_ONLY})
+    assert {name: shape for name, shape in shapes.items() if shape != (["scope", "id", "props"], True)} == {}
+    for name in constructs:  # each props type is exported beside its construct
+        assert hasattr(burrow, f"{name}Props"), f"{name}Props is not exported"
+
+
+def test_a_wrong_object_where_a_construct_is_expected_is_one_line_naming_the_argument(tmp_path):
+    from burrow import PropsError, QueueWorker, Team
+
+    app, stack, namespace, broker = team(tmp_path)
+    with pytest.raises(PropsError) as refused:
+        QueueWorker(stack, "intake", worker_props(), namespace=namespace, broker="rabbitmq.messaging")
+    assert str(refused.value) == ("team/intake: broker='rabbitmq.messaging' is invalid: broker takes a construct of "
+                                  "type RabbitMqBroker, not str")
+    with pytest.raises(PropsError, match="^team/orders: broker=None is invalid: broker takes a construct of type"):
+        Team(stack, "orders", {"name": "orders", "groups": ["g"]}, broker=None)
+    assert stack.node.try_find_child("intake") is None and stack.node.try_find_child("orders") is None

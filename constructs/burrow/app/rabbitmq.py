@@ -43,7 +43,7 @@ from burrow.k8s.release import DeliversObjects, KubernetesObjects, release_value
 from burrow.monitoring.rules import broker_alerts, prometheus_rule
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
-from burrow.props import Props, child_path, props_for
+from burrow.props import Props, child_path, props_for, reference
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -192,10 +192,11 @@ class RabbitMqBroker(DeliversObjects, Construct):
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, namespace: AppNamespace, props: RabbitMqBrokerProps | Mapping[str, Any]
+        self, scope: Construct, id: str, props: RabbitMqBrokerProps | Mapping[str, Any], *, namespace: AppNamespace
     ) -> None:
         """`props`: a `RabbitMqBrokerProps` or a mapping of its fields (validated here, so a mistake
         names this construct's path)."""
+        namespace = reference(child_path(scope, id), "namespace", namespace, AppNamespace)
         props = props_for(child_path(scope, id), RabbitMqBrokerProps, props)
         super().__init__(scope, id)
         Guardrails.of(self)
@@ -283,9 +284,8 @@ class RabbitMqBroker(DeliversObjects, Construct):
         state; without, by Terraform, in this broker's stack. `limits`: the virtual host's limits
         (`max-connections`, `max-queues`). default: none"""
         self.check_tenant(scope.node.path, scope, name, password_key)
-        tenant = BrokerTenant(scope, "broker-user", broker=self, name=name, namespace=namespace,
-                              password_key=password_key)
-        tenant.limits = dict(limits or {})
+        tenant = BrokerTenant(scope, "broker-user", {"name": name, "password_key": password_key, "limits": limits or {}},
+                              broker=self, namespace=namespace)
         self.tenants[name] = tenant
         if self.props.credentials_key:
             self.credentials.objects = tuple(
@@ -625,6 +625,18 @@ class RabbitMqBroker(DeliversObjects, Construct):
 
 
 
+class BrokerTenantProps(Props):
+    """Props of `BrokerTenant` (which `RabbitMqBroker.add_tenant` builds). Required: `name`."""
+
+    #: The tenant's name: its virtual host's, and (as `team-<name>`) its user's.
+    name: str = Field(min_length=1)
+    #: The Secrets Manager secret (field `password`) of its user, when the broker's credentials come
+    #: from Secrets Manager. default: none (Terraform generates it with the broker's)
+    password_key: str | None = None
+    #: Its virtual host's limits, as RabbitMQ names them (`max-connections`, `max-queues`). default: none
+    limits: dict[str, int] = Field(default_factory=dict)
+
+
 class BrokerTenant(Construct):
     """A team's user on a `RabbitMqBroker` (`RabbitMqBroker.add_tenant`), with every right on a
     virtual host of its own (`vhost`, the team's name) and none on `/` (Burrow's services) or any
@@ -635,17 +647,20 @@ class BrokerTenant(Construct):
     the helm_release of the ExternalSecret that builds it from Secrets Manager).
     """
 
-    def __init__(self, scope: Construct, id: str, *, broker: RabbitMqBroker, name: str, namespace: AppNamespace,
-                 password_key: str | None) -> None:
+    def __init__(self, scope: Construct, id: str, props: BrokerTenantProps | Mapping[str, Any], *,
+                 broker: RabbitMqBroker, namespace: AppNamespace) -> None:
+        props = props_for(child_path(scope, id), BrokerTenantProps, props)
         super().__init__(scope, id)
+        self.props = props
+        name, password_key = props.name, props.password_key
         self.broker = broker
         self.name = name
         self.vhost = users.tenant_vhost(name)
         self.username = users.tenant_user(name)
         self.namespace = namespace.name
         self.password_key = password_key
-        #: The virtual host's limits (`max-connections`, `max-queues`), set by `add_tenant`.
-        self.limits: dict[str, int] = {}
+        #: The virtual host's limits (`max-connections`, `max-queues`).
+        self.limits: dict[str, int] = dict(props.limits)
         self.secret_name = f"{broker.props.release_name}-login"
         metadata = SecretV1Metadata(name=self.secret_name, namespace=self.namespace, labels=dict(MANAGED_BY))
         self.generated_password: str | None = None

@@ -21,7 +21,7 @@ from burrow.app.worker import QueueWorker, QueueWorkerProps
 from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import NAMESPACE_NAME, KubernetesObjects
-from burrow.props import Props, child_path, props_for
+from burrow.props import Props, child_path, props_for, reference
 from constructs import Construct
 
 RBAC = "rbac.authorization.k8s.io"
@@ -128,6 +128,7 @@ class Team(Construct):
         self, scope: Construct, id: str, props: TeamProps | Mapping[str, Any], *, broker: RabbitMqBroker
     ) -> None:
         path = child_path(scope, id)
+        broker = reference(path, "broker", broker, RabbitMqBroker)
         props = props_for(path, TeamProps, props)
         broker.check_tenant(path, scope, props.name, props.password_key)
         super().__init__(scope, id)

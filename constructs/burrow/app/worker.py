@@ -46,7 +46,7 @@ from burrow.monitoring.rules import (
 from burrow.monitoring.settings import AlertThresholds
 from burrow.policy.facts import PolicyFacts
 from burrow.policy.guardrails import Guardrails
-from burrow.props import Props, child_path, props_for
+from burrow.props import Props, child_path, props_for, reference
 from burrow.settings import Image, Resources
 from constructs import Construct
 
@@ -210,10 +210,10 @@ class QueueWorker(DeliversObjects, Construct):
         self,
         scope: Construct,
         id: str,
+        props: QueueWorkerProps | Mapping[str, Any],
         *,
         namespace: AppNamespace,
         broker: RabbitMqBroker,
-        props: QueueWorkerProps | Mapping[str, Any],
         depends_on: Sequence[ITerraformDependable] = (),
         tenant: BrokerTenant | None = None,
     ) -> None:
@@ -222,6 +222,9 @@ class QueueWorker(DeliversObjects, Construct):
         (`Team.tenant`): the worker logs in as it, on the team's virtual host, and declares its own
         topology there. default: Burrow's client roles (`role` producer or consumer)"""
         path = child_path(scope, id)
+        namespace = reference(path, "namespace", namespace, AppNamespace)
+        broker = reference(path, "broker", broker, RabbitMqBroker)
+        tenant = None if tenant is None else reference(path, "tenant", tenant, BrokerTenant)
         props = props_for(path, QueueWorkerProps, props)
         reserved = sorted(set(props.settings) & set(self.broker_env(broker, props.messaging, tenant)))
         if reserved:
@@ -321,7 +324,7 @@ class QueueWorker(DeliversObjects, Construct):
 
     @classmethod
     def producer(
-        cls, scope: Construct, id: str, *, namespace: AppNamespace, broker: RabbitMqBroker, props: Mapping[str, Any],
+        cls, scope: Construct, id: str, props: Mapping[str, Any], *, namespace: AppNamespace, broker: RabbitMqBroker,
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> QueueWorker:
         """Burrow's producer (apps/producer): `props` over the preset (role producer, port 5000, /health
@@ -330,7 +333,7 @@ class QueueWorker(DeliversObjects, Construct):
 
     @classmethod
     def consumer(
-        cls, scope: Construct, id: str, *, namespace: AppNamespace, broker: RabbitMqBroker, props: Mapping[str, Any],
+        cls, scope: Construct, id: str, props: Mapping[str, Any], *, namespace: AppNamespace, broker: RabbitMqBroker,
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> QueueWorker:
         """Burrow's consumer (apps/consumer): `props` over the preset (role consumer, port 5000, /health
