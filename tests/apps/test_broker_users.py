@@ -182,7 +182,7 @@ def test_the_consumer_consumes_and_acknowledges_and_cannot_publish(users_broker)
         channel.basic_nack(method.delivery_tag, requeue=False)  # the broker dead-letters it, no right needed
     assert users_broker.depth() == 0
     wait_until(
-        lambda: users_broker.depth(dead_letter_names(MESSAGING)[1]) == 1, 10, "the rejected message dead-lettered"
+        lambda: users_broker.depth(dead_letter_names(MESSAGING)[1]) == 1, 30, "the rejected message dead-lettered"
     )
     refused = lambda act: users_broker.refused("consumer", act)  # noqa: E731
     assert refused(lambda ch: ch.basic_publish(MESSAGING.exchange, MESSAGING.routing_key, BODY, PERSISTENT))
