@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -453,7 +454,7 @@ class RabbitMqBroker(DeliversObjects, Construct):
             template.update({f"{role}-{key}": value for key, value in self._user_data(role, passwords[role]).items()})
         return ("password", *(users.password_field(role) for role in users.ROLES)), template
 
-    @property
+    @cached_property
     def login_secret(self) -> str:
         """The Secret with the administrator's password and the definitions (the chart's), and with
         each role's login when External Secrets generates them in the cluster. That Secret is named
