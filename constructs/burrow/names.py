@@ -8,6 +8,7 @@ Where a value is usually another resource's attribute (an ARN, a zone id), a cdk
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -16,12 +17,33 @@ from typing import Annotated
 from cdktf import Token
 from pydantic import AfterValidator, StringConstraints
 
-from burrow.settings import AccountId, RegionName  # noqa: F401 - the field types of account and region, here too
+from burrow.settings import (  # noqa: F401 - the field types of account, host and region, here too
+    AccountId,
+    Hostname,
+    RegionName,
+)
 
-#: A fully qualified DNS name in lowercase (`events.example.com`).
-Hostname = Annotated[
-    str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
-]
+#: IAM's longest role name, EventBridge's longest rule name, SQS's longest queue name.
+IAM_ROLE_NAME_MAX = 64
+EVENT_RULE_NAME_MAX = 64
+SQS_QUEUE_NAME_MAX = 80
+
+
+def fitted(base: str, suffix: str, limit: int = IAM_ROLE_NAME_MAX) -> str:
+    """`<base><suffix>`, the name of a resource derived from `base` (a cluster's name), when it
+    fits in `limit` characters; otherwise `base` cut short, a dash and 8 hex digits of its sha256,
+    then `suffix`: still unique per base, still starting with what an operator searches for, and
+    never refused by AWS halfway through an apply. Names that fit keep the plain form, so a
+    resource is never renamed (replaced) because this rule exists."""
+    name = f"{base}{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 1
+    if keep < 1:
+        raise ValueError(f"the suffix {suffix!r} leaves no room for a name within {limit} characters")
+    return f"{base[:keep].rstrip('-_')}-{digest}{suffix}"
+
 
 #: An EKS cluster's name (EKS's rule): letters, digits, `-` and `_`, starting with a letter or digit,
 #: up to 100 characters.

@@ -19,6 +19,10 @@ from burrow.props_errors import OneLineModel
 
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+#: A fully qualified DNS name in lowercase (`events.example.com`), at most 253 characters (DNS's limit).
+Hostname = Annotated[
+    str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)
+]
 #: An AWS account id: twelve digits.
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 #: An AWS region's name (`eu-west-1`, `us-gov-west-1`).

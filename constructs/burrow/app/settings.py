@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from burrow.pins import RABBITMQ
-from burrow.settings import DnsLabel, Image, Model, Quantity, ResourceAmounts, Resources, ipv4_networks
+from burrow.settings import DnsLabel, Hostname, Image, Model, Quantity, ResourceAmounts, Resources, ipv4_networks
 
 
 class MessagingConfig(Model):
@@ -117,9 +117,9 @@ class NamespaceQuota(Model):
     default_limit: ResourceAmounts = ResourceAmounts(cpu="500m", memory="512Mi")
 
 
-Hostname = Annotated[
-    str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=200)
-]
+#: The public producer's name or zone: a `Hostname` short enough that each region's own name,
+#: `<region>.<host>`, stays within DNS's 253 characters.
+PublicHostname = Annotated[Hostname, StringConstraints(max_length=200)]
 
 
 class IngressConfig(Model):
@@ -131,9 +131,9 @@ class IngressConfig(Model):
 
     enabled: bool = False
     #: The public name clients use, e.g. events.example.com; it must lie inside `zone`.
-    host: Hostname | None = None
+    host: PublicHostname | None = None
     #: The Route 53 public hosted zone that holds `host`.
-    zone: Hostname | None = None
+    zone: PublicHostname | None = None
     #: Create the zone in the global stack (then delegate to its name servers), or look up one
     #: that exists already. default: look it up
     create_zone: bool = False

@@ -15,6 +15,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 
 from burrow.cluster.eks import VOLUME_CLUSTER_TAG, EksCluster, irsa_trust
 from burrow.common.backups import BackupStorage
+from burrow.names import fitted
 from burrow.spi import BackupAccess
 from constructs import Construct
 
@@ -25,7 +26,7 @@ SERVICE_ACCOUNT_SUBJECT = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 
 def velero_role_name(cluster: str) -> str:
     """Velero's role in `cluster`: the backup bucket, made before it, admits it by this name."""
-    return f"{cluster}-velero"
+    return fitted(cluster, "-velero")
 
 
 def velero_policy(bucket_arn: str, key_arn: str, region: str, account: str, cluster: str) -> str:

@@ -36,7 +36,7 @@ from pydantic import model_validator
 
 from burrow.cluster.eks import EksCluster, irsa_trust
 from burrow.common.network import Network
-from burrow.names import Hostname, RegionName, ZoneId
+from burrow.names import Hostname, RegionName, ZoneId, fitted
 from burrow.props import Props, child_path, props_for, reference
 from burrow.spi import EdgeAccess
 from constructs import Construct
@@ -264,12 +264,12 @@ class PublicEntry(Construct):
             )
         lb_trust = irsa_trust(self, "load-balancer-trust", cluster.oidc_provider.arn, cluster.issuer,
                               LOAD_BALANCER_SERVICE_ACCOUNT)
-        self.load_balancer_role = IamRole(self, "load-balancer", name=f"{name}-load-balancer",
+        self.load_balancer_role = IamRole(self, "load-balancer", name=fitted(name, "-load-balancer"),
                                           assume_role_policy=lb_trust.json)
         IamRolePolicy(self, "load-balancer-policy", role=self.load_balancer_role.name,
                       name="aws-load-balancer-controller", policy=json.dumps(load_balancer_policy(region, vpc_id)))
         dns_trust = irsa_trust(self, "dns-trust", cluster.oidc_provider.arn, cluster.issuer, DNS_SERVICE_ACCOUNT)
-        self.dns_role = IamRole(self, "dns", name=f"{name}-external-dns", assume_role_policy=dns_trust.json)
+        self.dns_role = IamRole(self, "dns", name=fitted(name, "-external-dns"), assume_role_policy=dns_trust.json)
         IamRolePolicy(self, "dns-policy", role=self.dns_role.name, name="external-dns", policy=dns_policy(zone_id, [region_host, *props.dns_names]))
         self.access = EdgeAccess(
             certificate_arn=validated.certificate_arn if props.tls else None,

@@ -35,6 +35,7 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 
 from burrow.cluster.eks import EksCluster, irsa_trust, service_role
+from burrow.names import EVENT_RULE_NAME_MAX, SQS_QUEUE_NAME_MAX, fitted
 from burrow.spi import NodeAutoscalingAccess
 from constructs import Construct
 
@@ -165,7 +166,7 @@ class NodeAutoscaling(Construct):
         """`spot`: whether the NodePool may launch Spot capacity (default: on-demand only)."""
         super().__init__(scope, id)
         name = cluster.name
-        node_role_name = f"{name}-karpenter-node"
+        node_role_name = fitted(name, "-karpenter-node")
         self.node_role, node_policies = service_role(
             self, "node-role", node_role_name, "ec2.amazonaws.com",
             (*KARPENTER_NODE_POLICIES, *([SESSION_MANAGER_POLICY] if session_manager else [])),
@@ -175,13 +176,13 @@ class NodeAutoscaling(Construct):
             depends_on=node_policies,
         )
         self.queue = SqsQueue(
-            self, "interruptions", name=f"{name}-karpenter", message_retention_seconds=300, sqs_managed_sse_enabled=True
+            self, "interruptions", name=fitted(name, "-karpenter", SQS_QUEUE_NAME_MAX), message_retention_seconds=300, sqs_managed_sse_enabled=True
         )
         SqsQueuePolicy(self, "interruptions-policy", queue_url=self.queue.url, policy=queue_policy(self.queue.arn))
         self.rules = {}
         for event, pattern in INTERRUPTION_EVENTS.items():
             rule = CloudwatchEventRule(
-                self, f"rule-{event}", name=f"{name}-karpenter-{event}", event_pattern=json.dumps(pattern),
+                self, f"rule-{event}", name=fitted(name, f"-karpenter-{event}", EVENT_RULE_NAME_MAX), event_pattern=json.dumps(pattern),
                 description=f"Karpenter of {name}: {pattern['detail-type'][0]}",
             )
             CloudwatchEventTarget(self, f"rule-{event}-target", rule=rule.name, target_id="karpenter-interruptions",
@@ -194,7 +195,7 @@ class NodeAutoscaling(Construct):
         lifecycle = TerraformResourceLifecycle(precondition=[Precondition(
             condition=f"${{length({self.spot_role_check.fqn}.names) > 0}}", error_message=SPOT_ROLE_MISSING,
         )]) if self.spot_role_check else None
-        self.controller_role = IamRole(self, "controller", name=f"{name}-karpenter", assume_role_policy=trust.json,
+        self.controller_role = IamRole(self, "controller", name=fitted(name, "-karpenter"), assume_role_policy=trust.json,
                                        lifecycle=lifecycle)
         IamRolePolicy(
             self, "controller-policy", role=self.controller_role.name, name="karpenter-controller",
