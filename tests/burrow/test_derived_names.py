@@ -18,6 +18,7 @@ def derived_names(cluster_name: str) -> dict[str, list[str]]:
     from a cluster named `cluster_name`."""
     from burrow import BackupStorage, EksCluster, PublicEntry
     from burrow.cluster.backups import BackupAccessRole
+    from burrow.cluster.credentials import GeneratedCredentials
     from burrow.cluster.eks import MAX_NAME_LENGTH
     from burrow.cluster.karpenter import NodeAutoscaling
 
@@ -28,6 +29,9 @@ def derived_names(cluster_name: str) -> dict[str, list[str]]:
     PublicEntry(aws.stack, "edge", MAPPINGS["PublicEntry"](aws), cluster=cluster, network=aws.network())
     storage = BackupStorage(aws.stack, "backups", MAPPINGS["BackupStorage"](aws))
     BackupAccessRole(aws.stack, "velero", storage=storage, cluster=cluster, region="eu-west-1", account_id=ACCOUNT)
+    GeneratedCredentials(aws.stack, "credentials", prefix="burrow/qa", role_prefix=f"{cluster_name}-secrets",
+                         account_id=ACCOUNT, region="eu-west-1", cluster=cluster,
+                         readers={"burrow-qa": ["rabbitmq"], "monitoring": ["grafana"]})
     synthesized = aws.synth()["resource"]
     return {kind: [r["name"] for r in synthesized.get(kind, {}).values()] for kind in LIMITS}
 
@@ -52,7 +56,7 @@ def test_names_that_fit_keep_their_plain_form():
     names = derived_names("burrow-qa")
     assert "burrow-qa-karpenter-instance-state-change" in names["aws_cloudwatch_event_rule"]
     assert {"burrow-qa-karpenter", "burrow-qa-karpenter-node", "burrow-qa-load-balancer", "burrow-qa-external-dns",
-            "burrow-qa-velero"} <= set(names["aws_iam_role"])
+            "burrow-qa-velero", "burrow-qa-secrets-burrow-qa", "burrow-qa-secrets-monitoring"} <= set(names["aws_iam_role"])
     assert names["aws_sqs_queue"] == ["burrow-qa-karpenter"]
 
 

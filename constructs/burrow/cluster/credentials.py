@@ -32,6 +32,7 @@ from burrow.addons.external_secrets import reader_subject
 from burrow.app.broker_users import ROLES, secret_key
 from burrow.cluster.eks import EksCluster, irsa_trust
 from burrow.common.access import key_policy
+from burrow.names import fitted
 from burrow.spi import SecretsAccess
 from constructs import Construct
 
@@ -163,7 +164,7 @@ class GeneratedCredentials(Construct):
         self.reader_roles: dict[str, IamRole] = {}
         for namespace, keys in readers.items():
             self.reader_roles[namespace] = self._reader(
-                namespace, f"{base}-{namespace}", cluster, [k for k in keys if k in self.secrets],
+                namespace, fitted(base, f"-{namespace}"), cluster, [k for k in keys if k in self.secrets],
                 [k for k in keys if k not in self.secrets], prefix, account_id, region)
         self.access = SecretsAccess(readers={ns: role.arn for ns, role in self.reader_roles.items()},
                                     region=region, prefix=prefix)
@@ -198,8 +199,6 @@ class GeneratedCredentials(Construct):
                 prefix: str, account_id: str, region: str) -> IamRole:
         """The role External Secrets assumes for `namespace`: read `own` (generated here) and
         `replicated` secrets, decrypt with the key only through Secrets Manager."""
-        if len(name) > 64:
-            raise ValueError(f"{self.node.path}: reader role name {name!r} is longer than IAM's 64 characters")
         trust = irsa_trust(self, f"reader-{namespace}-trust", cluster.oidc_provider.arn, cluster.issuer,
                            reader_subject(namespace))
         role = IamRole(self, f"reader-{namespace}", name=name, assume_role_policy=trust.json)
