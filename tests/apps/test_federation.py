@@ -25,7 +25,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from burrow.app.broker_users import ROLES, broker_definitions
+from burrow.app.broker_users import ROLES, broker_definitions, dead_letter_names
 from burrow.app.federation import (
     FEDERATION_USER,
     KEEPER_SCRIPT,
@@ -134,6 +134,22 @@ def consume(node: RabbitMqNode, limit: int | None, seconds: float, seen: list[st
         channel.cancel()
 
 
+def dead_letters(node: RabbitMqNode) -> dict[str, str]:
+    """The ids in the node's dead-letter queue, each with why it was dead-lettered (`x-death`'s
+    reason and count: `delivery_limit` is a message delivered too often; before RabbitMQ 4.3 a
+    quorum queue counts every return towards it, a closed link's or consumer's prefetch included)."""
+    _exchange, queue = dead_letter_names(MESSAGING)
+    found: dict[str, str] = {}
+    with connection(node) as conn:
+        channel = conn.channel()
+        while True:
+            method, properties, _body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return found
+            deaths = (properties.headers or {}).get("x-death") or [{}]
+            found[properties.message_id] = f"{deaths[0].get('reason')} x{deaths[0].get('count')}"
+
+
 def wait_for_link(node: RabbitMqNode, upstream: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     status = ""
@@ -211,7 +227,9 @@ def test_stopping_and_restarting_the_downstream_broker_loses_nothing_acknowledge
         queues = {name: node.ctl("list_queues", "name", "messages_ready", "messages_unacknowledged", "-q")
                   for name, node in (("upstream", source), ("downstream", target))}
         links = target.ctl("eval", "rabbit_federation_status:status().")
-        raise AssertionError(f"lost {sorted(lost)[:10]}; queues {queues}; links {links}")
+        dead = {side: {i: why for i, why in dead_letters(node).items() if i in lost}
+                for side, node in (("upstream", source), ("downstream", target))}
+        raise AssertionError(f"lost {sorted(lost)[:10]}; dead-lettered among them {dead}; queues {queues}; links {links}")
     assert received <= acknowledged
     assert acknowledged <= set(seen), "the downstream region did not drain the upstream after its restart"
     # RabbitMQ does not restart the quorum queue's link by itself (none 8 s after the restart): the
