@@ -15,6 +15,7 @@ from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV
 from burrow.errors import PropsError
 from burrow.k8s.objects import MANAGED_BY
 from burrow.k8s.release import to_yaml
+from burrow.pins import pin_of
 from burrow.scope import stack_singleton
 from burrow.spi import ClusterInfo
 from constructs import Construct
@@ -90,6 +91,10 @@ class HelmAddOn(ClusterAddOn):
     after_if_present: tuple[str, ...] = ()
     #: Leave the chart's CRDs alone (a separate CRD chart, installed first, owns and upgrades them).
     skip_crds: bool = False
+    #: Digests of the chart's images, by the name its pin gives each (`burrow.pins.ChartImage`;
+    #: `{"grafana": "sha256:…"}`), set in its values where the chart takes them, over `values`.
+    #: Production sets one per image (a release's `third_party` digests). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -103,6 +108,7 @@ class HelmAddOn(ClusterAddOn):
         earlier = [self._required(scope, name) for name in self.after]
         earlier += [r for r in (release_of(scope, name) for name in self.after_if_present) if r is not None]
         needs = [*([namespace] if namespace is not None else []), *earlier, *depends_on]
+        values = self._pinned_values(scope)
         return Release(
             scope,
             "release",
@@ -112,7 +118,7 @@ class HelmAddOn(ClusterAddOn):
             repository=self.repository,
             chart=self.chart,
             version=self.version,
-            values=[to_yaml(self.values)] if self.values else None,
+            values=[to_yaml(values)] if values else None,
             atomic=True,
             cleanup_on_fail=True,
             wait=True,
@@ -121,6 +127,19 @@ class HelmAddOn(ClusterAddOn):
             provider=helm,
             depends_on=needs or None,
         )
+
+    def _pinned_values(self, scope: Construct) -> Mapping[str, Any]:
+        """`values` with `digests` set at the paths the chart's pin names."""
+        if not self.digests:
+            return self.values
+        pin = pin_of(self.chart)
+        try:
+            if pin is None:
+                raise KeyError(f"chart {self.chart} has no pin in burrow.pins, which names where its images' digests go")
+            return pin.pinned_values(self.values, self.digests)
+        except (KeyError, ValueError) as exc:
+            raise PropsError(f"{TerraformStack.of(scope).node.id}/{self.name}", "digests", dict(self.digests),
+                             str(exc).strip("'\"")) from None
 
     def _required(self, scope: Construct, name: str) -> Release:
         found = release_of(scope, name)

@@ -4,6 +4,8 @@ environment's zone). Both authenticate with the IRSA roles of `burrow.cluster.ed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
 from burrow.addons.monitoring import MONITORING
@@ -47,7 +49,8 @@ def ingress_class_params(access: EdgeAccess, namespace: str) -> dict:
     return {"create": True, "name": INGRESS_CLASS, "spec": spec}
 
 
-def load_balancer_controller(access: EdgeAccess, monitoring: bool, namespace: str) -> HelmAddOn:
+def load_balancer_controller(access: EdgeAccess, monitoring: bool, namespace: str,
+                             digests: Mapping[str, str] | None = None) -> HelmAddOn:
     """The controller, two replicas, with WAF and Shield off (its role may not use them) and its
     Service webhook off, so it takes only Services that ask for it (`loadBalancerClass`). Its one
     IngressClass (`alb`) serves the app `namespace` only (`ingress_class_params`), and the old
@@ -77,10 +80,11 @@ def load_balancer_controller(access: EdgeAccess, monitoring: bool, namespace: st
             "serviceMonitor": {"enabled": monitoring},
         },
         after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
+        digests=digests or {},
     )
 
 
-def external_dns(access: EdgeAccess, monitoring: bool) -> HelmAddOn:
+def external_dns(access: EdgeAccess, monitoring: bool, digests: Mapping[str, str] | None = None) -> HelmAddOn:
     """external-dns for the environment's zone only, owning what this cluster created (TXT
     registry, owner id = the cluster's name), from annotations only: an Ingress's rule and TLS
     hosts are ignored, so the latency-routed public name stays the global stack's. It reads only the
@@ -108,5 +112,6 @@ name itself in the zone."""
             "serviceMonitor": {"enabled": monitoring},
         },
         after=(MONITORING,) if monitoring else (),  # its ServiceMonitor needs the CRD
+        digests=digests or {},
     )
 

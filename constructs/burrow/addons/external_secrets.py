@@ -14,7 +14,7 @@ keeps a Kubernetes Secret in step with one generated secret, through its namespa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cdktf import TerraformStack
@@ -219,6 +219,8 @@ class ExternalSecretsAddOn(ClusterAddOn):
 
     access: SecretsAccess
     name: str = "external-secrets"
+    #: Digests of the chart's images by name (`HelmAddOn.digests`). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -229,6 +231,7 @@ class ExternalSecretsAddOn(ClusterAddOn):
             version=CHART_VERSION,
             namespace=NAMESPACE,
             values=operator_values(),
+            digests=self.digests,
         )
         release = chart.release(holder, ClusterInfo.providers_of(scope).helm)
         KubernetesObjects(

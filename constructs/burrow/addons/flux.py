@@ -16,7 +16,8 @@ OpenPGP keys (`gitops.signing_keys`, in a Secret Terraform writes next to it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cdktf import TerraformStack
 from cdktf_cdktf_provider_helm.release import Release
@@ -148,13 +149,15 @@ class FluxAddOn(ClusterAddOn):
     #: The app namespace: created here (the tenant may not create namespaces), and all Flux may touch.
     namespace: str
     name: str = "flux"
+    #: Digests of the chart's images by name (`HelmAddOn.digests`). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         # What Flux syncs uses the CRDs and operators of every add-on installed before it.
         earlier = [node for node in TerraformStack.of(scope).node.find_all() if isinstance(node, Release)]
         holder = Construct(scope, self.name)
         chart = HelmAddOn(name=self.name, repository=FLUX.repository, chart="flux2",
-                          version=CHART_VERSION, namespace=NAMESPACE, values=flux_values())
+                          version=CHART_VERSION, namespace=NAMESPACE, values=flux_values(), digests=self.digests)
         providers = ClusterInfo.providers_of(scope)
         release = chart.release(holder, providers.helm)
         app = NamespaceV1(holder, "app-namespace", provider=providers.kubernetes, metadata=NamespaceV1Metadata(

@@ -12,7 +12,8 @@ upgrades them too, which a chart's `crds/` folder never does), then `karpenter` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from burrow.addons import kinds as k
@@ -158,6 +159,8 @@ class KarpenterAddOn(ClusterAddOn):
     env_name: str
     monitoring: bool = False
     name: str = "karpenter"
+    #: Digests of the chart's images by name (`HelmAddOn.digests`). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -168,7 +171,7 @@ class KarpenterAddOn(ClusterAddOn):
         controller = HelmAddOn(
             name="karpenter", repository=CHART_REPOSITORY, chart="karpenter", version=CHART_VERSION,
             namespace=NAMESPACE, values=controller_values(self.access, self.monitoring), skip_crds=True,
-            after=(MONITORING,) if self.monitoring else (),
+            after=(MONITORING,) if self.monitoring else (), digests=self.digests,
         )
         release = controller.release(holder, helm, depends_on=[crd_release])
         KarpenterNodePool(holder, "node-pool",

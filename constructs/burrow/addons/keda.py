@@ -92,5 +92,5 @@ class KedaAddOn(HelmAddOn):
         return holder
 
 
-def keda(objects: tuple[K8sObject, ...] = ()) -> KedaAddOn:
-    return KedaAddOn(objects=objects)
+def keda(objects: tuple[K8sObject, ...] = (), digests: Mapping[str, str] | None = None) -> KedaAddOn:
+    return KedaAddOn(objects=objects, digests=digests or {})

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from burrow.pins import value_at
+
 #: An object's type as the API server serves it: (apiVersion, kind).
 Kind = tuple[str, str]
 #: A custom resource type as a CRD defines it, whatever versions it serves: (group, kind).
@@ -29,16 +31,6 @@ def core(*kinds: str) -> tuple[Kind, ...]:
 
 def group_kinds(group: str, *kinds: str) -> tuple[GroupKind, ...]:
     return tuple((group, kind) for kind in kinds)
-
-
-def value_at(values: Mapping[str, Any], path: str) -> Any:
-    """The chart value at a dotted `path` (`serviceMonitor.enabled`), None when any part is missing."""
-    found: Any = values
-    for part in path.split("."):
-        if not isinstance(found, Mapping):
-            return None
-        found = found.get(part)
-    return found
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from burrow.addons import kinds as k
 from burrow.addons.base import HelmAddOn
 from burrow.pins import METRICS_SERVER
@@ -13,7 +15,7 @@ KINDS = k.ChartKinds(
 )
 
 
-def metrics_server() -> HelmAddOn:
+def metrics_server(digests: Mapping[str, str] | None = None) -> HelmAddOn:
     return HelmAddOn(
         name="metrics-server",
         repository=METRICS_SERVER.repository,
@@ -21,4 +23,5 @@ def metrics_server() -> HelmAddOn:
         version=METRICS_SERVER.version,
         namespace="kube-system",
         values={"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}},
+        digests=digests or {},
     )

@@ -4,7 +4,8 @@ and, where configured, Loki with Grafana Alloy shipping the pods' logs."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cdktf import ITerraformDependable
@@ -122,6 +123,8 @@ class MonitoringAddOn(ClusterAddOn):
     #: Where the Kubernetes API and the nodes answer (the private subnets on EKS); monitoring's pods may
     #: reach only these on the API and node ports. default: any address (kind and other clusters)
     cluster_cidrs: tuple[str, ...] = ()
+    #: Digests of the chart's images by name (`HelmAddOn.digests`). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
@@ -169,6 +172,7 @@ class MonitoringAddOn(ClusterAddOn):
             namespace=self.config.namespace,
             values=prometheus_values(self.config, self.dashboard_namespaces),
             after_if_present=(STORAGE_CLASSES,),
+            digests=self.digests,
         )
         chart.release(holder, providers.helm, depends_on=[secret])
         KubernetesObjects(
@@ -240,7 +244,7 @@ def monitoring_policies(config: MonitoringConfig, cluster_cidrs: tuple[str, ...]
     return policies
 
 
-def loki(config: MonitoringConfig) -> HelmAddOn:
+def loki(config: MonitoringConfig, digests: Mapping[str, str] | None = None) -> HelmAddOn:
     return HelmAddOn(
         name="loki",
         repository=LOKI.repository,
@@ -273,6 +277,7 @@ def loki(config: MonitoringConfig) -> HelmAddOn:
             **{part: {"replicas": 0} for part in ("read", "write", "backend")},
         },
         after_if_present=(STORAGE_CLASSES,),
+        digests=digests or {},
     )
 
 
@@ -319,7 +324,7 @@ def alloy_config(config: MonitoringConfig) -> str:
     )
 
 
-def alloy(config: MonitoringConfig) -> HelmAddOn:
+def alloy(config: MonitoringConfig, digests: Mapping[str, str] | None = None) -> HelmAddOn:
     """Grafana Alloy as a DaemonSet shipping the pods' logs to Loki: non-root, read-only, no host
     paths, reading only pods and their logs, nothing reported to Grafana Labs; its PodLogs CRD
     (unused) is not installed."""
@@ -349,4 +354,5 @@ def alloy(config: MonitoringConfig) -> HelmAddOn:
             "controller": {"volumes": {"extra": [{"name": "storage", "emptyDir": {}}]}},
         },
         after=("loki",),
+        digests=digests or {},
     )

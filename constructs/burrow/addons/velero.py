@@ -10,7 +10,8 @@ credentials Secret), one `BackupStorageLocation` (the bucket) and one `VolumeSna
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from burrow.addons import kinds as k
@@ -25,7 +26,7 @@ from burrow.spi import BackupAccess, ClusterInfo
 from constructs import Construct
 
 CHART_VERSION = VELERO.version
-PLUGIN_IMAGE = "docker.io/velero/velero-plugin-for-aws:v1.13.2"  # the plugin line made for Velero 1.17
+PLUGIN_IMAGE = VELERO.image("plugin-for-aws").reference  # the plugin line made for Velero 1.17
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 LOCATION = "default"
@@ -141,13 +142,15 @@ class VeleroAddOn(ClusterAddOn):
     app_namespace: str
     monitoring: bool = False
     name: str = "velero"
+    #: Digests of the chart's images by name (`HelmAddOn.digests`). default: none (the chart's tags)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     def deploy(self, scope: Construct, cluster: ClusterInfo) -> Construct:
         holder = Construct(scope, self.name)
         chart = HelmAddOn(
             name=self.name, repository=VELERO.repository, chart="velero",
             version=CHART_VERSION, namespace=NAMESPACE, values=velero_values(self.access, self.monitoring),
-            after=(MONITORING,) if self.monitoring else (),
+            after=(MONITORING,) if self.monitoring else (), digests=self.digests,
         )
         release = chart.release(holder, ClusterInfo.providers_of(scope).helm)
         objects = [schedule(name, config, self.app_namespace) for name, config in self.config.schedules.items()]
