@@ -3,8 +3,9 @@
 `release.json` = {"images": {"producer": {"registry", "repository", "digest"}, "consumer": {…}},
 "third_party": {"docker.io/bitnamilegacy/rabbitmq:4.1.3-debian-12-r1": "sha256:…", …}}.
 `images` are Burrow's own services, pushed by CI; `third_party` maps each other image an
-environment deploys by tag (the broker's, which its sidecar shares) to the digest that tag named
-when the release was made (`make release` resolves them where the registries are reachable).
+environment deploys by tag (the broker's, which its sidecar shares, and every image of every add-on
+chart the environment installs, as `burrow.pins` lists them) to the digest that tag named when the
+release was made (`make release` resolves them where the registries are reachable).
 `make deploy ENV=… RELEASE=release.json` synthesizes with all of them pinned by digest
 (`BURROW_RELEASE`); a production environment that does not waive `image-digest` refuses to
 synthesize without one.
@@ -19,6 +20,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.errors import ConfigError
+from burrow.pins import (
+    ALLOY,
+    AWS_LOAD_BALANCER_CONTROLLER,
+    EXTERNAL_DNS,
+    EXTERNAL_SECRETS,
+    FLUX,
+    KARPENTER,
+    KEDA,
+    KUBE_PROMETHEUS_STACK,
+    LOKI,
+    METRICS_SERVER,
+    VELERO,
+    ChartPin,
+)
 
 SERVICES = ("producer", "consumer")
 RELEASE_VARIABLE = "BURROW_RELEASE"
@@ -41,10 +56,41 @@ class Release(BaseModel):
     third_party: dict[str, Digest] = Field(default_factory=dict)
 
 
+def addon_charts(env: EnvironmentConfig) -> list[ChartPin]:
+    """The pins of the add-on charts `env`'s add-ons stacks install (as `burrow.stacks.addons`
+    chooses them: External Secrets, Karpenter, the edge and Velero on EKS only)."""
+    wanted = [
+        (EXTERNAL_SECRETS, env.on_aws),
+        (METRICS_SERVER, env.addons.metrics_server.enabled),
+        (KEDA, env.addons.keda.enabled),
+        (KUBE_PROMETHEUS_STACK, env.monitoring.enabled),
+        (LOKI, env.monitoring.enabled and env.monitoring.loki.enabled),
+        (ALLOY, env.monitoring.enabled and env.monitoring.loki.enabled),
+        (KARPENTER, env.karpenter is not None),
+        (AWS_LOAD_BALANCER_CONTROLLER, env.on_aws and env.ingress.enabled),
+        (EXTERNAL_DNS, env.on_aws and env.ingress.enabled),
+        (VELERO, env.on_aws and env.backups.enabled),
+        (FLUX, env.delivery == "gitops" and env.gitops is not None),
+    ]
+    return [pin for pin, installed in wanted if installed]
+
+
+def addon_images(env: EnvironmentConfig) -> dict[str, dict[str, str]]:
+    """chart -> image name -> reference, for every image of the add-on charts `env` installs that
+    its configuration does not pin yet (`addons.image_digests`)."""
+    version = env.kubernetes.version
+    pinned = env.addons.image_digests
+    return {pin.chart: {image.name: image.ref(version) for image in pin.images
+                        if image.name not in pinned.get(pin.chart, {})}
+            for pin in addon_charts(env) if pin.images}
+
+
 def third_party_images(env: EnvironmentConfig) -> list[str]:
-    """The images `env` deploys by tag that Burrow does not build: what a release must pin."""
+    """The images `env` deploys by tag that Burrow does not build: what a release must pin (the
+    broker's, and every add-on chart's)."""
     image = env.rabbitmq.image
-    return [] if image.digest else [f"{image.registry}/{image.repository}:{image.tag}"]
+    broker = [] if image.digest else [f"{image.registry}/{image.repository}:{image.tag}"]
+    return list(dict.fromkeys([*broker, *(ref for images in addon_images(env).values() for ref in images.values())]))
 
 
 def needs_release(env: EnvironmentConfig) -> bool:
@@ -73,9 +119,11 @@ def load_release(path: Path) -> Release:
 
 def apply_release(env: EnvironmentConfig, release: Release) -> EnvironmentConfig:
     """`env` with each released service's image replaced by the released digest, and each
-    third-party image pinned to the digest the release recorded for its tag. A production
+    third-party image (the broker's, the add-on charts') pinned to the digest the release recorded
+    for its tag. A production
     environment that needs a release refuses one that lacks a third-party digest."""
-    missing = [ref for ref in third_party_images(env) if ref not in release.third_party]
+    used_by = {ref: f" ({chart}'s {name})" for chart, images in addon_images(env).items() for name, ref in images.items()}
+    missing = [f"{ref}{used_by.get(ref, '')}" for ref in third_party_images(env) if ref not in release.third_party]
     if missing and needs_release(env):
         raise ConfigError(f"{env.name}: the release file has no third_party digest for {', '.join(missing)}: "
                           "make release resolves one for every image the environments deploy by tag")
@@ -84,6 +132,12 @@ def apply_release(env: EnvironmentConfig, release: Release) -> EnvironmentConfig
     if pinned and not image.digest:
         env = env.model_copy(update={"rabbitmq": env.rabbitmq.model_copy(
             update={"image": image.model_copy(update={"digest": pinned})})})
+    digests = {chart: dict(found) for chart, found in env.addons.image_digests.items()}
+    for chart, images in addon_images(env).items():
+        for name, ref in images.items():
+            if ref in release.third_party:
+                digests.setdefault(chart, {})[name] = release.third_party[ref]
+    env = env.model_copy(update={"addons": env.addons.model_copy(update={"image_digests": digests})})
     apps = env.apps
     for name in SERVICES:
         released = release.images.get(name)

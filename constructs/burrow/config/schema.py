@@ -65,6 +65,7 @@ from burrow.monitoring.settings import (  # noqa: F401 - importable here as befo
     AlertThresholds,
     SecretKeyRef,
 )
+from burrow.pins import PINS
 from burrow.props_errors import OneLineModel  # noqa: F401 - importable here as before
 from burrow.settings import (  # noqa: F401 - the library's settings types, importable here as before
     AccountId,
@@ -212,9 +213,30 @@ class ChartAddOnConfig(Model):
     enabled: bool = True
 
 
+ImageDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
 class AddOnsConfig(Model):
     metrics_server: ChartAddOnConfig = ChartAddOnConfig()
     keda: ChartAddOnConfig = ChartAddOnConfig()
+    #: Digests of the add-on charts' images: chart -> image name (`burrow.pins`, each pin's `images`)
+    #: -> `sha256:…`. A release file fills them in (its `third_party` digests); set by hand only to pin
+    #: one image without a release. default: none (each chart's tags)
+    image_digests: dict[str, dict[str, ImageDigest]] = Field(default_factory=dict)
+
+    @field_validator("image_digests")
+    @classmethod
+    def _known_images(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for chart, digests in value.items():
+            pin = PINS.get(chart)
+            if pin is None or not pin.images:
+                raise ValueError(f"{chart!r} is no add-on chart with images; charts: "
+                                 f"{', '.join(name for name, p in PINS.items() if p.images)}")
+            unknown = sorted(set(digests) - {image.name for image in pin.images})
+            if unknown:
+                raise ValueError(f"{chart}: no image named {', '.join(unknown)}; its images: "
+                                 f"{', '.join(image.name for image in pin.images)}")
+        return value
 
 
 class WorkerConfig(WorkerScaling):

@@ -17,6 +17,19 @@ from burrow.addons.velero import VeleroAddOn
 from burrow.app.broker_users import secret_key, user_name
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
+from burrow.pins import (
+    ALLOY,
+    AWS_LOAD_BALANCER_CONTROLLER,
+    EXTERNAL_DNS,
+    EXTERNAL_SECRETS,
+    FLUX,
+    KARPENTER,
+    KEDA,
+    KUBE_PROMETHEUS_STACK,
+    LOKI,
+    METRICS_SERVER,
+    VELERO,
+)
 from burrow.spi import ClusterInfo
 from burrow.stacks.base import BurrowStack
 from constructs import Construct
@@ -25,14 +38,16 @@ from constructs import Construct
 def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None) -> list[ClusterAddOn]:
     """The add-ons an environment's configuration turns on, in install order. A cluster whose
     credentials live in AWS Secrets Manager gets the External Secrets Operator first; a cluster
-    whose cloud side made room for them gets Karpenter and Velero."""
+    whose cloud side made room for them gets Karpenter and Velero. Each chart gets the digests of
+    its images the environment has (`addons.image_digests`, filled in from a release)."""
+    digests = env.addons.image_digests
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
-        chosen.append(ExternalSecretsAddOn(cluster.secrets))
+        chosen.append(ExternalSecretsAddOn(cluster.secrets, digests=digests.get(EXTERNAL_SECRETS.chart, {})))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:
-        chosen.append(metrics_server())
+        chosen.append(metrics_server(digests.get(METRICS_SERVER.chart)))
     cluster_cidrs = tuple(env.network.private_subnet_cidrs) if env.on_aws else ()
     if env.addons.keda.enabled:
         scalers = ()
@@ -40,21 +55,25 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
             # the scaler logs in as the broker's monitoring user (burrow.app.broker_users)
             uri = amqp_uri(user_name("monitoring"), "{{ .password }}", service_host(RELEASE_NAME, env.namespace))
             scalers = tuple(scaler_credentials(env.namespace, cluster.secrets.secret(secret_key("monitoring")), uri))
-        chosen.append(keda(scalers))
+        chosen.append(keda(scalers, digests.get(KEDA.chart)))
     if env.monitoring.enabled:
-        chosen.append(MonitoringAddOn(env.monitoring, dashboard_namespaces=(env.namespace,), cluster_cidrs=cluster_cidrs))
+        chosen.append(MonitoringAddOn(env.monitoring, dashboard_namespaces=(env.namespace,), cluster_cidrs=cluster_cidrs,
+                                      digests=digests.get(KUBE_PROMETHEUS_STACK.chart, {})))
         if env.monitoring.loki.enabled:
-            chosen += [loki(env.monitoring), alloy(env.monitoring)]
+            chosen += [loki(env.monitoring, digests.get(LOKI.chart)), alloy(env.monitoring, digests.get(ALLOY.chart))]
     autoscaling = cluster.node_autoscaling if cluster is not None else None
     if autoscaling is not None and env.karpenter is not None:
-        chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled))
+        chosen.append(KarpenterAddOn(autoscaling, env.karpenter, env.name, monitoring=env.monitoring.enabled,
+                                     digests=digests.get(KARPENTER.chart, {})))
     if cluster is not None and cluster.edge is not None:
-        chosen += [load_balancer_controller(cluster.edge, env.monitoring.enabled, env.namespace),
-                   external_dns(cluster.edge, env.monitoring.enabled)]
+        chosen += [load_balancer_controller(cluster.edge, env.monitoring.enabled, env.namespace,
+                                            digests.get(AWS_LOAD_BALANCER_CONTROLLER.chart)),
+                   external_dns(cluster.edge, env.monitoring.enabled, digests.get(EXTERNAL_DNS.chart))]
     if cluster is not None and cluster.backups is not None:
-        chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled))
+        chosen.append(VeleroAddOn(cluster.backups, env.backups, env.namespace, monitoring=env.monitoring.enabled,
+                                  digests=digests.get(VELERO.chart, {})))
     if env.delivery == "gitops" and env.gitops is not None:
-        chosen.append(FluxAddOn(env.gitops, env.name, env.namespace))  # last: what it syncs needs every CRD above
+        chosen.append(FluxAddOn(env.gitops, env.name, env.namespace, digests=digests.get(FLUX.chart, {})))  # last: what it syncs needs every CRD above
     return chosen
 
 
