@@ -15,6 +15,7 @@ import yaml
 from cdktf import TerraformResource
 
 from burrow.k8s.release import merged_values
+from burrow.pins import PINS
 from burrow.policy.facts import PolicyFacts, object_facts
 from burrow.synthesized import resource_attributes
 
@@ -65,4 +66,8 @@ def delivered_facts(resource: TerraformResource) -> tuple[PolicyFacts, ...]:
     values = chart_values(attributes)
     inline = _inline_objects(values)
     rest = {key: value for key, value in values.items() if key != "objects" or not inline}
-    return (*object_facts(inline), *([PolicyFacts("chart", chart_values=rest)] if rest else []))
+    # A chart with images is policed even without values: production pins its images by digest.
+    chart = str(attributes.get("chart") or "")
+    charted = bool(rest) or bool((pin := PINS.get(chart)) and pin.images)
+    return (*object_facts(inline), *([PolicyFacts("chart", chart_values=rest, chart=chart,
+                                                  release=str(attributes.get("name") or ""))] if charted else []))

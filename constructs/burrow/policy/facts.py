@@ -31,6 +31,10 @@ class PolicyFacts:
     objects: tuple[Mapping[str, Any], ...] = ()
     #: The chart values its release renders with (every values document merged in order).
     chart_values: Mapping[str, Any] = field(default_factory=dict)
+    #: The chart a helm_release installs and the release's name (a `chart` subject): the rules look
+    #: the chart's pin up (`burrow.pins`), e.g. the images production pins by digest.
+    chart: str = ""
+    release: str = ""
     #: How the stack's author sets what a rule asks for, by the prop's name (`anti_affinity`);
     #: a name not listed is the prop itself. The guardrails fill it in from the stack's wording.
     settings: Mapping[str, str] = field(default_factory=dict)

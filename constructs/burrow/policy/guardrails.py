@@ -25,6 +25,7 @@ from pydantic import Field
 
 from burrow.errors import PropsError
 from burrow.k8s.pod_security import pod_specs, restricted_violations
+from burrow.pins import PINS
 from burrow.policy.delivered import delivered_facts
 from burrow.policy.facts import Policed, PolicyFacts, Subject
 from burrow.props import Props, props_for
@@ -175,6 +176,19 @@ def _chart_image_digest(facts: PolicyFacts) -> list[str]:
         f"{where}: pin image {image} by digest ({facts.setting('image.digest')})"
         for where, image in _chart_images(facts.chart_values)
         if "@sha256:" not in image
+    ]
+
+
+def _addon_image_digest(facts: PolicyFacts) -> list[str]:
+    """Every image the chart's pin lists (`burrow.pins.ChartImage`) has a digest at each of its values paths."""
+    pin = PINS.get(facts.chart)  # a companion chart (karpenter-crd) deploys no image of its pin's
+    images = pin.images if pin is not None else ()
+    return [
+        f"release {facts.release} (chart {facts.chart}): pin image "
+        f"{image.reference.replace('{kubernetes}', '<Kubernetes minor>')} by digest at {path} "
+        f"({facts.setting('digests')}, image {image.name!r})"
+        for image in images
+        for path in image.unpinned(facts.chart_values)
     ]
 
 
@@ -364,6 +378,7 @@ RULES = (
     Rule("image-digest", PRODUCTION, "workload", "images pinned by digest", _image_digest),
     Rule("image-digest", PRODUCTION, "broker", "the broker's and its sidecars' images pinned by digest",
          _chart_image_digest),
+    Rule("image-digest", PRODUCTION, "chart", "every image of an add-on chart pinned by digest", _addon_image_digest),
     Rule("rabbitmq-replicas", PRODUCTION, "broker", "3 RabbitMQ replicas", _broker_replicas),
     Rule("rabbitmq-persistence", PRODUCTION, "broker", "persistent RabbitMQ volumes", _broker_persistence),
     Rule("rabbitmq-anti-affinity", PRODUCTION, "broker", "hard anti-affinity between brokers", _broker_anti_affinity),

@@ -15,6 +15,7 @@ ENVIRONMENT_FILE = Wording(
     settings={
         "broker": {"anti_affinity": "rabbitmq.anti_affinity", "persistence.enabled": "rabbitmq.persistence.enabled",
                    "image.digest": "a release file's `third_party` entry, or rabbitmq.image.digest"},
+        "chart": {"digests": "a release file's `third_party` entry for it, or addons.image_digests.<chart>"},
         "nodepool": {"limits": "cluster.eks.karpenter.limits",
                      "disruption_budget": "cluster.eks.karpenter.disruption_budget",
                      "capacity_types": "cluster.eks.karpenter.capacity_types"},
