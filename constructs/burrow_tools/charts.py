@@ -13,6 +13,10 @@ names that chart and version, anywhere below it) or pulled with Helm from its re
   values, and the CRDs it ships), since the first-deploy rehearsal (`make rehearse`) trusts it;
 - every rendered built-in object must pass strict schema validation for the environment's
   Kubernetes version, and every pod in the app namespace must meet Pod Security `restricted`;
+- in a production environment, every image the release runs must be pinned by digest
+  (`@sha256:`): each container and init container of every rendered pod template, and the images
+  the Prometheus operator starts from what the chart renders (its Prometheus' and Alertmanager's
+  `spec.image`, its config reloader's argument), as a release file pins them;
 - Burrow's own custom resources (`<outdir>/objects/<env>.yaml` and the GitOps trees under
   `<outdir>/gitops/`: Karpenter's NodePool and
   EC2NodeClass, Velero's Schedules, KEDA's ScaledObjects, …) must pass their CRD's schema, taken
@@ -40,7 +44,7 @@ import yaml
 
 from burrow.addons.kinds import ChartKinds
 from burrow.config.loader import load_environment
-from burrow.config.schema import EnvironmentConfig
+from burrow.config.schema import EnvironmentConfig, Tier
 from burrow.k8s.pod_security import pod_specs, restricted_violations
 from burrow.k8s.release import terraform_unescape
 from burrow.k8s.validate import is_custom_resource, object_id, validate_objects
@@ -64,6 +68,8 @@ class ChartRelease:
     notes: list[str] = field(default_factory=list)
     #: The CustomResourceDefinitions the chart ships (its `crds/` folder and rendered templates).
     crds: list[dict[str, Any]] = field(default_factory=list)
+    #: In a production environment, (where, image) of every image the rendered chart runs.
+    images: list[tuple[str, str]] = field(default_factory=list)
 
 
 def chart_releases(outdir: Path) -> Iterator[ChartRelease]:
@@ -167,6 +173,35 @@ def documents(output: str) -> set[str]:
     return {doc.strip() for doc in output.split("\n---") if doc.strip()}
 
 
+#: Custom resources whose `spec.image` the Prometheus operator runs, and its argument naming the
+#: config reloader it adds to their pods (the chart renders both; the operator starts the pods).
+OPERATED_KINDS = ("Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent")
+RELOADER_ARG = "--prometheus-config-reloader="
+
+
+def running_images(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(where, image) of each image the rendered objects run: pod templates' containers and init
+    containers, and the images the Prometheus operator starts from them."""
+    found = []
+    for obj in objects:
+        where = object_id(obj)
+        for pod in pod_specs(obj):
+            for key in ("initContainers", "containers"):
+                found += [(f"{where}: {key} {c.get('name')}", str(c.get("image"))) for c in pod.get(key) or []]
+                found += [(f"{where}: {c.get('name')} {RELOADER_ARG}", arg.removeprefix(RELOADER_ARG))
+                          for c in pod.get(key) or [] for arg in c.get("args") or []
+                          if isinstance(arg, str) and arg.startswith(RELOADER_ARG)]
+        if obj.get("kind") in OPERATED_KINDS and (obj.get("spec") or {}).get("image"):
+            found.append((f"{where}: spec.image", str(obj["spec"]["image"])))
+    return found
+
+
+def digest_problems(images: list[tuple[str, str]]) -> list[str]:
+    return [f"{where}: image {image} is not pinned by digest (@sha256:); production runs every image by digest "
+            "(the chart's pin lists it in burrow.pins with the values path that takes its digest)"
+            for where, image in images if "@sha256:" not in image]
+
+
 def declaration_problems(declared: ChartKinds, values: list[dict[str, Any]], objects: list[dict[str, Any]],
                          crds: list[dict[str, Any]]) -> list[str]:
     """Where the chart's declaration and what the chart rendered with `values` disagree."""
@@ -231,6 +266,9 @@ def verify(release: ChartRelease, chart_dir: Path, helm: str, work: Path,
         release.problems += declaration_problems(declared, release.values, objects, release.crds)
     env = environment_of(release)
     release.problems += validate_objects(objects, env.kubernetes.version)
+    if env.tier == Tier.PRODUCTION:
+        release.images = running_images(objects)
+        release.problems += digest_problems(release.images)
     for obj in objects:
         if obj.get("metadata", {}).get("namespace", release.namespace) == env.namespace:
             release.problems += [f"{object_id(obj)}: {p}" for pod in pod_specs(obj) for p in restricted_violations(pod)]
@@ -319,6 +357,11 @@ def main(argv: list[str]) -> int:
             print(f"        {line}")
     failed = [r for r in results if r.problems]
     print(f"\n{len(results) - len(failed)} of {len(results)} chart releases verified")
+    images = [image for release in results for _, image in release.images]
+    if images:
+        pinned = [image for image in images if "@sha256:" in image]
+        print(f"{len(pinned)} of {len(images)} images run by production's chart releases are pinned by digest "
+              f"({len(set(pinned))} of {len(set(images))} distinct)")
     schemas = crd_schemas([crd for release in results for crd in release.crds])
     checked, problems = custom_resource_problems(args.outdir, schemas)
     for line in problems:
