@@ -197,9 +197,8 @@ def running_images(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def digest_problems(images: list[tuple[str, str]]) -> list[str]:
-    return [f"{where}: image {image} is not pinned by digest (@sha256:); production runs every image by digest "
-            "(the chart's pin lists it in burrow.pins with the values path that takes its digest)"
-            for where, image in images if "@sha256:" not in image]
+    return [f"{where}: image {image} is not pinned by digest (@sha256:): its chart's pin in burrow.pins lists "
+            "each image with the values path that takes its digest" for where, image in images if "@sha256:" not in image]
 
 
 def declaration_problems(declared: ChartKinds, values: list[dict[str, Any]], objects: list[dict[str, Any]],
