@@ -7,7 +7,7 @@ import json
 import pytest
 
 from burrow.config.loader import load_environment
-from burrow.config.release import Release, apply_release, load_release
+from burrow.config.release import Release, apply_release, load_release, third_party_images
 from burrow.errors import ConfigError
 from burrow_tools.delivery.changed import changed_environments
 from burrow_tools.delivery.comment import body, marker
@@ -48,7 +48,8 @@ def _release(third_party: dict[str, str]) -> Release:
 
 
 def test_a_release_pins_both_services_and_the_broker_by_digest():
-    env = apply_release(load_environment("prod", ROOT / "environments"), _release({BROKER_IMAGE: DIGEST}))
+    prod = load_environment("prod", ROOT / "environments")
+    env = apply_release(prod, _release(dict.fromkeys(third_party_images(prod), DIGEST)))
     assert env.apps.producer.image.reference == f"123.dkr.ecr.eu-west-1.amazonaws.com/burrow/producer@{DIGEST}"
     assert env.apps.consumer.image.digest == DIGEST
     assert env.rabbitmq.image.reference == f"docker.io/bitnamilegacy/rabbitmq@{DIGEST}"
