@@ -1,5 +1,6 @@
 """`make release`: record the digests of the images just pushed as `release.json`, and the digest
-each third-party image the environments deploy by tag names right now (the broker's), so that
+each third-party image the environments deploy by tag names right now (the broker's, and every image of
+every add-on chart each environment installs, as its pin in `burrow.pins` lists them), so that
 production deploys exactly what was reviewed (CI runs it, where the registries are reachable).
 
 Usage: python -m burrow_tools.delivery.release record <registry> <tag> <out.json>   (after `make images`)
