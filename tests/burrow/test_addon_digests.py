@@ -185,3 +185,20 @@ def test_verify_charts_finds_every_running_image_and_refuses_one_by_tag():
     assert [p.split(": image ")[0] for p in problems] == [
         "Deployment/monitoring/operator: initContainers init",
         "Deployment/monitoring/operator: operator --prometheus-config-reloader="]
+
+
+def test_make_release_resolves_every_addon_image_and_prod_deploys_with_what_it_wrote(tmp_path, monkeypatch):
+    """`make release` (CI: `docker buildx imagetools inspect` per reference, stubbed here) records a
+    digest for every image every environment deploys by tag, the add-ons' included."""
+    from burrow_tools.delivery import release as make_release
+
+    asked: list[str] = []
+    monkeypatch.setattr(make_release, "resolve", lambda reference: asked.append(reference) or DIGEST)
+    recorded = make_release.record("123.dkr.ecr.eu-west-1.amazonaws.com", "abc123", tmp_path / "release.json",
+                                   ROOT / "environments")
+    prod = load_environment("prod", ROOT / "environments")
+    assert {"docker.io/grafana/grafana:13.2.0", "ghcr.io/fluxcd/source-controller:v1.8.2",
+            f"docker.io/bitnamilegacy/kubectl:{prod.kubernetes.version}"} <= set(recorded.third_party)
+    assert set(third_party_images(prod)) <= set(recorded.third_party) <= set(asked)
+    pinned = apply_release(prod, load_release(tmp_path / "release.json")).addons.image_digests
+    assert pinned["velero"] == {"velero": DIGEST, "kubectl": DIGEST, "plugin-for-aws": DIGEST}
