@@ -45,8 +45,7 @@ class ChartImage:
     #: A short name, unique in its chart (`grafana`, `config-reloader`): how a release's digest reaches it.
     name: str
     #: The image as the chart renders it at the pin, `registry/repository:tag` (the tag the chart
-    #: defaults to, usually its appVersion); `{kubernetes}` stands for the cluster's minor version
-    #: (`1.35`) where the chart derives the tag from it.
+    #: defaults to, usually its appVersion).
     reference: str
     #: Dotted values paths (`grafana.image.sha`; `[n]` indexes a list) that carry the digest, one per
     #: place the chart renders the image (External Secrets' three deployments share one image).
@@ -54,13 +53,8 @@ class ChartImage:
     #: What the value at those paths holds (`DigestForm`).
     form: DigestForm = "digest"
 
-    def ref(self, kubernetes: str) -> str:
-        """The reference for a cluster of Kubernetes `kubernetes` (`1.35`)."""
-        return self.reference.replace("{kubernetes}", kubernetes)
-
     def value(self, digest: str) -> str:
-        """What the `values` paths get for `digest` (`sha256:…`). (The `tag` and `image` forms
-        write the reference's tag, so their references never hold `{kubernetes}`.)"""
+        """What the `values` paths get for `digest` (`sha256:…`)."""
         match = _HEX.match(digest)
         if match is None:
             raise ValueError(f"{self.name}: {digest!r} is not a digest (sha256: and 64 hex digits)")
@@ -252,11 +246,12 @@ VELERO = ChartPin(
     tag="velero-{version}",
     why="Velero 1.17.1 with the AWS plugin v1.13 (its line for 1.17), one minor behind on purpose: 12.x runs Velero "
     "1.18, whose plugin line v1.14 has only a release candidate (v1.14.0-rc.1) in velero-plugin-for-aws.",
-    crds="In crds/, upgraded by the chart's own hook Job (upgradeCRDs) on every chart upgrade.",
+    crds="In crds/: Helm installs them with the chart's first install. Burrow turns the chart's CRD upgrade hook "
+    "(upgradeCRDs) off: its Job runs docker.io/bitnamilegacy/kubectl tagged with the cluster's minor version, a frozen "
+    "repository with no tag for Kubernetes 1.34 or later, so the hook (pre-install too) could never start. "
+    + CRDS_FOLDER,
     images=(
         ChartImage("velero", "docker.io/velero/velero:v1.17.1", ("image.digest",)),
-        # The hook Job that upgrades Velero's CRDs runs kubectl tagged with the cluster's minor version.
-        ChartImage("kubectl", "docker.io/bitnamilegacy/kubectl:{kubernetes}", ("kubectl.image.digest",)),
         # The AWS plugin is Burrow's choice: the init container its values add (burrow.addons.velero).
         ChartImage("plugin-for-aws", "docker.io/velero/velero-plugin-for-aws:v1.13.2", ("initContainers[0].image",), "image"),
     ),

@@ -75,6 +75,10 @@ def velero_values(access: BackupAccess, monitoring: bool) -> dict[str, Any]:
         "backupsEnabled": True,
         "snapshotsEnabled": True,
         "deployNodeAgent": False,
+        # Helm installs the CRDs from the chart's crds/ folder. The chart's upgrade hook would run
+        # bitnamilegacy/kubectl:<cluster minor>, which does not exist for 1.34 and later, and fail
+        # the install (burrow.pins.VELERO says how its CRDs are upgraded instead).
+        "upgradeCRDs": False,
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": monitoring}},
     }
 

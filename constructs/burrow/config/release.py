@@ -78,9 +78,8 @@ def addon_charts(env: EnvironmentConfig) -> list[ChartPin]:
 def addon_images(env: EnvironmentConfig) -> dict[str, dict[str, str]]:
     """chart -> image name -> reference, for every image of the add-on charts `env` installs that
     its configuration does not pin yet (`addons.image_digests`)."""
-    version = env.kubernetes.version
     pinned = env.addons.image_digests
-    return {pin.chart: {image.name: image.ref(version) for image in pin.images
+    return {pin.chart: {image.name: image.reference for image in pin.images
                         if image.name not in pinned.get(pin.chart, {})}
             for pin in addon_charts(env) if pin.images}
 

@@ -185,7 +185,7 @@ def _addon_image_digest(facts: PolicyFacts) -> list[str]:
     images = pin.images if pin is not None else ()
     return [
         f"release {facts.release} (chart {facts.chart}): pin image "
-        f"{image.reference.replace('{kubernetes}', '<Kubernetes minor>')} by digest at {path} "
+        f"{image.reference} by digest at {path} "
         f"({facts.setting('digests')}, image {image.name!r})"
         for image in images
         for path in image.unpinned(facts.chart_values)
