@@ -1,10 +1,16 @@
 """Federation between two regions' brokers, for real: two RabbitMQ nodes on loopback (own node
 names, ports and data directories), each booting with the definitions Burrow renders for its
 region (`burrow.app.broker_users.broker_definitions`, loaded as the Bitnami chart loads them:
-`load_definitions` at boot) and the federation plugin. Only the upstream's host and port (a
-loopback port instead of the other region's load balancer name) and the passwords (instead of
-the External Secrets templates) differ from what a cluster gets. The links log in as the federation
-user with the environment's one federation password, never with the other region's broker password.
+`load_definitions` at boot) and the federation plugin. Only the upstream's address (a loopback
+TLS port instead of the other region's load balancer), the CA file links trust (this run's CA,
+in place of the chart's mounted `ca.crt`) and the passwords (instead of the External Secrets
+templates) differ from what a cluster gets. The links log in as the federation user with the
+environment's one federation password, never with the other region's broker password.
+
+Each node has a TLS listener serving a certificate for its region's `broker_host`, issued by
+this run's CA (the environment's federation CA); the links dial it with `amqps`, verify the
+certificate against the CA and the name by SNI. A downstream that trusts another CA, or dials an
+upstream under a name its certificate does not carry, gets no link.
 
 The topology is the services' own (`declare_topology`); ids are counted and printed. The
 downstream broker runs Burrow's link keeper (`KEEPER_SCRIPT` with the environment its sidecar
@@ -15,18 +21,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pytest
 
 from burrow.app.broker_users import ROLES, broker_definitions, dead_letter_names
 from burrow.app.federation import (
+    AMQPS_PORT,
+    CA_FILE,
     FEDERATION_USER,
     KEEPER_SCRIPT,
     PLUGIN,
@@ -38,7 +48,8 @@ from burrow.config.schema import MessagingConfig
 from burrow_service.messaging import declare_topology
 from burrow_service.settings import load_settings
 from tests.support.broker import refused
-from tests.support.rabbitmq_node import RabbitMqNode, rabbitmq_script
+from tests.support.rabbitmq_node import RabbitMqNode, free_port, rabbitmq_script
+from tests.support.tls import CertificateAuthority
 
 pytestmark = pytest.mark.broker
 
@@ -47,21 +58,36 @@ PASSWORD = uuid.uuid4().hex  # this run's broker password (the services' login i
 FEDERATION_PASSWORD = uuid.uuid4().hex  # the federation user's, one for the environment
 REGIONS = ("eu-west-1", "us-east-1")
 MESSAGING = MessagingConfig()
+TLS_PORTS: dict[str, int] = {}  # each cell's TLS listener (what the other region's links dial), set by `cells`
 
 
-def federation_of(region: str, other: str) -> BrokerFederation:
+def broker_host(region: str) -> str:
+    return f"rabbitmq.{region}.example.com"
+
+
+def federation_of(region: str, other: str, other_host: str | None = None) -> BrokerFederation:
     return BrokerFederation(
-        region=region, broker_host=f"rabbitmq.{region}.example.com", load_balancer_cidrs=["10.50.32.0/20"],
+        region=region, broker_host=broker_host(region), load_balancer_cidrs=["10.50.32.0/20"],
         peer_cidrs=["10.51.32.0/20"],
-        upstreams=[FederationUpstream(region=other, host=f"rabbitmq.{other}.example.com")],
+        upstreams=[FederationUpstream(region=other, host=other_host or broker_host(other))],
         credentials_key="burrow/t/rabbitmq", federation_key="burrow/t/federation", reconnect_delay_seconds=1,
     )
 
 
-def rendered(region: str, other: str, password: str, other_port: int) -> dict:
+def rendered(region: str, other: str, password: str, other_tls_port: int, ca_file: Path,
+             other_host: str | None = None) -> dict:
+    """`region`'s definitions, its upstream `other` dialled at a loopback TLS port, trusting `ca_file`."""
     return broker_definitions(USER, password, {role: uuid.uuid4().hex for role in ROLES}, MESSAGING,
-                              federation_of(region, other), FEDERATION_PASSWORD,
-                              host_of=lambda _upstream: f"127.0.0.1:{other_port}")
+                              federation_of(region, other, other_host), FEDERATION_PASSWORD,
+                              host_of=lambda _upstream: f"127.0.0.1:{other_tls_port}", ca_file=str(ca_file))
+
+
+def tls_node(home: Path, ca: CertificateAuthority, names: list[str], extra: str = "") -> tuple[RabbitMqNode, int]:
+    """A node with the federation plugin, its definitions file and a TLS listener serving a
+    certificate for `names` from `ca`; returns it and its TLS port."""
+    port = free_port()
+    config = f"load_definitions = {home / 'load_definition.json'}\n" + ca.listener_config(home, names, port) + extra
+    return RabbitMqNode.create(home, plugins=(PLUGIN,), config=config), port
 
 
 def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Popen:
@@ -74,16 +100,21 @@ def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Pope
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory) -> Iterator[dict[str, RabbitMqNode]]:
-    """Two federated brokers, one per region, each the other's upstream."""
+def environment_ca(tmp_path_factory) -> CertificateAuthority:
+    """The environment's federation CA (cert-manager's CA ClusterIssuer in every region)."""
+    return CertificateAuthority.create(tmp_path_factory.mktemp("federation-ca"), "burrow-federation")
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory, environment_ca) -> Iterator[dict[str, RabbitMqNode]]:
+    """Two federated brokers, one per region, each the other's upstream over TLS."""
     password = PASSWORD
     homes = {region: tmp_path_factory.mktemp(f"cell-{region}") for region in REGIONS}
     nodes = {}
     for region, home in homes.items():
-        nodes[region] = RabbitMqNode.create(home, plugins=(PLUGIN,),
-                                            config=f"load_definitions = {home / 'load_definition.json'}\n")
+        nodes[region], TLS_PORTS[region] = tls_node(home, environment_ca, [broker_host(region)])
     for region, other in (REGIONS, REGIONS[::-1]):
-        definitions = rendered(region, other, password, nodes[other].amqp_port)
+        definitions = rendered(region, other, password, TLS_PORTS[other], environment_ca.ca_file)
         (homes[region] / "load_definition.json").write_text(json.dumps(definitions))
     try:
         for node in nodes.values():
@@ -179,6 +210,90 @@ def test_the_federation_user_reads_the_federated_queue_and_can_write_or_configur
     assert refused_as_federation_user(upstream, lambda ch: ch.exchange_declare("federation-made", "topic"))
     users = json.loads(upstream.ctl("list_users", "--formatter", "json"))
     assert {u["user"]: u["tags"] for u in users}[FEDERATION_USER] == []
+
+
+def uri_of(parameter: dict) -> tuple[str, int | None, dict[str, list[str]]]:
+    """(scheme, port, decoded query) of an upstream's URI."""
+    uri = urlsplit(parameter["value"]["uri"])
+    return uri.scheme, uri.port, parse_qs(uri.query, strict_parsing=True)
+
+
+def test_the_rendered_links_dial_the_upstreams_tls_port_and_verify_its_certificate_and_name():
+    """What a cluster's broker loads: `amqps` to the peer's TLS port (never the plain AMQP port),
+    the peer's certificate checked against the CA the chart mounts, its name by SNI."""
+    definitions = broker_definitions(USER, "{{ .password }}", {role: "x" for role in ROLES}, MESSAGING,
+                                     federation_of(REGIONS[0], REGIONS[1]), "{{ .federation_password }}")
+    [upstream] = definitions["parameters"]
+    scheme, port, query = uri_of(upstream)
+    assert (scheme, port) == ("amqps", AMQPS_PORT) and port != 5672
+    assert query == {"cacertfile": [CA_FILE], "verify": ["verify_peer"],
+                     "server_name_indication": [broker_host(REGIONS[1])]}
+    assert upstream["value"]["uri"].startswith(f"amqps://{FEDERATION_USER}:{{{{ .federation_password }}}}@"
+                                               f"{broker_host(REGIONS[1])}:5671/%2F?")
+    # a CA path with characters that mean something in a query is percent-encoded (the client decodes it)
+    odd = broker_definitions(USER, "p", {role: "x" for role in ROLES}, MESSAGING, federation_of(REGIONS[0], REGIONS[1]),
+                             "f", ca_file="/tmp/a b&c=d.pem")
+    assert uri_of(odd["parameters"][0])[2]["cacertfile"] == ["/tmp/a b&c=d.pem"]
+
+
+def test_the_loaded_links_use_the_tls_listener_not_the_plain_port(cells):
+    for region, other in (REGIONS, REGIONS[::-1]):
+        loaded = json.loads(cells[region].ctl("list_parameters", "--formatter", "json"))
+        [upstream] = [{**p, "value": json.loads(p["value"])} for p in loaded if p["component"] == "federation-upstream"]
+        scheme, port, query = uri_of(upstream)
+        assert (scheme, port) == ("amqps", TLS_PORTS[other]) and port != cells[other].amqp_port
+        assert query["verify"] == ["verify_peer"] and query["server_name_indication"] == [broker_host(other)]
+
+
+def link_states(node: RabbitMqNode) -> str:
+    """Each link's upstream, status and error, as the federation plugin reports them."""
+    return node.ctl("eval", "[{proplists:get_value(upstream, S), proplists:get_value(status, S), "
+                            "proplists:get_value(error, S)} || S <- rabbit_federation_status:status()].")
+
+
+def test_a_downstream_that_trusts_another_ca_or_dials_the_wrong_name_gets_no_link(cells, environment_ca,
+                                                                               tmp_path_factory):
+    """Verification is on: a third broker, with the environment's federation password, federates
+    from the first region over TLS twice: once trusting a CA of its own (`wrong-ca`), once
+    trusting the environment's CA but dialling the upstream under a name its certificate does not
+    carry (`wrong-name`). Neither link runs, and no message crosses while a consumer waits there."""
+    source = cells[REGIONS[0]]
+    home = tmp_path_factory.mktemp("stranger")
+    other_ca = CertificateAuthority.create(home / "ca", "another-ca")
+    definitions = rendered("stranger", "wrong-ca", PASSWORD, TLS_PORTS[REGIONS[0]], other_ca.ca_file,
+                           other_host=broker_host(REGIONS[0]))
+    definitions["parameters"] += rendered("stranger", "wrong-name", PASSWORD, TLS_PORTS[REGIONS[0]],
+                                          environment_ca.ca_file, other_host="rabbitmq.elsewhere.example.com")["parameters"]
+    (home / "load_definition.json").write_text(json.dumps(definitions))
+    stranger = RabbitMqNode.create(home, plugins=(PLUGIN,), config=f"load_definitions = {home / 'load_definition.json'}\n")
+    try:
+        stranger.start()
+        with connection(stranger) as conn:
+            declare_topology(conn.channel(), settings(stranger))
+        deadline, states = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            states = link_states(stranger)
+            if '<<"wrong-ca">>,error' in states and '<<"wrong-name">>,error' in states:
+                break
+            time.sleep(1)
+        print(f"federation TLS: links of a downstream that must not verify: {' '.join(states.split())}")
+        links = {name: error for name, error in re.findall(r'<<"([\w-]+)">>,error,(.*?)(?=\}, \{<<|\}\]$)', " ".join(states.split()))}
+        assert set(links) == {"wrong-ca", "wrong-name"}, states
+        # the downstream's own TLS client refused each upstream: an unknown CA, a name the certificate lacks
+        assert "CLIENT ALERT" in links["wrong-ca"] and "unknown_ca" in links["wrong-ca"], states
+        assert "CLIENT ALERT" in links["wrong-name"] and "hostname_check_failed" in links["wrong-name"], states
+        assert "running" not in states
+        ids = [f"stray-{i}-{uuid.uuid4().hex[:6]}" for i in range(20)]
+        publish(source, ids)
+        crossed: list[str] = []
+        consume(stranger, None, 6, crossed)
+        left_upstream: list[str] = []
+        consume(source, None, 3, left_upstream)  # they stayed in the upstream region, every one
+        print(f"federation TLS: published {len(ids)} upstream, {len(crossed)} crossed, {len(left_upstream)} stayed")
+        assert crossed == []
+        assert sorted(left_upstream) == sorted(ids)
+    finally:
+        stranger.stop()
 
 
 def test_a_message_published_in_one_region_is_consumed_in_the_other(cells):

@@ -180,11 +180,12 @@ def broker_definitions(
     federation: fed.BrokerFederation | None = None,
     federation_password: str = "",
     host_of: Callable[[fed.FederationUpstream], str] | None = None,
+    ca_file: str = fed.CA_FILE,
     tenants: Mapping[str, str] | None = None,
     tenant_limits: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Everything a broker loads at boot: its users and their permissions, the virtual host, the
-    topology, federated, the upstreams and policy (`host_of`: see `federation_definitions`) and the
+    topology, federated, the upstreams and policy (`host_of`, `ca_file`: see `federation_definitions`) and the
     tenants' virtual hosts, users and limits (`tenants`: name -> password, `tenant_limits`: see
     `tenant_definitions`).
     Passwords are the values, or the External Secrets templates that become them."""
@@ -206,7 +207,7 @@ def broker_definitions(
         **topology(messaging),
     }
     if federation is not None:
-        links = fed.federation_definitions(federation, messaging, federation_password, host_of)
+        links = fed.federation_definitions(federation, messaging, federation_password, host_of, ca_file)
         definitions["users"].append(links["user"])
         definitions["permissions"].append(links["permissions"])
         definitions.update(parameters=links["parameters"], policies=links["policies"])

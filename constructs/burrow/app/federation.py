@@ -27,6 +27,18 @@ broker answers; nothing waits for it. (Reading each peer's own broker secret fro
 as before, made the primary's ExternalSecret fail until the last region existed: the broker never
 started and the first deploy never got past the primary.)
 
+**Links over TLS, the server verified.** Links dial the upstream's TLS port (`AMQPS_PORT`) with
+`amqps` URIs that verify the upstream broker's certificate (`verify_peer`) against the CA in this
+broker's own certificate Secret, and its name against the name dialled (`server_name_indication`:
+the upstream's `broker_host`). Every federated region's cluster runs cert-manager with a CA
+`ClusterIssuer` named `FEDERATION_ISSUER`, and all the regions of an environment share that one CA
+(the add-ons layer distributes it), so each broker's `ca.crt` verifies every peer. Each broker gets
+its certificate (`federation_certificate`: its `broker_host` and in-cluster names) into Secret
+`FEDERATION_TLS_SECRET`, which the Bitnami chart mounts (`CERTS_DIR`) and serves on its TLS
+listener. What TLS does not add: no client certificates (a link still logs in with the federation
+user's password, now inside TLS); a broker asks for a client certificate but admits a connection
+without one (`failIfNoPeerCert: false`).
+
 Links acknowledge `on-confirm`: the upstream broker removes a message only after the downstream
 broker has confirmed it durably, so a message is never acknowledged away in transit.
 
@@ -46,8 +58,9 @@ messages wait in their upstream queue and are consumed there or once the link ru
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
@@ -57,21 +70,35 @@ from burrow.k8s import objects as k8s
 from burrow.k8s.objects import MANAGED_BY
 from burrow.settings import Model
 
-AMQP_PORT = 5672
+AMQPS_PORT = 5671  # the Bitnami chart's TLS listener (service.ports.amqpTls): what links dial
 HEALTH_CHECK_PORT = 9419  # the broker's Prometheus port: what the federation load balancer checks
 POLICY = "burrow-federation"
 DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDefinition file name
 PLUGIN = "rabbitmq_federation"
 #: The user federation links log in as on the upstream broker (every region's broker has it).
 FEDERATION_USER = "burrow-federation"
+#: The cert-manager CA `ClusterIssuer` every federated region's cluster runs (one CA per environment,
+#: shared by its regions: the add-ons layer builds it).
+FEDERATION_ISSUER = "burrow-federation"
+#: The Secret (cert-manager's: `ca.crt`, `tls.crt`, `tls.key`) with the broker's certificate.
+FEDERATION_TLS_SECRET = "rabbitmq-federation-tls"
+#: Where the Bitnami chart (16.0.14) mounts that Secret in the broker container, and its file names
+#: there (`ca.crt` becomes `ca_certificate.pem`, `tls.crt` `server_certificate.pem`).
+CERTS_DIR = "/opt/bitnami/rabbitmq/certs"
+CA_FILE = f"{CERTS_DIR}/ca_certificate.pem"
+#: The certificate's lifetime and when cert-manager renews it (a new key every time).
+CERTIFICATE_DURATION = "2160h"  # 90 days
+CERTIFICATE_RENEW_BEFORE = "720h"  # 30 days
 
 
 class FederationUpstream(Model):
     """Another region's broker this one federates from."""
 
     region: str
+    #: Its `broker_host`: the name dialled, and the name its certificate must carry.
     host: str
-    port: int = AMQP_PORT
+    #: Its TLS port. default: 5671
+    port: int = AMQPS_PORT
 
 
 class BrokerFederation(Model):
@@ -95,14 +122,26 @@ class BrokerFederation(Model):
     #: federation user's `password`, the same in every region.
     federation_key: str
 
+
+def upstream_uri(upstream: FederationUpstream, password: str, where: str, ca_file: str = CA_FILE) -> str:
+    """The `amqps` URI of a link to `upstream` at `where` (`host:port`): the upstream's certificate
+    verified against `ca_file` and its name against `upstream.host` (SNI, which the Erlang client's
+    hostname check uses), whatever address `where` dials. Query values are percent-encoded (the
+    Erlang client decodes them)."""
+    query = urlencode({"cacertfile": ca_file, "verify": "verify_peer", "server_name_indication": upstream.host},
+                      safe="/", quote_via=quote)
+    return f"amqps://{FEDERATION_USER}:{password}@{where}/%2F?{query}"
+
+
 def federation_definitions(
     federation: BrokerFederation, messaging: MessagingConfig, federation_password: str,
-    host_of: Callable[[FederationUpstream], str] | None = None,
+    host_of: Callable[[FederationUpstream], str] | None = None, ca_file: str = CA_FILE,
 ) -> dict[str, Any]:
     """Federation's part of a broker's definitions (`burrow.app.broker_users.broker_definitions`):
     the federation `user` and its `permissions`, the upstreams (`parameters`) and the `policies`.
     `federation_password` is the value or the External Secrets template that becomes it; `host_of`
-    can replace an upstream's `host:port` (the federation test points it at a loopback port)."""
+    can replace an upstream's `host:port` and `ca_file` the CA bundle links trust (the federation
+    test points them at a loopback TLS port and its own CA; the name verified stays the upstream's)."""
     where = host_of or (lambda upstream: f"{upstream.host}:{upstream.port}")
     upstreams = [
         {
@@ -110,7 +149,7 @@ def federation_definitions(
             "component": "federation-upstream",
             "name": upstream.region,
             "value": {
-                "uri": f"amqp://{FEDERATION_USER}:{federation_password}@{where(upstream)}/%2F",
+                "uri": upstream_uri(upstream, federation_password, where(upstream), ca_file),
                 "ack-mode": "on-confirm",
                 "trust-user-id": False,
                 "max-hops": federation.max_hops,
@@ -148,12 +187,45 @@ def federation_policy(federation: BrokerFederation, messaging: MessagingConfig) 
             "definition": {"federation-upstream-set": "all"}}
 
 
+def federation_certificate(federation: BrokerFederation, namespace: str, service_hosts: Sequence[str]) -> k8s.K8sObject:
+    """The broker's certificate (cert-manager), issued by the environment's federation CA
+    (`FEDERATION_ISSUER`) into `FEDERATION_TLS_SECRET`: for its `broker_host`, which the other
+    regions dial, and its in-cluster names (`service_hosts`). A new ECDSA key at every renewal."""
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": k8s.metadata(FEDERATION_TLS_SECRET, namespace, MANAGED_BY),
+        "spec": {
+            "secretName": FEDERATION_TLS_SECRET,
+            "secretTemplate": {"labels": dict(MANAGED_BY)},
+            "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": FEDERATION_ISSUER},
+            "commonName": federation.broker_host,
+            "dnsNames": list(dict.fromkeys([federation.broker_host, *service_hosts])),
+            "duration": CERTIFICATE_DURATION,
+            "renewBefore": CERTIFICATE_RENEW_BEFORE,
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
+            "usages": ["digital signature", "server auth"],
+        },
+    }
+
+
+def tls_values() -> dict[str, Any]:
+    """The Bitnami chart's `auth.tls` for a federated broker: its TLS listener serves the
+    certificate in `FEDERATION_TLS_SECRET` (the chart renders no certificate Secret of its own when
+    `existingSecret` is set, and mounts that Secret's `ca.crt`, not `tls.crt`, as the CA:
+    `existingSecretFullChain: false`). A client may present a certificate, which must then verify
+    against the environment's CA; none is required (links log in with a password)."""
+    return {"enabled": True, "autoGenerated": False, "existingSecret": FEDERATION_TLS_SECRET,
+            "existingSecretFullChain": False, "failIfNoPeerCert": False, "sslOptionsVerify": "verify_peer"}
+
+
 def federation_service(federation: BrokerFederation, namespace: str, release_name: str,
                        pod_labels: dict[str, str]) -> k8s.K8sObject:
-    """The broker's AMQP port on an internal network load balancer (AWS Load Balancer Controller,
-    IP targets), reachable only from the peer regions' broker subnets, named by external-dns. The
-    load balancer keeps the client's address, so the brokers' NetworkPolicy sees the peer broker
-    itself; it checks the targets on the metrics port (TCP), so its own addresses never need AMQP."""
+    """The broker's TLS port (and only that) on an internal network load balancer (AWS Load
+    Balancer Controller, IP targets), reachable only from the peer regions' broker subnets, named
+    by external-dns. The load balancer keeps the client's address, so the brokers' NetworkPolicy
+    sees the peer broker itself; it checks the targets on the metrics port (TCP), so its own
+    addresses never need AMQP."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -177,19 +249,20 @@ def federation_service(federation: BrokerFederation, namespace: str, release_nam
             "loadBalancerClass": "service.k8s.aws/nlb",
             "loadBalancerSourceRanges": list(federation.peer_cidrs),
             "selector": dict(pod_labels),
-            "ports": [{"name": "amqp", "protocol": "TCP", "port": AMQP_PORT, "targetPort": AMQP_PORT}],
+            "ports": [{"name": "amqps", "protocol": "TCP", "port": AMQPS_PORT, "targetPort": AMQPS_PORT}],
         },
     }
 
 
 def federation_rules(federation: BrokerFederation) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(ingress, egress) NetworkPolicy rules of the brokers for federation: AMQP in from the peer
-    regions' broker subnets (client addresses preserved), the health check in from the load
-    balancer's subnets, AMQP out to the other regions' load balancers (in their broker subnets)."""
-    ingress = [{"from": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQP_PORT)},
+    """(ingress, egress) NetworkPolicy rules of the brokers for federation: AMQP over TLS in from the
+    peer regions' broker subnets (client addresses preserved), the health check in from the load
+    balancer's subnets, AMQP over TLS out to the other regions' load balancers (in their broker
+    subnets). Plain AMQP stays for the namespace's labelled clients."""
+    ingress = [{"from": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQPS_PORT)},
                {"from": [{"ipBlock": {"cidr": cidr}} for cidr in federation.load_balancer_cidrs],
                 "ports": k8s.tcp_ports(HEALTH_CHECK_PORT)}]
-    egress = [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQP_PORT)}]
+    egress = [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in federation.peer_cidrs], "ports": k8s.tcp_ports(AMQPS_PORT)}]
     return ingress, egress
 
 
