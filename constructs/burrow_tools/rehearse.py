@@ -15,7 +15,8 @@ would need at that moment:
 - every Secret and ConfigMap a pod needs (volumes not marked optional, `envFrom`, `secretKeyRef`,
   `configMapKeyRef`, and the Secrets a chart is told to use) was created earlier by an object or
   by an ExternalSecret whose every remote key, in its store's region, was written by a stack
-  already applied (a Secrets Manager secret is written by the stack holding it and a version);
+  already applied (a Secrets Manager secret is written by the stack holding it and a version), or
+  by a cert-manager Certificate whose issuer exists;
 - every IRSA annotation names a role of an earlier stack whose trust names that ServiceAccount,
   through the OIDC provider of the ServiceAccount's own cluster, with audience `sts.amazonaws.com`;
 - NetworkPolicies are enforced (EKS: the vpc-cni add-on has `enableNetworkPolicy`);
@@ -84,6 +85,7 @@ CLUSTER_SCOPED = {
     "ClusterRoleBinding",
     "CustomResourceDefinition",
     "ClusterSecretStore",
+    "ClusterIssuer",
     "NodePool",
     "EC2NodeClass",
     "PriorityClass",
@@ -501,6 +503,11 @@ class Simulation:
         if kind == "ExternalSecret":
             for store in self.stores_of(obj):
                 needs.append(Need(("store", cluster, store), f"ClusterSecretStore {store} of {object_id(obj)}"))
+        if kind == "Certificate":
+            issuer = (obj.get("spec") or {}).get("issuerRef") or {}
+            scoped = issuer.get("kind") == "ClusterIssuer"
+            needs.append(Need(("issuer", cluster, None if scoped else ns, issuer.get("name")),
+                              f"{issuer.get('kind', 'Issuer')} {issuer.get('name')} of {object_id(obj)}"))
         for pod in pod_specs(obj):
             needs += self.pod_needs(cluster, ns, pod, object_id(obj))
         for claim in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
@@ -565,6 +572,10 @@ class Simulation:
         elif kind == "ExternalSecret":
             target = ((obj.get("spec") or {}).get("target") or {}).get("name") or name
             found[("secret", cluster, ns, target)] = obj
+        elif kind in ("ClusterIssuer", "Issuer"):
+            found[("issuer", cluster, None if kind == "ClusterIssuer" else ns, name)] = True
+        elif kind == "Certificate":  # cert-manager writes it once its issuer signs
+            found[("secret", cluster, ns, (obj.get("spec") or {}).get("secretName") or name)] = True
         return found
 
     def objects_step(

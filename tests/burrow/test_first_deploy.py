@@ -108,8 +108,10 @@ def test_federation_links_log_in_with_the_environments_one_federation_password(s
             "tags": "",
         }
         [upstream] = definitions["parameters"]
+        host = f"rabbitmq.{peer}.prod.burrow.example.com"
         assert upstream["value"]["uri"] == (
-            f"amqp://burrow-federation:{{{{ .federation_password }}}}@rabbitmq.{peer}.prod.burrow.example.com:5672/%2F"
+            f"amqps://burrow-federation:{{{{ .federation_password }}}}@{host}:5671/%2F"
+            f"?cacertfile=/opt/bitnami/rabbitmq/certs/ca_certificate.pem&verify=verify_peer&server_name_indication={host}"
         )
 
 

@@ -304,6 +304,36 @@ def test_a_secret_read_from_a_region_not_yet_deployed_blocks_the_broker(deploys)
     assert "(written later by prod-us-east-1-cluster)" in found[0]
 
 
+def with_cert_manager(deploy: Deploy, issuer: str | None) -> Deploy:
+    """Every prod add-ons stack installs cert-manager's Certificate and ClusterIssuer CRDs (as the
+    add-ons layer's cert-manager does) and, with `issuer`, a ClusterIssuer of that name."""
+    changed = variant(deploy)
+    for stack in ("prod-addons", "prod-us-east-1-addons"):
+        store_release = releases(changed, stack)["burrow-secret-store"]
+        crds = [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                 "metadata": {"name": f"{kind.lower()}s.cert-manager.io"},
+                 "spec": {"group": "cert-manager.io", "names": {"kind": kind}}} for kind in ("Certificate", "ClusterIssuer")]
+        issuers = [{"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": issuer},
+                    "spec": {"ca": {"secretName": "federation-ca"}}}] if issuer else []
+        set_objects(store_release, [*objects_of(store_release), *crds, *issuers])
+    return changed
+
+
+def test_the_brokers_tls_secret_comes_from_a_certificate_whose_issuer_exists(deploys):
+    """prod's brokers serve federation over TLS from the Secret their cert-manager Certificate
+    fills: with cert-manager and the environment's federation ClusterIssuer in the add-ons stacks,
+    nothing about it blocks; without the issuer, the Certificate (and the broker after it) does."""
+    def about_tls(deploy):
+        return [p for p in problems(deploy) if "rabbitmq-federation-tls" in p or "burrow-federation" in p]
+
+    assert problems(with_cert_manager(deploys["prod"], "burrow-federation")) == []
+    found = about_tls(with_cert_manager(deploys["prod"], "some-other-issuer"))
+    assert found[0].startswith("prod-app | release rabbitmq-credentials (burrow-prod) | ClusterIssuer burrow-federation "
+                               "of Certificate/burrow-prod/rabbitmq-federation-tls")
+    credentials = objects_of(releases(deploys["prod"], "prod-app")["rabbitmq-credentials"])
+    assert [o["spec"]["secretName"] for o in credentials if o["kind"] == "Certificate"] == ["rabbitmq-federation-tls"]
+
+
 # --- the other prerequisites ---------------------------------------------------------------------
 
 
