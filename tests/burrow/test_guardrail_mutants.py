@@ -426,3 +426,33 @@ def test_the_brokers_chart_values_meet_the_chart_rules_too(tmp_path):
         broker_with({"hostNetwork": True})
     # reported once, by the broker, which answers for its own release (a direct child): not again for the release
     assert str(refused.value).count("hostNetwork") == 1 and "mq/mq/release" not in str(refused.value)
+
+
+# --- a broker's port beyond the cluster -----------------------------------------------------------
+
+
+def service(kind: str, *ports: int | str) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "mq-federation"},
+            "spec": {"type": kind, "ports": [{"port": 1, "targetPort": port} for port in ports]}}
+
+
+def test_a_broker_port_beyond_the_cluster_is_amqp_over_tls_only():
+    """Federation's load balancer carries 5671 (TLS); plain AMQP on any Service that leaves the
+    cluster is refused in every tier, by port number or by the chart's port name."""
+    for tier in Tier:
+        assert check("rabbitmq-exposed-tls", "broker", [service("LoadBalancer", 5671)], tier=tier) == []
+        assert check("rabbitmq-exposed-tls", "broker", [service("ClusterIP", 5672)], tier=tier) == []
+        for exposed in ([service("LoadBalancer", 5671, 5672)], [service("NodePort", "amqp")]):
+            assert check("rabbitmq-exposed-tls", "broker", exposed, tier=tier) == [
+                "Service mq-federation exposes plain AMQP (5672) beyond the cluster: expose the broker's TLS port only"]
+
+
+def test_the_charts_own_service_beyond_the_cluster_needs_tls_and_no_plain_port():
+    refusal = ["service.type LoadBalancer exposes plain AMQP (5672) beyond the cluster: keep the chart's Service "
+               "ClusterIP, or enable auth.tls and set service.portEnabled: false"]
+    tls = {"auth": {"tls": {"enabled": True}}}
+    assert check("rabbitmq-exposed-tls", "broker", values={"service": {"type": "ClusterIP"}}) == []
+    assert check("rabbitmq-exposed-tls", "broker", values={"service": {"type": "LoadBalancer"}}) == refusal
+    assert check("rabbitmq-exposed-tls", "broker", values={**tls, "service": {"type": "LoadBalancer"}}) == refusal
+    assert check("rabbitmq-exposed-tls", "broker",
+                 values={**tls, "service": {"type": "LoadBalancer", "portEnabled": False}}) == []

@@ -444,3 +444,37 @@ def test_a_deployment_slipped_under_a_broker_is_still_policed_as_a_workload(tmp_
     found = violations(synth_error(app, tmp_path))
     assert f"team: {broker.delivery.release.node.path}: [workload-security] container box: must not be privileged" in found
     assert {line.split("[")[1].split("]")[0] for line in found} == {"workload-resources", "workload-security", "image-tag"}
+
+
+def test_a_federation_service_edited_back_to_plain_amqp_is_refused(tmp_path):
+    """`rabbitmq-exposed-tls` on a federated broker: its load balancer carries 5671 and passes; the
+    same Service edited (escape hatch) to carry 5672, as before federation moved to TLS, is refused."""
+    from burrow.app.broker_users import ROLES
+    from burrow.app.federation import BrokerFederation, FederationUpstream
+    from burrow.app.namespace import AppNamespace
+    from burrow.app.rabbitmq import RabbitMqBroker
+    from tests.support.team import CLUSTER, SIZE
+
+    def federated(outdir):
+        app = App(outdir=str(outdir))
+        stack = TerraformStack(app, "team")
+        CLUSTER.configure_providers(stack)
+        Guardrails.configure(stack, Tier.DEVELOPMENT)
+        namespace = AppNamespace(stack, "ns", {"name": "team"})
+        federation = BrokerFederation(region="eu-west-1", broker_host="mq.eu-west-1.example.com",
+                                      upstreams=[FederationUpstream(region="us-east-1", host="mq.us-east-1.example.com")],
+                                      load_balancer_cidrs=["10.0.0.0/20"], peer_cidrs=["10.1.0.0/20"],
+                                      credentials_key="t/rabbitmq", federation_key="t/federation")
+        broker = RabbitMqBroker(stack, "mq", {"image": {"registry": "r", "repository": "rabbitmq", "tag": "4"},
+                                              "resources": SIZE, "federation": federation, "credentials_key": "t/rabbitmq",
+                                              "user_keys": {role: f"t/{role}" for role in ROLES}}, namespace=namespace)
+        return app, broker
+
+    app, _ = federated(tmp_path / "tls")
+    assert synth_error(app, tmp_path / "tls") is None
+    app, broker = federated(tmp_path / "plain")
+    [lb] = [o for o in broker.objects if o["kind"] == "Service"]
+    lb["spec"]["ports"] = [{"name": "amqp", "protocol": "TCP", "port": 5672, "targetPort": 5672}]
+    assert violations(synth_error(app, tmp_path / "plain")) == [
+        "team: team/mq: [rabbitmq-exposed-tls] Service rabbitmq-federation exposes plain AMQP (5672) beyond the cluster: "
+        "expose the broker's TLS port only"]

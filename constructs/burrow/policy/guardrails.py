@@ -261,6 +261,32 @@ def _broker_anti_affinity(facts: PolicyFacts) -> list[str]:
     return [] if preset == "hard" else [f"set {facts.setting('anti_affinity')}: hard (podAntiAffinityPreset is {preset})"]
 
 
+#: AMQP without TLS (the broker's plain listener), and the Service types that reach beyond the cluster.
+PLAIN_AMQP_PORT = 5672
+EXPOSED_SERVICE_TYPES = ("LoadBalancer", "NodePort")
+
+
+def _broker_exposed_over_tls(facts: PolicyFacts) -> list[str]:
+    """A broker port that leaves the cluster (another region's links, through a load balancer)
+    carries AMQP over TLS only: no plain AMQP on a LoadBalancer or NodePort Service, the broker's
+    own or the chart's."""
+    problems = [
+        f"Service {(obj.get('metadata') or {}).get('name')} exposes plain AMQP ({PLAIN_AMQP_PORT}) beyond the cluster: "
+        f"expose the broker's TLS port only"
+        for obj in facts.objects
+        if obj.get("kind") == "Service" and (obj.get("spec") or {}).get("type") in EXPOSED_SERVICE_TYPES
+        and any(port.get("targetPort", port.get("port")) in (PLAIN_AMQP_PORT, "amqp")
+                for port in (obj.get("spec") or {}).get("ports") or [])
+    ]
+    service = facts.chart_values.get("service") or {}
+    tls = (facts.chart_values.get("auth") or {}).get("tls") or {}
+    tls_only = _turned_on(tls.get("enabled")) and service.get("portEnabled") is False
+    if service.get("type") in EXPOSED_SERVICE_TYPES and not tls_only:
+        problems.append(f"service.type {service['type']} exposes plain AMQP ({PLAIN_AMQP_PORT}) beyond the cluster: "
+                        "keep the chart's Service ClusterIP, or enable auth.tls and set service.portEnabled: false")
+    return problems
+
+
 def _pools(facts: PolicyFacts) -> list[Mapping[str, Any]]:
     return [obj for obj in facts.objects if obj.get("kind") == "NodePool"]
 
@@ -382,6 +408,7 @@ RULES = (
     Rule("rabbitmq-replicas", PRODUCTION, "broker", "3 RabbitMQ replicas", _broker_replicas),
     Rule("rabbitmq-persistence", PRODUCTION, "broker", "persistent RabbitMQ volumes", _broker_persistence),
     Rule("rabbitmq-anti-affinity", PRODUCTION, "broker", "hard anti-affinity between brokers", _broker_anti_affinity),
+    Rule("rabbitmq-exposed-tls", ALL_TIERS, "broker", "AMQP beyond the cluster over TLS only", _broker_exposed_over_tls),
     Rule("nodepool-limits", PRODUCTION, "nodepool", "NodePool cpu and memory limits", _pool_limits),
     Rule("nodepool-disruption-budget", PRODUCTION, "nodepool", "a NodePool disruption budget", _pool_budget),
     Rule("nodepool-on-demand", PRODUCTION, "nodepool", "on-demand capacity only", _pool_on_demand),
