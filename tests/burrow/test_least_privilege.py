@@ -209,7 +209,8 @@ def test_federated_brokers_serve_tls_with_a_certificate_of_the_environments_fede
     built = next(b for b in synthesized.built if b.env.name == "prod")
     for app in built.apps:
         prefix, region = app.env.stack_prefix, app.env.aws.region
-        [certificate] = [o for o in synthesized.objects("prod", prefix) if o["kind"] == "Certificate"]
+        [certificate] = [o for o in synthesized.objects("prod", prefix)
+                         if o["kind"] == "Certificate" and o["metadata"]["namespace"] == "burrow-prod"]
         spec = certificate["spec"]
         assert certificate["apiVersion"] == "cert-manager.io/v1" and certificate["metadata"]["namespace"] == "burrow-prod"
         assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": FEDERATION_ISSUER}
@@ -224,7 +225,7 @@ def test_federated_brokers_serve_tls_with_a_certificate_of_the_environments_fede
                                          "sslOptionsVerify": "verify_peer"}
         assert values["service"]["ports"]["amqpTls"] == values["containerPorts"]["amqpTls"] == 5671
     for env in ("qa", "preprod"):
-        assert not [o for o in synthesized.objects(env) if o["kind"] == "Certificate"]
+        assert not [o for o in synthesized.objects(env) if o["kind"] == "Certificate" and o["metadata"]["namespace"] == env]
         assert "tls" not in synthesized.rabbitmq_values(env)["auth"]
 
 

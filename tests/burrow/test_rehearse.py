@@ -306,9 +306,17 @@ def test_a_secret_read_from_a_region_not_yet_deployed_blocks_the_broker(deploys)
 
 def with_cert_manager(deploy: Deploy, issuer: str | None) -> Deploy:
     """Every prod add-ons stack installs cert-manager's Certificate and ClusterIssuer CRDs (as the
-    add-ons layer's cert-manager does) and, with `issuer`, a ClusterIssuer of that name."""
+    add-ons layer's cert-manager does) and, with `issuer`, a ClusterIssuer of that name: the only
+    federation issuer (one the add-ons already deliver is taken out)."""
     changed = variant(deploy)
     for stack in ("prod-addons", "prod-us-east-1-addons"):
+        for body in releases(changed, stack).values():
+            delivered = yaml.safe_load((body.get("values") or ["{}"])[0])
+            if isinstance(delivered, dict) and "objects" in delivered:
+                federation_issuer = ("ClusterIssuer", "burrow-federation")
+                kept = [o for o in delivered["objects"] if (o["kind"], o["metadata"]["name"]) != federation_issuer]
+                if len(kept) != len(delivered["objects"]):
+                    set_objects(body, kept)
         store_release = releases(changed, stack)["burrow-secret-store"]
         crds = [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                  "metadata": {"name": f"{kind.lower()}s.cert-manager.io"},
