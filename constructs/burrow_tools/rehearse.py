@@ -48,7 +48,17 @@ from typing import Any
 
 import yaml
 
-from burrow.addons import cert_manager, edge, external_secrets, flux, karpenter, keda, metrics_server, monitoring, velero
+from burrow.addons import (
+    cert_manager,
+    edge,
+    external_secrets,
+    flux,
+    karpenter,
+    keda,
+    metrics_server,
+    monitoring,
+    velero,
+)
 from burrow.addons.base import SYSTEM_NAMESPACES
 from burrow.addons.kinds import ChartKinds
 from burrow.app import rabbitmq
