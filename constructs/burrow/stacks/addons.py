@@ -19,9 +19,9 @@ from burrow.app.broker_users import secret_key, user_name
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
 from burrow.pins import (
-    CERT_MANAGER,
     ALLOY,
     AWS_LOAD_BALANCER_CONTROLLER,
+    CERT_MANAGER,
     EXTERNAL_DNS,
     EXTERNAL_SECRETS,
     FLUX,
