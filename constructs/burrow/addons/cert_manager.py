@@ -49,14 +49,21 @@ WEBHOOK_PORT = 10250
 PUSH_SECRET_API_VERSION = "external-secrets.io/v1alpha1"
 CERT_MANAGER_API_VERSION = "cert-manager.io/v1"
 
-SMALL = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-#: Pod Security `restricted`, stated although the chart's defaults say the same: a chart upgrade
-#: that loosened them would not loosen Burrow's.
-RESTRICTED = {
-    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-    "containerSecurityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                 "readOnlyRootFilesystem": True},
-}
+
+def small() -> dict[str, Any]:
+    """Requests and a memory limit for each of cert-manager's pods."""
+    return {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def restricted() -> dict[str, Any]:
+    """Pod Security `restricted`, stated although the chart's defaults say the same: a chart upgrade
+    that loosened them would not loosen Burrow's (a fresh copy for each part: no YAML aliases)."""
+    return {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containerSecurityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                     "readOnlyRootFilesystem": True},
+    }
+
 
 KINDS = k.ChartKinds(
     chart="cert-manager",
@@ -74,11 +81,11 @@ def chart_values() -> dict[str, Any]:
     return {
         "crds": {"enabled": True, "keep": True},
         "global": {"rbac": {"aggregateClusterRoles": False}, "leaderElection": {"namespace": NAMESPACE}},
-        **RESTRICTED,
-        "resources": SMALL,
-        "webhook": {**RESTRICTED, "resources": SMALL, "securePort": WEBHOOK_PORT},
-        "cainjector": {**RESTRICTED, "resources": SMALL, "extraArgs": [f"--namespace={NAMESPACE}"]},
-        "startupapicheck": {**RESTRICTED, "resources": SMALL},
+        **restricted(),
+        "resources": small(),
+        "webhook": {**restricted(), "resources": small(), "securePort": WEBHOOK_PORT},
+        "cainjector": {**restricted(), "resources": small(), "extraArgs": [f"--namespace={NAMESPACE}"]},
+        "startupapicheck": {**restricted(), "resources": small()},
     }
 
 
