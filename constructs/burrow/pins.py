@@ -309,6 +309,23 @@ EXTERNAL_DNS = ChartPin(
         ChartImage("external-dns", "registry.k8s.io/external-dns/external-dns:v0.21.0", ("image.tag",), "tag"),
     ),
 )
+CERT_MANAGER = ChartPin(
+    chart="cert-manager",
+    repository="https://charts.jetstack.io",
+    version="v1.21.1",
+    source="cert-manager/cert-manager",
+    tag="{version}",
+    why="cert-manager 1.21, the newest release (1.20 is the other supported minor): issues the brokers' federation "
+    "certificates from the environment's CA (federated environments only). The chart version carries the `v`.",
+    crds="Templated (crds.enabled, kept on uninstall by crds.keep): upgraded with the chart.",
+    images=(
+        ChartImage("controller", "quay.io/jetstack/cert-manager-controller:v1.21.1", ("image.digest",)),
+        ChartImage("webhook", "quay.io/jetstack/cert-manager-webhook:v1.21.1", ("webhook.image.digest",)),
+        ChartImage("cainjector", "quay.io/jetstack/cert-manager-cainjector:v1.21.1", ("cainjector.image.digest",)),
+        ChartImage("startupapicheck", "quay.io/jetstack/cert-manager-startupapicheck:v1.21.1",
+                   ("startupapicheck.image.digest",)),
+    ),
+)
 RABBITMQ = ChartPin(
     chart="rabbitmq",
     repository="oci://registry-1.docker.io/bitnamicharts",
@@ -334,6 +351,7 @@ PINS: dict[str, ChartPin] = {
         FLUX,
         AWS_LOAD_BALANCER_CONTROLLER,
         EXTERNAL_DNS,
+        CERT_MANAGER,
         RABBITMQ,
     )
 }

@@ -15,8 +15,9 @@ would need at that moment:
 - every Secret and ConfigMap a pod needs (volumes not marked optional, `envFrom`, `secretKeyRef`,
   `configMapKeyRef`, and the Secrets a chart is told to use) was created earlier by an object or
   by an ExternalSecret whose every remote key, in its store's region, was written by a stack
-  already applied (a Secrets Manager secret is written by the stack holding it and a version), or
-  by a cert-manager Certificate whose issuer exists;
+  already applied (a Secrets Manager secret is written by the stack holding it and a version; a
+  shell without a version, such as the federation CA that a PushSecret fills, is written by none),
+  or by a cert-manager Certificate whose issuer exists;
 - every IRSA annotation names a role of an earlier stack whose trust names that ServiceAccount,
   through the OIDC provider of the ServiceAccount's own cluster, with audience `sts.amazonaws.com`;
 - NetworkPolicies are enforced (EKS: the vpc-cni add-on has `enableNetworkPolicy`);
@@ -47,7 +48,17 @@ from typing import Any
 
 import yaml
 
-from burrow.addons import edge, external_secrets, flux, karpenter, keda, metrics_server, monitoring, velero
+from burrow.addons import (
+    cert_manager,
+    edge,
+    external_secrets,
+    flux,
+    karpenter,
+    keda,
+    metrics_server,
+    monitoring,
+    velero,
+)
 from burrow.addons.base import SYSTEM_NAMESPACES
 from burrow.addons.kinds import ChartKinds
 from burrow.app import rabbitmq
@@ -62,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DECLARED: dict[str, ChartKinds] = {
     kinds.chart: kinds
     for kinds in (
+        cert_manager.KINDS,
         edge.LOAD_BALANCER_KINDS,
         edge.DNS_KINDS,
         external_secrets.KINDS,

@@ -101,8 +101,12 @@ def test_cloud_credentials_never_pass_through_terraform(synthesized, env):
     assert all(g["exclude_punctuation"] for g in generators.values())
     secrets = {s["name"]: s for s in resources(cluster, "aws_secretsmanager_secret").values()}
     assert sorted(secrets) == [*(f"burrow/{env}/broker-{role}" for role in ("consumer", "monitoring", "producer")),
-                               *([f"burrow/{env}/federation"] if federated else []), f"burrow/{env}/grafana",
-                               *([f"burrow/{env}/producer"] if public else []), f"burrow/{env}/rabbitmq"]
+                               *([f"burrow/{env}/federation", f"burrow/{env}/federation-ca"] if federated else []),
+                               f"burrow/{env}/grafana", *([f"burrow/{env}/producer"] if public else []),
+                               f"burrow/{env}/rabbitmq"]
+    # every one gets its value from Terraform's write-only argument, but the federation CA's shell,
+    # which the primary's cluster fills (test_federation_ca)
+    assert len(resources(cluster, "aws_secretsmanager_secret_version")) == len(secrets) - federated
     # a replicated secret is under the multi-Region key (its replicas under that key's replicas)
     assert all(s["kms_key_id"].startswith("${aws_kms_key.credentials_replicated-key" if s.get("replica")
                                           else "${aws_kms_key.credentials_key") for s in secrets.values())
@@ -143,12 +147,15 @@ def test_each_secret_store_serves_one_namespace_of_the_clusters_own_region(synth
     # one store per consumer, of the cluster's own region (federation reads no other region's: test_first_deploy)
     objects = yaml.safe_load(terraform_unescape(store_release["values"][0]))["objects"]
     stores = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterSecretStore"}
-    # keda: its scaler's AMQP URI lives in its own namespace (it reads no other namespace's Secrets)
-    for namespace in (f"burrow-{env}", "monitoring", "keda"):
+    # keda: its scaler's AMQP URI lives in its own namespace (it reads no other namespace's Secrets);
+    # cert-manager: the federation CA, where the environment federates
+    federated = load_environment(env, ROOT / "environments").federation.enabled
+    consumers = (f"burrow-{env}", "monitoring", "keda", *(["cert-manager"] if federated else []))
+    for namespace in consumers:
         store = stores[f"burrow-secrets-manager-{namespace}"]
         assert store["spec"]["provider"]["aws"]["region"] == "eu-west-1"
         assert store["spec"]["conditions"] == [{"namespaces": [namespace]}]
-    assert len(stores) == 3
+    assert len(stores) == len(consumers)
     assert any("external-secrets_release" in d for d in store_release["depends_on"])
 
 

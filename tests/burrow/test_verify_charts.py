@@ -77,7 +77,7 @@ def test_every_third_party_release_is_found_with_its_pin(synthesized):
     found = {(r.chart, r.version) for r in chart_releases(synthesized.outdir)}
     assert {c for c, _ in found} == {"rabbitmq", "metrics-server", "keda", "kube-prometheus-stack", "loki", "alloy",
                                      "external-secrets", "karpenter-crd", "karpenter", "velero", "flux2",
-                                     "aws-load-balancer-controller", "external-dns"}
+                                     "aws-load-balancer-controller", "external-dns", "cert-manager"}
     assert ("rabbitmq", "16.0.14") in found
     for chart, version in found:  # every chart is installed at its pin in burrow.pins
         assert pin_of(chart) is not None and pin_of(chart).version == version, chart

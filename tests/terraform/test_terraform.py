@@ -85,15 +85,18 @@ def test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulato
     assert f"review: {env}-common: no changes: No changes." in printed
     assert re.search(rf"review: {env}-cluster: changes: Plan: \d+ to add, 0 to change, 0 to destroy", printed)
     # prod: the public producer's token and federation's password too, one value each replicated to every region
-    from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN
+    # and the federation CA's shell (federation): replicated everywhere, holding no value (the cluster writes it)
+    from burrow.cluster.credentials import FEDERATION, FEDERATION_CA, GENERATED, PUBLISH_TOKEN
 
     generated = {**GENERATED, **(PUBLISH_TOKEN if config.ingress.enabled else {}),
                  **(FEDERATION if config.federation.enabled else {})}
+    shells = [f"burrow/{env}/{key}" for key in sorted(FEDERATION_CA)] if config.federation.enabled else []
     secrets = ", ".join(f"burrow/{env}/{key}" for key in sorted(generated))
     fields = sum(len(value) for value in generated.values())
+    empty = f"{len(shells)} shell(s) without a value ({', '.join(shells)}); " if shells else ""
     for view in config.regional():  # every region: its own secrets (same path), queue, bucket and roles
         region, prefix = view.aws.region, view.stack_prefix
-        assert f"credentials: {fields} values in {len(generated)} secrets ({secrets}) in {region}; " \
+        assert f"credentials: {fields} values in {len(generated)} secrets ({secrets}) in {region}; {empty}" \
             "none in" in printed
         assert f"day 2: burrow-{prefix}-karpenter receives 5 EventBridge rules; burrow-{prefix}-backups-" \
             f"{config.aws.account_id} is KMS-encrypted and versioned" in printed
@@ -203,3 +206,24 @@ def test_the_parallel_run_starts_with_the_rehearsals_that_exist():
     rehearsal = test_aws_layers_bootstrap_apply_replan_empty_and_destroy_against_the_emulator
     [params] = [mark.args[1] for mark in rehearsal.pytestmark if mark.name == "parametrize"]
     assert list(FIRST) == [f"{__name__.replace('.', '/')}.py::{rehearsal.__name__}[{env}]" for env in params[::-1]]
+
+
+def test_a_shell_the_cluster_fills_is_counted_apart_and_must_hold_no_value(tmp_path, capsys):
+    """The federation CA's secret is tagged for External Secrets' PushSecret and created without a
+    value: the rehearsal counts it as a shell, and refuses one that Terraform gave a value."""
+    from burrow_tools.terraform.emulator import rehearse_credentials
+
+    emulator = Emulator("345678901234")
+    try:
+        manager = emulator.client("secretsmanager", "eu-west-1")
+        manager.create_secret(Name="burrow/prod/rabbitmq", SecretString=json.dumps({"password": "p" * 32}))
+        manager.create_secret(Name="burrow/prod/federation-ca", Tags=[{"Key": "managed-by", "Value": "external-secrets"}])
+        rehearse_credentials(tmp_path, emulator, "prod", "eu-west-1")
+        assert "credentials: 1 values in 1 secrets (burrow/prod/rabbitmq) in eu-west-1; 1 shell(s) without a value " \
+            "(burrow/prod/federation-ca); none in" in capsys.readouterr().out
+        manager.put_secret_value(SecretId="burrow/prod/federation-ca", SecretString="{}")
+        with pytest.raises(RuntimeError, match=r"shells that Terraform must leave empty hold a value: "
+                                               r"\['burrow/prod/federation-ca'\]"):
+            rehearse_credentials(tmp_path, emulator, "prod", "eu-west-1")
+    finally:
+        emulator.close()

@@ -155,9 +155,10 @@ def store_objects(access: SecretsAccess) -> list[K8sObject]:
     return [*per_consumer, *store_admission()]
 
 
-def external_secret(name: str, namespace: str, key: str, template: Mapping[str, str]) -> K8sObject:
-    """An ExternalSecret that keeps Secret `name` built from the JSON fields of Secrets Manager
-    secret `key`; `template` maps each Secret key to a Go template over those fields."""
+def external_secret(name: str, namespace: str, key: str, template: Mapping[str, str],
+                    secret_type: str = "Opaque") -> K8sObject:
+    """An ExternalSecret that keeps Secret `name` (of `secret_type`) built from the JSON fields of
+    Secrets Manager secret `key`; `template` maps each Secret key to a Go template over those fields."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ExternalSecret",
@@ -168,7 +169,7 @@ def external_secret(name: str, namespace: str, key: str, template: Mapping[str, 
             "target": {
                 "name": name,
                 "creationPolicy": "Owner",
-                "template": {"type": "Opaque", "data": dict(template)},
+                "template": {"type": secret_type, "data": dict(template)},
             },
             "dataFrom": [{"extract": {"key": key}}],
         },

@@ -23,6 +23,7 @@ from burrow.errors import ConfigError
 from burrow.pins import (
     ALLOY,
     AWS_LOAD_BALANCER_CONTROLLER,
+    CERT_MANAGER,
     EXTERNAL_DNS,
     EXTERNAL_SECRETS,
     FLUX,
@@ -58,9 +59,11 @@ class Release(BaseModel):
 
 def addon_charts(env: EnvironmentConfig) -> list[ChartPin]:
     """The pins of the add-on charts `env`'s add-ons stacks install (as `burrow.stacks.addons`
-    chooses them: External Secrets, Karpenter, the edge and Velero on EKS only)."""
+    chooses them: External Secrets, Karpenter, the edge and Velero on EKS only; cert-manager where
+    the regions federate)."""
     wanted = [
         (EXTERNAL_SECRETS, env.on_aws),
+        (CERT_MANAGER, env.on_aws and bool(env.federated_regions)),
         (METRICS_SERVER, env.addons.metrics_server.enabled),
         (KEDA, env.addons.keda.enabled),
         (KUBE_PROMETHEUS_STACK, env.monitoring.enabled),

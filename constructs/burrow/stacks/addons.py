@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from burrow.addons.base import ClusterAddOn
+from burrow.addons.cert_manager import CA_SECRET_KEY, CertManagerAddOn, FederationCa
 from burrow.addons.edge import external_dns, load_balancer_controller
 from burrow.addons.external_secrets import ExternalSecretsAddOn
 from burrow.addons.flux import FluxAddOn
@@ -20,6 +21,7 @@ from burrow.config.schema import EnvironmentConfig
 from burrow.pins import (
     ALLOY,
     AWS_LOAD_BALANCER_CONTROLLER,
+    CERT_MANAGER,
     EXTERNAL_DNS,
     EXTERNAL_SECRETS,
     FLUX,
@@ -37,13 +39,19 @@ from constructs import Construct
 
 def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None) -> list[ClusterAddOn]:
     """The add-ons an environment's configuration turns on, in install order. A cluster whose
-    credentials live in AWS Secrets Manager gets the External Secrets Operator first; a cluster
-    whose cloud side made room for them gets Karpenter and Velero. Each chart gets the digests of
-    its images the environment has (`addons.image_digests`, filled in from a release)."""
+    credentials live in AWS Secrets Manager gets the External Secrets Operator first, and, when its
+    region federates, cert-manager with the environment's federation CA (made in the primary region,
+    read from Secrets Manager in the others); a cluster whose cloud side made room for them gets
+    Karpenter and Velero. Each chart gets the digests of its images the environment has
+    (`addons.image_digests`, filled in from a release)."""
     digests = env.addons.image_digests
     chosen: list[ClusterAddOn] = []
     if cluster is not None and cluster.secrets is not None:
         chosen.append(ExternalSecretsAddOn(cluster.secrets, digests=digests.get(EXTERNAL_SECRETS.chart, {})))
+        if env.federation_peers:
+            ca = FederationCa(secret_key=cluster.secrets.secret(CA_SECRET_KEY), signs=env.is_primary,
+                              common_name=f"Burrow {env.name} federation CA")
+            chosen.append(CertManagerAddOn(ca=ca, digests=digests.get(CERT_MANAGER.chart, {})))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
     if env.addons.metrics_server.enabled:

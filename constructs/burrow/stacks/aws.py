@@ -18,10 +18,11 @@ from cdktf_cdktf_provider_aws.provider import (
     AwsProviderEndpoints,
 )
 
+from burrow.addons.cert_manager import NAMESPACE as CERT_MANAGER_NAMESPACE
 from burrow.addons.keda import NAMESPACE as KEDA_NAMESPACE
 from burrow.app.broker_users import ROLES, secret_key
 from burrow.cluster.backups import BackupAccessRole, velero_role_name
-from burrow.cluster.credentials import FEDERATION, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
+from burrow.cluster.credentials import FEDERATION, FEDERATION_CA, GENERATED, PUBLISH_TOKEN, GeneratedCredentials
 from burrow.cluster.edge import PublicEntry
 from burrow.cluster.eks import EksCluster
 from burrow.cluster.karpenter import NodeAutoscaling
@@ -113,7 +114,7 @@ def shared_secrets(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
     if env.ingress.enabled and env.ingress.authentication == "token":
         needed.update({key: tuple(env.region_names) for key in PUBLISH_TOKEN})
     if env.federated_regions:
-        needed.update({key: tuple(env.federated_regions) for key in FEDERATION})
+        needed.update({key: tuple(env.federated_regions) for key in {**FEDERATION, **FEDERATION_CA}})
     return needed
 
 
@@ -121,14 +122,26 @@ def secret_readers(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
     """Who reads which generated secret in this region: consumer namespace -> secret keys. The app
     reads the broker's credentials (its definitions hold every user's password) and the environment's
     shared secrets it uses; `monitoring` Grafana's password; KEDA the broker's monitoring user's
-    password only (its scaler's AMQP URI)."""
+    password only (its scaler's AMQP URI); cert-manager the federation CA only (in federated regions)."""
     shared = tuple(key for key, regions in shared_secrets(env).items() if env.aws.region in regions)
-    readers = {env.namespace: ("rabbitmq", *(secret_key(role) for role in ROLES), *shared)}
+    readers = {env.namespace: ("rabbitmq", *(secret_key(role) for role in ROLES),
+                               *(key for key in shared if key not in FEDERATION_CA))}
     if env.monitoring.enabled:
         readers[env.monitoring.namespace] = ("grafana",)
     if env.addons.keda.enabled:
         readers[KEDA_NAMESPACE] = (secret_key("monitoring"),)
+    ca = tuple(key for key in shared if key in FEDERATION_CA)
+    if ca:
+        readers[CERT_MANAGER_NAMESPACE] = ca
     return readers
+
+
+def secret_writers(env: EnvironmentConfig) -> dict[str, tuple[str, ...]]:
+    """Who writes which shell in this region: cert-manager's namespace pushes the federation CA
+    it makes, in the primary region only (the others read its replica)."""
+    made = environment_secrets(env).get("secrets", {})
+    ca = tuple(key for key in FEDERATION_CA if key in made)
+    return {CERT_MANAGER_NAMESPACE: ca} if ca else {}
 
 
 def replica_regions(env: EnvironmentConfig) -> list[str]:
@@ -139,15 +152,17 @@ def replica_regions(env: EnvironmentConfig) -> list[str]:
 
 def environment_secrets(env: EnvironmentConfig) -> dict:
     """GeneratedCredentials' settings for the secrets that hold one value for the whole environment:
-    the public producer's token (`ingress.authentication`) and the federation links' password. Each
-    is generated in the primary region, which is deployed first, and replicated by Secrets Manager to
-    the other regions that read it, so no region ever waits for a region deployed after it."""
+    the public producer's token (`ingress.authentication`), the federation links' password and the
+    federation CA's shell. Each is made in the primary region, which is deployed first, and
+    replicated by Secrets Manager to the other regions that read it, so no region ever waits for a
+    region deployed after it (the CA's value arrives once the primary's cluster has pushed it)."""
     needed = shared_secrets(env)
     if not needed:
         return {}
     if not env.is_primary:
         return {"replicated": tuple(key for key, regions in needed.items() if env.aws.region in regions)}
-    generated = {key: fields for key, fields in {**PUBLISH_TOKEN, **FEDERATION}.items() if key in needed}
+    generated = {key: fields for key, fields in {**PUBLISH_TOKEN, **FEDERATION, **FEDERATION_CA}.items()
+                 if key in needed}
     return {"secrets": {**GENERATED, **generated},
             "replicas": {key: [r for r in regions if r != env.aws.region] for key, regions in needed.items()}}
 
@@ -246,6 +261,7 @@ class ClusterLayer(AwsStack):
             prefix=f"burrow/{env.name}",
             role_prefix=f"{cluster_name(env)}-secrets",
             readers=secret_readers(env),
+            writers=secret_writers(env),
             providers={r: self.provider_in(r, alias=r) for r in replica_regions(env)},
             # the public producer's token, federation's password: generated in the primary region,
             # replicated to the others

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from burrow_tools.terraform.cli import TerraformUnavailable, find_mirror
 from burrow_tools.terraform.diff import plan_environment
@@ -286,11 +287,20 @@ def rehearse_bootstrap(stack: Path, tf_env: dict[str, str], emulator: Emulator, 
 
 def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region: str) -> None:
     """The generated credentials exist in Secrets Manager (of `region`), and no value of theirs
-    occurs in any state file or in anything Terraform printed (plans, applies)."""
+    occurs in any state file or in anything Terraform printed (plans, applies). A shell (the
+    federation CA, which the primary's cluster writes) exists and holds no value at all."""
+    from burrow.cluster.credentials import PUSHED_BY  # noqa: PLC0415 - loads the AWS bindings
+
     manager = emulator.client("secretsmanager", region)
-    names = [s["Name"] for s in manager.list_secrets()["SecretList"] if s["Name"].startswith(f"burrow/{env_name}/")]
+    listed = [s for s in manager.list_secrets()["SecretList"] if s["Name"].startswith(f"burrow/{env_name}/")]
+    shells = sorted(s["Name"] for s in listed  # tagged for the cluster's PushSecret: Terraform writes no value
+                    if PUSHED_BY.items() <= {t["Key"]: t["Value"] for t in s.get("Tags") or []}.items())
+    names = [s["Name"] for s in listed if s["Name"] not in shells]
     if not names:
         raise RuntimeError(f"no generated secrets burrow/{env_name}/* in the emulator's Secrets Manager")
+    valued = [name for name in shells if _has_value(manager, name)]
+    if valued:
+        raise RuntimeError(f"shells that Terraform must leave empty hold a value: {valued}")
     values = {
         f"{name}:{field}": value
         for name in names
@@ -303,8 +313,17 @@ def rehearse_credentials(outdir: Path, emulator: Emulator, env_name: str, region
     found = sorted(where for where, value in values.items() if any(value in text for text in written + PRINTED))
     if found:
         raise RuntimeError(f"generated credentials leaked into Terraform state, plan or output: {found}")
-    step(f"credentials: {len(values)} values in {len(names)} secrets ({', '.join(sorted(names))}) in {region}; none in "
-         f"{len(written)} state/config files or {len(PRINTED)} Terraform outputs")
+    empty = f"{len(shells)} shell(s) without a value ({', '.join(shells)}); " if shells else ""
+    step(f"credentials: {len(values)} values in {len(names)} secrets ({', '.join(sorted(names))}) in {region}; {empty}"
+         f"none in {len(written)} state/config files or {len(PRINTED)} Terraform outputs")
+
+
+def _has_value(manager: Any, name: str) -> bool:
+    try:
+        manager.get_secret_value(SecretId=name)
+    except manager.exceptions.ResourceNotFoundException:
+        return False
+    return True
 
 
 def rehearse_day2(emulator: Emulator, env_name: str, region: str, account_id: str | None) -> None:  # env_name: the stack prefix
