@@ -64,6 +64,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
+from burrow.addons.cert_manager import FEDERATION_ISSUER  # noqa: F401 - the brokers' issuer, importable here
 from burrow.addons.edge import DNS_OPT_IN
 from burrow.app.settings import MessagingConfig
 from burrow.k8s import objects as k8s
@@ -77,9 +78,6 @@ DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDef
 PLUGIN = "rabbitmq_federation"
 #: The user federation links log in as on the upstream broker (every region's broker has it).
 FEDERATION_USER = "burrow-federation"
-#: The cert-manager CA `ClusterIssuer` every federated region's cluster runs (one CA per environment,
-#: shared by its regions: the add-ons layer builds it).
-FEDERATION_ISSUER = "burrow-federation"
 #: The Secret (cert-manager's: `ca.crt`, `tls.crt`, `tls.key`) with the broker's certificate.
 FEDERATION_TLS_SECRET = "rabbitmq-federation-tls"
 #: Where the Bitnami chart (16.0.14) mounts that Secret in the broker container, and its file names
