@@ -37,6 +37,7 @@ from burrow.app.broker_users import ROLES, broker_definitions, dead_letter_names
 from burrow.app.federation import (
     AMQPS_PORT,
     CA_FILE,
+    CLUSTER_DOMAINS,
     FEDERATION_USER,
     KEEPER_SCRIPT,
     PLUGIN,
@@ -61,8 +62,11 @@ MESSAGING = MessagingConfig()
 TLS_PORTS: dict[str, int] = {}  # each cell's TLS listener (what the other region's links dial), set by `cells`
 
 
+ZONE = "example.com"
+
+
 def broker_host(region: str) -> str:
-    return f"rabbitmq.{region}.example.com"
+    return f"rabbitmq.{region}.{ZONE}"
 
 
 def federation_of(region: str, other: str, other_host: str | None = None) -> BrokerFederation:
@@ -101,8 +105,10 @@ def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Pope
 
 @pytest.fixture(scope="module")
 def environment_ca(tmp_path_factory) -> CertificateAuthority:
-    """The environment's federation CA (cert-manager's CA ClusterIssuer in every region)."""
-    return CertificateAuthority.create(tmp_path_factory.mktemp("federation-ca"), "burrow-federation")
+    """The environment's federation CA (cert-manager's CA ClusterIssuer in every region), with the
+    critical name constraints Burrow gives it: the links verify a chain that carries them."""
+    return CertificateAuthority.create(tmp_path_factory.mktemp("federation-ca"), "burrow-federation",
+                                       permitted=(ZONE, *CLUSTER_DOMAINS))
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,9 @@ def test_cert_manager_installs_at_its_pin_with_crds_kept_and_no_aggregated_roles
         assert values["global"]["leaderElection"]["namespace"] == "cert-manager"
         assert values["webhook"]["securePort"] == 10250
         assert values["cainjector"]["extraArgs"] == ["--namespace=cert-manager"]
+        # no Ingress or Gateway gets a certificate from an annotation (any editor could get one
+        # from the federation CA for a peer broker's name)
+        assert values["extraArgs"] == ["--controllers=*,-ingress-shim,-gateway-shim"]
         for part in (values, values["webhook"], values["cainjector"], values["startupapicheck"]):
             assert part["securityContext"]["runAsNonRoot"] is True
             assert part["containerSecurityContext"]["allowPrivilegeEscalation"] is False
@@ -76,6 +79,9 @@ def test_the_primary_makes_the_ca_and_pushes_it_to_the_shell(synthesized):
                                         "name": "burrow-federation-self-signed"}
     assert (certificate["duration"], certificate["renewBefore"]) == ("87600h", "8760h")
     assert certificate["privateKey"]["rotationPolicy"] == "Never"  # a renewal keeps the brokers' certificates valid
+    # the CA signs only the brokers' names: the environment's zone and in-cluster service names
+    assert certificate["nameConstraints"] == {
+        "critical": True, "permitted": {"dnsDomains": ["prod.burrow.example.com", "svc.cluster.local", "svc"]}}
     push = objects[("PushSecret", "burrow-federation-ca")]
     assert push["apiVersion"] == "external-secrets.io/v1alpha1"
     assert push["metadata"]["namespace"] == "cert-manager"

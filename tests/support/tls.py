@@ -30,7 +30,9 @@ class CertificateAuthority:
     ca_file: Path
 
     @classmethod
-    def create(cls, folder: Path, name: str) -> CertificateAuthority:
+    def create(cls, folder: Path, name: str, permitted: tuple[str, ...] = ()) -> CertificateAuthority:
+        """A CA named `name`; with `permitted`, critical X.509 name constraints limit it to those DNS
+        domains, as Burrow's federation CA is limited (`FederationCa.permitted_domains`)."""
         folder.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -42,8 +44,11 @@ class CertificateAuthority:
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
                                          key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256())
         )
+        if permitted:
+            certificate = certificate.add_extension(x509.NameConstraints(
+                permitted_subtrees=[x509.DNSName(domain) for domain in permitted], excluded_subtrees=None), critical=True)
+        certificate = certificate.sign(key, hashes.SHA256())
         ca_file = folder / f"{name}-ca.pem"
         ca_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return cls(name, key, certificate, ca_file)

@@ -74,12 +74,21 @@ KINDS = k.ChartKinds(
 )
 
 
+#: The controller's controllers: its defaults without the Ingress and Gateway shims. With them, any
+#: Ingress (or Gateway) annotated `cert-manager.io/cluster-issuer: burrow-federation` would get a
+#: certificate from the federation CA, for any name: anyone who may create an Ingress could then
+#: pose as a peer region's broker. Burrow's Certificates are objects of their own.
+CONTROLLERS = "--controllers=*,-ingress-shim,-gateway-shim"
+
+
 def chart_values() -> dict[str, Any]:
-    """CRDs templated and kept on uninstall, RBAC not aggregated into the built-in roles, leader
-    election in cert-manager's own namespace (nothing in kube-system), the CA injector limited to
-    cert-manager's namespace (it only fills the webhook's CA bundle), restricted pods, small requests."""
+    """CRDs templated and kept on uninstall, RBAC not aggregated into the built-in roles, no
+    Ingress or Gateway shim (`CONTROLLERS`), leader election in cert-manager's own namespace
+    (nothing in kube-system), the CA injector limited to cert-manager's namespace (it only fills
+    the webhook's CA bundle), restricted pods, small requests."""
     return {
         "crds": {"enabled": True, "keep": True},
+        "extraArgs": [CONTROLLERS],
         "global": {"rbac": {"aggregateClusterRoles": False}, "leaderElection": {"namespace": NAMESPACE}},
         **restricted(),
         "resources": small(),
@@ -104,6 +113,9 @@ class FederationCa:
     #: Renewed this long before it expires, with the same key (`rotationPolicy: Never`), so the
     #: brokers' certificates stay valid across a renewal. default: 1 year
     renew_before: str = "8760h"
+    #: The DNS domains the CA may sign names in (critical X.509 name constraints): a certificate
+    #: it issued for any other name fails verification. default: unconstrained
+    permitted_domains: tuple[str, ...] = ()
 
 
 def _issuer(kind: str, name: str, spec: Mapping[str, Any], namespace: str | None = None) -> K8sObject:
@@ -125,6 +137,8 @@ def ca_certificate(ca: FederationCa) -> K8sObject:
             "renewBefore": ca.renew_before,
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Never"},
             "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": SELF_SIGNED},
+            **({"nameConstraints": {"critical": True, "permitted": {"dnsDomains": list(ca.permitted_domains)}}}
+               if ca.permitted_domains else {}),
         },
     }
 

@@ -30,10 +30,13 @@ PLUGIN_IMAGE = VELERO.image("plugin-for-aws").reference  # the plugin line made 
 NAMESPACE = "velero"
 SERVICE_ACCOUNT = "velero"
 LOCATION = "default"
-#: The chart's CRDs are applied by its pre-install hook Job (`velero install --crds-only`), not from the chart.
+#: Helm installs the chart's CRDs from its crds/ folder; its CRD upgrade hook (a Job with its own
+#: ClusterRole) is off (`upgradeCRDs`). The server's ClusterRoleBinding stays: the chart binds
+#: Velero's service account to `cluster-admin` (`rbac.clusterAdministrator`), which backing up and
+#: restoring any kind needs.
 KINDS = k.ChartKinds(
     chart="velero",
-    kinds=(k.DEPLOYMENT, ("batch/v1", "Job"), *k.CLUSTER_RBAC, *k.NAMESPACE_RBAC, *k.core("ConfigMap", "Service", "ServiceAccount"),
+    kinds=(k.DEPLOYMENT, (k.RBAC, "ClusterRoleBinding"), *k.NAMESPACE_RBAC, *k.core("ConfigMap", "Service", "ServiceAccount"),
            ("velero.io/v1", "BackupStorageLocation"), ("velero.io/v1", "VolumeSnapshotLocation")),
     when={"metrics.serviceMonitor.enabled": (k.SERVICE_MONITOR,)},
     crds=k.group_kinds("velero.io", "Backup", "BackupRepository", "BackupStorageLocation", "DataDownload", "DataUpload",

@@ -78,6 +78,9 @@ DEFINITIONS_FILE = "load_definition.json"  # the Bitnami chart's default loadDef
 PLUGIN = "rabbitmq_federation"
 #: The user federation links log in as on the upstream broker (every region's broker has it).
 FEDERATION_USER = "burrow-federation"
+#: The DNS domains of a broker's in-cluster names on its certificate (`<release>.<ns>.svc[.cluster.local]`);
+#: with the environment's zone, the names the federation CA may sign (its name constraints).
+CLUSTER_DOMAINS = ("svc.cluster.local", "svc")
 #: The Secret (cert-manager's: `ca.crt`, `tls.crt`, `tls.key`) with the broker's certificate.
 FEDERATION_TLS_SECRET = "rabbitmq-federation-tls"
 #: Where the Bitnami chart (16.0.14) mounts that Secret in the broker container, and its file names
@@ -197,7 +200,6 @@ def federation_certificate(federation: BrokerFederation, namespace: str, service
             "secretName": FEDERATION_TLS_SECRET,
             "secretTemplate": {"labels": dict(MANAGED_BY)},
             "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": FEDERATION_ISSUER},
-            "commonName": federation.broker_host,
             "dnsNames": list(dict.fromkeys([federation.broker_host, *service_hosts])),
             "duration": CERTIFICATE_DURATION,
             "renewBefore": CERTIFICATE_RENEW_BEFORE,

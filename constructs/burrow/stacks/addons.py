@@ -16,6 +16,7 @@ from burrow.addons.monitoring import MonitoringAddOn, alloy, loki
 from burrow.addons.storage import EbsStorageClasses
 from burrow.addons.velero import VeleroAddOn
 from burrow.app.broker_users import secret_key, user_name
+from burrow.app.federation import CLUSTER_DOMAINS
 from burrow.app.rabbitmq import RELEASE_NAME, amqp_uri, service_host
 from burrow.config.schema import EnvironmentConfig
 from burrow.pins import (
@@ -49,8 +50,11 @@ def configured_addons(env: EnvironmentConfig, cluster: ClusterInfo | None = None
     if cluster is not None and cluster.secrets is not None:
         chosen.append(ExternalSecretsAddOn(cluster.secrets, digests=digests.get(EXTERNAL_SECRETS.chart, {})))
         if env.federation_peers:
+            assert env.ingress.zone is not None  # federation needs a zone (configuration checks)
             ca = FederationCa(secret_key=cluster.secrets.secret(CA_SECRET_KEY), signs=env.is_primary,
-                              common_name=f"Burrow {env.name} federation CA")
+                              common_name=f"Burrow {env.name} federation CA",
+                              # the brokers' names: rabbitmq.<region>.<zone> and their in-cluster names
+                              permitted_domains=(env.ingress.zone, *CLUSTER_DOMAINS))
             chosen.append(CertManagerAddOn(ca=ca, digests=digests.get(CERT_MANAGER.chart, {})))
     if env.on_aws:
         chosen.append(EbsStorageClasses())
