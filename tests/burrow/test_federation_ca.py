@@ -81,7 +81,8 @@ def test_the_primary_makes_the_ca_and_pushes_it_to_the_shell(synthesized):
     assert certificate["privateKey"]["rotationPolicy"] == "Never"  # a renewal keeps the brokers' certificates valid
     # the CA signs only the brokers' names: the environment's zone and in-cluster service names
     assert certificate["nameConstraints"] == {
-        "critical": True, "permitted": {"dnsDomains": ["prod.burrow.example.com", "svc.cluster.local", "svc"]}}
+        "critical": True, "permitted": {"dnsDomains": ["prod.burrow.example.com", "svc.cluster.local", "svc"]},
+        "excluded": {"ipRanges": ["0.0.0.0/0", "::/0"]}}
     push = objects[("PushSecret", "burrow-federation-ca")]
     assert push["apiVersion"] == "external-secrets.io/v1alpha1"
     assert push["metadata"]["namespace"] == "cert-manager"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,11 @@ class CertificateAuthority:
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
                                          key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
         )
-        if permitted:
+        if permitted:  # and no IP address at all, as Burrow's CA
             certificate = certificate.add_extension(x509.NameConstraints(
-                permitted_subtrees=[x509.DNSName(domain) for domain in permitted], excluded_subtrees=None), critical=True)
+                permitted_subtrees=[x509.DNSName(domain) for domain in permitted],
+                excluded_subtrees=[x509.IPAddress(ipaddress.ip_network(n)) for n in ("0.0.0.0/0", "::/0")]),
+                critical=True)
         certificate = certificate.sign(key, hashes.SHA256())
         ca_file = folder / f"{name}-ca.pem"
         ca_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

@@ -79,6 +79,8 @@ KINDS = k.ChartKinds(
 #: certificate from the federation CA, for any name: anyone who may create an Ingress could then
 #: pose as a peer region's broker. Burrow's Certificates are objects of their own.
 CONTROLLERS = "--controllers=*,-ingress-shim,-gateway-shim"
+#: Every IPv4 and IPv6 address: excluded from what the federation CA may sign.
+ALL_ADDRESSES = ("0.0.0.0/0", "::/0")
 
 
 def chart_values() -> dict[str, Any]:
@@ -113,8 +115,10 @@ class FederationCa:
     #: Renewed this long before it expires, with the same key (`rotationPolicy: Never`), so the
     #: brokers' certificates stay valid across a renewal. default: 1 year
     renew_before: str = "8760h"
-    #: The DNS domains the CA may sign names in (critical X.509 name constraints): a certificate
-    #: it issued for any other name fails verification. default: unconstrained
+    #: The DNS domains the CA may sign names in (critical X.509 name constraints; IP addresses are
+    #: excluded altogether, since a DNS-only constraint leaves them free). Verifiers that apply a
+    #: root's constraints refuse a certificate for any other name; Erlang, and so the brokers, do
+    #: not (docs/federation-ca.md). default: unconstrained
     permitted_domains: tuple[str, ...] = ()
 
 
@@ -137,7 +141,8 @@ def ca_certificate(ca: FederationCa) -> K8sObject:
             "renewBefore": ca.renew_before,
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Never"},
             "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": SELF_SIGNED},
-            **({"nameConstraints": {"critical": True, "permitted": {"dnsDomains": list(ca.permitted_domains)}}}
+            **({"nameConstraints": {"critical": True, "permitted": {"dnsDomains": list(ca.permitted_domains)},
+                                    "excluded": {"ipRanges": list(ALL_ADDRESSES)}}}
                if ca.permitted_domains else {}),
         },
     }
