@@ -105,10 +105,12 @@ def start_keeper(node: RabbitMqNode, region: str, other: str) -> subprocess.Pope
 
 @pytest.fixture(scope="module")
 def environment_ca(tmp_path_factory) -> CertificateAuthority:
-    """The environment's federation CA (cert-manager's CA ClusterIssuer in every region), with the
-    critical name constraints Burrow gives it: the links verify a chain that carries them."""
-    return CertificateAuthority.create(tmp_path_factory.mktemp("federation-ca"), "burrow-federation",
-                                       permitted=(ZONE, *CLUSTER_DOMAINS))
+    """The environment's federation CA (cert-manager's CA ClusterIssuer in every region): an
+    intermediate with the critical name constraints Burrow gives it, under an unconstrained root
+    that the brokers trust, as `burrow.addons.cert_manager` makes them."""
+    folder = tmp_path_factory.mktemp("federation-ca")
+    root = CertificateAuthority.create(folder, "burrow-federation-root")
+    return CertificateAuthority.create(folder, "burrow-federation", permitted=(ZONE, *CLUSTER_DOMAINS), parent=root)
 
 
 @pytest.fixture(scope="module")
@@ -260,12 +262,12 @@ def link_states(node: RabbitMqNode) -> str:
 def test_a_downstream_that_trusts_another_ca_or_dials_the_wrong_name_gets_no_link(cells, environment_ca,
                                                                                tmp_path_factory):
     """Verification is on: a third broker, with the environment's federation password, federates
-    from the first region over TLS twice: once trusting a CA of its own (`wrong-ca`), once
-    trusting the environment's CA but dialling the upstream under a name its certificate does not
-    carry (`wrong-name`). Neither link runs, and no message crosses while a consumer waits there.
-    (Erlang/OTP 25 does not enforce the CA's own name constraints, a trust anchor's, which RFC 5280
-    leaves optional: a certificate the CA signed for a name outside them verifies. Checked here;
-    docs/federation-ca.md says so.)"""
+    over TLS three times: from the first region trusting a CA of its own (`wrong-ca`); from the
+    first region trusting the environment's CA but dialling it under a name its certificate does
+    not carry (`wrong-name`); and from a listener whose certificate the environment's CA did sign,
+    for a name outside the CA's name constraints (`outside-constraints`: the stranger's own, for
+    `rabbitmq.outside.test`). No link runs, and no message crosses while a consumer waits there.
+    (The constraints hold because they sit on an intermediate: Erlang skips a trust anchor's.)"""
     source = cells[REGIONS[0]]
     home = tmp_path_factory.mktemp("stranger")
     other_ca = CertificateAuthority.create(home / "ca", "another-ca")
@@ -273,8 +275,11 @@ def test_a_downstream_that_trusts_another_ca_or_dials_the_wrong_name_gets_no_lin
                            other_host=broker_host(REGIONS[0]))
     definitions["parameters"] += rendered("stranger", "wrong-name", PASSWORD, TLS_PORTS[REGIONS[0]],
                                           environment_ca.ca_file, other_host="rabbitmq.elsewhere.example.com")["parameters"]
+    outside = "rabbitmq.outside.test"
+    stranger, own_port = tls_node(home, environment_ca, [outside])
+    definitions["parameters"] += rendered("stranger", "outside-constraints", PASSWORD, own_port,
+                                          environment_ca.ca_file, other_host=outside)["parameters"]
     (home / "load_definition.json").write_text(json.dumps(definitions))
-    stranger = RabbitMqNode.create(home, plugins=(PLUGIN,), config=f"load_definitions = {home / 'load_definition.json'}\n")
     try:
         stranger.start()
         with connection(stranger) as conn:
@@ -282,15 +287,19 @@ def test_a_downstream_that_trusts_another_ca_or_dials_the_wrong_name_gets_no_lin
         deadline, states = time.monotonic() + 30, ""
         while time.monotonic() < deadline:
             states = link_states(stranger)
-            if '<<"wrong-ca">>,error' in states and '<<"wrong-name">>,error' in states:
+            if all(f'<<"{name}">>,error' in states for name in ("wrong-ca", "wrong-name", "outside-constraints")):
                 break
             time.sleep(1)
         print(f"federation TLS: links of a downstream that must not verify: {' '.join(states.split())}")
         links = {name: error for name, error in re.findall(r'<<"([\w-]+)">>,error,(.*?)(?=\}, \{<<|\}\]$)', " ".join(states.split()))}
-        assert set(links) == {"wrong-ca", "wrong-name"}, states
+        assert set(links) == {"wrong-ca", "wrong-name", "outside-constraints"}, states
         # the downstream's own TLS client refused each upstream: an unknown CA, a name the certificate lacks
         assert "CLIENT ALERT" in links["wrong-ca"] and "unknown_ca" in links["wrong-ca"], states
         assert "CLIENT ALERT" in links["wrong-name"] and "hostname_check_failed" in links["wrong-name"], states
+        # the CA's name constraints are enforced, not only accepted: its certificate for a name
+        # outside them does not verify
+        assert "CLIENT ALERT" in links["outside-constraints"], states
+        assert "hostname_check_failed" not in links["outside-constraints"], states
         assert "running" not in states
         ids = [f"stray-{i}-{uuid.uuid4().hex[:6]}" for i in range(20)]
         publish(source, ids)

@@ -71,12 +71,18 @@ def test_cert_manager_installs_at_its_pin_with_crds_kept_and_no_aggregated_roles
 
 def test_the_primary_makes_the_ca_and_pushes_it_to_the_shell(synthesized):
     objects = {(o["kind"], o["metadata"]["name"]): o for o in ca_objects(synthesized, "prod")}
-    assert set(objects) == {("Issuer", "burrow-federation-self-signed"), ("Certificate", "burrow-federation-ca"),
+    assert set(objects) == {("Issuer", "burrow-federation-self-signed"), ("Certificate", "burrow-federation-root"),
+                            ("Issuer", "burrow-federation-root"), ("Certificate", "burrow-federation-ca"),
                             ("PushSecret", "burrow-federation-ca"), ("ClusterIssuer", FEDERATION_ISSUER)}
+    # an unconstrained root, self-signed, whose key stays in this cluster (nothing pushes it) ...
+    root = objects[("Certificate", "burrow-federation-root")]["spec"]
+    assert root["isCA"] is True and "nameConstraints" not in root
+    assert root["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer", "name": "burrow-federation-self-signed"}
+    assert objects[("Issuer", "burrow-federation-root")]["spec"] == {"ca": {"secretName": "burrow-federation-root"}}
+    # ... signs the shared CA, which carries the constraints: Erlang enforces an intermediate's
     certificate = objects[("Certificate", "burrow-federation-ca")]["spec"]
     assert certificate["isCA"] is True and certificate["secretName"] == "burrow-federation-ca"
-    assert certificate["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer",
-                                        "name": "burrow-federation-self-signed"}
+    assert certificate["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer", "name": "burrow-federation-root"}
     assert (certificate["duration"], certificate["renewBefore"]) == ("87600h", "8760h")
     assert certificate["privateKey"]["rotationPolicy"] == "Never"  # a renewal keeps the brokers' certificates valid
     # the CA signs only the brokers' names: the environment's zone and in-cluster service names

@@ -222,7 +222,7 @@ def test_federated_brokers_serve_tls_with_a_certificate_of_the_environments_fede
         assert "commonName" not in spec
         # every name lies inside the CA's name constraints (a name outside would fail verification)
         [ca] = [o for o in synthesized.objects("prod", "prod")
-                if o["kind"] == "Certificate" and o["spec"].get("isCA")]
+                if o["kind"] == "Certificate" and o["spec"].get("nameConstraints")]
         permitted = ca["spec"]["nameConstraints"]["permitted"]["dnsDomains"]
         assert all(any(name.endswith("." + domain) for domain in permitted) for name in spec["dnsNames"]), permitted
         assert "server auth" in spec["usages"]

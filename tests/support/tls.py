@@ -23,23 +23,30 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 @dataclass(frozen=True)
 class CertificateAuthority:
-    """A CA whose certificate is `ca_file`; `server` issues certificates for DNS names."""
+    """A CA; `server` issues certificates for DNS names. `ca_file` is what a client trusts: this
+    CA's certificate, or for an intermediate (`parent`) its root's. A server certificate file holds
+    the intermediate after the leaf, as cert-manager's `tls.crt` does."""
 
     name: str
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     ca_file: Path
+    #: The CA certificates a server sends after its own (an intermediate's own certificate).
+    chain: tuple[x509.Certificate, ...] = ()
 
     @classmethod
-    def create(cls, folder: Path, name: str, permitted: tuple[str, ...] = ()) -> CertificateAuthority:
-        """A CA named `name`; with `permitted`, critical X.509 name constraints limit it to those DNS
-        domains, as Burrow's federation CA is limited (`FederationCa.permitted_domains`)."""
+    def create(cls, folder: Path, name: str, permitted: tuple[str, ...] = (),
+               parent: CertificateAuthority | None = None) -> CertificateAuthority:
+        """A CA named `name`, self-signed or signed by `parent`; with `permitted`, critical X.509
+        name constraints limit it to those DNS domains, as Burrow's federation CA is limited
+        (`FederationCa.permitted_domains`)."""
         folder.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
         certificate = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(parent.certificate.subject if parent else subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - DAY).not_valid_after(now + DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -51,7 +58,9 @@ class CertificateAuthority:
                 permitted_subtrees=[x509.DNSName(domain) for domain in permitted],
                 excluded_subtrees=[x509.IPAddress(ipaddress.ip_network(n)) for n in ("0.0.0.0/0", "::/0")]),
                 critical=True)
-        certificate = certificate.sign(key, hashes.SHA256())
+        certificate = certificate.sign(parent.key if parent else key, hashes.SHA256())
+        if parent is not None:
+            return cls(name, key, certificate, parent.ca_file, (certificate, *parent.chain))
         ca_file = folder / f"{name}-ca.pem"
         ca_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return cls(name, key, certificate, ca_file)
@@ -70,7 +79,7 @@ class CertificateAuthority:
             .sign(self.key, hashes.SHA256())
         )
         cert_file, key_file = folder / f"{names[0]}.pem", folder / f"{names[0]}-key.pem"
-        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        cert_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (certificate, *self.chain)))
         key_file.write_bytes(_pem_key(key))
         key_file.chmod(0o600)
         return cert_file, key_file

@@ -43,6 +43,12 @@ CA_SECRET = "burrow-federation-ca"
 CA_SECRET_KEY = "federation-ca"
 #: The self-signed Issuer (namespaced: nothing outside cert-manager's namespace can use it).
 SELF_SIGNED = "burrow-federation-self-signed"
+#: The environment's root CA (Certificate, Secret and namespaced Issuer of that name), made in the
+#: signing region only: its key never leaves that cluster. It signs `CA_SECRET`, the intermediate
+#: CA the regions share, which carries the name constraints: Erlang (so the brokers) enforces an
+#: intermediate's constraints but not a trust anchor's, so the root trusted by every broker
+#: (`ca.crt`) is unconstrained and the CA under it is constrained.
+ROOT = "burrow-federation-root"
 #: EKS's control plane reaches admission webhooks on the nodes at 443 and 10250 (the ports a node
 #: security group of its own admits from the control plane); the webhook serves on 10250.
 WEBHOOK_PORT = 10250
@@ -110,11 +116,13 @@ class FederationCa:
     #: Make the CA here and push it (one region per environment). default: read it
     signs: bool = False
     common_name: str = "Burrow federation CA"
-    #: The CA certificate's lifetime. default: 10 years
+    #: The shared (intermediate) CA certificate's lifetime. default: 10 years
     duration: str = "87600h"
     #: Renewed this long before it expires, with the same key (`rotationPolicy: Never`), so the
     #: brokers' certificates stay valid across a renewal. default: 1 year
     renew_before: str = "8760h"
+    #: The root CA's lifetime (renewed with the same key, `renew_before` ahead). default: 20 years
+    root_duration: str = "175200h"
     #: The DNS domains the CA may sign names in (critical X.509 name constraints; IP addresses are
     #: excluded altogether, since a DNS-only constraint leaves them free). Verifiers that apply a
     #: root's constraints refuse a certificate for any other name; Erlang, and so the brokers, do
@@ -127,25 +135,38 @@ def _issuer(kind: str, name: str, spec: Mapping[str, Any], namespace: str | None
     return {"apiVersion": CERT_MANAGER_API_VERSION, "kind": kind, "metadata": metadata, "spec": dict(spec)}
 
 
-def ca_certificate(ca: FederationCa) -> K8sObject:
-    """The CA itself, self-signed, into `CA_SECRET`."""
+def _ca(name: str, common_name: str, duration: str, renew_before: str, issuer: str,
+        extra: Mapping[str, Any]) -> K8sObject:
+    """A CA Certificate in cert-manager's namespace, into the Secret `name`, renewed with its key."""
     return {
         "apiVersion": CERT_MANAGER_API_VERSION,
         "kind": "Certificate",
-        "metadata": {"name": CA_SECRET, "namespace": NAMESPACE, "labels": dict(MANAGED_BY)},
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": dict(MANAGED_BY)},
         "spec": {
             "isCA": True,
-            "commonName": ca.common_name,
-            "secretName": CA_SECRET,
-            "duration": ca.duration,
-            "renewBefore": ca.renew_before,
+            "commonName": common_name,
+            "secretName": name,
+            "duration": duration,
+            "renewBefore": renew_before,
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Never"},
-            "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": SELF_SIGNED},
-            **({"nameConstraints": {"critical": True, "permitted": {"dnsDomains": list(ca.permitted_domains)},
-                                    "excluded": {"ipRanges": list(ALL_ADDRESSES)}}}
-               if ca.permitted_domains else {}),
+            "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": issuer},
+            **extra,
         },
     }
+
+
+def root_certificate(ca: FederationCa) -> K8sObject:
+    """The environment's root CA, self-signed, into `ROOT` (it stays in this cluster)."""
+    return _ca(ROOT, f"{ca.common_name} root", ca.root_duration, ca.renew_before, SELF_SIGNED, {})
+
+
+def ca_certificate(ca: FederationCa) -> K8sObject:
+    """The shared CA, signed by the root, into `CA_SECRET` (its `ca.crt` is the root's certificate),
+    with the name constraints."""
+    constraints = ({"nameConstraints": {"critical": True, "permitted": {"dnsDomains": list(ca.permitted_domains)},
+                                        "excluded": {"ipRanges": list(ALL_ADDRESSES)}}}
+                   if ca.permitted_domains else {})
+    return _ca(CA_SECRET, ca.common_name, ca.duration, ca.renew_before, ROOT, constraints)
 
 
 def ca_push(ca: FederationCa) -> K8sObject:
@@ -181,7 +202,8 @@ def ca_replica(ca: FederationCa) -> K8sObject:
 def ca_objects(ca: FederationCa) -> list[K8sObject]:
     """The CA Secret's source (made and pushed, or read), then the ClusterIssuer that signs with it."""
     if ca.signs:
-        source = [_issuer("Issuer", SELF_SIGNED, {"selfSigned": {}}, NAMESPACE), ca_certificate(ca), ca_push(ca)]
+        source = [_issuer("Issuer", SELF_SIGNED, {"selfSigned": {}}, NAMESPACE), root_certificate(ca),
+                  _issuer("Issuer", ROOT, {"ca": {"secretName": ROOT}}, NAMESPACE), ca_certificate(ca), ca_push(ca)]
     else:
         source = [ca_replica(ca)]
     return [*source, _issuer("ClusterIssuer", FEDERATION_ISSUER, {"ca": {"secretName": CA_SECRET}})]
