@@ -212,3 +212,24 @@ def test_velero_installs_without_its_crd_hook_whose_kubectl_image_does_not_exist
     assert values_of(releases["velero"])["upgradeCRDs"] is False
     assert not [image for image in VELERO.images if "kubectl" in image.reference]
     assert "Burrow turns the chart's CRD upgrade hook" in VELERO.crds
+
+
+@pytest.mark.parametrize("failure", ["missing", "refused"])
+def test_make_release_says_in_one_line_which_image_docker_could_not_resolve(monkeypatch, failure):
+    """Without docker, or when a registry refuses, `make release` names the image, not a traceback."""
+    import subprocess
+
+    from burrow.errors import BurrowError
+    from burrow_tools.delivery import release as make_release
+
+    def run(argv, **_kwargs):
+        if failure == "missing":
+            raise FileNotFoundError(argv[0])
+        raise subprocess.CalledProcessError(1, argv, stderr="ERROR: pull access denied\n")
+
+    monkeypatch.setattr(make_release.subprocess, "run", run)
+    with pytest.raises(BurrowError) as raised:
+        make_release.resolve("docker.io/grafana/grafana:13.2.0")
+    line = str(raised.value)
+    assert "\n" not in line and "cannot resolve docker.io/grafana/grafana:13.2.0" in line
+    assert ("not installed" in line) if failure == "missing" else ("exited 1: ERROR: pull access denied" in line)

@@ -15,18 +15,27 @@ from pathlib import Path
 
 from burrow.config.loader import load_environments
 from burrow.config.release import SERVICES, Release, ReleasedImage, third_party_images
+from burrow.errors import BurrowError
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def resolve(reference: str) -> str:
-    """The digest (`sha256:…`) of the manifest `reference` names in its registry now."""
-    inspected = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    """The digest (`sha256:…`) of the manifest `reference` names in its registry now; a
+    `BurrowError` naming the reference when docker cannot tell."""
+    try:
+        inspected = subprocess.run(
+            ["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise BurrowError(f"make release: cannot resolve {reference}: docker (with buildx) is not installed") from None
+    except subprocess.CalledProcessError as exc:
+        said = " / ".join(line.strip() for line in (exc.stderr or "").splitlines() if line.strip())
+        raise BurrowError(f"make release: cannot resolve {reference}: docker buildx imagetools inspect exited "
+                          f"{exc.returncode}: {said or 'no message'}") from None
     return json.loads(inspected.stdout)["digest"]
 
 
@@ -48,4 +57,8 @@ if __name__ == "__main__":
     if len(sys.argv) != 5 or sys.argv[1] != "record":
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         sys.exit(2)
-    print(record(sys.argv[2], sys.argv[3], Path(sys.argv[4])).model_dump_json(indent=2))
+    try:
+        print(record(sys.argv[2], sys.argv[3], Path(sys.argv[4])).model_dump_json(indent=2))
+    except BurrowError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
